@@ -1,0 +1,9 @@
+//! Generated bindings for `bmc:plugin@0.1.0`. Private: plugins see only the hand-written API.
+
+wit_bindgen::generate!({
+    path: "../wit/v0.1",
+    world: "vendor-plugin",
+    pub_export_macro: true,
+    export_macro_name: "export_vendor_plugin",
+    default_bindings_module: "bmc_plugin_sdk::__private::bindings",
+});
