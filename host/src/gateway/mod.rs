@@ -1,0 +1,319 @@
+//! The HTTP gateway: the only way a plugin reaches the network.
+//!
+//! One [`Gateway`] serves one BMC. It resolves the BMC's address once and pins it, never follows
+//! redirects, applies the BMC's TLS policy, enforces timeouts and a response-size cap, splices
+//! secrets into the request at send time, and captures `X-Auth-Token` into a secret instead of
+//! handing it to the guest. Plain Rust, no wasm: the runtime's `http` import is a thin layer on top.
+
+mod endpoint;
+pub mod redact;
+pub mod request;
+mod tls;
+
+pub use endpoint::Endpoint;
+pub use request::{Auth, Method, Outbound, Part};
+pub use tls::{TlsPolicy, client_config, fingerprint};
+
+use bytes::Bytes;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// Bounds on what one BMC job may do through the gateway.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// TCP + TLS connection set-up.
+    pub connect_timeout: Duration,
+    /// One request, from send to the last byte of the answer.
+    pub request_timeout: Duration,
+    /// Largest response body accepted (Redfish documents are small).
+    pub max_response_bytes: usize,
+    /// Most requests one job (one plugin call) may send.
+    pub max_requests_per_job: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_response_bytes: 1 << 20,
+            max_requests_per_job: 200,
+        }
+    }
+}
+
+/// A complete answer from the BMC.
+pub struct Inbound {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, lower-case names, without `x-auth-token` and `set-cookie`.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The `X-Auth-Token` the BMC returned.
+    pub session_token: Option<SecretString>,
+}
+
+/// Why a request got no answer. Mirrors the contract's `http-error`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Refused before sending.
+    Denied(String),
+    /// No connection: the request was not sent.
+    Connect(String),
+    /// Sent, but no complete answer: its effect is unknown.
+    NoResponse(String),
+    /// The answer exceeded [`Limits::max_response_bytes`].
+    TooLarge(String),
+}
+
+/// Why a gateway could not be set up for a BMC.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The name did not resolve.
+    #[error("cannot resolve BMC address {endpoint}: {reason}")]
+    Resolve {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// The TLS policy could not be applied.
+    #[error("TLS policy `{policy}` for {endpoint}: {reason}")]
+    Tls {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The policy.
+        policy: TlsPolicy,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The HTTP client for one BMC, shared by every job on that BMC (keep-alive).
+pub struct Gateway {
+    client: reqwest::Client,
+    endpoint: Endpoint,
+    addr: SocketAddr,
+    origin: reqwest::Url,
+    tls: TlsPolicy,
+    limits: Limits,
+}
+
+impl Gateway {
+    /// Resolves `endpoint` once and builds a client pinned to the first address found.
+    pub async fn connect(
+        endpoint: Endpoint,
+        tls: TlsPolicy,
+        limits: Limits,
+    ) -> Result<Gateway, SetupError> {
+        let resolve_error = |reason: String| SetupError::Resolve {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let addr = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+            .await
+            .map_err(|e| resolve_error(e.to_string()))?
+            .next()
+            .ok_or_else(|| resolve_error("no address found".into()))?;
+        Gateway::pinned(endpoint, addr, tls, limits)
+    }
+
+    /// A client for `endpoint` that always dials `addr`, without any name resolution.
+    pub fn pinned(
+        endpoint: Endpoint,
+        addr: SocketAddr,
+        tls: TlsPolicy,
+        limits: Limits,
+    ) -> Result<Gateway, SetupError> {
+        let tls_error = |reason: String| SetupError::Tls {
+            endpoint: endpoint.clone(),
+            policy: tls.clone(),
+            reason,
+        };
+        let config = client_config(&tls).map_err(tls_error)?;
+        if tls == TlsPolicy::Insecure {
+            tracing::warn!(bmc = %endpoint, "TLS verification is OFF for this BMC (policy `insecure`)");
+        }
+        let origin = reqwest::Url::parse(&endpoint.origin())
+            .map_err(|e| tls_error(format!("bad origin: {e}")))?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(config)
+            .resolve(&endpoint.host, addr)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
+            .connect_timeout(limits.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(4)
+            .user_agent(concat!("bmc-rotate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| tls_error(chain(&e)))?;
+        Ok(Gateway {
+            client,
+            endpoint,
+            addr,
+            origin,
+            tls,
+            limits,
+        })
+    }
+
+    /// The BMC this gateway serves.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The pinned address.
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The TLS policy in force.
+    pub fn tls(&self) -> &TlsPolicy {
+        &self.tls
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Sends one request and reads the whole answer, within `deadline` if one is given.
+    pub async fn send(
+        &self,
+        request: &Outbound,
+        deadline: Option<Instant>,
+    ) -> Result<Inbound, Failure> {
+        request::check_path(&request.path).map_err(Failure::Denied)?;
+        let headers = request::check_headers(&request.headers).map_err(Failure::Denied)?;
+        let mut timeout = self.limits.request_timeout;
+        if let Some(deadline) = deadline {
+            timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+            if timeout.is_zero() {
+                return Err(Failure::Denied("the job's deadline is spent".into()));
+            }
+        }
+        let url = reqwest::Url::parse(&format!("{}{}", self.endpoint.origin(), request.path))
+            .map_err(|e| Failure::Denied(format!("bad path: {e}")))?;
+        if url.origin() != self.origin.origin() {
+            return Err(Failure::Denied("the path leaves the job's BMC".into()));
+        }
+
+        let mut builder = self
+            .client
+            .request(request.method.to_http(), url)
+            .headers(headers)
+            .timeout(timeout);
+        match &request.auth {
+            Auth::None => {}
+            Auth::Basic { user, password } => {
+                let token = request::basic_token(user, password);
+                let value = Zeroizing::new(format!("Basic {}", token.as_str()).into_bytes());
+                builder = builder.header(http::header::AUTHORIZATION, sensitive(value)?);
+            }
+            Auth::Session(token) => {
+                let value = Zeroizing::new(
+                    secrecy::ExposeSecret::expose_secret(&**token)
+                        .as_bytes()
+                        .to_vec(),
+                );
+                builder = builder.header("x-auth-token", sensitive(value)?);
+            }
+        }
+        let secret_body = request::has_secret(&request.body);
+        if !request.body.is_empty() {
+            builder = builder.body(Bytes::from_owner(request::splice(&request.body)));
+        }
+        tracing::debug!(
+            bmc = %self.endpoint,
+            method = ?request.method,
+            path = %request.path,
+            body = if secret_body { "<redacted>" } else { "plain" },
+            "request"
+        );
+
+        let started = Instant::now();
+        let mut response = builder.send().await.map_err(|e| classify(&e, timeout))?;
+        let status = response.status().as_u16();
+        if let Some(len) = response.content_length() {
+            if len > self.limits.max_response_bytes as u64 {
+                return Err(self.too_large(len));
+            }
+        }
+        let mut headers = Vec::with_capacity(response.headers().len());
+        let mut session_token = None;
+        for (name, value) in response.headers() {
+            match name.as_str() {
+                "x-auth-token" => {
+                    session_token = Some(SecretString::from(
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    ))
+                }
+                "set-cookie" => {}
+                n => headers.push((
+                    n.to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )),
+            }
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e, timeout))? {
+            if body.len() + chunk.len() > self.limits.max_response_bytes {
+                return Err(self.too_large((body.len() + chunk.len()) as u64));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        tracing::debug!(bmc = %self.endpoint, status, bytes = body.len(), elapsed_ms = started.elapsed().as_millis() as u64, "response");
+        Ok(Inbound {
+            status,
+            headers,
+            body,
+            session_token,
+        })
+    }
+
+    fn too_large(&self, len: u64) -> Failure {
+        Failure::TooLarge(format!(
+            "the BMC's answer is at least {len} bytes; the limit is {} bytes",
+            self.limits.max_response_bytes
+        ))
+    }
+}
+
+fn sensitive(value: Zeroizing<Vec<u8>>) -> Result<http::HeaderValue, Failure> {
+    let mut value =
+        http::HeaderValue::from_maybe_shared(Bytes::from_owner(value)).map_err(|_| {
+            Failure::Denied("a credential holds characters not allowed in a header".into())
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Whether the request may have reached the BMC decides between `connect` and `no-response`.
+fn classify(e: &reqwest::Error, timeout: Duration) -> Failure {
+    if e.is_connect() {
+        Failure::Connect(chain(e))
+    } else if e.is_timeout() {
+        Failure::NoResponse(format!("no complete answer within {timeout:?}"))
+    } else {
+        Failure::NoResponse(chain(e))
+    }
+}
+
+/// An error and its causes on one line; reqwest's top-level message alone hides the reason.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
