@@ -332,3 +332,253 @@ impl clock::Host for JobState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The imports called directly, as a guest would call them, without any wasm.
+
+    use super::*;
+    use crate::gateway::{Endpoint, Limits, TlsPolicy};
+    use axum::body::Bytes;
+    use bmc_lab::HttpsServer;
+    use secrecy::ExposeSecret;
+
+    const PASSWORD: &str = r#"Old"Pass\1ü"#;
+
+    fn bindings() -> SecretBindings {
+        SecretBindings::new()
+            .bind(
+                "login-password",
+                Arc::new(SecretString::from(PASSWORD.to_owned())),
+            )
+            .bind(
+                "new-password",
+                Arc::new(SecretString::from("NewPass-2".to_owned())),
+            )
+    }
+
+    fn job(gateway: Option<Arc<Gateway>>) -> JobState {
+        JobState::new(
+            "test",
+            gateway,
+            bindings(),
+            Duration::from_secs(30),
+            64 << 20,
+        )
+    }
+
+    /// A BMC that reflects everything: request body, headers, and a token in its own body.
+    async fn echo_bmc(limits: Limits) -> (HttpsServer, Arc<Gateway>) {
+        let router = axum::Router::new().route(
+            "/echo",
+            axum::routing::any(|headers: axum::http::HeaderMap, body: Bytes| async move {
+                let auth = headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let token = headers
+                    .get("x-auth-token")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let reply = format!(
+                    r#"{{"echo":{},"auth":"{auth}","token":"{token}","issued":"Tok-Secret-99"}}"#,
+                    serde_json::to_string(&String::from_utf8_lossy(&body)).unwrap()
+                );
+                (
+                    [
+                        ("x-auth-token", "Tok-Secret-99".to_owned()),
+                        ("x-echo-auth", auth),
+                    ],
+                    reply,
+                )
+            }),
+        );
+        let server = HttpsServer::start_local(router).await.unwrap();
+        let gateway = Gateway::pinned(
+            Endpoint::new("127.0.0.1", server.addr().port()),
+            server.addr(),
+            TlsPolicy::PinnedSha256(server.sha256()),
+            limits,
+        )
+        .unwrap();
+        (server, Arc::new(gateway))
+    }
+
+    async fn secret(job: &mut JobState, name: &str) -> Resource<SecretHandle> {
+        secrets::Host::get(job, name.into()).await.unwrap().unwrap()
+    }
+
+    fn borrow(handle: &Resource<SecretHandle>) -> Resource<SecretHandle> {
+        Resource::new_borrow(handle.rep())
+    }
+
+    fn request(path: &str, auth: http::Auth, body: Vec<http::BodyPart>) -> http::Request {
+        http::Request {
+            method: http::Method::Post,
+            path: path.into(),
+            headers: vec![],
+            auth,
+            body,
+        }
+    }
+
+    #[tokio::test]
+    async fn unbound_secrets_are_refused_by_name() {
+        let mut job = job(None);
+        let err = secrets::Host::get(&mut job, "admin-password".into())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "`admin-password` is not bound for this call (bound: login-password, new-password)"
+        );
+        let handle = secret(&mut job, "login-password").await;
+        secrets::HostSecret::drop(&mut job, handle).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_a_bmc_http_is_denied() {
+        let mut job = job(None);
+        let answer = http::Host::send(&mut job, request("/x", http::Auth::None, vec![]))
+            .await
+            .unwrap();
+        assert!(matches!(answer, Err(http::HttpError::Denied(m)) if m.contains("no BMC")));
+    }
+
+    #[tokio::test]
+    async fn echoed_secrets_never_reach_the_guest() {
+        let (_server, gateway) = echo_bmc(Limits::default()).await;
+        let mut job = job(Some(gateway));
+        let login = secret(&mut job, "login-password").await;
+        let new = secret(&mut job, "new-password").await;
+        let body = vec![
+            http::BodyPart::Text("{\"a\":".into()),
+            http::BodyPart::SecretJsonString(borrow(&login)),
+            http::BodyPart::Text(",\"b\":".into()),
+            http::BodyPart::SecretJsonString(borrow(&new)),
+            http::BodyPart::Text("}".into()),
+        ];
+        let auth = http::Auth::Basic(("root".into(), borrow(&login)));
+        let answer = http::Host::send(&mut job, request("/echo", auth, body))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8(answer.body.clone()).unwrap();
+        let basic = gateway::request::basic_token("root", &SecretString::from(PASSWORD.to_owned()));
+        for leak in [
+            PASSWORD,
+            r#"Old\"Pass\\1ü"#,
+            "NewPass-2",
+            "Tok-Secret-99",
+            basic.as_str(),
+        ] {
+            assert!(!text.contains(leak), "`{leak}` reached the guest: {text}");
+            assert!(
+                answer.headers.iter().all(|(_, v)| !v.contains(leak)),
+                "`{leak}` in headers"
+            );
+        }
+        assert!(text.contains("<redacted>"), "{text}");
+        // The token came back as a handle that works as a credential.
+        let token = answer.session_token.expect("token handle");
+        assert_eq!(
+            job.table.get(&token).unwrap().0.expose_secret(),
+            "Tok-Secret-99"
+        );
+        let again = http::Host::send(
+            &mut job,
+            request("/echo", http::Auth::Session(borrow(&token)), vec![]),
+        )
+        .await;
+        let text = String::from_utf8(again.unwrap().unwrap().body).unwrap();
+        assert!(text.contains(r#""token":"<redacted>""#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn requests_per_job_are_capped() {
+        let (_server, gateway) = echo_bmc(Limits {
+            max_requests_per_job: 2,
+            ..Limits::default()
+        })
+        .await;
+        let mut job = job(Some(gateway));
+        for _ in 0..2 {
+            assert!(
+                http::Host::send(&mut job, request("/echo", http::Auth::None, vec![]))
+                    .await
+                    .unwrap()
+                    .is_ok()
+            );
+        }
+        let third = http::Host::send(&mut job, request("/echo", http::Auth::None, vec![]))
+            .await
+            .unwrap();
+        assert!(
+            matches!(third, Err(http::HttpError::Denied(m)) if m.contains("at most 2 requests"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_handle_traps_instead_of_sending() {
+        let (_server, gateway) = echo_bmc(Limits::default()).await;
+        let mut job = job(Some(gateway));
+        let handle = secret(&mut job, "login-password").await;
+        let rep = handle.rep();
+        secrets::HostSecret::drop(&mut job, handle).await.unwrap();
+        let stale = Resource::<SecretHandle>::new_borrow(rep);
+        assert!(
+            http::Host::send(
+                &mut job,
+                request("/echo", http::Auth::Session(stale), vec![])
+            )
+            .await
+            .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn logs_are_scrubbed_bounded_and_panics_recorded() {
+        let mut job = job(None);
+        log::Host::log(&mut job, log::Level::Info, format!("pw={PASSWORD}"))
+            .await
+            .unwrap();
+        log::Host::log(&mut job, log::Level::Warn, "é".repeat(MAX_LOG_MESSAGE))
+            .await
+            .unwrap();
+        log::Host::log(
+            &mut job,
+            log::Level::Error,
+            "plugin panicked at src/lib.rs:1:1:\nboom".into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(job.log[0].message, "pw=<redacted>");
+        assert!(job.log[1].message.len() <= MAX_LOG_MESSAGE + '…'.len_utf8());
+        assert_eq!(
+            job.panic_message.as_deref(),
+            Some("plugin panicked at src/lib.rs:1:1:\nboom")
+        );
+        for _ in 0..MAX_LOG_LINES {
+            log::Host::log(&mut job, log::Level::Debug, "x".into())
+                .await
+                .unwrap();
+        }
+        assert_eq!(job.log.len(), MAX_LOG_LINES);
+    }
+
+    #[tokio::test]
+    async fn sleep_is_cut_at_the_deadline() {
+        let mut job = JobState::new(
+            "test",
+            None,
+            bindings(),
+            Duration::from_millis(100),
+            64 << 20,
+        );
+        let started = Instant::now();
+        clock::Host::sleep_ms(&mut job, 60_000).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(clock::Host::now_ms(&mut job).await.unwrap() > 1_600_000_000_000);
+    }
+}

@@ -1,0 +1,54 @@
+//! Self-signed server identities, made fresh for every simulated BMC.
+
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// A certificate and its private key, plus the certificate's SHA-256 for pinning.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    cert_pem: String,
+    key_der: Vec<u8>,
+    /// SHA-256 of `cert_der`.
+    pub sha256: [u8; 32],
+}
+
+impl TlsIdentity {
+    /// A self-signed certificate valid for `localhost`, `127.0.0.1`, `::1` and `names`.
+    pub fn self_signed(names: &[&str]) -> anyhow::Result<TlsIdentity> {
+        let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        sans.extend(names.iter().map(|n| n.to_string()));
+        let key = rcgen::KeyPair::generate()?;
+        let cert = rcgen::CertificateParams::new(sans)?.self_signed(&key)?;
+        let cert_der = cert.der().to_vec();
+        let sha256 = Sha256::digest(&cert_der).into();
+        Ok(TlsIdentity {
+            cert_der,
+            cert_pem: cert.pem(),
+            key_der: key.serialize_der(),
+            sha256,
+        })
+    }
+
+    /// The fingerprint as bmc-rotate's TLS policy text: `sha256:<hex>`.
+    pub fn pin(&self) -> String {
+        format!("sha256:{}", hex::encode(self.sha256))
+    }
+
+    /// The certificate as PEM (for a `ca-file:` policy: a self-signed certificate is its own CA).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A rustls server configuration presenting this identity.
+    pub fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_der.clone().into());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(vec![self.cert_der.clone().into()], key)?;
+        Ok(Arc::new(config))
+    }
+}
