@@ -1,1 +1,30 @@
+//! Support for the end-to-end tests: where the built components are, a shared runtime, and a
+//! small standard-Redfish BMC served over real TLS on loopback.
 
+pub mod mini_bmc;
+
+use bmc_rotate::runtime::{Runtime, RuntimeConfig};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// A component built by this crate's build script, e.g. `wasm("guest_sample")`.
+pub fn wasm(name: &str) -> PathBuf {
+    PathBuf::from(env!("BMC_TEST_WASM_DIR")).join(format!("{name}.wasm"))
+}
+
+/// The sandbox settings of the tests: a short budget so hostile guests are stopped quickly, and a
+/// compiled-artifact cache under `target/` shared by every test run.
+pub fn test_config() -> RuntimeConfig {
+    RuntimeConfig {
+        cache_dir: Some(PathBuf::from(env!("BMC_TEST_WASM_DIR")).join("../../artifact-cache")),
+        max_memory: 32 << 20,
+        call_budget: Duration::from_secs(3),
+    }
+}
+
+/// One runtime per test binary: plugins compile once, every test reuses them.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(test_config()).expect("runtime"))
+}

@@ -15,6 +15,9 @@ pub const REDACTED: &str = "<redacted>";
 /// and no BMC policy accepts such a password anyway.
 pub const MIN_SCRUB_LEN: usize = 4;
 
+/// How many levels of JSON quoting the byte-level scrub covers (JSON bodies are decoded fully).
+const MAX_ESCAPE_DEPTH: usize = 3;
+
 /// Header names whose values never reach a log line or a guest.
 const SENSITIVE_HEADERS: &[&str] = &[
     "authorization",
@@ -52,13 +55,15 @@ impl Redactor {
         Redactor::default()
     }
 
-    /// Adds a secret in every form a BMC might echo it: raw and JSON-escaped.
+    /// Adds a secret in every form a BMC might echo it: raw, and JSON-escaped once, twice or
+    /// three times (a BMC quoting a request body that quoted the secret).
     pub fn add_secret(&mut self, secret: &SecretString) {
-        let raw = secret.expose_secret();
-        self.add_form(raw.as_bytes());
-        let quoted = Zeroizing::new(serde_json::to_string(raw).unwrap_or_default());
-        if quoted.len() >= 2 {
-            self.add_form(&quoted.as_bytes()[1..quoted.len() - 1]);
+        let mut form = Zeroizing::new(secret.expose_secret().to_owned());
+        self.add_form(form.as_bytes());
+        for _ in 0..MAX_ESCAPE_DEPTH {
+            let quoted = Zeroizing::new(serde_json::to_string(form.as_str()).unwrap_or_default());
+            form = Zeroizing::new(quoted[1..quoted.len() - 1].to_owned());
+            self.add_form(form.as_bytes());
         }
     }
 
@@ -72,8 +77,20 @@ impl Redactor {
     }
 
     /// Replaces every occurrence of every secret; returns whether anything was replaced.
+    ///
+    /// A JSON body is also walked string by string, decoding strings that are themselves JSON,
+    /// so a secret nested at any depth of quoting is found; such a string is replaced whole.
     pub fn scrub(&self, data: &mut Vec<u8>) -> bool {
+        if self.needles.is_empty() {
+            return false;
+        }
         let mut changed = false;
+        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(data) {
+            if self.scrub_json(&mut value) {
+                *data = serde_json::to_vec(&value).unwrap_or_default();
+                changed = true;
+            }
+        }
         for needle in &self.needles {
             if let Some(out) = replace_all(data, needle) {
                 *data = out;
@@ -81,6 +98,55 @@ impl Redactor {
             }
         }
         changed
+    }
+
+    fn contains_secret(&self, text: &str) -> bool {
+        self.needles
+            .iter()
+            .any(|n| find(text.as_bytes(), n, 0).is_some())
+    }
+
+    fn scrub_json(&self, value: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => {
+                if self.contains_secret(s) {
+                    *s = REDACTED.to_owned();
+                    return true;
+                }
+                // A string that is itself JSON (a quoted request body): look inside it.
+                let Ok(mut inner) = serde_json::from_str::<Value>(s) else {
+                    return false;
+                };
+                if matches!(inner, Value::Object(_) | Value::Array(_) | Value::String(_))
+                    && self.scrub_json(&mut inner)
+                {
+                    *s = inner.to_string();
+                    return true;
+                }
+                false
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |acc, v| self.scrub_json(v) | acc),
+            Value::Object(map) => {
+                let mut changed = false;
+                let keys: Vec<String> = map
+                    .keys()
+                    .filter(|k| self.contains_secret(k))
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    if let Some(v) = map.remove(&key) {
+                        map.insert(REDACTED.to_owned(), v);
+                        changed = true;
+                    }
+                }
+                map.values_mut()
+                    .fold(changed, |acc, v| self.scrub_json(v) | acc)
+            }
+            _ => false,
+        }
     }
 
     /// [`Redactor::scrub`] on text.
@@ -132,6 +198,29 @@ mod tests {
         let body = r#"{"raw":"Pa"ss\wörd1","json":"Pa\"ss\\wörd1"}"#;
         let scrubbed = r.scrub_str(body);
         assert_eq!(scrubbed, r#"{"raw":"<redacted>","json":"<redacted>"}"#);
+    }
+
+    #[test]
+    fn secrets_nested_in_json_strings_are_found_at_any_depth() {
+        let mut r = Redactor::new();
+        r.add_secret(&secret(r#"Xq"Zk\7w"#));
+        let once = serde_json::json!({"Password": r#"Xq"Zk\7w"#}).to_string();
+        let twice = serde_json::json!({"body": once}).to_string();
+        let thrice = serde_json::json!({"wrapped": twice, "n": 1}).to_string();
+        for body in [once, twice, thrice] {
+            let scrubbed = r.scrub_str(&body);
+            assert!(scrubbed.contains(REDACTED), "{scrubbed}");
+            assert!(
+                !scrubbed.contains("Xq") && !scrubbed.contains("Zk"),
+                "{scrubbed}"
+            );
+        }
+        // Not JSON: the byte-level forms still apply, up to three levels of quoting.
+        let text = format!(
+            "raw {} end",
+            serde_json::to_string(&serde_json::to_string(r#"Xq"Zk\7w"#).unwrap()).unwrap()
+        );
+        assert!(!r.scrub_str(&text).contains("Zk"), "{}", r.scrub_str(&text));
     }
 
     #[test]

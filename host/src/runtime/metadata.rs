@@ -101,13 +101,19 @@ pub fn inspect(bytes: &[u8]) -> Result<Metadata, MetadataError> {
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
                     let import = import.map_err(|e| MetadataError::Malformed(e.to_string()))?;
-                    imports.push(import.name.name.to_owned());
+                    // Type imports only name types of interfaces imported alongside; what the
+                    // sandbox must provide are the instances and functions.
+                    if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
+                        imports.push(import.name.name.to_owned());
+                    }
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {
                 for export in reader {
                     let export = export.map_err(|e| MetadataError::Malformed(e.to_string()))?;
-                    exports.push(export.name.name.to_owned());
+                    if export.kind != wasmparser::ComponentExternalKind::Type {
+                        exports.push(export.name.name.to_owned());
+                    }
                 }
             }
             _ => {}

@@ -262,7 +262,7 @@ fn classify(
     if let Some(requested) = state.limits.refused {
         return CallError::Memory {
             limit_mib: max_memory >> 20,
-            requested_mib: requested >> 20,
+            requested_mib: requested.div_ceil(1 << 20),
         };
     }
     if let Some(panic) = &state.panic_message {

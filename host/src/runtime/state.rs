@@ -65,7 +65,7 @@ impl wasmtime::ResourceLimiter for JobLimits {
             return Err(wasmtime::Error::msg(format!(
                 "memory limit of {} MiB exceeded (the plugin asked for {} MiB)",
                 self.max_memory >> 20,
-                desired >> 20
+                desired.div_ceil(1 << 20)
             )));
         }
         Ok(true)

@@ -1,0 +1,73 @@
+//! Builds every wasm component the tests load, once per test run: the guests under
+//! `tests/guests/` (and, as they arrive, the vendor plugins), for `wasm32-wasip2` with the
+//! size-optimised `plugin` profile, into `target/wasm`. Installs the wasm target if missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const COMPONENTS: &[&str] = &[
+    "guest-sample",
+    "guest-hostile",
+    "guest-future-api",
+    "guest-forbidden-imports",
+];
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let workspace = manifest.parent().unwrap().to_owned();
+    for dir in ["sdk", "wit", "tests/guests", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("wasm");
+    ensure_wasm_target();
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(&workspace)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "plugin"])
+        .args(COMPONENTS.iter().flat_map(|c| ["-p", c]))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        // What the outer build set for the host must not leak into the wasm build (clippy's
+        // wrapper, host rustflags).
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    let status = build
+        .status()
+        .expect("cannot run cargo to build the wasm components");
+    assert!(
+        status.success(),
+        "building the wasm components failed (see the cargo output above)"
+    );
+    let out = target_dir.join("wasm32-wasip2").join("plugin");
+    println!("cargo:rustc-env=BMC_TEST_WASM_DIR={}", out.display());
+}
+
+/// `rustup target add` unless the toolchain already has the target's standard library.
+fn ensure_wasm_target() {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("cannot run rustc");
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
+    if Path::new(&sysroot)
+        .join("lib/rustlib/wasm32-wasip2")
+        .exists()
+    {
+        return;
+    }
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed"
+    );
+}

