@@ -1,1 +1,145 @@
-//! The command line.
+//! The command line: argument parsing, dispatch, exit codes.
+
+mod plugins;
+mod render;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The command failed (a plugin refused to load, a BMC was unreachable, ...).
+    pub const FAILED: u8 = 1;
+    /// Bad input: arguments, files or settings that are wrong. Nothing was changed.
+    pub const BAD_INPUT: u8 = 2;
+}
+
+/// Rotate BMC passwords across an Azure Stack Hub fleet through sandboxed vendor plugins.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bmc-rotate",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Log verbosity: error, warn, info, debug or trace (or a tracing filter such as
+    /// `bmc_rotate=debug`). Logs go to stderr and never contain secrets.
+    #[arg(long, global = true, env = "BMC_ROTATE_LOG", default_value = "warn")]
+    log: String,
+
+    /// Where compiled plugins are cached (created with mode 0700).
+    /// [default: $XDG_CACHE_HOME/bmc-rotate/wasm]
+    #[arg(long, global = true, env = "BMC_ROTATE_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile plugins every time instead of using the cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect vendor plugins (WebAssembly components).
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// List the plugins of a directory: id, version, vendor, families and API version. A plugin
+    /// that cannot be loaded is listed with the reason, and the exit code is 1.
+    List {
+        /// The plugin directory (every `*.wasm` in it).
+        /// [default: $XDG_DATA_HOME/bmc-rotate/plugins]
+        #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Show everything about one plugin: identity, API version, default password policy, SHA-256,
+    /// and the interfaces it imports and exports.
+    Inspect {
+        /// The plugin file (`.wasm` component).
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned text for people.
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli.log) {
+        eprintln!("error: --log: {e}");
+        return ExitCode::from(exit::BAD_INPUT);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    ExitCode::from(code)
+}
+
+async fn run(cli: Cli) -> u8 {
+    let cache_dir = if cli.no_cache {
+        None
+    } else {
+        cli.cache_dir
+            .or_else(crate::runtime::ArtifactCache::default_dir)
+    };
+    match cli.command {
+        Command::Plugins(PluginsCommand::List { dir, output }) => {
+            plugins::list(dir, output, cache_dir).await
+        }
+        Command::Plugins(PluginsCommand::Inspect { file, output }) => {
+            plugins::inspect(&file, output, cache_dir).await
+        }
+    }
+}
+
+fn init_logging(filter: &str) -> Result<(), String> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("`{filter}`: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init()
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,227 @@
+//! `bmc-rotate plugins list|inspect`.
+
+use super::render;
+use super::{Output, exit};
+use crate::runtime::{PasswordPolicy, Plugin, Runtime, RuntimeConfig};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime, u8> {
+    Runtime::new(RuntimeConfig {
+        cache_dir,
+        ..RuntimeConfig::default()
+    })
+    .map_err(|e| {
+        eprintln!("error: cannot start the plugin runtime: {e:#}");
+        exit::FAILED
+    })
+}
+
+/// Everything `inspect` shows, also its JSON form.
+#[derive(Serialize)]
+struct Inspection<'a> {
+    file: &'a str,
+    id: &'a str,
+    vendor: &'a str,
+    product: &'a str,
+    version: &'a str,
+    families: &'a [String],
+    api_version: String,
+    policy: &'a PasswordPolicy,
+    sha256: &'a str,
+    imports: &'a [String],
+    exports: &'a [String],
+}
+
+impl<'a> Inspection<'a> {
+    fn of(plugin: &'a Plugin) -> Self {
+        Inspection {
+            file: &plugin.origin,
+            id: &plugin.info.id,
+            vendor: &plugin.info.vendor,
+            product: &plugin.info.product,
+            version: &plugin.info.version,
+            families: &plugin.info.families,
+            api_version: plugin.metadata.api_version.to_string(),
+            policy: &plugin.info.policy,
+            sha256: &plugin.sha256,
+            imports: &plugin.metadata.imports,
+            exports: &plugin.metadata.exports,
+        }
+    }
+}
+
+fn describe_policy(p: &PasswordPolicy) -> String {
+    let mut parts = vec![
+        format!("{}-{} chars", p.min_length, p.max_length),
+        format!("{} classes", p.min_classes),
+    ];
+    if !p.allowed_symbols.is_empty() {
+        parts.push(format!("symbols {}", p.allowed_symbols));
+    }
+    if p.reuse_cycle > 0 {
+        parts.push(format!("no reuse of last {}", p.reuse_cycle));
+    }
+    if p.min_change_interval_hours > 0 {
+        parts.push(format!("{} h between changes", p.min_change_interval_hours));
+    }
+    if p.max_repeated_chars > 0 {
+        parts.push(format!("at most {} repeated", p.max_repeated_chars));
+    }
+    if p.forbid_account_name {
+        parts.push("not the account name".into());
+    }
+    parts.join(", ")
+}
+
+/// `plugins inspect FILE`.
+pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) -> u8 {
+    let runtime = match runtime(cache_dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let plugin = match runtime.load_file(file).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let view = Inspection::of(&plugin);
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&view).expect("serialisable")
+        ),
+        Output::Table => print!(
+            "{}",
+            render::fields(&[
+                ("file", view.file.to_owned()),
+                ("id", view.id.to_owned()),
+                ("vendor", view.vendor.to_owned()),
+                ("product", view.product.to_owned()),
+                ("version", view.version.to_owned()),
+                ("families", view.families.join(", ")),
+                ("api version", view.api_version.clone()),
+                ("policy", describe_policy(view.policy)),
+                ("sha256", view.sha256.to_owned()),
+                ("imports", view.imports.join("\n             ")),
+                ("exports", view.exports.join(", ")),
+            ])
+        ),
+    }
+    exit::OK
+}
+
+#[derive(Serialize)]
+struct Listed {
+    file: String,
+    #[serde(flatten)]
+    plugin: Option<ListedPlugin>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListedPlugin {
+    id: String,
+    version: String,
+    vendor: String,
+    families: Vec<String>,
+    api_version: String,
+}
+
+fn default_plugin_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(base.join("bmc-rotate").join("plugins"))
+}
+
+/// `plugins list [--dir DIR]`.
+pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBuf>) -> u8 {
+    let Some(dir) = dir.or_else(default_plugin_dir) else {
+        eprintln!("error: no plugin directory: pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR");
+        return exit::BAD_INPUT;
+    };
+    let runtime = match runtime(cache_dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let results = match runtime.load_dir(&dir).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}; pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR");
+            return exit::BAD_INPUT;
+        }
+    };
+    let listed: Vec<Listed> = results
+        .iter()
+        .map(|(path, result)| {
+            let file = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            );
+            match result {
+                Ok(p) => Listed {
+                    file,
+                    plugin: Some(ListedPlugin {
+                        id: p.info.id.clone(),
+                        version: p.info.version.clone(),
+                        vendor: p.info.vendor.clone(),
+                        families: p.info.families.clone(),
+                        api_version: p.metadata.api_version.to_string(),
+                    }),
+                    error: None,
+                },
+                // The file name is already in the row: keep only the reason.
+                Err(e) => Listed {
+                    file,
+                    plugin: None,
+                    error: Some(
+                        e.to_string()
+                            .replacen(&format!("{}: ", path.display()), "", 1),
+                    ),
+                },
+            }
+        })
+        .collect();
+    let failed = listed.iter().any(|l| l.error.is_some());
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&listed).expect("serialisable")
+        ),
+        Output::Table if listed.is_empty() => println!("no plugins (*.wasm) in {}", dir.display()),
+        Output::Table => {
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|l| match (&l.plugin, &l.error) {
+                    (Some(p), _) => vec![
+                        l.file.clone(),
+                        p.id.clone(),
+                        p.version.clone(),
+                        p.vendor.clone(),
+                        p.families.join(","),
+                        p.api_version.clone(),
+                    ],
+                    (None, error) => vec![
+                        l.file.clone(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        format!("REFUSED: {}", error.as_deref().unwrap_or("")),
+                    ],
+                })
+                .collect();
+            print!(
+                "{}",
+                render::table(
+                    &["FILE", "ID", "VERSION", "VENDOR", "FAMILIES", "API"],
+                    &rows
+                )
+            );
+        }
+    }
+    if failed { exit::FAILED } else { exit::OK }
+}
