@@ -194,19 +194,12 @@ pub fn extended_info(body: &Value) -> Vec<ExtendedInfo> {
             args,
         });
     }
-    if out.is_empty() {
-        if let Some(message) = body.pointer("/error/message").and_then(Value::as_str) {
-            let message_id = body
-                .pointer("/error/code")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            out.push(ExtendedInfo {
-                message_id,
-                message: message.to_owned(),
-                ..Default::default()
-            });
-        }
+    // Some errors carry only the envelope's own code and message.
+    if out.is_empty()
+        && let Some(message) = body.pointer("/error/message").and_then(Value::as_str)
+    {
+        let message_id = body.pointer("/error/code").and_then(Value::as_str).unwrap_or("").to_owned();
+        out.push(ExtendedInfo { message_id, message: message.to_owned(), ..Default::default() });
     }
     out
 }

@@ -229,14 +229,11 @@ async fn change(
             "no such account",
         );
     };
-    if let Some(tag) = if_match {
-        if tag != "*" && tag != format!("W/\"{}\"", account.version) {
-            return error(
-                StatusCode::PRECONDITION_FAILED,
-                "Base.1.12.PreconditionFailed",
-                "stale ETag",
-            );
-        }
+    if let Some(tag) = if_match
+        && tag != "*"
+        && tag != format!("W/\"{}\"", account.version)
+    {
+        return error(StatusCode::PRECONDITION_FAILED, "Base.1.12.PreconditionFailed", "stale ETag");
     }
     let Some(password) = body["Password"].as_str() else {
         return error(

@@ -238,10 +238,10 @@ impl Gateway {
         let started = Instant::now();
         let mut response = builder.send().await.map_err(|e| classify(&e, timeout))?;
         let status = response.status().as_u16();
-        if let Some(len) = response.content_length() {
-            if len > self.limits.max_response_bytes as u64 {
-                return Err(self.too_large(len));
-            }
+        if let Some(len) = response.content_length()
+            && len > self.limits.max_response_bytes as u64
+        {
+            return Err(self.too_large(len));
         }
         let mut headers = Vec::with_capacity(response.headers().len());
         let mut session_token = None;

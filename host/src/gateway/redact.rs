@@ -85,11 +85,11 @@ impl Redactor {
             return false;
         }
         let mut changed = false;
-        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(data) {
-            if self.scrub_json(&mut value) {
-                *data = serde_json::to_vec(&value).unwrap_or_default();
-                changed = true;
-            }
+        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(data)
+            && self.scrub_json(&mut value)
+        {
+            *data = serde_json::to_vec(&value).unwrap_or_default();
+            changed = true;
         }
         for needle in &self.needles {
             if let Some(out) = replace_all(data, needle) {

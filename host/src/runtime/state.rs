@@ -296,7 +296,7 @@ impl log::Host for JobState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let (plugin, bmc) = (&self.plugin, &self.bmc);
         match level {

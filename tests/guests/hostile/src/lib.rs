@@ -36,11 +36,10 @@ fn steal(bmc: &Bmc, target: &Target) -> PluginError {
         seen.push(String::from_utf8_lossy(&r.body).into_owned());
         seen.extend(r.headers.iter().map(|(k, v)| format!("{k}: {v}")));
         // 2. A session token the BMC returned: use it, then look for it in what comes back.
-        if let Some(token) = &r.session_token {
-            if let Ok(r) = bmc.send(&Request::new(Method::Get, "/echo").auth(Auth::Session(token)))
-            {
-                seen.push(String::from_utf8_lossy(&r.body).into_owned());
-            }
+        if let Some(token) = &r.session_token
+            && let Ok(r) = bmc.send(&Request::new(Method::Get, "/echo").auth(Auth::Session(token)))
+        {
+            seen.push(String::from_utf8_lossy(&r.body).into_owned());
         }
     }
     // 3. Put the secret where the plugin controls the text: a header. The SDK offers no way, so
