@@ -5,12 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const COMPONENTS: &[&str] = &[
-    "guest-sample",
-    "guest-hostile",
-    "guest-future-api",
-    "guest-forbidden-imports",
-];
+const COMPONENTS: &[&str] = &["guest-sample", "guest-hostile", "guest-future-api", "guest-forbidden-imports"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -38,13 +33,8 @@ fn main() {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET");
-    let status = build
-        .status()
-        .expect("cannot run cargo to build the wasm components");
-    assert!(
-        status.success(),
-        "building the wasm components failed (see the cargo output above)"
-    );
+    let status = build.status().expect("cannot run cargo to build the wasm components");
+    assert!(status.success(), "building the wasm components failed (see the cargo output above)");
     let out = target_dir.join("wasm32-wasip2").join("plugin");
     println!("cargo:rustc-env=BMC_TEST_WASM_DIR={}", out.display());
 }
@@ -52,20 +42,12 @@ fn main() {
 /// `rustup target add` unless the toolchain already has the target's standard library.
 fn ensure_wasm_target() {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .expect("cannot run rustc");
+    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output().expect("cannot run rustc");
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
-    if Path::new(&sysroot)
-        .join("lib/rustlib/wasm32-wasip2")
-        .exists()
-    {
+    if Path::new(&sysroot).join("lib/rustlib/wasm32-wasip2").exists() {
         return;
     }
-    let status = Command::new("rustup")
-        .args(["target", "add", "wasm32-wasip2"])
-        .status();
+    let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
     assert!(
         status.is_ok_and(|s| s.success()),
         "the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed"

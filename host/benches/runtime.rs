@@ -87,8 +87,11 @@ async fn main() {
     let tls = TlsPolicy::PinnedSha256(server.sha256());
     let raw = reqwest::Client::builder().use_preconfigured_tls(client_config(&tls).unwrap()).build().unwrap();
     let url = format!("https://127.0.0.1:{}/redfish/v1/", server.addr().port());
-    let gateway = Gateway::pinned(Endpoint::new("127.0.0.1", server.addr().port()), server.addr(), tls, Limits::default()).unwrap();
-    let request = Outbound { method: Method::Get, path: "/redfish/v1/".into(), headers: vec![], auth: Auth::None, body: vec![] };
+    let gateway =
+        Gateway::pinned(Endpoint::new("127.0.0.1", server.addr().port()), server.addr(), tls, Limits::default())
+            .unwrap();
+    let request =
+        Outbound { method: Method::Get, path: "/redfish/v1/".into(), headers: vec![], auth: Auth::None, body: vec![] };
     let (mut raw_samples, mut gw_samples) = (Vec::new(), Vec::new());
     for i in 0..3_000 {
         let started = Instant::now();

@@ -5,11 +5,7 @@ use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-artifact-cache");
-    Command::new(env!("CARGO_BIN_EXE_bmc-rotate"))
-        .args(args)
-        .env("BMC_ROTATE_CACHE_DIR", cache)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_bmc-rotate")).args(args).env("BMC_ROTATE_CACHE_DIR", cache).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -19,72 +15,36 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn inspect_prints_identity_version_and_digest() {
     let file = wasm("guest_sample");
-    let out = run(&[
-        "plugins",
-        "inspect",
-        file.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+    let out = run(&["plugins", "inspect", file.to_str().unwrap(), "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["id"], "sample");
     assert_eq!(json["api_version"], "0.1.0");
     assert_eq!(json["policy"]["min_length"], 8);
     assert_eq!(json["sha256"].as_str().unwrap().len(), 64);
-    assert!(
-        json["imports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i == "bmc:plugin/http@0.1.0")
-    );
+    assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "bmc:plugin/http@0.1.0"));
 
     let table = run(&["plugins", "inspect", file.to_str().unwrap()]);
-    assert!(
-        text(&table.stdout).contains("api version: 0.1.0"),
-        "{}",
-        text(&table.stdout)
-    );
+    assert!(text(&table.stdout).contains("api version: 0.1.0"), "{}", text(&table.stdout));
 }
 
 #[test]
 fn inspect_explains_a_refusal() {
-    let out = run(&[
-        "plugins",
-        "inspect",
-        wasm("guest_future_api").to_str().unwrap(),
-    ]);
+    let out = run(&["plugins", "inspect", wasm("guest_future_api").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("targets plugin API 9.0.0") && err.contains("supports API ^0.1.0"),
-        "{err}"
-    );
+    assert!(err.contains("targets plugin API 9.0.0") && err.contains("supports API ^0.1.0"), "{err}");
 }
 
 #[test]
 fn list_shows_every_plugin_and_fails_if_one_is_refused() {
     let dir = wasm("guest_sample").parent().unwrap().to_owned();
-    let out = run(&[
-        "plugins",
-        "list",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+    let out = run(&["plugins", "list", "--dir", dir.to_str().unwrap(), "--output", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let sample = rows
-        .iter()
-        .find(|r| r["file"] == "guest_sample.wasm")
-        .unwrap();
+    let sample = rows.iter().find(|r| r["file"] == "guest_sample.wasm").unwrap();
     assert_eq!(sample["id"], "sample");
-    let refused = rows
-        .iter()
-        .find(|r| r["file"] == "guest_forbidden_imports.wasm")
-        .unwrap();
+    let refused = rows.iter().find(|r| r["file"] == "guest_forbidden_imports.wasm").unwrap();
     assert!(refused["error"].as_str().unwrap().contains("wasi:sockets"));
 }
 

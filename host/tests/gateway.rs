@@ -6,9 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use bmc_lab::HttpsServer;
-use bmc_rotate::gateway::{
-    Auth, Endpoint, Failure, Gateway, Limits, Method, Outbound, Part, TlsPolicy,
-};
+use bmc_rotate::gateway::{Auth, Endpoint, Failure, Gateway, Limits, Method, Outbound, Part, TlsPolicy};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,28 +20,13 @@ async fn echo(headers: HeaderMap, body: Bytes) -> impl IntoResponse {
         "if-match": header("if-match"),
         "body": String::from_utf8_lossy(&body),
     });
-    (
-        [
-            ("x-auth-token", "tok-123456"),
-            ("set-cookie", "sid=1"),
-            ("etag", "W/\"7\""),
-        ],
-        axum::Json(reply),
-    )
+    ([("x-auth-token", "tok-123456"), ("set-cookie", "sid=1"), ("etag", "W/\"7\"")], axum::Json(reply))
 }
 
 fn router() -> Router {
     Router::new()
         .route("/echo", any(echo))
-        .route(
-            "/redirect",
-            get(|| async {
-                (
-                    StatusCode::FOUND,
-                    [("location", "https://elsewhere.example/steal")],
-                )
-            }),
-        )
+        .route("/redirect", get(|| async { (StatusCode::FOUND, [("location", "https://elsewhere.example/steal")]) }))
         .route("/big", get(|| async { vec![b'x'; 2 << 20] }))
         .route(
             "/slow",
@@ -59,31 +42,15 @@ async fn server() -> HttpsServer {
 }
 
 fn pinned(server: &HttpsServer) -> Gateway {
-    gateway(
-        server,
-        TlsPolicy::PinnedSha256(server.sha256()),
-        Limits::default(),
-    )
+    gateway(server, TlsPolicy::PinnedSha256(server.sha256()), Limits::default())
 }
 
 fn gateway(server: &HttpsServer, tls: TlsPolicy, limits: Limits) -> Gateway {
-    Gateway::pinned(
-        Endpoint::new("127.0.0.1", server.addr().port()),
-        server.addr(),
-        tls,
-        limits,
-    )
-    .unwrap()
+    Gateway::pinned(Endpoint::new("127.0.0.1", server.addr().port()), server.addr(), tls, limits).unwrap()
 }
 
 fn get_(path: &str) -> Outbound {
-    Outbound {
-        method: Method::Get,
-        path: path.into(),
-        headers: vec![],
-        auth: Auth::None,
-        body: vec![],
-    }
+    Outbound { method: Method::Get, path: path.into(), headers: vec![], auth: Auth::None, body: vec![] }
 }
 
 fn secret(s: &str) -> Arc<SecretString> {
@@ -103,37 +70,25 @@ async fn pinned_certificate_is_accepted_and_a_different_one_refused() {
     let wrong = gateway(&server, TlsPolicy::PinnedSha256([7; 32]), Limits::default());
     match wrong.send(&get_("/echo"), None).await {
         Err(Failure::Connect(m)) => assert!(m.contains("fingerprint mismatch"), "{m}"),
-        other => panic!(
-            "expected a connect failure, got {:?}",
-            other.map(|r| r.status)
-        ),
+        other => panic!("expected a connect failure, got {:?}", other.map(|r| r.status)),
     }
 }
 
 #[tokio::test]
 async fn ca_file_insecure_and_system_roots() {
     let server = server().await;
-    let ca = std::env::temp_dir().join(format!(
-        "bmc-rotate-test-ca-{}-{}.pem",
-        std::process::id(),
-        server.addr().port()
-    ));
+    let ca =
+        std::env::temp_dir().join(format!("bmc-rotate-test-ca-{}-{}.pem", std::process::id(), server.addr().port()));
     std::fs::write(&ca, server.identity().cert_pem()).unwrap();
-    let via_ca = gateway(&server, TlsPolicy::CaFile(ca.clone()), Limits::default())
-        .send(&get_("/echo"), None)
-        .await;
+    let via_ca = gateway(&server, TlsPolicy::CaFile(ca.clone()), Limits::default()).send(&get_("/echo"), None).await;
     std::fs::remove_file(&ca).ok();
     assert_eq!(via_ca.unwrap().status, 200);
 
-    let insecure = gateway(&server, TlsPolicy::Insecure, Limits::default())
-        .send(&get_("/echo"), None)
-        .await;
+    let insecure = gateway(&server, TlsPolicy::Insecure, Limits::default()).send(&get_("/echo"), None).await;
     assert_eq!(insecure.unwrap().status, 200);
 
     // A self-signed BMC certificate is not trusted by the system store.
-    let system = gateway(&server, TlsPolicy::SystemRoots, Limits::default())
-        .send(&get_("/echo"), None)
-        .await;
+    let system = gateway(&server, TlsPolicy::SystemRoots, Limits::default()).send(&get_("/echo"), None).await;
     assert!(matches!(system, Err(Failure::Connect(_))));
 }
 
@@ -142,64 +97,30 @@ async fn the_address_is_pinned_without_any_lookup() {
     let server = server().await;
     // `.invalid` never resolves (RFC 6761): the request can only succeed through the pin.
     let endpoint = Endpoint::new("bmc.invalid", server.addr().port());
-    let gw = Gateway::pinned(
-        endpoint,
-        server.addr(),
-        TlsPolicy::PinnedSha256(server.sha256()),
-        Limits::default(),
-    )
-    .unwrap();
+    let gw =
+        Gateway::pinned(endpoint, server.addr(), TlsPolicy::PinnedSha256(server.sha256()), Limits::default()).unwrap();
     assert_eq!(gw.send(&get_("/echo"), None).await.unwrap().status, 200);
-    assert!(
-        Gateway::connect(
-            Endpoint::new("bmc.invalid", 443),
-            TlsPolicy::Insecure,
-            Limits::default()
-        )
-        .await
-        .is_err()
-    );
+    assert!(Gateway::connect(Endpoint::new("bmc.invalid", 443), TlsPolicy::Insecure, Limits::default()).await.is_err());
 }
 
 #[tokio::test]
 async fn redirects_are_returned_not_followed() {
     let server = server().await;
-    let answer = pinned(&server)
-        .send(&get_("/redirect"), None)
-        .await
-        .unwrap();
+    let answer = pinned(&server).send(&get_("/redirect"), None).await.unwrap();
     assert_eq!(answer.status, 302);
-    assert!(
-        answer
-            .headers
-            .iter()
-            .any(|(k, v)| k == "location" && v.contains("elsewhere"))
-    );
+    assert!(answer.headers.iter().any(|(k, v)| k == "location" && v.contains("elsewhere")));
 }
 
 #[tokio::test]
 async fn other_hosts_and_absolute_urls_are_denied() {
     let server = server().await;
     let gw = pinned(&server);
-    for path in [
-        "https://elsewhere.example/x",
-        "//elsewhere.example/x",
-        "echo",
-        "/a b",
-    ] {
-        assert!(
-            matches!(gw.send(&get_(path), None).await, Err(Failure::Denied(_))),
-            "{path}"
-        );
+    for path in ["https://elsewhere.example/x", "//elsewhere.example/x", "echo", "/a b"] {
+        assert!(matches!(gw.send(&get_(path), None).await, Err(Failure::Denied(_))), "{path}");
     }
     let mut smuggle = get_("/echo");
-    smuggle
-        .headers
-        .push(("Authorization".into(), "Basic Zm9vOmJhcg==".into()));
-    assert!(matches!(
-        gw.send(&smuggle, None).await,
-        Err(Failure::Denied(_))
-    ));
+    smuggle.headers.push(("Authorization".into(), "Basic Zm9vOmJhcg==".into()));
+    assert!(matches!(gw.send(&smuggle, None).await, Err(Failure::Denied(_))));
 }
 
 #[tokio::test]
@@ -210,15 +131,8 @@ async fn secrets_are_spliced_escaped_and_tokens_captured() {
         method: Method::Patch,
         path: "/echo".into(),
         headers: vec![("If-Match".into(), "W/\"7\"".into())],
-        auth: Auth::Basic {
-            user: "root".into(),
-            password: secret("calvin"),
-        },
-        body: vec![
-            Part::Text(r#"{"Password":"#.into()),
-            Part::SecretJson(secret(password)),
-            Part::Text("}".into()),
-        ],
+        auth: Auth::Basic { user: "root".into(), password: secret("calvin") },
+        body: vec![Part::Text(r#"{"Password":"#.into()), Part::SecretJson(secret(password)), Part::Text("}".into())],
     };
     let answer = pinned(&server).send(&request, None).await.unwrap();
     let echoed = json(&answer.body);
@@ -227,27 +141,11 @@ async fn secrets_are_spliced_escaped_and_tokens_captured() {
     let sent: serde_json::Value = serde_json::from_str(echoed["body"].as_str().unwrap()).unwrap();
     assert_eq!(sent["Password"], password);
     // The token is a secret now, not a header.
-    assert!(
-        answer
-            .headers
-            .iter()
-            .all(|(k, _)| k != "x-auth-token" && k != "set-cookie")
-    );
-    assert_eq!(
-        secrecy::ExposeSecret::expose_secret(&answer.session_token.unwrap()),
-        "tok-123456"
-    );
-    assert!(
-        answer
-            .headers
-            .iter()
-            .any(|(k, v)| k == "etag" && v == "W/\"7\"")
-    );
+    assert!(answer.headers.iter().all(|(k, _)| k != "x-auth-token" && k != "set-cookie"));
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&answer.session_token.unwrap()), "tok-123456");
+    assert!(answer.headers.iter().any(|(k, v)| k == "etag" && v == "W/\"7\""));
 
-    let session = Outbound {
-        auth: Auth::Session(secret("tok-123456")),
-        ..get_("/echo")
-    };
+    let session = Outbound { auth: Auth::Session(secret("tok-123456")), ..get_("/echo") };
     let echoed = json(&pinned(&server).send(&session, None).await.unwrap().body);
     assert_eq!(echoed["x-auth-token"], "tok-123456");
 }
@@ -255,14 +153,8 @@ async fn secrets_are_spliced_escaped_and_tokens_captured() {
 #[tokio::test]
 async fn response_size_is_capped() {
     let server = server().await;
-    let limits = Limits {
-        max_response_bytes: 1 << 20,
-        ..Limits::default()
-    };
-    match gateway(&server, TlsPolicy::PinnedSha256(server.sha256()), limits)
-        .send(&get_("/big"), None)
-        .await
-    {
+    let limits = Limits { max_response_bytes: 1 << 20, ..Limits::default() };
+    match gateway(&server, TlsPolicy::PinnedSha256(server.sha256()), limits).send(&get_("/big"), None).await {
         Err(Failure::TooLarge(m)) => assert!(m.contains("limit is 1048576 bytes"), "{m}"),
         other => panic!("expected TooLarge, got {:?}", other.map(|r| r.status)),
     }
@@ -271,19 +163,10 @@ async fn response_size_is_capped() {
 #[tokio::test]
 async fn a_hanging_bmc_times_out_as_no_response() {
     let server = server().await;
-    let limits = Limits {
-        request_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    };
+    let limits = Limits { request_timeout: Duration::from_millis(300), ..Limits::default() };
     let started = Instant::now();
-    let result = gateway(&server, TlsPolicy::PinnedSha256(server.sha256()), limits)
-        .send(&get_("/slow"), None)
-        .await;
-    assert!(
-        matches!(result, Err(Failure::NoResponse(_))),
-        "{:?}",
-        result.map(|r| r.status)
-    );
+    let result = gateway(&server, TlsPolicy::PinnedSha256(server.sha256()), limits).send(&get_("/slow"), None).await;
+    assert!(matches!(result, Err(Failure::NoResponse(_))), "{:?}", result.map(|r| r.status));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -292,33 +175,17 @@ async fn the_job_deadline_bounds_each_request() {
     let server = server().await;
     let gw = pinned(&server);
     let spent = Instant::now();
-    assert!(
-        matches!(gw.send(&get_("/echo"), Some(spent)).await, Err(Failure::Denied(m)) if m.contains("deadline"))
-    );
+    assert!(matches!(gw.send(&get_("/echo"), Some(spent)).await, Err(Failure::Denied(m)) if m.contains("deadline")));
     let soon = Instant::now() + Duration::from_millis(300);
-    assert!(matches!(
-        gw.send(&get_("/slow"), Some(soon)).await,
-        Err(Failure::NoResponse(_))
-    ));
+    assert!(matches!(gw.send(&get_("/slow"), Some(soon)).await, Err(Failure::NoResponse(_))));
 }
 
 #[tokio::test]
 async fn nothing_listening_is_a_connect_failure() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let gw = Gateway::pinned(
-        Endpoint::new("127.0.0.1", free.port()),
-        free,
-        TlsPolicy::Insecure,
-        Limits::default(),
-    )
-    .unwrap();
-    assert!(matches!(
-        gw.send(&get_("/echo"), None).await,
-        Err(Failure::Connect(_))
-    ));
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let gw =
+        Gateway::pinned(Endpoint::new("127.0.0.1", free.port()), free, TlsPolicy::Insecure, Limits::default()).unwrap();
+    assert!(matches!(gw.send(&get_("/echo"), None).await, Err(Failure::Connect(_))));
 }
 
 #[derive(Clone, Default)]
@@ -351,10 +218,7 @@ async fn traces_never_show_credentials_or_secret_bodies() {
         method: Method::Post,
         path: "/echo".into(),
         headers: vec![],
-        auth: Auth::Basic {
-            user: "root".into(),
-            password: secret("Canary-Basic-42"),
-        },
+        auth: Auth::Basic { user: "root".into(), password: secret("Canary-Basic-42") },
         body: vec![
             Part::Text("{\"Password\":".into()),
             Part::SecretJson(secret("Canary-Body-42")),
@@ -362,31 +226,12 @@ async fn traces_never_show_credentials_or_secret_bodies() {
         ],
     };
     gw.send(&request, None).await.unwrap();
-    gw.send(
-        &Outbound {
-            auth: Auth::Session(secret("Canary-Token-42")),
-            ..get_("/echo")
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    gw.send(&Outbound { auth: Auth::Session(secret("Canary-Token-42")), ..get_("/echo") }, None).await.unwrap();
 
     let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        out.contains("request") && out.contains("/echo") && out.contains("<redacted>"),
-        "nothing traced: {out}"
-    );
-    for canary in [
-        "Canary-Basic-42",
-        "Canary-Body-42",
-        "Canary-Token-42",
-        "cm9vdDpDYW5hcnktQmFzaWMtNDI=",
-        "tok-123456",
-    ] {
-        assert!(
-            !out.contains(canary),
-            "`{canary}` leaked into traces:\n{out}"
-        );
+    assert!(out.contains("request") && out.contains("/echo") && out.contains("<redacted>"), "nothing traced: {out}");
+    for canary in ["Canary-Basic-42", "Canary-Body-42", "Canary-Token-42", "cm9vdDpDYW5hcnktQmFzaWMtNDI=", "tok-123456"]
+    {
+        assert!(!out.contains(canary), "`{canary}` leaked into traces:\n{out}");
     }
 }

@@ -17,11 +17,7 @@ pub struct HttpsServer {
 
 impl HttpsServer {
     /// Serves `router` with `identity` on `bind` (port 0 picks a free port).
-    pub async fn start(
-        router: axum::Router,
-        identity: TlsIdentity,
-        bind: SocketAddr,
-    ) -> anyhow::Result<HttpsServer> {
+    pub async fn start(router: axum::Router, identity: TlsIdentity, bind: SocketAddr) -> anyhow::Result<HttpsServer> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config()?);
@@ -50,22 +46,12 @@ impl HttpsServer {
                 while connections.try_join_next().is_some() {}
             }
         });
-        Ok(HttpsServer {
-            addr,
-            sha256: identity.sha256,
-            identity,
-            task,
-        })
+        Ok(HttpsServer { addr, sha256: identity.sha256, identity, task })
     }
 
     /// Starts on a free loopback port with a fresh self-signed identity.
     pub async fn start_local(router: axum::Router) -> anyhow::Result<HttpsServer> {
-        HttpsServer::start(
-            router,
-            TlsIdentity::self_signed(&[])?,
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        )
-        .await
+        HttpsServer::start(router, TlsIdentity::self_signed(&[])?, SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
     /// The bound address.

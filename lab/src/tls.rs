@@ -23,12 +23,7 @@ impl TlsIdentity {
         let cert = rcgen::CertificateParams::new(sans)?.self_signed(&key)?;
         let cert_der = cert.der().to_vec();
         let sha256 = Sha256::digest(&cert_der).into();
-        Ok(TlsIdentity {
-            cert_der,
-            cert_pem: cert.pem(),
-            key_der: key.serialize_der(),
-            sha256,
-        })
+        Ok(TlsIdentity { cert_der, cert_pem: cert.pem(), key_der: key.serialize_der(), sha256 })
     }
 
     /// The fingerprint as bmc-rotate's TLS policy text: `sha256:<hex>`.

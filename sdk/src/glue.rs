@@ -1,15 +1,11 @@
 //! The bridge between the generated bindings and the hand-written API: the real host backend,
 //! type conversions, the panic hook and the entry points `register_plugin!` forwards to.
 
-use crate::bindings::bmc::plugin::{
-    clock, http as wit_http, log as wit_log, secrets, types as wit,
-};
+use crate::bindings::bmc::plugin::{clock, http as wit_http, log as wit_log, secrets, types as wit};
 use crate::http::{Auth, BodyPart, HttpError, Method, Request, Response};
 use crate::plugin::{Backend, Level};
 use crate::secret::Repr;
-use crate::{
-    Bmc, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, Target, VendorPlugin,
-};
+use crate::{Bmc, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, Target, VendorPlugin};
 
 struct HostBackend;
 
@@ -36,9 +32,7 @@ impl Backend for HostBackend {
         };
         let auth = match request.auth {
             Auth::None => wit_http::Auth::None,
-            Auth::Basic { user, password } => {
-                wit_http::Auth::Basic((user.to_owned(), handle(password)))
-            }
+            Auth::Basic { user, password } => wit_http::Auth::Basic((user.to_owned(), handle(password))),
             Auth::Session(token) => wit_http::Auth::Session(handle(token)),
         };
         let body = request
@@ -49,13 +43,8 @@ impl Backend for HostBackend {
                 BodyPart::SecretJsonString(s) => wit_http::BodyPart::SecretJsonString(handle(s)),
             })
             .collect();
-        let wire = wit_http::Request {
-            method,
-            path: request.path.clone(),
-            headers: request.headers.clone(),
-            auth,
-            body,
-        };
+        let wire =
+            wit_http::Request { method, path: request.path.clone(), headers: request.headers.clone(), auth, body };
         match wit_http::send(&wire) {
             Ok(r) => Ok(Response {
                 status: r.status,
@@ -135,12 +124,7 @@ impl From<PluginInfo> for wit::PluginInfo {
 
 impl From<ProbeResult> for wit::ProbeResult {
     fn from(p: ProbeResult) -> Self {
-        wit::ProbeResult {
-            family: p.family,
-            firmware: p.firmware,
-            account_uri: p.account_uri,
-            policy: p.policy.into(),
-        }
+        wit::ProbeResult { family: p.family, firmware: p.firmware, account_uri: p.account_uri, policy: p.policy.into() }
     }
 }
 
@@ -163,11 +147,7 @@ impl From<PluginError> for wit::PluginError {
 
 impl From<wit::Target> for Target {
     fn from(t: wit::Target) -> Self {
-        Target {
-            address: t.address,
-            account: t.account,
-            login_account: t.login_account,
-        }
+        Target { address: t.address, account: t.account, login_account: t.login_account }
     }
 }
 
@@ -180,9 +160,7 @@ pub fn info<P: VendorPlugin>() -> wit::PluginInfo {
 /// `probe` export.
 pub fn probe<P: VendorPlugin>(target: wit::Target) -> Result<wit::ProbeResult, wit::PluginError> {
     let bmc = enter();
-    P::probe(&bmc, &target.into())
-        .map(Into::into)
-        .map_err(Into::into)
+    P::probe(&bmc, &target.into()).map(Into::into).map_err(Into::into)
 }
 
 /// `verify` export.

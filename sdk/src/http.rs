@@ -79,13 +79,7 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request without headers, credentials or body.
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Request {
-            method,
-            path: path.into(),
-            headers: Vec::new(),
-            auth: Auth::None,
-            body: Vec::new(),
-        }
+        Request { method, path: path.into(), headers: Vec::new(), auth: Auth::None, body: Vec::new() }
     }
 
     /// Adds a header.
@@ -102,8 +96,7 @@ impl<'a> Request<'a> {
 
     /// Sets a JSON body (which may hold secrets) and its content type.
     pub fn json(mut self, body: JsonBody<'a>) -> Self {
-        self.headers
-            .push(("Content-Type".into(), "application/json".into()));
+        self.headers.push(("Content-Type".into(), "application/json".into()));
         self.body = body.finish();
         self
     }
@@ -134,15 +127,9 @@ impl<'a> JsonBody<'a> {
     }
 
     fn key(&mut self, name: &str) {
-        self.text
-            .push(if self.text.is_empty() && self.parts.is_empty() {
-                '{'
-            } else {
-                ','
-            });
+        self.text.push(if self.text.is_empty() && self.parts.is_empty() { '{' } else { ',' });
         // Serialising a &str cannot fail.
-        self.text
-            .push_str(&serde_json::to_string(name).unwrap_or_default());
+        self.text.push_str(&serde_json::to_string(name).unwrap_or_default());
         self.text.push(':');
     }
 
@@ -159,8 +146,7 @@ impl<'a> JsonBody<'a> {
     /// Adds a member whose value is a secret, written by the host as a JSON string.
     pub fn secret(mut self, name: &str, secret: &'a Secret) -> Self {
         self.key(name);
-        self.parts
-            .push(BodyPart::Text(std::mem::take(&mut self.text)));
+        self.parts.push(BodyPart::Text(std::mem::take(&mut self.text)));
         self.parts.push(BodyPart::SecretJsonString(secret));
         self
     }
@@ -206,10 +192,7 @@ pub struct Response {
 impl Response {
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Whether the status is 2xx.
@@ -222,9 +205,8 @@ impl Response {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(serde_json::Value::Null);
         }
-        serde_json::from_slice(&self.body).map_err(|e| {
-            PluginError::Protocol(format!("HTTP {} body is not JSON: {e}", self.status))
-        })
+        serde_json::from_slice(&self.body)
+            .map_err(|e| PluginError::Protocol(format!("HTTP {} body is not JSON: {e}", self.status)))
     }
 }
 
@@ -246,9 +228,7 @@ impl HttpError {
     /// state-changing request is [`PluginError::Ambiguous`], never a plain failure.
     pub fn into_plugin_error(self, method: Method, path: &str) -> PluginError {
         match self {
-            HttpError::Denied(m) => {
-                PluginError::Protocol(format!("host refused {} {path}: {m}", method.as_str()))
-            }
+            HttpError::Denied(m) => PluginError::Protocol(format!("host refused {} {path}: {m}", method.as_str())),
             HttpError::Connect(m) => PluginError::Unreachable(m),
             HttpError::NoResponse(m) if method.changes_state() => PluginError::Ambiguous(format!(
                 "{} {path} was sent but no answer came back ({m}); it may have been applied",

@@ -90,8 +90,7 @@ pub mod prelude {
     pub use crate::http::{Auth, HttpError, JsonBody, Method, Request, Response};
     pub use crate::redfish::{IfMatch, Redfish, RedfishError, Resource};
     pub use crate::{
-        Bmc, Level, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, Target,
-        VendorPlugin, register_plugin,
+        Bmc, Level, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, Target, VendorPlugin, register_plugin,
     };
 }
 

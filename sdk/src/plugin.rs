@@ -59,9 +59,7 @@ impl Bmc {
 
     /// The secret bound to `name` for this call (`login-password`, `new-password`).
     pub fn secret(&self, name: &str) -> Result<Secret, PluginError> {
-        self.backend
-            .secret(name)
-            .map_err(|e| PluginError::Protocol(format!("secret `{name}` is not available: {e}")))
+        self.backend.secret(name).map_err(|e| PluginError::Protocol(format!("secret `{name}` is not available: {e}")))
     }
 
     /// The password of `target.login_account`.

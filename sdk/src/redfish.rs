@@ -48,14 +48,8 @@ impl ETag {
             Some(rest) => (true, rest.trim()),
             None => (false, raw),
         };
-        let opaque = rest
-            .strip_prefix('"')
-            .and_then(|r| r.strip_suffix('"'))
-            .unwrap_or(rest);
-        (!opaque.is_empty()).then(|| ETag {
-            weak,
-            opaque: opaque.to_owned(),
-        })
+        let opaque = rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(rest);
+        (!opaque.is_empty()).then(|| ETag { weak, opaque: opaque.to_owned() })
     }
 
     /// Whether the tag is weak (`W/`).
@@ -70,11 +64,7 @@ impl ETag {
 
     /// The tag as an `If-Match` value: quoted, with `W/` kept (BMCs compare the string they sent).
     pub fn header_value(&self) -> String {
-        if self.weak {
-            format!("W/\"{}\"", self.opaque)
-        } else {
-            format!("\"{}\"", self.opaque)
-        }
+        if self.weak { format!("W/\"{}\"", self.opaque) } else { format!("\"{}\"", self.opaque) }
     }
 }
 
@@ -161,17 +151,9 @@ impl fmt::Display for ExtendedInfo {
 /// Every `@Message.ExtendedInfo` entry of a body: under `error` (the Redfish error envelope, also
 /// iLO's success envelope) and at the top level.
 pub fn extended_info(body: &Value) -> Vec<ExtendedInfo> {
-    let lists = [
-        body.pointer("/error/@Message.ExtendedInfo"),
-        body.get("@Message.ExtendedInfo"),
-    ];
+    let lists = [body.pointer("/error/@Message.ExtendedInfo"), body.get("@Message.ExtendedInfo")];
     let mut out = Vec::new();
-    for item in lists
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_array)
-        .flatten()
-    {
+    for item in lists.into_iter().flatten().filter_map(Value::as_array).flatten() {
         let text = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let severity = match text("MessageSeverity") {
             s if s.is_empty() => text("Severity"),
@@ -180,11 +162,7 @@ pub fn extended_info(body: &Value) -> Vec<ExtendedInfo> {
         let args = item
             .get("MessageArgs")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .collect()
-            })
+            .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect())
             .unwrap_or_default();
         out.push(ExtendedInfo {
             message_id: text("MessageId"),
@@ -218,15 +196,8 @@ pub struct RedfishError {
 impl RedfishError {
     /// Decodes an error response.
     pub fn from_response(call: impl Into<String>, response: &Response) -> Self {
-        let messages = response
-            .json()
-            .map(|b| extended_info(&b))
-            .unwrap_or_default();
-        RedfishError {
-            call: call.into(),
-            status: response.status,
-            messages,
-        }
+        let messages = response.json().map(|b| extended_info(&b)).unwrap_or_default();
+        RedfishError { call: call.into(), status: response.status, messages }
     }
 
     /// Whether any message has this MessageId key (last segment), e.g. `PasswordChangeRequired`.
@@ -246,9 +217,7 @@ impl RedfishError {
         match self.status {
             _ if self.has("PasswordChangeRequired") => PluginError::PasswordChangeRequired(text),
             401 => PluginError::AuthFailed(text),
-            403 if self.messages.iter().any(|m| m.key().contains("Lock")) => {
-                PluginError::LockedOut(text)
-            }
+            403 if self.messages.iter().any(|m| m.key().contains("Lock")) => PluginError::LockedOut(text),
             403 => PluginError::AuthFailed(text),
             404 => PluginError::AccountNotFound(text),
             412 | 428 => PluginError::PreconditionFailed(text),
@@ -303,9 +272,7 @@ pub struct Redfish<'a> {
 fn path_of(uri: &str) -> String {
     // `Location` may be absolute (`https://bmc/redfish/v1/...`); the host takes paths only.
     match uri.find("://") {
-        Some(i) => uri[i + 3..]
-            .find('/')
-            .map_or_else(|| "/".into(), |p| uri[i + 3 + p..].to_owned()),
+        Some(i) => uri[i + 3..].find('/').map_or_else(|| "/".into(), |p| uri[i + 3 + p..].to_owned()),
         None => uri.to_owned(),
     }
 }
@@ -313,58 +280,29 @@ fn path_of(uri: &str) -> String {
 impl<'a> Redfish<'a> {
     /// An unauthenticated client.
     pub fn anonymous(bmc: &'a Bmc) -> Self {
-        Redfish {
-            bmc,
-            credential: Credential::None,
-        }
+        Redfish { bmc, credential: Credential::None }
     }
 
     /// A client that sends HTTP Basic credentials with every request.
     pub fn basic(bmc: &'a Bmc, user: &str, password: Secret) -> Self {
-        Redfish {
-            bmc,
-            credential: Credential::Basic {
-                user: user.to_owned(),
-                password,
-            },
-        }
+        Redfish { bmc, credential: Credential::Basic { user: user.to_owned(), password } }
     }
 
     /// Creates a session (`POST` to `sessions`, usually [`DEFAULT_SESSIONS`]) and returns a client
     /// that uses its token. A 401 is [`PluginError::AuthFailed`]: never retry it with the same
     /// password, BMCs count failures (iLO delays, XCC locks out, iDRAC blocks the address).
-    pub fn login(
-        bmc: &'a Bmc,
-        sessions: &str,
-        user: &str,
-        password: &Secret,
-    ) -> Result<Self, PluginError> {
-        let body = JsonBody::object()
-            .field("UserName", user)
-            .secret("Password", password);
+    pub fn login(bmc: &'a Bmc, sessions: &str, user: &str, password: &Secret) -> Result<Self, PluginError> {
+        let body = JsonBody::object().field("UserName", user).secret("Password", password);
         let request = Request::new(Method::Post, sessions).json(body);
         let response = send(bmc, &request)?;
         if !response.is_success() {
-            return Err(
-                RedfishError::from_response(format!("POST {sessions}"), &response)
-                    .into_plugin_error(),
-            );
+            return Err(RedfishError::from_response(format!("POST {sessions}"), &response).into_plugin_error());
         }
         let token = response.session_token.ok_or_else(|| {
-            PluginError::Protocol(format!(
-                "POST {sessions} answered {} without X-Auth-Token",
-                response.status
-            ))
+            PluginError::Protocol(format!("POST {sessions} answered {} without X-Auth-Token", response.status))
         })?;
-        let location = response
-            .headers
-            .iter()
-            .find(|(k, _)| k == "location")
-            .map(|(_, v)| path_of(v));
-        Ok(Redfish {
-            bmc,
-            credential: Credential::Session(Session { token, location }),
-        })
+        let location = response.headers.iter().find(|(k, _)| k == "location").map(|(_, v)| path_of(v));
+        Ok(Redfish { bmc, credential: Credential::Session(Session { token, location }) })
     }
 
     /// Ends the session, if any. A session the BMC already dropped (404, or 401 after the
@@ -379,10 +317,7 @@ impl<'a> Redfish<'a> {
         let response = self.send(Method::Delete, location, None, &IfMatch::None)?;
         match response.status {
             200..=299 | 401 | 404 => Ok(()),
-            _ => Err(
-                RedfishError::from_response(format!("DELETE {location}"), &response)
-                    .into_plugin_error(),
-            ),
+            _ => Err(RedfishError::from_response(format!("DELETE {location}"), &response).into_plugin_error()),
         }
     }
 
@@ -420,12 +355,7 @@ impl<'a> Redfish<'a> {
     /// Reads the service root (no credentials needed).
     pub fn service_root(&self) -> Result<ServiceRoot, PluginError> {
         let body = self.get(SERVICE_ROOT)?.body;
-        let text = |p: &str| {
-            body.pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        };
+        let text = |p: &str| body.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
         let link = |p: &str, default: &str| match body.pointer(p).and_then(Value::as_str) {
             Some(v) if !v.is_empty() => path_of(v),
             _ => default.to_owned(),
@@ -434,11 +364,7 @@ impl<'a> Redfish<'a> {
             vendor: text("/Vendor"),
             product: text("/Product"),
             redfish_version: text("/RedfishVersion"),
-            oem: body
-                .get("Oem")
-                .and_then(Value::as_object)
-                .map(|o| o.keys().cloned().collect())
-                .unwrap_or_default(),
+            oem: body.get("Oem").and_then(Value::as_object).map(|o| o.keys().cloned().collect()).unwrap_or_default(),
             sessions: link("/Links/Sessions/@odata.id", DEFAULT_SESSIONS),
             account_service: link("/AccountService/@odata.id", DEFAULT_ACCOUNT_SERVICE),
             body,
@@ -449,21 +375,14 @@ impl<'a> Redfish<'a> {
     pub fn get(&self, path: &str) -> Result<Resource, PluginError> {
         let response = self.send(Method::Get, path, None, &IfMatch::None)?;
         if !response.is_success() {
-            return Err(
-                RedfishError::from_response(format!("GET {path}"), &response).into_plugin_error(),
-            );
+            return Err(RedfishError::from_response(format!("GET {path}"), &response).into_plugin_error());
         }
         let body = response.json()?;
-        let etag = response.header("etag").and_then(ETag::parse).or_else(|| {
-            body.get("@odata.etag")
-                .and_then(Value::as_str)
-                .and_then(ETag::parse)
-        });
-        Ok(Resource {
-            uri: path.to_owned(),
-            body,
-            etag,
-        })
+        let etag = response
+            .header("etag")
+            .and_then(ETag::parse)
+            .or_else(|| body.get("@odata.etag").and_then(Value::as_str).and_then(ETag::parse));
+        Ok(Resource { uri: path.to_owned(), body, etag })
     }
 
     /// PATCHes a resource. Returns the answer on 2xx (iLO reports success inside an `error`
@@ -479,10 +398,7 @@ impl<'a> Redfish<'a> {
         if response.is_success() {
             Ok(Ok(response))
         } else {
-            Ok(Err(RedfishError::from_response(
-                format!("PATCH {path}"),
-                &response,
-            )))
+            Ok(Err(RedfishError::from_response(format!("PATCH {path}"), &response)))
         }
     }
 
@@ -490,38 +406,23 @@ impl<'a> Redfish<'a> {
     /// Works for fixed slots (Dell, Lenovo: empty slots have an empty `UserName`) and for variable
     /// ids (HPE, where the id is unrelated to the name); member URIs are used exactly as the BMC
     /// wrote them, trailing slash included.
-    pub fn find_account(
-        &self,
-        account_service: &str,
-        user_name: &str,
-    ) -> Result<Resource, PluginError> {
+    pub fn find_account(&self, account_service: &str, user_name: &str) -> Result<Resource, PluginError> {
         let service = self.get(account_service)?;
         let accounts = service
             .body
             .pointer("/Accounts/@odata.id")
             .and_then(Value::as_str)
             .map(path_of)
-            .ok_or_else(|| {
-                PluginError::Protocol(format!("{account_service} has no Accounts link"))
-            })?;
+            .ok_or_else(|| PluginError::Protocol(format!("{account_service} has no Accounts link")))?;
         let collection = self.get(&accounts)?;
-        let members = collection
-            .body
-            .get("Members")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let members = collection.body.get("Members").and_then(Value::as_array).cloned().unwrap_or_default();
         let mut seen = Vec::new();
         for member in &members {
             let Some(uri) = member.get("@odata.id").and_then(Value::as_str).map(path_of) else {
                 continue;
             };
             let account = if member.get("UserName").is_some() {
-                Resource {
-                    uri,
-                    body: member.clone(),
-                    etag: None,
-                }
+                Resource { uri, body: member.clone(), etag: None }
             } else {
                 self.get(&uri)?
             };
@@ -540,18 +441,13 @@ impl<'a> Redfish<'a> {
         }
         Err(PluginError::AccountNotFound(format!(
             "no account named `{user_name}` in {accounts} (accounts present: {})",
-            if seen.is_empty() {
-                "none".into()
-            } else {
-                seen.join(", ")
-            }
+            if seen.is_empty() { "none".into() } else { seen.join(", ") }
         )))
     }
 }
 
 fn send(bmc: &Bmc, request: &Request<'_>) -> Result<Response, PluginError> {
-    bmc.send(request)
-        .map_err(|e: HttpError| e.into_plugin_error(request.method, &request.path))
+    bmc.send(request).map_err(|e: HttpError| e.into_plugin_error(request.method, &request.path))
 }
 
 #[cfg(test)]
@@ -562,10 +458,7 @@ mod tests {
     #[test]
     fn etag_forms() {
         assert_eq!(ETag::parse("\"abc\"").unwrap().header_value(), "\"abc\"");
-        assert_eq!(
-            ETag::parse("W/\"abc\"").unwrap().header_value(),
-            "W/\"abc\""
-        );
+        assert_eq!(ETag::parse("W/\"abc\"").unwrap().header_value(), "W/\"abc\"");
         assert!(ETag::parse("W/\"abc\"").unwrap().is_weak());
         assert_eq!(ETag::parse("abc").unwrap().header_value(), "\"abc\"");
         assert_eq!(ETag::parse(" W/abc ").unwrap().header_value(), "W/\"abc\"");
@@ -583,14 +476,10 @@ mod tests {
         assert_eq!(info[0].key(), "InvalidPasswordLength");
         assert_eq!(info[0].registry(), "iLO");
         assert_eq!(info[0].args, ["8", "39"]);
-        let top =
-            json!({"@Message.ExtendedInfo": [{"MessageId": "Base.1.8.Success", "Severity": "OK"}]});
+        let top = json!({"@Message.ExtendedInfo": [{"MessageId": "Base.1.8.Success", "Severity": "OK"}]});
         assert_eq!(extended_info(&top)[0].severity, "OK");
         let bare = json!({"error": {"code": "Base.1.0.GeneralError", "message": "boom"}});
-        assert_eq!(
-            extended_info(&bare)[0].to_string(),
-            "Base.1.0.GeneralError: boom"
-        );
+        assert_eq!(extended_info(&bare)[0].to_string(), "Base.1.0.GeneralError: boom");
     }
 
     fn error(status: u16, id: &str, args: &[&str]) -> PluginError {
@@ -609,39 +498,15 @@ mod tests {
 
     #[test]
     fn error_mapping() {
-        assert_eq!(
-            error(400, "iLO.2.14.InvalidPasswordComplexity", &[]).kind(),
-            "policy-rejected"
-        );
-        assert_eq!(
-            error(400, "Base.1.8.PropertyValueFormatError", &["x", "Password"]).kind(),
-            "policy-rejected"
-        );
-        assert_eq!(
-            error(400, "Base.1.8.PropertyValueFormatError", &["x", "UserName"]).kind(),
-            "protocol"
-        );
-        assert_eq!(
-            error(403, "Base.1.8.PasswordChangeRequired", &[]).kind(),
-            "password-change-required"
-        );
-        assert_eq!(
-            error(401, "Base.1.8.NoValidSession", &[]).kind(),
-            "auth-failed"
-        );
-        assert_eq!(
-            error(412, "Base.1.8.PreconditionFailed", &[]).kind(),
-            "precondition-failed"
-        );
-        assert_eq!(
-            error(428, "Base.1.8.PreconditionRequired", &[]).kind(),
-            "precondition-failed"
-        );
+        assert_eq!(error(400, "iLO.2.14.InvalidPasswordComplexity", &[]).kind(), "policy-rejected");
+        assert_eq!(error(400, "Base.1.8.PropertyValueFormatError", &["x", "Password"]).kind(), "policy-rejected");
+        assert_eq!(error(400, "Base.1.8.PropertyValueFormatError", &["x", "UserName"]).kind(), "protocol");
+        assert_eq!(error(403, "Base.1.8.PasswordChangeRequired", &[]).kind(), "password-change-required");
+        assert_eq!(error(401, "Base.1.8.NoValidSession", &[]).kind(), "auth-failed");
+        assert_eq!(error(412, "Base.1.8.PreconditionFailed", &[]).kind(), "precondition-failed");
+        assert_eq!(error(428, "Base.1.8.PreconditionRequired", &[]).kind(), "precondition-failed");
         let text = error(400, "iLO.2.14.InvalidPasswordLength", &[]).to_string();
-        assert_eq!(
-            text,
-            "policy-rejected: PATCH /x answered HTTP 400: iLO.2.14.InvalidPasswordLength: m"
-        );
+        assert_eq!(text, "policy-rejected: PATCH /x answered HTTP 400: iLO.2.14.InvalidPasswordLength: m");
     }
 
     #[test]

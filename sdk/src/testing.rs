@@ -48,12 +48,7 @@ impl Reply {
 
     /// An answer without a body.
     pub fn empty(status: u16) -> Self {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-            session_token: None,
-        }
+        Reply { status, headers: Vec::new(), body: Vec::new(), session_token: None }
     }
 
     /// Adds a header (the name is lower-cased, as the host does).
@@ -87,10 +82,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -247,13 +239,7 @@ fn render(request: &Request<'_>) -> RecordedRequest {
             BodyPart::SecretJsonString(s) => render_secret(s),
         })
         .collect();
-    RecordedRequest {
-        method: request.method,
-        path: request.path.clone(),
-        headers: request.headers.clone(),
-        auth,
-        body,
-    }
+    RecordedRequest { method: request.method, path: request.path.clone(), headers: request.headers.clone(), auth, body }
 }
 
 impl Backend for MockHost {
@@ -262,10 +248,7 @@ impl Backend for MockHost {
         if state.bound.iter().any(|n| n == name) {
             Ok(Secret(Repr::Mock(name.into())))
         } else {
-            Err(format!(
-                "`{name}` is not bound for this call (bound: {})",
-                state.bound.join(", ")
-            ))
+            Err(format!("`{name}` is not bound for this call (bound: {})", state.bound.join(", ")))
         }
     }
 
@@ -274,11 +257,7 @@ impl Backend for MockHost {
         let mut state = self.state.borrow_mut();
         state.requests.push(recorded.clone());
         let Some(step) = state.script.pop_front() else {
-            panic!(
-                "unexpected request after the transcript ended: {} {}",
-                recorded.method.as_str(),
-                recorded.path
-            );
+            panic!("unexpected request after the transcript ended: {} {}", recorded.method.as_str(), recorded.path);
         };
         assert!(
             step.method == recorded.method && step.path == recorded.path,
@@ -307,22 +286,14 @@ impl Backend for MockHost {
             );
         }
         if let Some(auth) = &step.auth {
-            assert_eq!(
-                &recorded.auth,
-                auth,
-                "auth of `{} {}`",
-                recorded.method.as_str(),
-                recorded.path
-            );
+            assert_eq!(&recorded.auth, auth, "auth of `{} {}`", recorded.method.as_str(), recorded.path);
         }
         let reply = step.outcome?;
         Ok(Response {
             status: reply.status,
             headers: reply.headers,
             body: reply.body,
-            session_token: reply
-                .session_token
-                .map(|t| Secret(Repr::Mock(format!("session:{t}")))),
+            session_token: reply.session_token.map(|t| Secret(Repr::Mock(format!("session:{t}")))),
         })
     }
 

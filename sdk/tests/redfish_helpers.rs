@@ -9,12 +9,8 @@ const ACCOUNTS: &str = "/redfish/v1/AccountService/Accounts";
 
 fn script_account_lookup(host: &MockHost, members: serde_json::Value) {
     host.expect(Method::Get, "/redfish/v1/AccountService")
-        .reply(Reply::json(
-            200,
-            json!({"Accounts": {"@odata.id": ACCOUNTS}}),
-        ));
-    host.expect(Method::Get, ACCOUNTS)
-        .reply(Reply::json(200, json!({ "Members": members })));
+        .reply(Reply::json(200, json!({"Accounts": {"@odata.id": ACCOUNTS}})));
+    host.expect(Method::Get, ACCOUNTS).reply(Reply::json(200, json!({ "Members": members })));
 }
 
 #[test]
@@ -26,25 +22,16 @@ fn login_splices_the_password_and_keeps_the_token_opaque() {
         .body_contains(r#"{"UserName":"root","Password":<secret:login-password>}"#)
         .reply(
             Reply::json(201, json!({"Id": "7"}))
-                .header(
-                    "Location",
-                    "https://10.1.1.1/redfish/v1/SessionService/Sessions/7",
-                )
+                .header("Location", "https://10.1.1.1/redfish/v1/SessionService/Sessions/7")
                 .session_token("tok"),
         );
     host.expect(Method::Get, "/redfish/v1/Managers")
         .auth("session <secret:session:tok>")
         .reply(Reply::json(200, json!({})));
-    host.expect(Method::Delete, "/redfish/v1/SessionService/Sessions/7")
-        .reply(Reply::empty(204));
+    host.expect(Method::Delete, "/redfish/v1/SessionService/Sessions/7").reply(Reply::empty(204));
     let bmc = host.bmc();
-    let client = Redfish::login(
-        &bmc,
-        "/redfish/v1/SessionService/Sessions",
-        "root",
-        &bmc.login_password().unwrap(),
-    )
-    .unwrap();
+    let client =
+        Redfish::login(&bmc, "/redfish/v1/SessionService/Sessions", "root", &bmc.login_password().unwrap()).unwrap();
     client.get("/redfish/v1/Managers").unwrap();
     client.logout().unwrap();
     host.assert_done();
@@ -53,21 +40,15 @@ fn login_splices_the_password_and_keeps_the_token_opaque() {
 #[test]
 fn login_refused_is_auth_failed_with_the_vendor_message() {
     let host = MockHost::new().bind("login-password");
-    host.expect(Method::Post, "/redfish/v1/SessionService/Sessions")
-        .reply(Reply::json(
-            401,
-            json!({"error": {"@Message.ExtendedInfo": [{"MessageId": "Base.1.12.NoValidSession",
+    host.expect(Method::Post, "/redfish/v1/SessionService/Sessions").reply(Reply::json(
+        401,
+        json!({"error": {"@Message.ExtendedInfo": [{"MessageId": "Base.1.12.NoValidSession",
             "Message": "There is no valid session established with the implementation."}]}}),
-        ));
+    ));
     let bmc = host.bmc();
-    let err = Redfish::login(
-        &bmc,
-        "/redfish/v1/SessionService/Sessions",
-        "root",
-        &bmc.login_password().unwrap(),
-    )
-    .err()
-    .unwrap();
+    let err = Redfish::login(&bmc, "/redfish/v1/SessionService/Sessions", "root", &bmc.login_password().unwrap())
+        .err()
+        .unwrap();
     assert_eq!(err.kind(), "auth-failed");
     assert!(err.message().contains("NoValidSession"), "{err}");
 }
@@ -75,12 +56,9 @@ fn login_refused_is_auth_failed_with_the_vendor_message() {
 #[test]
 fn a_session_without_token_is_a_protocol_error() {
     let host = MockHost::new().bind("login-password");
-    host.expect(Method::Post, "/s")
-        .reply(Reply::json(201, json!({})));
+    host.expect(Method::Post, "/s").reply(Reply::json(201, json!({})));
     let bmc = host.bmc();
-    let err = Redfish::login(&bmc, "/s", "root", &bmc.login_password().unwrap())
-        .err()
-        .unwrap();
+    let err = Redfish::login(&bmc, "/s", "root", &bmc.login_password().unwrap()).err().unwrap();
     assert_eq!(err.kind(), "protocol");
     assert!(err.message().contains("without X-Auth-Token"), "{err}");
 }
@@ -92,21 +70,14 @@ fn find_account_matches_user_name_across_fixed_slots() {
         &host,
         json!([{"@odata.id": format!("{ACCOUNTS}/1")}, {"@odata.id": format!("{ACCOUNTS}/2")}, {"@odata.id": format!("{ACCOUNTS}/3")}]),
     );
-    host.expect(Method::Get, &format!("{ACCOUNTS}/1"))
-        .reply(Reply::json(200, json!({"UserName": ""})));
-    host.expect(Method::Get, &format!("{ACCOUNTS}/2"))
-        .reply(Reply::json(200, json!({"UserName": "admin"})));
+    host.expect(Method::Get, &format!("{ACCOUNTS}/1")).reply(Reply::json(200, json!({"UserName": ""})));
+    host.expect(Method::Get, &format!("{ACCOUNTS}/2")).reply(Reply::json(200, json!({"UserName": "admin"})));
     host.expect(Method::Get, &format!("{ACCOUNTS}/3"))
         .auth("basic admin <secret:login-password>")
-        .reply(Reply::json(
-            200,
-            json!({"UserName": "root", "@odata.etag": "W/\"77\""}),
-        ));
+        .reply(Reply::json(200, json!({"UserName": "root", "@odata.etag": "W/\"77\""})));
     let bmc = host.bmc();
     let client = Redfish::basic(&bmc, "admin", bmc.login_password().unwrap());
-    let account = client
-        .find_account("/redfish/v1/AccountService", "root")
-        .unwrap();
+    let account = client.find_account("/redfish/v1/AccountService", "root").unwrap();
     assert_eq!(account.uri, format!("{ACCOUNTS}/3"));
     assert_eq!(account.etag, ETag::parse("W/\"77\""));
     host.assert_done();
@@ -116,38 +87,21 @@ fn find_account_matches_user_name_across_fixed_slots() {
 fn find_account_keeps_trailing_slashes_and_ignores_login_name() {
     // iLO 5: variable ids, trailing slashes, Oem.Hpe.LoginName differs from UserName.
     let host = MockHost::new();
-    script_account_lookup(
-        &host,
-        json!([{"@odata.id": "/redfish/v1/AccountService/Accounts/13/"}]),
-    );
-    host.expect(Method::Get, "/redfish/v1/AccountService/Accounts/13/")
-        .reply(
-            Reply::json(
-                200,
-                json!({"UserName": "ops", "Oem": {"Hpe": {"LoginName": "Operator"}}}),
-            )
+    script_account_lookup(&host, json!([{"@odata.id": "/redfish/v1/AccountService/Accounts/13/"}]));
+    host.expect(Method::Get, "/redfish/v1/AccountService/Accounts/13/").reply(
+        Reply::json(200, json!({"UserName": "ops", "Oem": {"Hpe": {"LoginName": "Operator"}}}))
             .header("ETag", "W/\"ABC\""),
-        );
+    );
     let bmc = host.bmc();
     let client = Redfish::anonymous(&bmc);
-    let account = client
-        .find_account("/redfish/v1/AccountService", "ops")
-        .unwrap();
+    let account = client.find_account("/redfish/v1/AccountService", "ops").unwrap();
     assert_eq!(account.uri, "/redfish/v1/AccountService/Accounts/13/");
     assert_eq!(account.etag.unwrap().header_value(), "W/\"ABC\"");
 
-    script_account_lookup(
-        &host,
-        json!([{"@odata.id": "/redfish/v1/AccountService/Accounts/13/"}]),
-    );
+    script_account_lookup(&host, json!([{"@odata.id": "/redfish/v1/AccountService/Accounts/13/"}]));
     host.expect(Method::Get, "/redfish/v1/AccountService/Accounts/13/")
-        .reply(Reply::json(
-            200,
-            json!({"UserName": "ops", "Oem": {"Hpe": {"LoginName": "Operator"}}}),
-        ));
-    let err = client
-        .find_account("/redfish/v1/AccountService", "Operator")
-        .unwrap_err();
+        .reply(Reply::json(200, json!({"UserName": "ops", "Oem": {"Hpe": {"LoginName": "Operator"}}})));
+    let err = client.find_account("/redfish/v1/AccountService", "Operator").unwrap_err();
     assert_eq!(err.kind(), "account-not-found");
     assert!(err.message().contains("accounts present: ops"), "{err}");
     host.assert_done();
@@ -157,10 +111,7 @@ fn find_account_keeps_trailing_slashes_and_ignores_login_name() {
 fn patch_sends_if_match_in_every_form() {
     let cases = [
         (IfMatch::Tag(ETag::parse("\"12\"").unwrap()), Some("\"12\"")),
-        (
-            IfMatch::Tag(ETag::parse("W/\"12\"").unwrap()),
-            Some("W/\"12\""),
-        ),
+        (IfMatch::Tag(ETag::parse("W/\"12\"").unwrap()), Some("W/\"12\"")),
         (IfMatch::Tag(ETag::parse("12").unwrap()), Some("\"12\"")),
         (IfMatch::Any, Some("*")),
         (IfMatch::None, None),
@@ -172,14 +123,10 @@ fn patch_sends_if_match_in_every_form() {
             Some(h) => exp.header("If-Match", h),
             None => exp.no_header("If-Match"),
         };
-        exp.body_contains(r#"{"Password":<secret:new-password>}"#)
-            .reply(Reply::empty(204));
+        exp.body_contains(r#"{"Password":<secret:new-password>}"#).reply(Reply::empty(204));
         let bmc = host.bmc();
         let new = bmc.new_password().unwrap();
-        Redfish::anonymous(&bmc)
-            .patch("/a", JsonBody::object().secret("Password", &new), &if_match)
-            .unwrap()
-            .unwrap();
+        Redfish::anonymous(&bmc).patch("/a", JsonBody::object().secret("Password", &new), &if_match).unwrap().unwrap();
         host.assert_done();
     }
 }
@@ -195,11 +142,7 @@ fn patch_failure_carries_the_vendor_messages() {
     let bmc = host.bmc();
     let new = bmc.new_password().unwrap();
     let err = Redfish::anonymous(&bmc)
-        .patch(
-            "/a",
-            JsonBody::object().secret("Password", &new),
-            &IfMatch::None,
-        )
+        .patch("/a", JsonBody::object().secret("Password", &new), &IfMatch::None)
         .unwrap()
         .unwrap_err();
     assert!(err.has("InvalidPasswordLength"));
@@ -211,20 +154,12 @@ fn patch_failure_carries_the_vendor_messages() {
 #[test]
 fn a_lost_answer_to_a_patch_is_ambiguous_but_to_a_get_is_unreachable() {
     let host = MockHost::new().bind("new-password");
-    host.expect(Method::Patch, "/a")
-        .fail(HttpError::NoResponse("connection reset".into()));
-    host.expect(Method::Get, "/a")
-        .fail(HttpError::NoResponse("connection reset".into()));
+    host.expect(Method::Patch, "/a").fail(HttpError::NoResponse("connection reset".into()));
+    host.expect(Method::Get, "/a").fail(HttpError::NoResponse("connection reset".into()));
     let bmc = host.bmc();
     let new = bmc.new_password().unwrap();
     let client = Redfish::anonymous(&bmc);
-    let err = client
-        .patch(
-            "/a",
-            JsonBody::object().secret("Password", &new),
-            &IfMatch::None,
-        )
-        .unwrap_err();
+    let err = client.patch("/a", JsonBody::object().secret("Password", &new), &IfMatch::None).unwrap_err();
     assert_eq!(err.kind(), "ambiguous");
     assert_eq!(client.get("/a").unwrap_err().kind(), "unreachable");
 }
@@ -240,17 +175,11 @@ fn ilo_success_envelope_is_readable() {
 fn unbound_secret_is_a_clear_error() {
     let host = MockHost::new().bind("login-password");
     let err = host.bmc().new_password().unwrap_err();
-    assert!(
-        err.message().contains("`new-password` is not bound"),
-        "{err}"
-    );
+    assert!(err.message().contains("`new-password` is not bound"), "{err}");
 }
 
 #[test]
 fn api_version_matches_the_wit_package() {
     let world = include_str!("../../wit/v0.1/world.wit");
-    assert!(world.contains(&format!(
-        "package bmc:plugin@{};",
-        bmc_plugin_sdk::API_VERSION
-    )));
+    assert!(world.contains(&format!("package bmc:plugin@{};", bmc_plugin_sdk::API_VERSION)));
 }

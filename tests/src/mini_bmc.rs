@@ -42,10 +42,8 @@ const ACCOUNTS: &str = "/redfish/v1/AccountService/Accounts";
 fn error(status: StatusCode, id: &str, message: &str) -> Response {
     (
         status,
-        Json(
-            json!({"error": {"code": "Base.1.12.GeneralError", "message": message,
-        "@Message.ExtendedInfo": [{"MessageId": id, "Message": message}]}}),
-        ),
+        Json(json!({"error": {"code": "Base.1.12.GeneralError", "message": message,
+        "@Message.ExtendedInfo": [{"MessageId": id, "Message": message}]}})),
     )
         .into_response()
 }
@@ -54,18 +52,10 @@ fn authenticate(state: &Inner, headers: &HeaderMap) -> Option<String> {
     if let Some(token) = headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
         return state.sessions.get(token).cloned();
     }
-    let basic = headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Basic ")?;
+    let basic = headers.get("authorization")?.to_str().ok()?.strip_prefix("Basic ")?;
     let decoded = decode_base64(basic)?;
     let (user, password) = decoded.split_once(':')?;
-    state
-        .accounts
-        .iter()
-        .find(|a| a.user == user && a.password == password)
-        .map(|a| a.user.clone())
+    state.accounts.iter().find(|a| a.user == user && a.password == password).map(|a| a.user.clone())
 }
 
 fn decode_base64(text: &str) -> Option<String> {
@@ -85,50 +75,26 @@ fn decode_base64(text: &str) -> Option<String> {
 }
 
 async fn root() -> Json<Value> {
-    Json(
-        json!({"@odata.id": "/redfish/v1/", "RedfishVersion": "1.15.0", "Vendor": "Mini",
+    Json(json!({"@odata.id": "/redfish/v1/", "RedfishVersion": "1.15.0", "Vendor": "Mini",
         "Links": {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}},
-        "AccountService": {"@odata.id": "/redfish/v1/AccountService"}}),
-    )
+        "AccountService": {"@odata.id": "/redfish/v1/AccountService"}}))
 }
 
 async fn login(State(state): State<Shared>, body: Bytes) -> Response {
     let mut s = state.lock().unwrap();
     s.requests.push("POST session".into());
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "Base.1.12.MalformedJSON",
-            "malformed JSON",
-        );
+        return error(StatusCode::BAD_REQUEST, "Base.1.12.MalformedJSON", "malformed JSON");
     };
-    let (user, password) = (
-        body["UserName"].as_str().unwrap_or(""),
-        body["Password"].as_str().unwrap_or(""),
-    );
-    if !s
-        .accounts
-        .iter()
-        .any(|a| a.user == user && a.password == password && !user.is_empty())
-    {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "Base.1.12.NoValidSession",
-            "Invalid username or password",
-        );
+    let (user, password) = (body["UserName"].as_str().unwrap_or(""), body["Password"].as_str().unwrap_or(""));
+    if !s.accounts.iter().any(|a| a.user == user && a.password == password && !user.is_empty()) {
+        return error(StatusCode::UNAUTHORIZED, "Base.1.12.NoValidSession", "Invalid username or password");
     }
     s.next_session += 1;
-    let (id, token) = (
-        s.next_session,
-        format!("mini-token-{}-{}", s.next_session, user.len()),
-    );
+    let (id, token) = (s.next_session, format!("mini-token-{}-{}", s.next_session, user.len()));
     s.sessions.insert(token.clone(), user.to_owned());
     let location = format!("/redfish/v1/SessionService/Sessions/{id}");
-    (
-        StatusCode::CREATED,
-        [("x-auth-token", token), ("location", location)],
-        Json(json!({"Id": id.to_string()})),
-    )
+    (StatusCode::CREATED, [("x-auth-token", token), ("location", location)], Json(json!({"Id": id.to_string()})))
         .into_response()
 }
 
@@ -136,21 +102,13 @@ async fn logout(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let mut s = state.lock().unwrap();
     match headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
         Some(token) if s.sessions.remove(token).is_some() => StatusCode::NO_CONTENT.into_response(),
-        _ => error(
-            StatusCode::UNAUTHORIZED,
-            "Base.1.12.NoValidSession",
-            "no session",
-        ),
+        _ => error(StatusCode::UNAUTHORIZED, "Base.1.12.NoValidSession", "no session"),
     }
 }
 
 async fn account_service(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if authenticate(&state.lock().unwrap(), &headers).is_none() {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "Base.1.12.NoValidSession",
-            "authentication required",
-        );
+        return error(StatusCode::UNAUTHORIZED, "Base.1.12.NoValidSession", "authentication required");
     }
     Json(json!({"MinPasswordLength": 8, "MaxPasswordLength": 20, "Accounts": {"@odata.id": ACCOUNTS}})).into_response()
 }
@@ -158,76 +116,36 @@ async fn account_service(State(state): State<Shared>, headers: HeaderMap) -> Res
 async fn account_collection(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let s = state.lock().unwrap();
     if authenticate(&s, &headers).is_none() {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "Base.1.12.NoValidSession",
-            "authentication required",
-        );
+        return error(StatusCode::UNAUTHORIZED, "Base.1.12.NoValidSession", "authentication required");
     }
-    let members: Vec<Value> = s
-        .accounts
-        .iter()
-        .map(|a| json!({"@odata.id": format!("{ACCOUNTS}/{}", a.id)}))
-        .collect();
+    let members: Vec<Value> = s.accounts.iter().map(|a| json!({"@odata.id": format!("{ACCOUNTS}/{}", a.id)})).collect();
     Json(json!({"Members": members})).into_response()
 }
 
 async fn account(State(state): State<Shared>, Path(id): Path<u32>, headers: HeaderMap) -> Response {
     let s = state.lock().unwrap();
     if authenticate(&s, &headers).is_none() {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "Base.1.12.NoValidSession",
-            "authentication required",
-        );
+        return error(StatusCode::UNAUTHORIZED, "Base.1.12.NoValidSession", "authentication required");
     }
     let Some(a) = s.accounts.iter().find(|a| a.id == id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "Base.1.12.ResourceMissingAtURI",
-            "no such account",
-        );
+        return error(StatusCode::NOT_FOUND, "Base.1.12.ResourceMissingAtURI", "no such account");
     };
     let etag = format!("W/\"{}\"", a.version);
-    (
-        [("etag", etag)],
-        Json(json!({"Id": a.id.to_string(), "UserName": a.user, "Password": null})),
-    )
-        .into_response()
+    ([("etag", etag)], Json(json!({"Id": a.id.to_string(), "UserName": a.user, "Password": null}))).into_response()
 }
 
-async fn change(
-    State(state): State<Shared>,
-    Path(id): Path<u32>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn change(State(state): State<Shared>, Path(id): Path<u32>, headers: HeaderMap, body: Bytes) -> Response {
     let mut s = state.lock().unwrap();
     let Some(actor) = authenticate(&s, &headers) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "Base.1.12.NoValidSession",
-            "authentication required",
-        );
+        return error(StatusCode::UNAUTHORIZED, "Base.1.12.NoValidSession", "authentication required");
     };
     s.requests.push(format!("PATCH account {id} by {actor}"));
-    let if_match = headers
-        .get("if-match")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let if_match = headers.get("if-match").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "Base.1.12.MalformedJSON",
-            "malformed JSON",
-        );
+        return error(StatusCode::BAD_REQUEST, "Base.1.12.MalformedJSON", "malformed JSON");
     };
     let Some(account) = s.accounts.iter_mut().find(|a| a.id == id) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "Base.1.12.ResourceMissingAtURI",
-            "no such account",
-        );
+        return error(StatusCode::NOT_FOUND, "Base.1.12.ResourceMissingAtURI", "no such account");
     };
     if let Some(tag) = if_match
         && tag != "*"
@@ -236,11 +154,7 @@ async fn change(
         return error(StatusCode::PRECONDITION_FAILED, "Base.1.12.PreconditionFailed", "stale ETag");
     }
     let Some(password) = body["Password"].as_str() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "Base.1.12.PropertyMissing",
-            "Password is required",
-        );
+        return error(StatusCode::BAD_REQUEST, "Base.1.12.PropertyMissing", "Password is required");
     };
     if !(8..=20).contains(&password.chars().count()) {
         return error(
@@ -258,22 +172,10 @@ async fn change(
 
 /// Reflects the request (body, credentials) and issues a token, as a careless BMC might.
 async fn echo(headers: HeaderMap, body: Bytes) -> Response {
-    let header = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let reply = json!({"body": String::from_utf8_lossy(&body), "authorization": header("authorization"),
         "x-auth-token": header("x-auth-token"), "issued": "echo-token-0001"});
-    (
-        [
-            ("x-auth-token", "echo-token-0001"),
-            ("x-seen-authorization", header("authorization").as_str()),
-        ],
-        Json(reply),
-    )
+    ([("x-auth-token", "echo-token-0001"), ("x-seen-authorization", header("authorization").as_str())], Json(reply))
         .into_response()
 }
 
@@ -284,32 +186,18 @@ impl MiniBmc {
         state.lock().unwrap().accounts = accounts
             .iter()
             .enumerate()
-            .map(|(i, (u, p))| Account {
-                id: i as u32 + 1,
-                user: u.to_string(),
-                password: p.to_string(),
-                version: 1,
-            })
+            .map(|(i, (u, p))| Account { id: i as u32 + 1, user: u.to_string(), password: p.to_string(), version: 1 })
             .collect();
         let router = axum::Router::new()
             .route("/redfish/v1/", get(root))
             .route("/redfish/v1/SessionService/Sessions", post(login))
-            .route(
-                "/redfish/v1/SessionService/Sessions/{id}",
-                axum::routing::delete(logout),
-            )
+            .route("/redfish/v1/SessionService/Sessions/{id}", axum::routing::delete(logout))
             .route("/redfish/v1/AccountService", get(account_service))
             .route(ACCOUNTS, get(account_collection))
-            .route(
-                &format!("{ACCOUNTS}/{{id}}"),
-                get(account).merge(patch(change)),
-            )
+            .route(&format!("{ACCOUNTS}/{{id}}"), get(account).merge(patch(change)))
             .route("/echo", any(echo))
             .with_state(state.clone());
-        MiniBmc {
-            server: HttpsServer::start_local(router).await.expect("mini BMC"),
-            state,
-        }
+        MiniBmc { server: HttpsServer::start_local(router).await.expect("mini BMC"), state }
     }
 
     /// The server.
@@ -319,13 +207,7 @@ impl MiniBmc {
 
     /// The current password of `user`.
     pub fn password_of(&self, user: &str) -> Option<String> {
-        self.state
-            .lock()
-            .unwrap()
-            .accounts
-            .iter()
-            .find(|a| a.user == user)
-            .map(|a| a.password.clone())
+        self.state.lock().unwrap().accounts.iter().find(|a| a.user == user).map(|a| a.password.clone())
     }
 
     /// Open sessions.

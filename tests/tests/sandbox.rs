@@ -2,9 +2,7 @@
 
 use bmc_rotate::gateway::{Endpoint, Gateway, Limits, TlsPolicy};
 use bmc_rotate::runtime::metadata::MetadataError;
-use bmc_rotate::runtime::{
-    CallContext, CallError, ErrorKind, LoadError, Plugin, SecretBindings, Target,
-};
+use bmc_rotate::runtime::{CallContext, CallError, ErrorKind, LoadError, Plugin, SecretBindings, Target};
 use bmc_tests::mini_bmc::MiniBmc;
 use bmc_tests::{runtime, test_config, wasm};
 use secrecy::SecretString;
@@ -21,71 +19,33 @@ fn ctx(bmc: Option<&MiniBmc>) -> CallContext {
     let gateway = bmc.map(|bmc| {
         let addr = bmc.server().addr();
         let tls = TlsPolicy::PinnedSha256(bmc.server().sha256());
-        Arc::new(
-            Gateway::pinned(
-                Endpoint::new("127.0.0.1", addr.port()),
-                addr,
-                tls,
-                Limits::default(),
-            )
-            .unwrap(),
-        )
+        Arc::new(Gateway::pinned(Endpoint::new("127.0.0.1", addr.port()), addr, tls, Limits::default()).unwrap())
     });
     let secrets = SecretBindings::new()
-        .bind(
-            "login-password",
-            Arc::new(SecretString::from(CANARY.to_owned())),
-        )
-        .bind(
-            "new-password",
-            Arc::new(SecretString::from("Canary-New-43".to_owned())),
-        );
-    CallContext {
-        gateway,
-        secrets,
-        budget: None,
-    }
+        .bind("login-password", Arc::new(SecretString::from(CANARY.to_owned())))
+        .bind("new-password", Arc::new(SecretString::from("Canary-New-43".to_owned())));
+    CallContext { gateway, secrets, budget: None }
 }
 
 fn misbehave(what: &str) -> Target {
-    Target {
-        address: "bmc".into(),
-        account: what.into(),
-        login_account: "root".into(),
-    }
+    Target { address: "bmc".into(), account: what.into(), login_account: "root".into() }
 }
 
 #[tokio::test]
 async fn an_infinite_loop_is_stopped_at_the_deadline() {
     let budget = test_config().call_budget;
     let started = Instant::now();
-    let outcome = hostile()
-        .await
-        .change_password(ctx(None), &misbehave("spin"))
-        .await;
-    assert!(
-        matches!(outcome.result, Err(CallError::Deadline(b)) if b == budget),
-        "{:?}",
-        outcome.result.err()
-    );
+    let outcome = hostile().await.change_password(ctx(None), &misbehave("spin")).await;
+    assert!(matches!(outcome.result, Err(CallError::Deadline(b)) if b == budget), "{:?}", outcome.result.err());
     let elapsed = started.elapsed();
-    assert!(
-        elapsed >= budget && elapsed < budget + Duration::from_secs(3),
-        "stopped after {elapsed:?}"
-    );
+    assert!(elapsed >= budget && elapsed < budget + Duration::from_secs(3), "stopped after {elapsed:?}");
 }
 
 #[tokio::test]
 async fn a_memory_bomb_hits_the_limit() {
-    let outcome = hostile()
-        .await
-        .change_password(ctx(None), &misbehave("grow"))
-        .await;
+    let outcome = hostile().await.change_password(ctx(None), &misbehave("grow")).await;
     match outcome.result {
-        Err(CallError::Memory {
-            limit_mib,
-            requested_mib,
-        }) => {
+        Err(CallError::Memory { limit_mib, requested_mib }) => {
             assert_eq!(limit_mib, 32);
             assert!(requested_mib > 32);
         }
@@ -97,25 +57,16 @@ async fn a_memory_bomb_hits_the_limit() {
 async fn other_hosts_and_absolute_urls_are_denied() {
     let bmc = MiniBmc::start(&[("root", "x")]).await;
     for what in ["absolute-url", "authority"] {
-        let outcome = hostile()
-            .await
-            .change_password(ctx(Some(&bmc)), &misbehave(what))
-            .await;
+        let outcome = hostile().await.change_password(ctx(Some(&bmc)), &misbehave(what)).await;
         let message = outcome.result.unwrap_err().to_string();
-        assert!(
-            message.contains("refused") && message.contains("Denied"),
-            "{what}: {message}"
-        );
+        assert!(message.contains("refused") && message.contains("Denied"), "{what}: {message}");
     }
     assert!(bmc.requests().is_empty());
 }
 
 #[tokio::test]
 async fn a_panic_reports_its_message() {
-    let outcome = hostile()
-        .await
-        .change_password(ctx(None), &misbehave("panic"))
-        .await;
+    let outcome = hostile().await.change_password(ctx(None), &misbehave("panic")).await;
     match outcome.result {
         Err(CallError::Panic(text)) => {
             assert!(text.contains("hostile guest panicked on purpose"), "{text}")
@@ -128,70 +79,34 @@ async fn a_panic_reports_its_message() {
 async fn a_host_sleep_is_cut_at_the_deadline() {
     let budget = test_config().call_budget;
     let started = Instant::now();
-    let outcome = hostile()
-        .await
-        .change_password(ctx(None), &misbehave("sleep"))
-        .await;
+    let outcome = hostile().await.change_password(ctx(None), &misbehave("sleep")).await;
     // The minute-long sleep ends at the deadline, and the guest is stopped right after it.
-    assert!(
-        matches!(outcome.result, Err(CallError::Deadline(_))),
-        "{:?}",
-        outcome.result.err()
-    );
-    assert!(
-        started.elapsed() < budget + Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(matches!(outcome.result, Err(CallError::Deadline(_))), "{:?}", outcome.result.err());
+    assert!(started.elapsed() < budget + Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
 #[tokio::test]
 async fn a_guest_never_sees_a_plaintext_secret() {
     let bmc = MiniBmc::start(&[("root", CANARY)]).await;
-    let outcome = hostile()
-        .await
-        .change_password(ctx(Some(&bmc)), &misbehave("steal"))
-        .await;
+    let outcome = hostile().await.change_password(ctx(Some(&bmc)), &misbehave("steal")).await;
     let error = outcome.result.unwrap_err();
-    let report = error
-        .plugin_error()
-        .expect("the guest reports what it saw")
-        .message
-        .clone();
+    let report = error.plugin_error().expect("the guest reports what it saw").message.clone();
     // The guest did get answers (so the test is not vacuous) ...
-    assert!(
-        report.contains("<redacted>") && report.contains("x-seen-authorization"),
-        "{report}"
-    );
-    assert!(
-        report.contains("may not be set"),
-        "header smuggling must be refused: {report}"
-    );
+    assert!(report.contains("<redacted>") && report.contains("x-seen-authorization"), "{report}");
+    assert!(report.contains("may not be set"), "header smuggling must be refused: {report}");
     // ... but nothing in them, in its error or in its log is a secret.
     let log: String = outcome.log.iter().map(|l| l.message.as_str()).collect();
     assert!(log.contains("stolen"));
     let escaped = serde_json::to_string(CANARY).unwrap();
-    for leak in [
-        CANARY,
-        &escaped[1..escaped.len() - 1],
-        "Canary-New-43",
-        "echo-token-0001",
-    ] {
-        assert!(
-            !report.contains(leak),
-            "`{leak}` reached the guest: {report}"
-        );
+    for leak in [CANARY, &escaped[1..escaped.len() - 1], "Canary-New-43", "echo-token-0001"] {
+        assert!(!report.contains(leak), "`{leak}` reached the guest: {report}");
         assert!(!log.contains(leak), "`{leak}` reached the guest log: {log}");
     }
 }
 
 #[tokio::test]
 async fn an_unsupported_api_version_is_refused_before_compiling() {
-    let error = runtime()
-        .load_file(&wasm("guest_future_api"))
-        .await
-        .err()
-        .expect("refused");
+    let error = runtime().load_file(&wasm("guest_future_api")).await.err().expect("refused");
     assert!(
         matches!(&error, LoadError::Refused { source: MetadataError::UnsupportedVersion { found, .. }, .. } if found.major == 9),
         "{error}"
@@ -202,26 +117,12 @@ async fn an_unsupported_api_version_is_refused_before_compiling() {
 
 #[tokio::test]
 async fn sockets_and_wasi_http_are_refused_at_load() {
-    let error = runtime()
-        .load_file(&wasm("guest_forbidden_imports"))
-        .await
-        .err()
-        .expect("refused");
-    let LoadError::Refused {
-        source: MetadataError::ForbiddenImports(imports),
-        ..
-    } = &error
-    else {
+    let error = runtime().load_file(&wasm("guest_forbidden_imports")).await.err().expect("refused");
+    let LoadError::Refused { source: MetadataError::ForbiddenImports(imports), .. } = &error else {
         panic!("expected forbidden imports, got {error}");
     };
-    assert!(
-        imports.iter().any(|i| i.starts_with("wasi:sockets/")),
-        "{imports:?}"
-    );
-    assert!(
-        imports.iter().any(|i| i.starts_with("wasi:http/")),
-        "{imports:?}"
-    );
+    assert!(imports.iter().any(|i| i.starts_with("wasi:sockets/")), "{imports:?}");
+    assert!(imports.iter().any(|i| i.starts_with("wasi:http/")), "{imports:?}");
     assert!(error.to_string().contains("sandbox does not provide"));
 }
 
@@ -230,28 +131,16 @@ async fn misbehaving_jobs_leave_the_plugin_usable() {
     let plugin = hostile().await;
     let _ = plugin.change_password(ctx(None), &misbehave("panic")).await;
     let _ = plugin.change_password(ctx(None), &misbehave("grow")).await;
-    let again = plugin
-        .change_password(ctx(None), &misbehave("nothing"))
-        .await;
+    let again = plugin.change_password(ctx(None), &misbehave("nothing")).await;
     let error = again.result.unwrap_err();
-    assert_eq!(
-        error.plugin_error().map(|e| e.kind),
-        Some(ErrorKind::Unsupported)
-    );
+    assert_eq!(error.plugin_error().map(|e| e.kind), Some(ErrorKind::Unsupported));
 }
 
 #[tokio::test]
 async fn a_directory_loads_each_plugin_on_its_own() {
     let dir = wasm("guest_sample").parent().unwrap().to_owned();
     let results = runtime().load_dir(&dir).await.unwrap();
-    let ok: Vec<_> = results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .map(|p| p.info.id.clone())
-        .collect();
-    assert!(
-        ok.contains(&"sample".to_owned()) && ok.contains(&"hostile".to_owned()),
-        "{ok:?}"
-    );
+    let ok: Vec<_> = results.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|p| p.info.id.clone()).collect();
+    assert!(ok.contains(&"sample".to_owned()) && ok.contains(&"hostile".to_owned()), "{ok:?}");
     assert!(results.iter().filter(|(_, r)| r.is_err()).count() >= 2);
 }

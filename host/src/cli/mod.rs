@@ -19,12 +19,7 @@ pub mod exit {
 
 /// Rotate BMC passwords across an Azure Stack Hub fleet through sandboxed vendor plugins.
 #[derive(Debug, Parser)]
-#[command(
-    name = "bmc-rotate",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "bmc-rotate", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// Log verbosity: error, warn, info, debug or trace (or a tracing filter such as
     /// `bmc_rotate=debug`). Logs go to stderr and never contain secrets.
@@ -91,10 +86,7 @@ pub fn main() -> ExitCode {
         eprintln!("error: --log: {e}");
         return ExitCode::from(exit::BAD_INPUT);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -106,25 +98,15 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> u8 {
-    let cache_dir = if cli.no_cache {
-        None
-    } else {
-        cli.cache_dir
-            .or_else(crate::runtime::ArtifactCache::default_dir)
-    };
+    let cache_dir = if cli.no_cache { None } else { cli.cache_dir.or_else(crate::runtime::ArtifactCache::default_dir) };
     match cli.command {
-        Command::Plugins(PluginsCommand::List { dir, output }) => {
-            plugins::list(dir, output, cache_dir).await
-        }
-        Command::Plugins(PluginsCommand::Inspect { file, output }) => {
-            plugins::inspect(&file, output, cache_dir).await
-        }
+        Command::Plugins(PluginsCommand::List { dir, output }) => plugins::list(dir, output, cache_dir).await,
+        Command::Plugins(PluginsCommand::Inspect { file, output }) => plugins::inspect(&file, output, cache_dir).await,
     }
 }
 
 fn init_logging(filter: &str) -> Result<(), String> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("`{filter}`: {e}"))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("`{filter}`: {e}"))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -7,11 +7,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime, u8> {
-    Runtime::new(RuntimeConfig {
-        cache_dir,
-        ..RuntimeConfig::default()
-    })
-    .map_err(|e| {
+    Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() }).map_err(|e| {
         eprintln!("error: cannot start the plugin runtime: {e:#}");
         exit::FAILED
     })
@@ -52,10 +48,7 @@ impl<'a> Inspection<'a> {
 }
 
 fn describe_policy(p: &PasswordPolicy) -> String {
-    let mut parts = vec![
-        format!("{}-{} chars", p.min_length, p.max_length),
-        format!("{} classes", p.min_classes),
-    ];
+    let mut parts = vec![format!("{}-{} chars", p.min_length, p.max_length), format!("{} classes", p.min_classes)];
     if !p.allowed_symbols.is_empty() {
         parts.push(format!("symbols {}", p.allowed_symbols));
     }
@@ -89,10 +82,7 @@ pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) ->
     };
     let view = Inspection::of(&plugin);
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&view).expect("serialisable")
-        ),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&view).expect("serialisable")),
         Output::Table => print!(
             "{}",
             render::fields(&[
@@ -157,10 +147,8 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
     let listed: Vec<Listed> = results
         .iter()
         .map(|(path, result)| {
-            let file = path.file_name().map_or_else(
-                || path.display().to_string(),
-                |f| f.to_string_lossy().into_owned(),
-            );
+            let file =
+                path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
             match result {
                 Ok(p) => Listed {
                     file,
@@ -177,20 +165,14 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                 Err(e) => Listed {
                     file,
                     plugin: None,
-                    error: Some(
-                        e.to_string()
-                            .replacen(&format!("{}: ", path.display()), "", 1),
-                    ),
+                    error: Some(e.to_string().replacen(&format!("{}: ", path.display()), "", 1)),
                 },
             }
         })
         .collect();
     let failed = listed.iter().any(|l| l.error.is_some());
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&listed).expect("serialisable")
-        ),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&listed).expect("serialisable")),
         Output::Table if listed.is_empty() => println!("no plugins (*.wasm) in {}", dir.display()),
         Output::Table => {
             let rows: Vec<Vec<String>> = listed
@@ -214,13 +196,7 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                     ],
                 })
                 .collect();
-            print!(
-                "{}",
-                render::table(
-                    &["FILE", "ID", "VERSION", "VENDOR", "FAMILIES", "API"],
-                    &rows
-                )
-            );
+            print!("{}", render::table(&["FILE", "ID", "VERSION", "VENDOR", "FAMILIES", "API"], &rows));
         }
     }
     if failed { exit::FAILED } else { exit::OK }

@@ -31,10 +31,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// `key: value` lines with aligned values.
 pub fn fields(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:")))
-        .collect()
+    pairs.iter().map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:"))).collect()
 }
 
 #[cfg(test)]
@@ -43,20 +40,9 @@ mod tests {
 
     #[test]
     fn columns_align() {
-        let out = table(
-            &["ID", "VERSION"],
-            &[
-                vec!["dell-idrac".into(), "0.1.0".into()],
-                vec!["x".into(), "10.2.3".into()],
-            ],
-        );
-        assert_eq!(
-            out,
-            "ID          VERSION\ndell-idrac  0.1.0\nx           10.2.3\n"
-        );
-        assert_eq!(
-            fields(&[("id", "a".into()), ("sha256", "b".into())]),
-            "id:     a\nsha256: b\n"
-        );
+        let out =
+            table(&["ID", "VERSION"], &[vec!["dell-idrac".into(), "0.1.0".into()], vec!["x".into(), "10.2.3".into()]]);
+        assert_eq!(out, "ID          VERSION\ndell-idrac  0.1.0\nx           10.2.3\n");
+        assert_eq!(fields(&[("id", "a".into()), ("sha256", "b".into())]), "id:     a\nsha256: b\n");
     }
 }

@@ -15,10 +15,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint on an explicit host and port.
     pub fn new(host: impl Into<String>, port: u16) -> Self {
-        Endpoint {
-            host: host.into(),
-            port,
-        }
+        Endpoint { host: host.into(), port }
     }
 
     /// `https://host:port`, with brackets around IPv6 literals.
@@ -52,21 +49,13 @@ impl FromStr for Endpoint {
             ));
         }
         let port = |p: &str| {
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("`{p}` is not a TCP port (1-65535)"))
+            p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("`{p}` is not a TCP port (1-65535)"))
         };
         if let Some(rest) = s.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or_else(|| format!("`{s}`: missing `]`"))?;
+            let (host, after) = rest.split_once(']').ok_or_else(|| format!("`{s}`: missing `]`"))?;
             let port = match after {
                 "" => 443,
-                p => port(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| format!("`{s}`: expected `:port` after `]`"))?,
-                )?,
+                p => port(p.strip_prefix(':').ok_or_else(|| format!("`{s}`: expected `:port` after `]`"))?)?,
             };
             return Ok(Endpoint::new(host, port));
         }
@@ -77,11 +66,7 @@ impl FromStr for Endpoint {
             Some((h, p)) => (h, port(p)?),
             None => (s, 443),
         };
-        if host.is_empty()
-            || !host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-        {
+        if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
             return Err(format!("`{host}` is not a host name or IP address"));
         }
         Ok(Endpoint::new(host, port))
@@ -98,26 +83,13 @@ mod tests {
         assert_eq!("10.0.0.5:8443".parse(), Ok(Endpoint::new("10.0.0.5", 8443)));
         assert_eq!("[fd00::1]:444".parse(), Ok(Endpoint::new("fd00::1", 444)));
         assert_eq!("fd00::1".parse(), Ok(Endpoint::new("fd00::1", 443)));
-        assert_eq!(
-            Endpoint::new("fd00::1", 443).origin(),
-            "https://[fd00::1]:443"
-        );
+        assert_eq!(Endpoint::new("fd00::1", 443).origin(), "https://[fd00::1]:443");
     }
 
     #[test]
     fn refuses_urls_and_junk() {
-        assert!(
-            "https://bmc"
-                .parse::<Endpoint>()
-                .unwrap_err()
-                .contains("without scheme")
-        );
-        assert!(
-            "bmc:0"
-                .parse::<Endpoint>()
-                .unwrap_err()
-                .contains("not a TCP port")
-        );
+        assert!("https://bmc".parse::<Endpoint>().unwrap_err().contains("without scheme"));
+        assert!("bmc:0".parse::<Endpoint>().unwrap_err().contains("not a TCP port"));
         assert!("bmc:http".parse::<Endpoint>().is_err());
         assert!("bad host".parse::<Endpoint>().is_err());
         assert!("user@bmc".parse::<Endpoint>().is_err());

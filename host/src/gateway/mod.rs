@@ -104,15 +104,8 @@ pub struct Gateway {
 
 impl Gateway {
     /// Resolves `endpoint` once and builds a client pinned to the first address found.
-    pub async fn connect(
-        endpoint: Endpoint,
-        tls: TlsPolicy,
-        limits: Limits,
-    ) -> Result<Gateway, SetupError> {
-        let resolve_error = |reason: String| SetupError::Resolve {
-            endpoint: endpoint.clone(),
-            reason,
-        };
+    pub async fn connect(endpoint: Endpoint, tls: TlsPolicy, limits: Limits) -> Result<Gateway, SetupError> {
+        let resolve_error = |reason: String| SetupError::Resolve { endpoint: endpoint.clone(), reason };
         let addr = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
             .await
             .map_err(|e| resolve_error(e.to_string()))?
@@ -122,23 +115,13 @@ impl Gateway {
     }
 
     /// A client for `endpoint` that always dials `addr`, without any name resolution.
-    pub fn pinned(
-        endpoint: Endpoint,
-        addr: SocketAddr,
-        tls: TlsPolicy,
-        limits: Limits,
-    ) -> Result<Gateway, SetupError> {
-        let tls_error = |reason: String| SetupError::Tls {
-            endpoint: endpoint.clone(),
-            policy: tls.clone(),
-            reason,
-        };
+    pub fn pinned(endpoint: Endpoint, addr: SocketAddr, tls: TlsPolicy, limits: Limits) -> Result<Gateway, SetupError> {
+        let tls_error = |reason: String| SetupError::Tls { endpoint: endpoint.clone(), policy: tls.clone(), reason };
         let config = client_config(&tls).map_err(tls_error)?;
         if tls == TlsPolicy::Insecure {
             tracing::warn!(bmc = %endpoint, "TLS verification is OFF for this BMC (policy `insecure`)");
         }
-        let origin = reqwest::Url::parse(&endpoint.origin())
-            .map_err(|e| tls_error(format!("bad origin: {e}")))?;
+        let origin = reqwest::Url::parse(&endpoint.origin()).map_err(|e| tls_error(format!("bad origin: {e}")))?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(config)
             .resolve(&endpoint.host, addr)
@@ -151,14 +134,7 @@ impl Gateway {
             .user_agent(concat!("bmc-rotate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| tls_error(chain(&e)))?;
-        Ok(Gateway {
-            client,
-            endpoint,
-            addr,
-            origin,
-            tls,
-            limits,
-        })
+        Ok(Gateway { client, endpoint, addr, origin, tls, limits })
     }
 
     /// The BMC this gateway serves.
@@ -182,11 +158,7 @@ impl Gateway {
     }
 
     /// Sends one request and reads the whole answer, within `deadline` if one is given.
-    pub async fn send(
-        &self,
-        request: &Outbound,
-        deadline: Option<Instant>,
-    ) -> Result<Inbound, Failure> {
+    pub async fn send(&self, request: &Outbound, deadline: Option<Instant>) -> Result<Inbound, Failure> {
         request::check_path(&request.path).map_err(Failure::Denied)?;
         let headers = request::check_headers(&request.headers).map_err(Failure::Denied)?;
         let mut timeout = self.limits.request_timeout;
@@ -202,11 +174,7 @@ impl Gateway {
             return Err(Failure::Denied("the path leaves the job's BMC".into()));
         }
 
-        let mut builder = self
-            .client
-            .request(request.method.to_http(), url)
-            .headers(headers)
-            .timeout(timeout);
+        let mut builder = self.client.request(request.method.to_http(), url).headers(headers).timeout(timeout);
         match &request.auth {
             Auth::None => {}
             Auth::Basic { user, password } => {
@@ -215,11 +183,7 @@ impl Gateway {
                 builder = builder.header(http::header::AUTHORIZATION, sensitive(value)?);
             }
             Auth::Session(token) => {
-                let value = Zeroizing::new(
-                    secrecy::ExposeSecret::expose_secret(&**token)
-                        .as_bytes()
-                        .to_vec(),
-                );
+                let value = Zeroizing::new(secrecy::ExposeSecret::expose_secret(&**token).as_bytes().to_vec());
                 builder = builder.header("x-auth-token", sensitive(value)?);
             }
         }
@@ -248,15 +212,10 @@ impl Gateway {
         for (name, value) in response.headers() {
             match name.as_str() {
                 "x-auth-token" => {
-                    session_token = Some(SecretString::from(
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    ))
+                    session_token = Some(SecretString::from(String::from_utf8_lossy(value.as_bytes()).into_owned()))
                 }
                 "set-cookie" => {}
-                n => headers.push((
-                    n.to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )),
+                n => headers.push((n.to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())),
             }
         }
         let mut body = Vec::new();
@@ -267,12 +226,7 @@ impl Gateway {
             body.extend_from_slice(&chunk);
         }
         tracing::debug!(bmc = %self.endpoint, status, bytes = body.len(), elapsed_ms = started.elapsed().as_millis() as u64, "response");
-        Ok(Inbound {
-            status,
-            headers,
-            body,
-            session_token,
-        })
+        Ok(Inbound { status, headers, body, session_token })
     }
 
     fn too_large(&self, len: u64) -> Failure {
@@ -284,10 +238,8 @@ impl Gateway {
 }
 
 fn sensitive(value: Zeroizing<Vec<u8>>) -> Result<http::HeaderValue, Failure> {
-    let mut value =
-        http::HeaderValue::from_maybe_shared(Bytes::from_owner(value)).map_err(|_| {
-            Failure::Denied("a credential holds characters not allowed in a header".into())
-        })?;
+    let mut value = http::HeaderValue::from_maybe_shared(Bytes::from_owner(value))
+        .map_err(|_| Failure::Denied("a credential holds characters not allowed in a header".into()))?;
     value.set_sensitive(true);
     Ok(value)
 }

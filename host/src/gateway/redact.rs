@@ -19,28 +19,16 @@ pub const MIN_SCRUB_LEN: usize = 4;
 const MAX_ESCAPE_DEPTH: usize = 3;
 
 /// Header names whose values never reach a log line or a guest.
-const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "x-auth-token",
-    "cookie",
-    "set-cookie",
-];
+const SENSITIVE_HEADERS: &[&str] = &["authorization", "proxy-authorization", "x-auth-token", "cookie", "set-cookie"];
 
 /// Whether a header's value is a credential.
 pub fn is_sensitive_header(name: &str) -> bool {
-    SENSITIVE_HEADERS
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    SENSITIVE_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// A header value as it may appear in a log.
 pub fn header_for_log<'a>(name: &str, value: &'a str) -> &'a str {
-    if is_sensitive_header(name) {
-        REDACTED
-    } else {
-        value
-    }
+    if is_sensitive_header(name) { REDACTED } else { value }
 }
 
 /// The set of byte strings to scrub from everything a job's guest or log may see.
@@ -101,9 +89,7 @@ impl Redactor {
     }
 
     fn contains_secret(&self, text: &str) -> bool {
-        self.needles
-            .iter()
-            .any(|n| find(text.as_bytes(), n, 0).is_some())
+        self.needles.iter().any(|n| find(text.as_bytes(), n, 0).is_some())
     }
 
     fn scrub_json(&self, value: &mut serde_json::Value) -> bool {
@@ -118,32 +104,24 @@ impl Redactor {
                 let Ok(mut inner) = serde_json::from_str::<Value>(s) else {
                     return false;
                 };
-                if matches!(inner, Value::Object(_) | Value::Array(_) | Value::String(_))
-                    && self.scrub_json(&mut inner)
+                if matches!(inner, Value::Object(_) | Value::Array(_) | Value::String(_)) && self.scrub_json(&mut inner)
                 {
                     *s = inner.to_string();
                     return true;
                 }
                 false
             }
-            Value::Array(items) => items
-                .iter_mut()
-                .fold(false, |acc, v| self.scrub_json(v) | acc),
+            Value::Array(items) => items.iter_mut().fold(false, |acc, v| self.scrub_json(v) | acc),
             Value::Object(map) => {
                 let mut changed = false;
-                let keys: Vec<String> = map
-                    .keys()
-                    .filter(|k| self.contains_secret(k))
-                    .cloned()
-                    .collect();
+                let keys: Vec<String> = map.keys().filter(|k| self.contains_secret(k)).cloned().collect();
                 for key in keys {
                     if let Some(v) = map.remove(&key) {
                         map.insert(REDACTED.to_owned(), v);
                         changed = true;
                     }
                 }
-                map.values_mut()
-                    .fold(changed, |acc, v| self.scrub_json(v) | acc)
+                map.values_mut().fold(changed, |acc, v| self.scrub_json(v) | acc)
             }
             _ => false,
         }
@@ -152,11 +130,7 @@ impl Redactor {
     /// [`Redactor::scrub`] on text.
     pub fn scrub_str(&self, text: &str) -> String {
         let mut bytes = text.as_bytes().to_vec();
-        if self.scrub(&mut bytes) {
-            String::from_utf8_lossy(&bytes).into_owned()
-        } else {
-            text.to_owned()
-        }
+        if self.scrub(&mut bytes) { String::from_utf8_lossy(&bytes).into_owned() } else { text.to_owned() }
     }
 }
 
@@ -176,11 +150,7 @@ fn replace_all(haystack: &[u8], needle: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
+    haystack.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| i + from)
 }
 
 #[cfg(test)]
@@ -210,16 +180,11 @@ mod tests {
         for body in [once, twice, thrice] {
             let scrubbed = r.scrub_str(&body);
             assert!(scrubbed.contains(REDACTED), "{scrubbed}");
-            assert!(
-                !scrubbed.contains("Xq") && !scrubbed.contains("Zk"),
-                "{scrubbed}"
-            );
+            assert!(!scrubbed.contains("Xq") && !scrubbed.contains("Zk"), "{scrubbed}");
         }
         // Not JSON: the byte-level forms still apply, up to three levels of quoting.
-        let text = format!(
-            "raw {} end",
-            serde_json::to_string(&serde_json::to_string(r#"Xq"Zk\7w"#).unwrap()).unwrap()
-        );
+        let text =
+            format!("raw {} end", serde_json::to_string(&serde_json::to_string(r#"Xq"Zk\7w"#).unwrap()).unwrap());
         assert!(!r.scrub_str(&text).contains("Zk"), "{}", r.scrub_str(&text));
     }
 
@@ -229,10 +194,7 @@ mod tests {
         r.add_secret(&secret("abcd"));
         r.add_secret(&secret("abcdefgh"));
         r.add_secret(&secret("ab"));
-        assert_eq!(
-            r.scrub_str("xx abcdefgh abcd ab"),
-            "xx <redacted> <redacted> ab"
-        );
+        assert_eq!(r.scrub_str("xx abcdefgh abcd ab"), "xx <redacted> <redacted> ab");
     }
 
     #[test]

@@ -99,31 +99,16 @@ pub const MAX_PATH_LEN: usize = 2048;
 /// Checks that a path can only address the BMC the job is bound to.
 pub fn check_path(path: &str) -> Result<(), String> {
     if path.len() > MAX_PATH_LEN {
-        return Err(format!(
-            "path is {} bytes long; the limit is {MAX_PATH_LEN}",
-            path.len()
-        ));
+        return Err(format!("path is {} bytes long; the limit is {MAX_PATH_LEN}", path.len()));
     }
     if !path.starts_with('/') {
-        return Err(format!(
-            "`{}` is not an absolute path: the host decides scheme, address and port",
-            shorten(path)
-        ));
+        return Err(format!("`{}` is not an absolute path: the host decides scheme, address and port", shorten(path)));
     }
     if path.starts_with("//") {
-        return Err(format!(
-            "`{}` names an authority; only paths on the job's BMC are allowed",
-            shorten(path)
-        ));
+        return Err(format!("`{}` names an authority; only paths on the job's BMC are allowed", shorten(path)));
     }
-    if let Some(c) = path
-        .chars()
-        .find(|c| c.is_control() || c.is_whitespace() || *c == '\\' || *c == '#')
-    {
-        return Err(format!(
-            "path `{}` contains {c:?}, which is not allowed",
-            shorten(path)
-        ));
+    if let Some(c) = path.chars().find(|c| c.is_control() || c.is_whitespace() || *c == '\\' || *c == '#') {
+        return Err(format!("path `{}` contains {c:?}, which is not allowed", shorten(path)));
     }
     Ok(())
 }
@@ -139,23 +124,18 @@ fn shorten(s: &str) -> String {
 /// Checks and converts a guest's headers.
 pub fn check_headers(headers: &[(String, String)]) -> Result<http::HeaderMap, String> {
     if headers.len() > MAX_HEADERS {
-        return Err(format!(
-            "{} headers; the limit is {MAX_HEADERS}",
-            headers.len()
-        ));
+        return Err(format!("{} headers; the limit is {MAX_HEADERS}", headers.len()));
     }
     let mut map = http::HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
         if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
-            return Err(format!(
-                "header `{name}` may not be set by a plugin; credentials go through `auth`"
-            ));
+            return Err(format!("header `{name}` may not be set by a plugin; credentials go through `auth`"));
         }
         let name = http::HeaderName::from_bytes(lower.as_bytes())
             .map_err(|_| format!("`{name}` is not a valid header name"))?;
-        let value = http::HeaderValue::from_str(value)
-            .map_err(|_| format!("the value of header `{name}` is not valid"))?;
+        let value =
+            http::HeaderValue::from_str(value).map_err(|_| format!("the value of header `{name}` is not valid"))?;
         map.append(name, value);
     }
     Ok(map)
@@ -174,8 +154,7 @@ pub fn splice(body: &[Part]) -> Zeroizing<Vec<u8>> {
         match part {
             Part::Text(t) => out.extend_from_slice(t.as_bytes()),
             Part::SecretJson(s) => {
-                let literal =
-                    Zeroizing::new(serde_json::to_string(s.expose_secret()).unwrap_or_default());
+                let literal = Zeroizing::new(serde_json::to_string(s.expose_secret()).unwrap_or_default());
                 out.extend_from_slice(literal.as_bytes());
             }
         }
@@ -213,61 +192,38 @@ mod tests {
         ] {
             assert!(check_path(bad).is_err(), "{bad:?} accepted");
         }
-        assert!(
-            check_path(&format!("/{}", "a".repeat(MAX_PATH_LEN)))
-                .unwrap_err()
-                .contains("limit")
-        );
+        assert!(check_path(&format!("/{}", "a".repeat(MAX_PATH_LEN))).unwrap_err().contains("limit"));
     }
 
     #[test]
     fn credentials_cannot_be_smuggled_in_headers() {
-        for name in [
-            "Authorization",
-            "x-auth-token",
-            "Cookie",
-            "Host",
-            "Proxy-Authorization",
-            "Transfer-Encoding",
-            "Proxy-Foo",
-        ] {
+        for name in
+            ["Authorization", "x-auth-token", "Cookie", "Host", "Proxy-Authorization", "Transfer-Encoding", "Proxy-Foo"]
+        {
             let err = check_headers(&[(name.into(), "v".into())]).unwrap_err();
             assert!(err.contains("may not be set"), "{name}: {err}");
         }
         assert!(check_headers(&[("If-Match".into(), "W/\"1\"".into())]).is_ok());
         assert!(check_headers(&[("bad name".into(), "v".into())]).is_err());
         assert!(check_headers(&[("x".into(), "a\nb".into())]).is_err());
-        let many: Vec<_> = (0..=MAX_HEADERS)
-            .map(|i| (format!("x-{i}"), "v".to_string()))
-            .collect();
+        let many: Vec<_> = (0..=MAX_HEADERS).map(|i| (format!("x-{i}"), "v".to_string())).collect();
         assert!(check_headers(&many).is_err());
     }
 
     #[test]
     fn secrets_are_spliced_as_escaped_json_strings() {
         let tricky = r#"a"b\c/ü€😀 	"#;
-        let body = [
-            Part::Text(r#"{"Password":"#.into()),
-            Part::SecretJson(secret(tricky)),
-            Part::Text("}".into()),
-        ];
+        let body = [Part::Text(r#"{"Password":"#.into()), Part::SecretJson(secret(tricky)), Part::Text("}".into())];
         let spliced = splice(&body);
         let value: serde_json::Value = serde_json::from_slice(&spliced).unwrap();
         assert_eq!(value["Password"], tricky);
-        assert!(
-            std::str::from_utf8(&spliced)
-                .unwrap()
-                .contains(r#"a\"b\\c"#)
-        );
+        assert!(std::str::from_utf8(&spliced).unwrap().contains(r#"a\"b\\c"#));
         assert!(has_secret(&body));
         assert!(!has_secret(&[Part::Text("{}".into())]));
     }
 
     #[test]
     fn basic_token_is_standard_base64() {
-        assert_eq!(
-            basic_token("root", &SecretString::from("calvin".to_owned())).as_str(),
-            "cm9vdDpjYWx2aW4="
-        );
+        assert_eq!(basic_token("root", &SecretString::from("calvin".to_owned())).as_str(), "cm9vdDpjYWx2aW4=");
     }
 }

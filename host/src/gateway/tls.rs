@@ -56,16 +56,12 @@ impl FromStr for TlsPolicy {
         }
         if let Some(hex_digest) = s.strip_prefix("sha256:") {
             let clean: String = hex_digest.chars().filter(|c| *c != ':').collect();
-            let bytes = hex::decode(&clean)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok());
-            return bytes.map(TlsPolicy::PinnedSha256).ok_or_else(|| {
-                format!("`{hex_digest}` is not a SHA-256 fingerprint: expected 64 hex digits")
-            });
+            let bytes = hex::decode(&clean).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+            return bytes
+                .map(TlsPolicy::PinnedSha256)
+                .ok_or_else(|| format!("`{hex_digest}` is not a SHA-256 fingerprint: expected 64 hex digits"));
         }
-        Err(format!(
-            "unknown TLS policy `{s}`: expected `system`, `ca-file:PATH`, `sha256:HEX` or `insecure`"
-        ))
+        Err(format!("unknown TLS policy `{s}`: expected `system`, `ca-file:PATH`, `sha256:HEX` or `insecure`"))
     }
 }
 
@@ -88,29 +84,19 @@ pub fn client_config(policy: &TlsPolicy) -> Result<ClientConfig, String> {
         TlsPolicy::SystemRoots => {
             let verifier = rustls_platform_verifier::Verifier::new(provider)
                 .map_err(|e| format!("cannot load the system trust store: {e}"))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth()
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
         }
         TlsPolicy::CaFile(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
             let mut roots = rustls::RootCertStore::empty();
             let mut count = 0;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert =
-                    cert.map_err(|e| format!("CA file {}: not valid PEM: {e}", path.display()))?;
-                roots.add(cert).map_err(|e| {
-                    format!("CA file {}: unusable certificate: {e}", path.display())
-                })?;
+                let cert = cert.map_err(|e| format!("CA file {}: not valid PEM: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| format!("CA file {}: unusable certificate: {e}", path.display()))?;
                 count += 1;
             }
             if count == 0 {
-                return Err(format!(
-                    "CA file {} holds no PEM certificate",
-                    path.display()
-                ));
+                return Err(format!("CA file {} holds no PEM certificate", path.display()));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
@@ -195,49 +181,25 @@ mod tests {
 
     #[test]
     fn policies_round_trip_through_text() {
-        for text in [
-            "system",
-            "insecure",
-            "ca-file:/etc/bmc-ca.pem",
-            &format!("sha256:{}", "ab".repeat(32)),
-        ] {
+        for text in ["system", "insecure", "ca-file:/etc/bmc-ca.pem", &format!("sha256:{}", "ab".repeat(32))] {
             assert_eq!(text.parse::<TlsPolicy>().unwrap().to_string(), text);
         }
         let colons = ["AB"; 32].join(":");
-        assert!(matches!(
-            format!("sha256:{colons}").parse(),
-            Ok(TlsPolicy::PinnedSha256(_))
-        ));
+        assert!(matches!(format!("sha256:{colons}").parse(), Ok(TlsPolicy::PinnedSha256(_))));
     }
 
     #[test]
     fn bad_policies_say_what_is_expected() {
-        assert!(
-            "sha256:abc"
-                .parse::<TlsPolicy>()
-                .unwrap_err()
-                .contains("64 hex digits")
-        );
-        assert!(
-            "trust-me"
-                .parse::<TlsPolicy>()
-                .unwrap_err()
-                .contains("expected `system`")
-        );
-        assert!(
-            "ca-file:"
-                .parse::<TlsPolicy>()
-                .unwrap_err()
-                .contains("needs a path")
-        );
+        assert!("sha256:abc".parse::<TlsPolicy>().unwrap_err().contains("64 hex digits"));
+        assert!("trust-me".parse::<TlsPolicy>().unwrap_err().contains("expected `system`"));
+        assert!("ca-file:".parse::<TlsPolicy>().unwrap_err().contains("needs a path"));
     }
 
     #[test]
     fn a_missing_or_empty_ca_file_is_reported() {
         let err = client_config(&TlsPolicy::CaFile("/nonexistent/ca.pem".into())).unwrap_err();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
-        let empty =
-            std::env::temp_dir().join(format!("bmc-rotate-empty-ca-{}.pem", std::process::id()));
+        let empty = std::env::temp_dir().join(format!("bmc-rotate-empty-ca-{}.pem", std::process::id()));
         std::fs::write(&empty, "not a certificate").unwrap();
         let err = client_config(&TlsPolicy::CaFile(empty.clone())).unwrap_err();
         std::fs::remove_file(&empty).ok();

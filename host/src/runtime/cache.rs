@@ -40,8 +40,7 @@ impl ArtifactCache {
             .mode(0o700)
             .create(dir)
             .map_err(|e| format!("cannot create cache directory {}: {e}", dir.display()))?;
-        let meta =
-            std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
         if meta.uid() != uid || meta.permissions().mode() & 0o022 != 0 {
@@ -56,10 +55,7 @@ impl ArtifactCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("{}-{:016x}", env!("CARGO_PKG_VERSION"), hasher.finish());
-        Ok(ArtifactCache {
-            dir: dir.to_owned(),
-            engine_key,
-        })
+        Ok(ArtifactCache { dir: dir.to_owned(), engine_key })
     }
 
     /// The cache directory.

@@ -158,22 +158,13 @@ impl From<wit::PluginInfo> for PluginInfo {
 
 impl From<wit::ProbeResult> for ProbeResult {
     fn from(p: wit::ProbeResult) -> Self {
-        ProbeResult {
-            family: p.family,
-            firmware: p.firmware,
-            account_uri: p.account_uri,
-            policy: p.policy.into(),
-        }
+        ProbeResult { family: p.family, firmware: p.firmware, account_uri: p.account_uri, policy: p.policy.into() }
     }
 }
 
 impl From<&Target> for wit::Target {
     fn from(t: &Target) -> Self {
-        wit::Target {
-            address: t.address.clone(),
-            account: t.account.clone(),
-            login_account: t.login_account.clone(),
-        }
+        wit::Target { address: t.address.clone(), account: t.account.clone(), login_account: t.login_account.clone() }
     }
 }
 

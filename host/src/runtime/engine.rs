@@ -96,24 +96,14 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         VendorPlugin::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |state| state)?;
 
-        let cache =
-            config
-                .cache_dir
-                .as_deref()
-                .and_then(|dir| match ArtifactCache::open(dir, &engine) {
-                    Ok(cache) => Some(cache),
-                    Err(e) => {
-                        tracing::warn!("{e}");
-                        None
-                    }
-                });
-        Ok(Runtime {
-            engine,
-            linker,
-            config,
-            cache,
-            loaded: Mutex::new(HashMap::new()),
-        })
+        let cache = config.cache_dir.as_deref().and_then(|dir| match ArtifactCache::open(dir, &engine) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        });
+        Ok(Runtime { engine, linker, config, cache, loaded: Mutex::new(HashMap::new()) })
     }
 
     /// The settings in force.
@@ -128,23 +118,16 @@ impl Runtime {
 
     /// Loads a plugin file.
     pub async fn load_file(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let bytes = tokio::fs::read(path).await.map_err(|e| LoadError::Read {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|e| LoadError::Read { path: path.to_owned(), reason: e.to_string() })?;
         self.load_bytes(bytes, path.display().to_string()).await
     }
 
     /// Loads every `*.wasm` in a directory, sorted by name. One bad plugin does not hide the
     /// others: each file gets its own result.
-    pub async fn load_dir(
-        &self,
-        dir: &Path,
-    ) -> Result<Vec<(PathBuf, Result<Arc<Plugin>, LoadError>)>, LoadError> {
-        let read_error = |e: std::io::Error| LoadError::Read {
-            path: dir.to_owned(),
-            reason: e.to_string(),
-        };
+    pub async fn load_dir(&self, dir: &Path) -> Result<Vec<(PathBuf, Result<Arc<Plugin>, LoadError>)>, LoadError> {
+        let read_error = |e: std::io::Error| LoadError::Read { path: dir.to_owned(), reason: e.to_string() };
         let mut paths = Vec::new();
         let mut entries = tokio::fs::read_dir(dir).await.map_err(read_error)?;
         while let Some(entry) = entries.next_entry().await.map_err(read_error)? {
@@ -164,46 +147,28 @@ impl Runtime {
 
     /// Loads a plugin from bytes: metadata checks before compiling, then the in-memory cache, the
     /// disk cache, or the compiler; then pre-instantiation and one `info` call.
-    pub async fn load_bytes(
-        &self,
-        bytes: Vec<u8>,
-        origin: String,
-    ) -> Result<Arc<Plugin>, LoadError> {
+    pub async fn load_bytes(&self, bytes: Vec<u8>, origin: String) -> Result<Arc<Plugin>, LoadError> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        if let Some(plugin) = self
-            .loaded
-            .lock()
-            .expect("plugin cache poisoned")
-            .get(&sha256)
-        {
+        if let Some(plugin) = self.loaded.lock().expect("plugin cache poisoned").get(&sha256) {
             return Ok(plugin.clone());
         }
-        let metadata = metadata::inspect(&bytes).map_err(|source| LoadError::Refused {
-            origin: origin.clone(),
-            source,
-        })?;
-        let compile_error = |reason: String| LoadError::Compile {
-            origin: origin.clone(),
-            reason,
-        };
+        let metadata =
+            metadata::inspect(&bytes).map_err(|source| LoadError::Refused { origin: origin.clone(), source })?;
+        let compile_error = |reason: String| LoadError::Compile { origin: origin.clone(), reason };
 
         let started = Instant::now();
-        let cached = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.load(&self.engine, &sha256));
+        let cached = self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256));
         let from_cache = cached.is_some();
         let component = match cached {
             Some(component) => component,
             None => {
                 let engine = self.engine.clone();
                 let size = bytes.len();
-                let component = tokio::task::spawn_blocking(move || {
-                    wasmtime::component::Component::new(&engine, &bytes)
-                })
-                .await
-                .map_err(|e| compile_error(e.to_string()))?
-                .map_err(|e| compile_error(format!("does not compile: {e:#}")))?;
+                let component =
+                    tokio::task::spawn_blocking(move || wasmtime::component::Component::new(&engine, &bytes))
+                        .await
+                        .map_err(|e| compile_error(e.to_string()))?
+                        .map_err(|e| compile_error(format!("does not compile: {e:#}")))?;
                 tracing::debug!(%origin, size, elapsed_ms = started.elapsed().as_millis() as u64, "compiled plugin");
                 if let Some(cache) = &self.cache {
                     cache.store(&sha256, &component);
@@ -215,24 +180,13 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| compile_error(format!("does not link against the host: {e:#}")))?;
-        let pre = super::bindings::VendorPluginPre::new(pre).map_err(|e| {
-            compile_error(format!("does not export the vendor-plugin world: {e:#}"))
-        })?;
-        let plugin = Plugin::new(
-            pre,
-            self.config.clone(),
-            origin.clone(),
-            sha256.clone(),
-            metadata,
-            from_cache,
-        )
-        .await
-        .map_err(compile_error)?;
+        let pre = super::bindings::VendorPluginPre::new(pre)
+            .map_err(|e| compile_error(format!("does not export the vendor-plugin world: {e:#}")))?;
+        let plugin = Plugin::new(pre, self.config.clone(), origin.clone(), sha256.clone(), metadata, from_cache)
+            .await
+            .map_err(compile_error)?;
         let plugin = Arc::new(plugin);
-        self.loaded
-            .lock()
-            .expect("plugin cache poisoned")
-            .insert(sha256, plugin.clone());
+        self.loaded.lock().expect("plugin cache poisoned").insert(sha256, plugin.clone());
         Ok(plugin)
     }
 }

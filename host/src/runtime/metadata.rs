@@ -17,13 +17,7 @@ const CONTRACT_INTERFACES: &[&str] = &["types", "secrets", "http", "log", "clock
 
 /// WASI interfaces Rust's standard library imports even when unused. They are linked deny-all:
 /// no files, no environment, no arguments; clocks and randomness only.
-const ALLOWED_WASI: &[&str] = &[
-    "wasi:cli/",
-    "wasi:io/",
-    "wasi:clocks/",
-    "wasi:random/",
-    "wasi:filesystem/",
-];
+const ALLOWED_WASI: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
 
 /// The facts read from a plugin's bytes.
 #[derive(Clone, Debug)]
@@ -127,24 +121,13 @@ pub fn inspect(bytes: &[u8]) -> Result<Metadata, MetadataError> {
     let api_version = Version::parse(&text).map_err(|_| MetadataError::BadVersion(text.clone()))?;
     let supported = supported_api();
     if !supported.matches(&api_version) {
-        return Err(MetadataError::UnsupportedVersion {
-            found: api_version,
-            supported: SUPPORTED_API.into(),
-        });
+        return Err(MetadataError::UnsupportedVersion { found: api_version, supported: SUPPORTED_API.into() });
     }
-    let forbidden: Vec<String> = imports
-        .iter()
-        .filter(|i| !import_allowed(i, &supported))
-        .cloned()
-        .collect();
+    let forbidden: Vec<String> = imports.iter().filter(|i| !import_allowed(i, &supported)).cloned().collect();
     if !forbidden.is_empty() {
         return Err(MetadataError::ForbiddenImports(forbidden));
     }
-    Ok(Metadata {
-        api_version,
-        imports,
-        exports,
-    })
+    Ok(Metadata { api_version, imports, exports })
 }
 
 /// Whether the sandbox provides an import.
@@ -188,26 +171,15 @@ mod tests {
 
     #[test]
     fn garbage_and_core_modules_are_refused() {
-        assert!(matches!(
-            inspect(b"not wasm"),
-            Err(MetadataError::Malformed(_))
-        ));
+        assert!(matches!(inspect(b"not wasm"), Err(MetadataError::Malformed(_))));
         // The smallest core module: magic + version 1.
         let core = b"\0asm\x01\0\0\0";
-        assert!(
-            inspect(core)
-                .unwrap_err()
-                .to_string()
-                .contains("wasm32-wasip2")
-        );
+        assert!(inspect(core).unwrap_err().to_string().contains("wasm32-wasip2"));
     }
 
     #[test]
     fn version_messages_name_both_versions() {
-        let err = MetadataError::UnsupportedVersion {
-            found: Version::new(9, 0, 0),
-            supported: SUPPORTED_API.into(),
-        };
+        let err = MetadataError::UnsupportedVersion { found: Version::new(9, 0, 0), supported: SUPPORTED_API.into() };
         let text = err.to_string();
         assert!(text.contains("9.0.0") && text.contains("^0.1.0"), "{text}");
     }

@@ -127,11 +127,7 @@ impl Plugin {
                 policy: Default::default(),
             },
         };
-        plugin.info = plugin
-            .call_info()
-            .await
-            .result
-            .map_err(|e| format!("its `info` export failed: {e}"))?;
+        plugin.info = plugin.call_info().await.result.map_err(|e| format!("its `info` export failed: {e}"))?;
         if plugin.info.id.is_empty() {
             return Err("its `info` export returned an empty id".into());
         }
@@ -140,22 +136,18 @@ impl Plugin {
 
     /// Calls `info` (no BMC, no secrets).
     pub async fn call_info(&self) -> Outcome<PluginInfo> {
-        self.call(CallContext::default(), Export::Info)
-            .await
-            .map(|r| match r {
-                Returned::Info(i) => Ok(i),
-                _ => unreachable!("info returns info"),
-            })
+        self.call(CallContext::default(), Export::Info).await.map(|r| match r {
+            Returned::Info(i) => Ok(i),
+            _ => unreachable!("info returns info"),
+        })
     }
 
     /// Calls `probe`.
     pub async fn probe(&self, ctx: CallContext, target: &Target) -> Outcome<ProbeResult> {
-        self.call(ctx, Export::Probe(target))
-            .await
-            .map(|r| match r {
-                Returned::Probe(p) => p.map_err(CallError::Plugin),
-                _ => unreachable!("probe returns a probe result"),
-            })
+        self.call(ctx, Export::Probe(target)).await.map(|r| match r {
+            Returned::Probe(p) => p.map_err(CallError::Plugin),
+            _ => unreachable!("probe returns a probe result"),
+        })
     }
 
     /// Calls `verify`.
@@ -165,21 +157,13 @@ impl Plugin {
 
     /// Calls `change-password`.
     pub async fn change_password(&self, ctx: CallContext, target: &Target) -> Outcome<()> {
-        self.call(ctx, Export::ChangePassword(target))
-            .await
-            .map(unit)
+        self.call(ctx, Export::ChangePassword(target)).await.map(unit)
     }
 
     async fn call(&self, ctx: CallContext, export: Export<'_>) -> Outcome<Returned> {
         let started = Instant::now();
         let budget = ctx.budget.unwrap_or(self.config.call_budget);
-        let state = JobState::new(
-            &self.info.id,
-            ctx.gateway,
-            ctx.secrets,
-            budget,
-            self.config.max_memory,
-        );
+        let state = JobState::new(&self.info.id, ctx.gateway, ctx.secrets, budget, self.config.max_memory);
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
@@ -197,24 +181,14 @@ impl Plugin {
             let returned = match export {
                 Export::Info => Returned::Info(instance.call_info(&mut store).await?.into()),
                 Export::Probe(t) => Returned::Probe(
-                    instance
-                        .call_probe(&mut store, &t.into())
-                        .await?
-                        .map(Into::into)
-                        .map_err(Into::into),
+                    instance.call_probe(&mut store, &t.into()).await?.map(Into::into).map_err(Into::into),
                 ),
-                Export::Verify(t) => Returned::Unit(
-                    instance
-                        .call_verify(&mut store, &t.into())
-                        .await?
-                        .map_err(Into::into),
-                ),
-                Export::ChangePassword(t) => Returned::Unit(
-                    instance
-                        .call_change_password(&mut store, &t.into())
-                        .await?
-                        .map_err(Into::into),
-                ),
+                Export::Verify(t) => {
+                    Returned::Unit(instance.call_verify(&mut store, &t.into()).await?.map_err(Into::into))
+                }
+                Export::ChangePassword(t) => {
+                    Returned::Unit(instance.call_change_password(&mut store, &t.into()).await?.map_err(Into::into))
+                }
             };
             wasmtime::Result::Ok(returned)
         };
@@ -224,21 +198,13 @@ impl Plugin {
             Err(_elapsed) => Err(CallError::Deadline(budget)),
         };
         let log = std::mem::take(&mut store.data_mut().log);
-        Outcome {
-            result,
-            log,
-            elapsed: started.elapsed(),
-        }
+        Outcome { result, log, elapsed: started.elapsed() }
     }
 }
 
 impl<T> Outcome<T> {
     fn map<U>(self, f: impl FnOnce(T) -> Result<U, CallError>) -> Outcome<U> {
-        Outcome {
-            result: self.result.and_then(f),
-            log: self.log,
-            elapsed: self.elapsed,
-        }
+        Outcome { result: self.result.and_then(f), log: self.log, elapsed: self.elapsed }
     }
 }
 
@@ -250,20 +216,12 @@ fn unit(r: Returned) -> Result<(), CallError> {
 }
 
 /// Turns a trap into the error an operator can act on, using what the store recorded.
-fn classify(
-    trap: wasmtime::Error,
-    state: &JobState,
-    budget: Duration,
-    max_memory: usize,
-) -> CallError {
+fn classify(trap: wasmtime::Error, state: &JobState, budget: Duration, max_memory: usize) -> CallError {
     if state.deadline_hit {
         return CallError::Deadline(budget);
     }
     if let Some(requested) = state.limits.refused {
-        return CallError::Memory {
-            limit_mib: max_memory >> 20,
-            requested_mib: requested.div_ceil(1 << 20),
-        };
+        return CallError::Memory { limit_mib: max_memory >> 20, requested_mib: requested.div_ceil(1 << 20) };
     }
     if let Some(panic) = &state.panic_message {
         let text = panic.strip_prefix("plugin panicked at ").unwrap_or(panic);

@@ -54,12 +54,7 @@ pub struct JobLimits {
 }
 
 impl wasmtime::ResourceLimiter for JobLimits {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_memory {
             self.refused = Some(desired);
             return Err(wasmtime::Error::msg(format!(
@@ -71,12 +66,7 @@ impl wasmtime::ResourceLimiter for JobLimits {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 
@@ -123,23 +113,14 @@ impl JobState {
         for secret in bound.0.values() {
             redactor.add_secret(secret);
         }
-        let requests_left = gateway
-            .as_ref()
-            .map_or(0, |g| g.limits().max_requests_per_job);
-        let bmc = gateway
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), |g| g.endpoint().to_string());
+        let requests_left = gateway.as_ref().map_or(0, |g| g.limits().max_requests_per_job);
+        let bmc = gateway.as_ref().map_or_else(|| "-".to_owned(), |g| g.endpoint().to_string());
         let mut wasi = WasiCtxBuilder::new();
-        wasi.allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         JobState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
-            limits: JobLimits {
-                max_memory,
-                refused: None,
-            },
+            limits: JobLimits { max_memory, refused: None },
             gateway,
             bound,
             redactor,
@@ -167,10 +148,9 @@ impl JobState {
         };
         let auth = match &request.auth {
             http::Auth::None => gateway::Auth::None,
-            http::Auth::Basic((user, password)) => gateway::Auth::Basic {
-                user: user.clone(),
-                password: self.secret(password)?,
-            },
+            http::Auth::Basic((user, password)) => {
+                gateway::Auth::Basic { user: user.clone(), password: self.secret(password)? }
+            }
             http::Auth::Session(token) => gateway::Auth::Session(self.secret(token)?),
         };
         let mut body = Vec::with_capacity(request.body.len());
@@ -180,41 +160,25 @@ impl JobState {
                 http::BodyPart::SecretJsonString(s) => Part::SecretJson(self.secret(s)?),
             });
         }
-        Ok(Outbound {
-            method,
-            path: request.path,
-            headers: request.headers,
-            auth,
-            body,
-        })
+        Ok(Outbound { method, path: request.path, headers: request.headers, auth, body })
     }
 }
 
 impl WasiView for JobState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl types::Host for JobState {}
 
 impl secrets::Host for JobState {
-    async fn get(
-        &mut self,
-        name: String,
-    ) -> wasmtime::Result<Result<Resource<SecretHandle>, String>> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<Resource<SecretHandle>, String>> {
         let Some(secret) = self.bound.0.get(&name).cloned() else {
             let bound: Vec<&str> = self.bound.0.keys().map(String::as_str).collect();
             return Ok(Err(format!(
                 "`{name}` is not bound for this call (bound: {})",
-                if bound.is_empty() {
-                    "none".to_owned()
-                } else {
-                    bound.join(", ")
-                }
+                if bound.is_empty() { "none".to_owned() } else { bound.join(", ") }
             )));
         };
         Ok(Ok(self.table.push(SecretHandle(secret))?))
@@ -229,14 +193,9 @@ impl secrets::HostSecret for JobState {
 }
 
 impl http::Host for JobState {
-    async fn send(
-        &mut self,
-        request: http::Request,
-    ) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
+    async fn send(&mut self, request: http::Request) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
         let Some(gateway) = self.gateway.clone() else {
-            return Ok(Err(http::HttpError::Denied(
-                "this call has no BMC: HTTP is not available".into(),
-            )));
+            return Ok(Err(http::HttpError::Denied("this call has no BMC: HTTP is not available".into())));
         };
         if self.requests_left == 0 {
             return Ok(Err(http::HttpError::Denied(format!(
@@ -247,8 +206,7 @@ impl http::Host for JobState {
         self.requests_left -= 1;
         let outbound = self.outbound(request)?;
         if let gateway::Auth::Basic { user, password } = &outbound.auth {
-            self.redactor
-                .add_form(gateway::request::basic_token(user, password).as_bytes());
+            self.redactor.add_form(gateway::request::basic_token(user, password).as_bytes());
         }
         let inbound = match gateway.send(&outbound, Some(self.deadline)).await {
             Ok(inbound) => inbound,
@@ -273,17 +231,8 @@ impl http::Host for JobState {
         if self.redactor.scrub(&mut body) {
             tracing::warn!(plugin = %self.plugin, bmc = %self.bmc, "the BMC echoed a secret; it was redacted before the plugin saw it");
         }
-        let headers = inbound
-            .headers
-            .into_iter()
-            .map(|(k, v)| (k, self.redactor.scrub_str(&v)))
-            .collect();
-        Ok(Ok(http::Response {
-            status: inbound.status,
-            headers,
-            body,
-            session_token,
-        }))
+        let headers = inbound.headers.into_iter().map(|(k, v)| (k, self.redactor.scrub_str(&v))).collect();
+        Ok(Ok(http::Response { status: inbound.status, headers, body, session_token }))
     }
 }
 
@@ -319,9 +268,7 @@ impl log::Host for JobState {
 
 impl clock::Host for JobState {
     async fn now_ms(&mut self) -> wasmtime::Result<u64> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok(now.as_millis() as u64)
     }
 
@@ -347,24 +294,12 @@ mod tests {
 
     fn bindings() -> SecretBindings {
         SecretBindings::new()
-            .bind(
-                "login-password",
-                Arc::new(SecretString::from(PASSWORD.to_owned())),
-            )
-            .bind(
-                "new-password",
-                Arc::new(SecretString::from("NewPass-2".to_owned())),
-            )
+            .bind("login-password", Arc::new(SecretString::from(PASSWORD.to_owned())))
+            .bind("new-password", Arc::new(SecretString::from("NewPass-2".to_owned())))
     }
 
     fn job(gateway: Option<Arc<Gateway>>) -> JobState {
-        JobState::new(
-            "test",
-            gateway,
-            bindings(),
-            Duration::from_secs(30),
-            64 << 20,
-        )
+        JobState::new("test", gateway, bindings(), Duration::from_secs(30), 64 << 20)
     }
 
     /// A BMC that reflects everything: request body, headers, and a token in its own body.
@@ -372,25 +307,13 @@ mod tests {
         let router = axum::Router::new().route(
             "/echo",
             axum::routing::any(|headers: axum::http::HeaderMap, body: Bytes| async move {
-                let auth = headers
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap().to_owned())
-                    .unwrap_or_default();
-                let token = headers
-                    .get("x-auth-token")
-                    .map(|v| v.to_str().unwrap().to_owned())
-                    .unwrap_or_default();
+                let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                let token = headers.get("x-auth-token").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
                 let reply = format!(
                     r#"{{"echo":{},"auth":"{auth}","token":"{token}","issued":"Tok-Secret-99"}}"#,
                     serde_json::to_string(&String::from_utf8_lossy(&body)).unwrap()
                 );
-                (
-                    [
-                        ("x-auth-token", "Tok-Secret-99".to_owned()),
-                        ("x-echo-auth", auth),
-                    ],
-                    reply,
-                )
+                ([("x-auth-token", "Tok-Secret-99".to_owned()), ("x-echo-auth", auth)], reply)
             }),
         );
         let server = HttpsServer::start_local(router).await.unwrap();
@@ -413,26 +336,14 @@ mod tests {
     }
 
     fn request(path: &str, auth: http::Auth, body: Vec<http::BodyPart>) -> http::Request {
-        http::Request {
-            method: http::Method::Post,
-            path: path.into(),
-            headers: vec![],
-            auth,
-            body,
-        }
+        http::Request { method: http::Method::Post, path: path.into(), headers: vec![], auth, body }
     }
 
     #[tokio::test]
     async fn unbound_secrets_are_refused_by_name() {
         let mut job = job(None);
-        let err = secrets::Host::get(&mut job, "admin-password".into())
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(
-            err,
-            "`admin-password` is not bound for this call (bound: login-password, new-password)"
-        );
+        let err = secrets::Host::get(&mut job, "admin-password".into()).await.unwrap().unwrap_err();
+        assert_eq!(err, "`admin-password` is not bound for this call (bound: login-password, new-password)");
         let handle = secret(&mut job, "login-password").await;
         secrets::HostSecret::drop(&mut job, handle).await.unwrap();
     }
@@ -440,9 +351,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_bmc_http_is_denied() {
         let mut job = job(None);
-        let answer = http::Host::send(&mut job, request("/x", http::Auth::None, vec![]))
-            .await
-            .unwrap();
+        let answer = http::Host::send(&mut job, request("/x", http::Auth::None, vec![])).await.unwrap();
         assert!(matches!(answer, Err(http::HttpError::Denied(m)) if m.contains("no BMC")));
     }
 
@@ -460,63 +369,31 @@ mod tests {
             http::BodyPart::Text("}".into()),
         ];
         let auth = http::Auth::Basic(("root".into(), borrow(&login)));
-        let answer = http::Host::send(&mut job, request("/echo", auth, body))
-            .await
-            .unwrap()
-            .unwrap();
+        let answer = http::Host::send(&mut job, request("/echo", auth, body)).await.unwrap().unwrap();
         let text = String::from_utf8(answer.body.clone()).unwrap();
         let basic = gateway::request::basic_token("root", &SecretString::from(PASSWORD.to_owned()));
-        for leak in [
-            PASSWORD,
-            r#"Old\"Pass\\1ü"#,
-            "NewPass-2",
-            "Tok-Secret-99",
-            basic.as_str(),
-        ] {
+        for leak in [PASSWORD, r#"Old\"Pass\\1ü"#, "NewPass-2", "Tok-Secret-99", basic.as_str()] {
             assert!(!text.contains(leak), "`{leak}` reached the guest: {text}");
-            assert!(
-                answer.headers.iter().all(|(_, v)| !v.contains(leak)),
-                "`{leak}` in headers"
-            );
+            assert!(answer.headers.iter().all(|(_, v)| !v.contains(leak)), "`{leak}` in headers");
         }
         assert!(text.contains("<redacted>"), "{text}");
         // The token came back as a handle that works as a credential.
         let token = answer.session_token.expect("token handle");
-        assert_eq!(
-            job.table.get(&token).unwrap().0.expose_secret(),
-            "Tok-Secret-99"
-        );
-        let again = http::Host::send(
-            &mut job,
-            request("/echo", http::Auth::Session(borrow(&token)), vec![]),
-        )
-        .await;
+        assert_eq!(job.table.get(&token).unwrap().0.expose_secret(), "Tok-Secret-99");
+        let again = http::Host::send(&mut job, request("/echo", http::Auth::Session(borrow(&token)), vec![])).await;
         let text = String::from_utf8(again.unwrap().unwrap().body).unwrap();
         assert!(text.contains(r#""token":"<redacted>""#), "{text}");
     }
 
     #[tokio::test]
     async fn requests_per_job_are_capped() {
-        let (_server, gateway) = echo_bmc(Limits {
-            max_requests_per_job: 2,
-            ..Limits::default()
-        })
-        .await;
+        let (_server, gateway) = echo_bmc(Limits { max_requests_per_job: 2, ..Limits::default() }).await;
         let mut job = job(Some(gateway));
         for _ in 0..2 {
-            assert!(
-                http::Host::send(&mut job, request("/echo", http::Auth::None, vec![]))
-                    .await
-                    .unwrap()
-                    .is_ok()
-            );
+            assert!(http::Host::send(&mut job, request("/echo", http::Auth::None, vec![])).await.unwrap().is_ok());
         }
-        let third = http::Host::send(&mut job, request("/echo", http::Auth::None, vec![]))
-            .await
-            .unwrap();
-        assert!(
-            matches!(third, Err(http::HttpError::Denied(m)) if m.contains("at most 2 requests"))
-        );
+        let third = http::Host::send(&mut job, request("/echo", http::Auth::None, vec![])).await.unwrap();
+        assert!(matches!(third, Err(http::HttpError::Denied(m)) if m.contains("at most 2 requests")));
     }
 
     #[tokio::test]
@@ -527,55 +404,27 @@ mod tests {
         let rep = handle.rep();
         secrets::HostSecret::drop(&mut job, handle).await.unwrap();
         let stale = Resource::<SecretHandle>::new_borrow(rep);
-        assert!(
-            http::Host::send(
-                &mut job,
-                request("/echo", http::Auth::Session(stale), vec![])
-            )
-            .await
-            .is_err()
-        );
+        assert!(http::Host::send(&mut job, request("/echo", http::Auth::Session(stale), vec![])).await.is_err());
     }
 
     #[tokio::test]
     async fn logs_are_scrubbed_bounded_and_panics_recorded() {
         let mut job = job(None);
-        log::Host::log(&mut job, log::Level::Info, format!("pw={PASSWORD}"))
-            .await
-            .unwrap();
-        log::Host::log(&mut job, log::Level::Warn, "é".repeat(MAX_LOG_MESSAGE))
-            .await
-            .unwrap();
-        log::Host::log(
-            &mut job,
-            log::Level::Error,
-            "plugin panicked at src/lib.rs:1:1:\nboom".into(),
-        )
-        .await
-        .unwrap();
+        log::Host::log(&mut job, log::Level::Info, format!("pw={PASSWORD}")).await.unwrap();
+        log::Host::log(&mut job, log::Level::Warn, "é".repeat(MAX_LOG_MESSAGE)).await.unwrap();
+        log::Host::log(&mut job, log::Level::Error, "plugin panicked at src/lib.rs:1:1:\nboom".into()).await.unwrap();
         assert_eq!(job.log[0].message, "pw=<redacted>");
         assert!(job.log[1].message.len() <= MAX_LOG_MESSAGE + '…'.len_utf8());
-        assert_eq!(
-            job.panic_message.as_deref(),
-            Some("plugin panicked at src/lib.rs:1:1:\nboom")
-        );
+        assert_eq!(job.panic_message.as_deref(), Some("plugin panicked at src/lib.rs:1:1:\nboom"));
         for _ in 0..MAX_LOG_LINES {
-            log::Host::log(&mut job, log::Level::Debug, "x".into())
-                .await
-                .unwrap();
+            log::Host::log(&mut job, log::Level::Debug, "x".into()).await.unwrap();
         }
         assert_eq!(job.log.len(), MAX_LOG_LINES);
     }
 
     #[tokio::test]
     async fn sleep_is_cut_at_the_deadline() {
-        let mut job = JobState::new(
-            "test",
-            None,
-            bindings(),
-            Duration::from_millis(100),
-            64 << 20,
-        );
+        let mut job = JobState::new("test", None, bindings(), Duration::from_millis(100), 64 << 20);
         let started = Instant::now();
         clock::Host::sleep_ms(&mut job, 60_000).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(5));

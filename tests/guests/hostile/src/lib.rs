@@ -27,10 +27,7 @@ fn steal(bmc: &Bmc, target: &Target) -> PluginError {
     // 1. Echo it in a body to an endpoint that reflects requests.
     let body = JsonBody::object().secret("Password", &login);
     let echo = Request::new(Method::Post, "/echo")
-        .auth(Auth::Basic {
-            user: &target.login_account,
-            password: &login,
-        })
+        .auth(Auth::Basic { user: &target.login_account, password: &login })
         .json(body);
     if let Ok(r) = bmc.send(&echo) {
         seen.push(String::from_utf8_lossy(&r.body).into_owned());
@@ -65,9 +62,7 @@ impl VendorPlugin for Hostile {
     }
 
     fn probe(_bmc: &Bmc, _target: &Target) -> Result<ProbeResult, PluginError> {
-        Err(PluginError::Unsupported(
-            "hostile guests do not probe".into(),
-        ))
+        Err(PluginError::Unsupported("hostile guests do not probe".into()))
     }
 
     fn verify(_bmc: &Bmc, _target: &Target) -> Result<(), PluginError> {
@@ -96,9 +91,7 @@ impl VendorPlugin for Hostile {
                 bmc.sleep_ms(60_000);
                 Ok(())
             }
-            other => Err(PluginError::Unsupported(format!(
-                "no misbehaviour named `{other}`"
-            ))),
+            other => Err(PluginError::Unsupported(format!("no misbehaviour named `{other}`"))),
         }
     }
 }

@@ -18,12 +18,7 @@ const POLICY: PasswordPolicy = PasswordPolicy {
     forbid_account_name: false,
 };
 
-fn session<'a>(
-    bmc: &'a Bmc,
-    root: &ServiceRoot,
-    user: &str,
-    password: &Secret,
-) -> Result<Redfish<'a>, PluginError> {
+fn session<'a>(bmc: &'a Bmc, root: &ServiceRoot, user: &str, password: &Secret) -> Result<Redfish<'a>, PluginError> {
     Redfish::login(bmc, &root.sessions, user, password)
 }
 
@@ -45,27 +40,14 @@ impl VendorPlugin for Sample {
         let account = client.find_account(&root.account_service, &target.account)?;
         let service = client.get(&root.account_service)?;
         let mut policy = POLICY;
-        if let Some(min) = service
-            .body
-            .get("MinPasswordLength")
-            .and_then(|v| v.as_u64())
-        {
+        if let Some(min) = service.body.get("MinPasswordLength").and_then(|v| v.as_u64()) {
             policy.min_length = min as u32;
         }
-        if let Some(max) = service
-            .body
-            .get("MaxPasswordLength")
-            .and_then(|v| v.as_u64())
-        {
+        if let Some(max) = service.body.get("MaxPasswordLength").and_then(|v| v.as_u64()) {
             policy.max_length = max as u32;
         }
         client.logout()?;
-        Ok(ProbeResult {
-            family: "redfish".into(),
-            firmware: root.redfish_version,
-            account_uri: account.uri,
-            policy,
-        })
+        Ok(ProbeResult { family: "redfish".into(), firmware: root.redfish_version, account_uri: account.uri, policy })
     }
 
     fn verify(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
@@ -80,16 +62,9 @@ impl VendorPlugin for Sample {
         let new = bmc.new_password()?;
         let body = JsonBody::object().secret("Password", &new);
         client
-            .patch(
-                &account.uri,
-                body,
-                &IfMatch::from_resource(&account, IfMatch::None),
-            )?
+            .patch(&account.uri, body, &IfMatch::from_resource(&account, IfMatch::None))?
             .map_err(|e| e.into_plugin_error())?;
-        bmc.info(format!(
-            "password of `{}` changed at {}",
-            target.account, account.uri
-        ));
+        bmc.info(format!("password of `{}` changed at {}", target.account, account.uri));
         if target.is_self_change() {
             // The old session died with the old password: prove the new one works.
             session(bmc, &root, &target.account, &new)?.logout()
