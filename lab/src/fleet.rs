@@ -1,0 +1,289 @@
+//! Fleet specs (what to simulate) and inventories (what the orchestrator reads back).
+//!
+//! A spec:
+//!
+//! ```toml
+//! stamp = "lab"              # the stamp name written to the inventory
+//! password = "Lab-Start-1"   # initial password of every account (lab only; never in inventories)
+//! user = "azsbmc"            # the rotation account, created on every BMC (default: none)
+//!
+//! [fleet]                    # shorthand: persona = count
+//! dell-idrac9 = 8
+//! hpe-ilo5 = 4
+//!
+//! [[group]]                  # or groups, with their own password and faults
+//! persona = "lenovo-xcc2"
+//! count = 2
+//! faults = { latency_ms = 20, apply_then_drop = ["PATCH /Accounts/ x1"] }
+//! ```
+//!
+//! The inventory the lab writes (format agreed with the orchestrator; no secret in it):
+//!
+//! ```toml
+//! stamp = "lab"
+//! bmc_user = "azsbmc"
+//!
+//! [[bmc]]
+//! name = "dell-idrac9-01"
+//! address = "127.0.0.1:40123"
+//! persona = "dell-idrac9"
+//! profile = "dell-poweredge-r640"
+//! tls = "sha256:3f…"
+//! ```
+
+use crate::clock::LabClock;
+use crate::faults::Faults;
+use crate::persona::Persona;
+use crate::server::SimulatedBmc;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+impl<'de> Deserialize<'de> for Persona {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A group of identical BMCs.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// The persona.
+    pub persona: Persona,
+    /// How many.
+    pub count: u32,
+    /// Overrides the spec's password.
+    pub password: Option<String>,
+    /// Faults of every BMC of the group.
+    #[serde(default)]
+    pub faults: Faults,
+}
+
+/// What a lab simulates.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSpec {
+    /// The stamp name for the inventory.
+    #[serde(default = "default_stamp")]
+    pub stamp: String,
+    /// Initial password of every account.
+    pub password: String,
+    /// The rotation account created on every BMC, if any.
+    pub user: Option<String>,
+    /// Shorthand groups: persona name to count.
+    #[serde(default)]
+    pub fleet: BTreeMap<Persona, u32>,
+    /// Detailed groups.
+    #[serde(default)]
+    pub group: Vec<Group>,
+}
+
+fn default_stamp() -> String {
+    "lab".into()
+}
+
+impl FleetSpec {
+    /// Parses a spec; errors name the line, the field and what was expected.
+    pub fn parse(text: &str) -> Result<FleetSpec, String> {
+        let spec: FleetSpec = toml::from_str(text).map_err(|e| e.to_string())?;
+        if spec.fleet.is_empty() && spec.group.is_empty() {
+            return Err(
+                "the spec simulates no BMC: add a `[fleet]` table (e.g. `dell-idrac9 = 2`) or a `[[group]]`".into()
+            );
+        }
+        Ok(spec)
+    }
+
+    /// Reads and parses a spec file; errors start with the file name.
+    pub fn load(path: &Path) -> Result<FleetSpec, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        FleetSpec::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Every group, the shorthand ones first.
+    pub fn groups(&self) -> Vec<Group> {
+        let mut groups: Vec<Group> = self
+            .fleet
+            .iter()
+            .map(|(persona, count)| Group {
+                persona: *persona,
+                count: *count,
+                password: None,
+                faults: Faults::default(),
+            })
+            .collect();
+        groups.extend(self.group.iter().cloned());
+        groups
+    }
+}
+
+/// One inventory entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InventoryBmc {
+    /// Name in the fleet.
+    pub name: String,
+    /// `host:port`.
+    pub address: String,
+    /// The simulated persona.
+    pub persona: String,
+    /// The hardware profile the orchestrator should use.
+    pub profile: String,
+    /// TLS policy: the certificate pin.
+    pub tls: String,
+}
+
+/// The inventory the lab writes for its fleet.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Inventory {
+    /// Stamp name.
+    pub stamp: String,
+    /// The BMC account every BMC shares, if the spec created one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bmc_user: Option<String>,
+    /// The BMCs.
+    pub bmc: Vec<InventoryBmc>,
+}
+
+impl Persona {
+    /// The hardware profile bmc-rotate ships for a server with this BMC.
+    pub fn hardware_profile(self) -> &'static str {
+        match self {
+            Persona::Idrac9 => "dell-poweredge-r640",
+            Persona::Idrac10 => "dell-poweredge-r770",
+            Persona::Ilo5 => "hpe-proliant-dl380-gen10",
+            Persona::Ilo6 => "hpe-proliant-dl380-gen11",
+            Persona::Xcc2 => "lenovo-thinksystem-sr650-v3",
+            Persona::Xcc3 => "lenovo-thinksystem-sr650-v4",
+        }
+    }
+}
+
+/// A running fleet.
+pub struct Lab {
+    spec: FleetSpec,
+    clock: LabClock,
+    bmcs: Vec<SimulatedBmc>,
+}
+
+impl Lab {
+    /// Starts every BMC of the spec on its own loopback port.
+    pub async fn start(spec: FleetSpec) -> anyhow::Result<Lab> {
+        let clock = LabClock::default();
+        let mut bmcs = Vec::new();
+        for group in spec.groups() {
+            let password = group.password.clone().unwrap_or_else(|| spec.password.clone());
+            for i in 1..=group.count {
+                let name = format!("{}-{i:02}", group.persona.name());
+                let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+                let bmc =
+                    SimulatedBmc::start(&name, group.persona, &password, group.faults.clone(), clock.clone(), bind)
+                        .await?;
+                if let Some(user) = &spec.user {
+                    let mut state = bmc.state();
+                    if state.account(user).is_none() && state.add_account(user, &password, "Administrator").is_none() {
+                        anyhow::bail!("{name}: no free account slot for `{user}`");
+                    }
+                }
+                bmcs.push(bmc);
+            }
+        }
+        Ok(Lab { spec, clock, bmcs })
+    }
+
+    /// The BMCs, in spec order.
+    pub fn bmcs(&self) -> &[SimulatedBmc] {
+        &self.bmcs
+    }
+
+    /// The BMC with this name.
+    pub fn bmc(&self, name: &str) -> Option<&SimulatedBmc> {
+        self.bmcs.iter().find(|b| b.name() == name)
+    }
+
+    /// The clock every BMC shares.
+    pub fn clock(&self) -> &LabClock {
+        &self.clock
+    }
+
+    /// The inventory of this fleet.
+    pub fn inventory(&self) -> Inventory {
+        Inventory {
+            stamp: self.spec.stamp.clone(),
+            bmc_user: self.spec.user.clone(),
+            bmc: self
+                .bmcs
+                .iter()
+                .map(|b| InventoryBmc {
+                    name: b.name().to_owned(),
+                    address: b.addr().to_string(),
+                    persona: b.persona().name().to_owned(),
+                    profile: b.persona().hardware_profile().to_owned(),
+                    tls: b.pin(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The inventory as TOML, with a header comment.
+    pub fn inventory_toml(&self) -> String {
+        let body = toml::to_string(&self.inventory()).expect("inventory serialises");
+        format!("# Written by bmc-lab for the fleet it serves. No password is ever written here.\n{body}")
+    }
+
+    /// A table of names, personas, addresses and certificate fingerprints.
+    pub fn table(&self) -> String {
+        let mut out = format!("{:<20} {:<14} {:<22} {}\n", "NAME", "PERSONA", "ADDRESS", "CERTIFICATE SHA-256");
+        for b in &self.bmcs {
+            out.push_str(&format!(
+                "{:<20} {:<14} {:<22} {}\n",
+                b.name(),
+                b.persona().name(),
+                b.addr(),
+                hex::encode(b.sha256())
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorthand_and_groups() {
+        let spec = FleetSpec::parse(
+            r#"
+            password = "Lab-Start-1"
+            user = "azsbmc"
+            [fleet]
+            dell-idrac9 = 2
+            hpe-ilo5 = 1
+            [[group]]
+            persona = "lenovo-xcc2"
+            count = 1
+            faults = { latency_ms = 5, apply_then_drop = ["PATCH /Accounts/ x1"] }
+            "#,
+        )
+        .unwrap();
+        let groups = spec.groups();
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[2].faults.apply_then_drop[0].times, Some(1));
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let err = FleetSpec::parse("password = \"x\"\n[fleet]\ndell-idrac7 = 2\n").unwrap_err();
+        assert!(err.contains("line 3") && err.contains("unknown persona `dell-idrac7`"), "{err}");
+        let err = FleetSpec::parse("password = \"x\"\n[[group]]\npersona = \"hpe-ilo5\"\ncount = 1\nfault = {}\n")
+            .unwrap_err();
+        assert!(err.contains("line 5") && err.contains("unknown field `fault`"), "{err}");
+        let err = FleetSpec::parse("[fleet]\nhpe-ilo5 = 1\n").unwrap_err();
+        assert!(err.contains("missing field `password`"), "{err}");
+        let err = FleetSpec::parse("password = \"x\"\n").unwrap_err();
+        assert!(err.contains("simulates no BMC"), "{err}");
+    }
+}

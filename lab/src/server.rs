@@ -1,0 +1,146 @@
+//! A simulated BMC on the network: the state machine behind a real HTTPS listener, with faults.
+
+use crate::bmc::{Bmc, LabRequest};
+use crate::clock::LabClock;
+use crate::faults::{Action, FaultState, Faults};
+use crate::https::{DropConnection, Handler, HttpsServer};
+use crate::persona::Persona;
+use crate::tls::TlsIdentity;
+use axum::body::Body;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Limited};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Largest request body a simulated BMC reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// One simulated BMC, serving.
+pub struct SimulatedBmc {
+    name: String,
+    persona: Persona,
+    state: Arc<Mutex<Bmc>>,
+    faults: Arc<Mutex<FaultState>>,
+    server: HttpsServer,
+}
+
+impl SimulatedBmc {
+    /// Starts `persona` on `bind` with its default account holding `password`.
+    pub async fn start(
+        name: &str,
+        persona: Persona,
+        password: &str,
+        faults: Faults,
+        clock: LabClock,
+        bind: SocketAddr,
+    ) -> anyhow::Result<SimulatedBmc> {
+        let down = faults.down;
+        let state = Arc::new(Mutex::new(Bmc::new(persona.profile(), clock, password)));
+        let faults = Arc::new(Mutex::new(FaultState::new(faults)));
+        let handler = handler(state.clone(), faults.clone());
+        let server = HttpsServer::serve(handler, TlsIdentity::self_signed(&[name])?, bind).await?;
+        server.set_down(down);
+        Ok(SimulatedBmc { name: name.to_owned(), persona, state, faults, server })
+    }
+
+    /// Starts on a free loopback port with the persona's default account and no faults.
+    pub async fn start_local(persona: Persona, password: &str) -> anyhow::Result<SimulatedBmc> {
+        let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        SimulatedBmc::start(persona.name(), persona, password, Faults::default(), LabClock::default(), bind).await
+    }
+
+    /// The BMC's name in the fleet.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its persona.
+    pub fn persona(&self) -> Persona {
+        self.persona
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Its certificate's SHA-256 (pin it with `sha256:<hex>`).
+    pub fn sha256(&self) -> [u8; 32] {
+        self.server.sha256()
+    }
+
+    /// The TLS pin in bmc-rotate's policy syntax.
+    pub fn pin(&self) -> String {
+        self.server.identity().pin()
+    }
+
+    /// The state machine, for introspection and set-up (accounts, lockouts, request log).
+    pub fn state(&self) -> MutexGuard<'_, Bmc> {
+        self.state.lock().expect("BMC state poisoned")
+    }
+
+    /// Replaces the faults (takes effect on the next request).
+    pub fn set_faults(&self, faults: Faults) {
+        self.server.set_down(faults.down);
+        *self.faults.lock().expect("fault state poisoned") = FaultState::new(faults);
+    }
+}
+
+fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>) -> Handler {
+    Arc::new(move |request: Request<hyper::body::Incoming>, peer: SocketAddr| {
+        let (state, faults) = (state.clone(), faults.clone());
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let Ok(body) = Limited::new(body, MAX_BODY).collect().await.map(|b| b.to_bytes()) else {
+                return Err(DropConnection);
+            };
+            let lab = LabRequest {
+                method: parts.method.as_str().to_owned(),
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().unwrap_or("").to_owned(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect(),
+                body: body.to_vec(),
+                peer: peer.ip(),
+            };
+            let (action, latency) = {
+                let mut f = faults.lock().expect("fault state poisoned");
+                let action = f.decide(&lab.method, &lab.path, parts.headers.contains_key("if-match"));
+                let exhausted = f.faults.session_limit;
+                state.lock().expect("BMC state poisoned").sessions_exhausted = exhausted;
+                (action, f.latency())
+            };
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            let answer = match action {
+                Action::Hang => std::future::pending().await,
+                Action::Reset => return Err(DropConnection),
+                Action::Error500 => crate::bmc::internal_error(),
+                Action::Stale412 => crate::bmc::stale_etag(),
+                Action::Serve | Action::ApplyThenDrop => state.lock().expect("BMC state poisoned").handle(&lab),
+            };
+            if action == Action::ApplyThenDrop {
+                return Err(DropConnection);
+            }
+            if !answer.delay.is_zero() {
+                tokio::time::sleep(answer.delay).await;
+            }
+            let mut response = Response::builder().status(answer.status);
+            for (k, v) in &answer.headers {
+                response = response.header(k, v);
+            }
+            let body = if answer.body.is_null() {
+                Body::empty()
+            } else {
+                response =
+                    response.header("content-type", "application/json; charset=utf-8").header("odata-version", "4.0");
+                Body::from(answer.body.to_string())
+            };
+            Ok(response.body(body).expect("valid response"))
+        })
+    })
+}

@@ -1,0 +1,486 @@
+//! Every persona rule, against the state machine directly (no sockets). Each test fails if the
+//! rule it names is removed.
+
+use bmc_lab::LabClock;
+use bmc_lab::bmc::{Bmc, LabRequest, LabResponse};
+use bmc_lab::persona::Persona;
+use serde_json::{Value, json};
+use std::net::IpAddr;
+use std::time::Duration;
+
+const PW: &str = "Start-Pass-1";
+
+fn bmc(persona: Persona) -> Bmc {
+    Bmc::new(persona.profile(), LabClock::default(), PW)
+}
+
+fn default_user(persona: Persona) -> &'static str {
+    persona.profile().default_account.1
+}
+
+fn get(bmc: &mut Bmc, path: &str) -> LabResponse {
+    let user = bmc.profile().default_account.1;
+    bmc.handle(&LabRequest::new("GET", path).basic(user, PW))
+}
+
+fn account_path(bmc: &Bmc, id: u32) -> String {
+    format!("{}/{id}", bmc.profile().account_collections[0])
+}
+
+fn etag_of(bmc: &mut Bmc, path: &str) -> String {
+    get(bmc, path).header("etag").expect("accounts carry an ETag header").to_owned()
+}
+
+fn patch(bmc: &mut Bmc, path: &str, auth: (&str, &str), if_match: Option<&str>, body: Value) -> LabResponse {
+    let mut req = LabRequest::new("PATCH", path).basic(auth.0, auth.1).json(body);
+    if let Some(tag) = if_match {
+        req = req.header("if-match", tag);
+    }
+    bmc.handle(&req)
+}
+
+fn login(bmc: &mut Bmc, user: &str, password: &str) -> LabResponse {
+    bmc.handle(
+        &LabRequest::new("POST", "/redfish/v1/SessionService/Sessions")
+            .json(json!({"UserName": user, "Password": password})),
+    )
+}
+
+fn ids(r: &LabResponse) -> String {
+    r.message_ids().join(",")
+}
+
+// ---- generic rules, every persona --------------------------------------------------------
+
+#[test]
+fn accounts_read_password_as_null_with_etag_header_and_annotation() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let path = account_path(&b, persona.profile().default_account.0);
+        let r = get(&mut b, &path);
+        assert_eq!(r.status, 200, "{persona}");
+        assert!(r.body.get("Password").is_some_and(Value::is_null), "{persona}: {}", r.body);
+        assert_eq!(r.body["UserName"], default_user(persona));
+        for field in ["RoleId", "Enabled", "Locked"] {
+            assert!(r.body.get(field).is_some(), "{persona} lacks {field}");
+        }
+        assert_eq!(r.header("etag"), r.body["@odata.etag"].as_str(), "{persona}");
+    }
+}
+
+#[test]
+fn basic_and_sessions_work_and_logout_ends_the_token() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let user = default_user(persona);
+        let r = login(&mut b, user, PW);
+        assert_eq!(r.status, 201, "{persona}");
+        let token = r.header("x-auth-token").unwrap().to_owned();
+        let location = r.header("location").unwrap().to_owned();
+        assert!(r.body["Password"].is_null());
+        assert_eq!(b.handle(&LabRequest::new("GET", "/redfish/v1/Managers").token(&token)).status, 200);
+        let out = b.handle(&LabRequest::new("DELETE", &location).token(&token));
+        assert_eq!(out.status, persona.profile().logout_status, "{persona}");
+        assert_eq!(b.handle(&LabRequest::new("GET", "/redfish/v1/Managers").token(&token)).status, 401);
+        assert_eq!(get(&mut b, "/redfish/v1/Managers").status, 200, "{persona}: Basic");
+    }
+}
+
+#[test]
+fn authentication_is_checked_before_preconditions() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let path = account_path(&b, persona.profile().default_account.0);
+        let r = b.handle(&LabRequest::new("GET", &path).header("if-none-match", "*"));
+        assert_eq!(r.status, 401, "{persona}");
+        assert!(r.header("www-authenticate").is_some());
+        let r =
+            b.handle(&LabRequest::new("PATCH", &path).header("if-match", "\"bogus\"").json(json!({"Password": "X"})));
+        assert_eq!(r.status, 401, "{persona}: a bad tag without credentials is a 401, not a 412");
+    }
+}
+
+#[test]
+fn a_stale_if_match_is_exactly_412() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let user = default_user(persona);
+        let path = account_path(&b, persona.profile().default_account.0);
+        let r = patch(&mut b, &path, (user, PW), Some("W/\"stale\""), json!({"Password": "New-Pass-22"}));
+        assert_eq!(r.status, 412, "{persona}: {}", r.body);
+        assert!(ids(&r).contains("PreconditionFailed"));
+        assert!(b.password_is(user, PW), "{persona}: nothing applied");
+    }
+}
+
+#[test]
+fn account_service_publishes_length_limits() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let r = get(&mut b, "/redfish/v1/AccountService");
+        assert_eq!(r.body["MinPasswordLength"], persona.profile().policy.min_length);
+        assert_eq!(r.body["MaxPasswordLength"], persona.profile().policy.max_length);
+    }
+}
+
+#[test]
+fn a_change_moves_the_password_and_ends_the_accounts_sessions() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let user = default_user(persona);
+        let path = account_path(&b, persona.profile().default_account.0);
+        let token = login(&mut b, user, PW).header("x-auth-token").unwrap().to_owned();
+        let tag = etag_of(&mut b, &path);
+        let r = patch(&mut b, &path, (user, PW), Some(&tag), json!({"Password": "Next-Pass-42"}));
+        assert_eq!(r.status, 200, "{persona}: {}", r.body);
+        assert!(b.password_is(user, "Next-Pass-42"));
+        assert_eq!(get(&mut b, "/redfish/v1/Managers").status, 401, "{persona}: the old password is dead");
+        assert_eq!(
+            b.handle(&LabRequest::new("GET", "/redfish/v1/Managers").token(&token)).status,
+            401,
+            "{persona}: token dead"
+        );
+        assert_eq!(login(&mut b, user, "Next-Pass-42").status, 201);
+        assert_ne!(etag_of_with(&mut b, &path, user, "Next-Pass-42"), tag, "{persona}: the tag moved");
+    }
+}
+
+fn etag_of_with(b: &mut Bmc, path: &str, user: &str, password: &str) -> String {
+    b.handle(&LabRequest::new("GET", path).basic(user, password)).header("etag").unwrap().to_owned()
+}
+
+#[test]
+fn unknown_and_odata_only_bodies_change_nothing() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let user = default_user(persona);
+        let path = account_path(&b, persona.profile().default_account.0);
+        let r = patch(&mut b, &path, (user, PW), Some("*"), json!({"Password": "Other-Pass-7", "BogusProp": 1}));
+        assert_eq!(r.status, 400);
+        assert!(ids(&r).contains("PropertyUnknown"), "{persona}: {}", r.body);
+        let r = patch(&mut b, &path, (user, PW), Some("*"), json!({"@odata.etag": "x"}));
+        assert!(ids(&r).contains("NoOperation"));
+        assert!(b.password_is(user, PW));
+    }
+}
+
+#[test]
+fn password_change_required_allows_only_the_own_account() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let user = default_user(persona);
+        let id = persona.profile().default_account.0;
+        b.account_mut(user).unwrap().change_required = true;
+        let own = b.handle(&LabRequest::new("GET", &account_path(&b, id)).basic(user, PW));
+        assert_eq!(own.status, 200);
+        let session = login(&mut b, user, PW);
+        assert_eq!(session.status, 201);
+        assert!(ids(&session).contains("PasswordChangeRequired"));
+        let other = get(&mut b, "/redfish/v1/Managers");
+        assert_eq!(other.status, 403, "{persona}");
+        let info = &other.body["error"]["@Message.ExtendedInfo"][0];
+        assert!(info["MessageId"].as_str().unwrap().ends_with("PasswordChangeRequired"));
+        assert_eq!(info["MessageArgs"][0].as_str().unwrap().trim_end_matches('/'), account_path(&b, id));
+        let own_path = account_path(&b, id);
+        let r = patch(&mut b, &own_path, (user, PW), Some("*"), json!({"Password": "Fresh-Pass-9"}));
+        assert_eq!(r.status, 200, "{persona}: {}", r.body);
+        assert!(!b.account(user).unwrap().change_required);
+        assert_eq!(b.handle(&LabRequest::new("GET", "/redfish/v1/Managers").basic(user, "Fresh-Pass-9")).status, 200);
+    }
+}
+
+#[test]
+fn session_limits_answer_with_the_vendor_status() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let user = default_user(persona);
+        for _ in 0..persona.profile().max_sessions {
+            assert_eq!(login(&mut b, user, PW).status, 201);
+        }
+        let r = login(&mut b, user, PW);
+        let (status, id) = persona.profile().session_limit;
+        assert_eq!((r.status, ids(&r)), (status, id.to_owned()), "{persona}");
+    }
+    assert_eq!(Persona::Xcc2.profile().session_limit.0, 403);
+    assert_eq!(Persona::Xcc3.profile().session_limit.0, 503);
+}
+
+#[test]
+fn slot_profiles_have_empty_slots_that_a_patch_fills() {
+    for persona in [Persona::Idrac9, Persona::Idrac10, Persona::Xcc2, Persona::Xcc3] {
+        let mut b = bmc(persona);
+        let user = default_user(persona);
+        let slot = account_path(&b, 5);
+        let r = get(&mut b, &slot);
+        assert_eq!((r.body["UserName"].as_str(), r.body["Enabled"].as_bool()), (Some(""), Some(false)), "{persona}");
+        let body = json!({"UserName": "rfpv0001", "Password": "Slot-Pass-5x", "RoleId": "ReadOnly", "Enabled": true});
+        let r = patch(&mut b, &slot, (user, PW), Some("*"), body);
+        assert_eq!(r.status, 200, "{persona}: {}", r.body);
+        assert!(b.password_is("rfpv0001", "Slot-Pass-5x"));
+        let r = patch(&mut b, &slot, (user, PW), Some("*"), json!({"UserName": "", "Enabled": false}));
+        assert_eq!(r.status, 200);
+        assert!(b.account("rfpv0001").is_none());
+    }
+}
+
+// ---- Dell ----------------------------------------------------------------------------------
+
+#[test]
+fn idrac_slots_uris_and_generation_detection() {
+    let mut b = bmc(Persona::Idrac9);
+    let r = get(&mut b, "/redfish/v1/Managers/iDRAC.Embedded.1/Accounts");
+    assert_eq!(r.body["Members"].as_array().unwrap().len(), 16);
+    assert_eq!(get(&mut b, "/redfish/v1/Managers/iDRAC.Embedded.1/Accounts/2").body["UserName"], "root");
+    assert_eq!(get(&mut b, "/redfish/v1/AccountService/Accounts/2").body["UserName"], "root");
+    let model = get(&mut b, "/redfish/v1/Managers/iDRAC.Embedded.1?$select=Model");
+    assert_eq!(model.body, json!({"@odata.id": "/redfish/v1/Managers/iDRAC.Embedded.1", "Model": "14G Monolithic"}));
+    let expanded = get(&mut b, "/redfish/v1/AccountService/Accounts?$expand=*($levels=1)");
+    assert_eq!(expanded.body["Members"][1]["UserName"], "root");
+
+    let mut b10 = bmc(Persona::Idrac10);
+    assert_eq!(get(&mut b10, "/redfish/v1/AccountService/Accounts").body["Members"].as_array().unwrap().len(), 32);
+    assert_eq!(get(&mut b10, "/redfish/v1/Managers/iDRAC.Embedded.1/Accounts/2").status, 404);
+    assert!(
+        !get(&mut b10, "/redfish/v1/Managers/iDRAC.Embedded.1?$select=Model").body["Model"]
+            .as_str()
+            .unwrap()
+            .contains("14")
+    );
+}
+
+#[test]
+fn idrac_tags_are_weak_generations_and_if_match_is_optional() {
+    let mut b = bmc(Persona::Idrac9);
+    let r = get(&mut b, "/redfish/v1/AccountService/Accounts/2");
+    assert_eq!(r.header("etag"), Some("W/\"gen-1\""));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, PATCH, DELETE"));
+    let r =
+        patch(&mut b, "/redfish/v1/AccountService/Accounts/2", ("root", PW), None, json!({"Password": "Calvin-2-Go"}));
+    assert_eq!(r.status, 200);
+    assert!(ids(&r).contains("Success"));
+}
+
+#[test]
+fn idrac_forced_default_change_uses_dell_attributes() {
+    let mut b = bmc(Persona::Idrac9);
+    b.account_mut("root").unwrap().dell_default_password = true;
+    let r =
+        patch(&mut b, "/redfish/v1/AccountService/Accounts/2", ("root", PW), None, json!({"Password": "Calvin-2-Go"}));
+    assert_eq!(r.status, 400);
+    assert!(ids(&r).contains("IDRAC.2.9.SWC1908"), "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "Base.1.12.GeneralError");
+    let path = "/redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1";
+    let r = patch(&mut b, path, ("root", PW), None, json!({"Attributes": {"Users.2.Password": "Calvin-2-Go"}}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(b.password_is("root", "Calvin-2-Go"));
+}
+
+#[test]
+fn idrac_blocks_the_client_address_not_the_account() {
+    let mut b = bmc(Persona::Idrac9);
+    let attacker = IpAddr::from([127, 0, 0, 9]);
+    for _ in 0..5 {
+        let mut req = LabRequest::new("GET", "/redfish/v1/Managers").basic("root", "wrong");
+        req.peer = attacker;
+        assert_eq!(b.handle(&req).status, 401);
+    }
+    assert!(b.is_blocked(attacker));
+    let mut right = LabRequest::new("GET", "/redfish/v1/Managers").basic("root", PW);
+    right.peer = attacker;
+    assert_eq!(b.handle(&right).status, 401, "the right password from a blocked address is refused");
+    assert_eq!(get(&mut b, "/redfish/v1/Managers").status, 200, "other addresses and the account are unaffected");
+    b.clock().advance(Duration::from_secs(301));
+    assert_eq!(b.handle(&right).status, 200, "the block expires");
+    assert_eq!(get(&mut b, "/redfish/v1/AccountService").body["AccountLockoutThreshold"], 0);
+}
+
+#[test]
+fn idrac_refuses_weak_passwords_with_a_base_message() {
+    let mut b = bmc(Persona::Idrac9);
+    let r = patch(
+        &mut b,
+        "/redfish/v1/AccountService/Accounts/2",
+        ("root", PW),
+        None,
+        json!({"Password": "alllowercase1"}),
+    );
+    assert_eq!(r.status, 400);
+    assert!(ids(&r).contains("PropertyValueFormatError"), "{}", r.body);
+    assert!(b.password_is("root", PW));
+}
+
+// ---- HPE -------------------------------------------------------------------------------------
+
+#[test]
+fn ilo_ids_are_variable_with_trailing_slashes_on_ilo5() {
+    let mut b = bmc(Persona::Ilo5);
+    let id = b.add_account("ops", "Ops-Pass-11", "Operator").unwrap();
+    assert_ne!(id, 2, "ids are not slots");
+    let members = get(&mut b, "/redfish/v1/AccountService/Accounts/").body["Members"].clone();
+    let uris: Vec<&str> = members.as_array().unwrap().iter().map(|m| m["@odata.id"].as_str().unwrap()).collect();
+    assert!(uris.iter().all(|u| u.ends_with('/')), "{uris:?}");
+    let ops = get(&mut b, &format!("/redfish/v1/AccountService/Accounts/{id}/"));
+    assert_eq!(ops.body["UserName"], "ops");
+    assert_ne!(ops.body["Oem"]["Hpe"]["LoginName"], "ops", "LoginName is a description, not the login");
+
+    let mut b6 = bmc(Persona::Ilo6);
+    let members = get(&mut b6, "/redfish/v1/AccountService/Accounts").body["Members"].clone();
+    assert!(!members[0]["@odata.id"].as_str().unwrap().ends_with('/'));
+}
+
+#[test]
+fn ilo_success_is_wrapped_in_the_error_envelope_with_weak_tags() {
+    let mut b = bmc(Persona::Ilo5);
+    let path = "/redfish/v1/AccountService/Accounts/1/";
+    let tag = etag_of(&mut b, path);
+    assert!(tag.starts_with("W/\"") && tag.len() == 12, "{tag}");
+    let r = patch(&mut b, path, ("Administrator", PW), None, json!({"Password": "Gen10-Pass-x"}));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["error"]["code"], "iLO.0.10.ExtendedInfo");
+    assert_eq!(ids(&r), "Base.1.17.AccountModified");
+}
+
+#[test]
+fn ilo_policy_messages_carry_their_arguments() {
+    let mut b = bmc(Persona::Ilo6);
+    let path = "/redfish/v1/AccountService/Accounts/1";
+    let r = patch(&mut b, path, ("Administrator", PW), None, json!({"Password": "Sh0rt!"}));
+    assert_eq!(r.status, 400);
+    let info = &r.body["error"]["@Message.ExtendedInfo"][0];
+    assert_eq!(info["MessageId"], "iLO.2.34.InvalidPasswordLength");
+    assert_eq!(info["MessageArgs"], json!(["8", "39"]));
+    let r = patch(&mut b, path, ("Administrator", PW), None, json!({"Password": "onlylowercase"}));
+    assert_eq!(ids(&r), "iLO.2.34.InvalidPasswordComplexity");
+}
+
+#[test]
+fn ilo5_delays_failed_logins_and_never_locks() {
+    let mut b = bmc(Persona::Ilo5);
+    for attempt in 1..=6 {
+        let r = login(&mut b, "Administrator", "wrong");
+        assert_eq!(r.status, 401);
+        assert!(ids(&r).contains("UnauthorizedLoginAttempt"));
+        assert_eq!(!r.delay.is_zero(), attempt > 3, "attempt {attempt}");
+        if attempt > 3 {
+            assert!(ids(&r).contains("LoginAttemptDelayedSeconds"));
+        }
+    }
+    assert_eq!(login(&mut b, "Administrator", PW).status, 201, "no lockout on iLO 5");
+}
+
+#[test]
+fn ilo6_locks_after_five_failures() {
+    let mut b = bmc(Persona::Ilo6);
+    for _ in 0..5 {
+        assert_eq!(login(&mut b, "Administrator", "wrong").status, 401);
+    }
+    assert_eq!(login(&mut b, "Administrator", PW).status, 401, "locked: the right password is refused");
+    b.clock().advance(Duration::from_secs(301));
+    assert_eq!(login(&mut b, "Administrator", PW).status, 201);
+}
+
+// ---- Lenovo ----------------------------------------------------------------------------------
+
+#[test]
+fn xcc_slots_and_default_account() {
+    let mut b2 = bmc(Persona::Xcc2);
+    assert_eq!(get(&mut b2, "/redfish/v1/AccountService/Accounts").body["Members"].as_array().unwrap().len(), 12);
+    assert_eq!(get(&mut b2, "/redfish/v1/AccountService/Accounts/1").body["UserName"], "USERID");
+    let mut b3 = bmc(Persona::Xcc3);
+    assert_eq!(get(&mut b3, "/redfish/v1/AccountService/Accounts").body["Members"].as_array().unwrap().len(), 14);
+}
+
+#[test]
+fn xcc_requires_if_match_and_accepts_the_tag_or_star() {
+    let mut b = bmc(Persona::Xcc2);
+    let path = "/redfish/v1/AccountService/Accounts/1";
+    let r = patch(&mut b, path, ("USERID", PW), None, json!({"Password": "Lenovo-Pass1"}));
+    assert_eq!(r.status, 428, "{}", r.body);
+    let tag = etag_of(&mut b, path);
+    assert!(tag.starts_with('"') && tag.ends_with(" \""), "the documented trailing space: {tag:?}");
+    let r = patch(&mut b, path, ("USERID", PW), Some(&tag), json!({"Password": "Lenovo-Pass1"}));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["UserName"], "USERID", "success returns the resource");
+    assert!(r.body["Password"].is_null());
+    let r = patch(&mut b, path, ("USERID", "Lenovo-Pass1"), Some("*"), json!({"Password": "Lenovo-Pass2"}));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn xcc_refuses_the_last_five_passwords() {
+    let mut b = bmc(Persona::Xcc2);
+    let path = "/redfish/v1/AccountService/Accounts/1";
+    let mut current = PW.to_owned();
+    for next in ["Rotate-Pass1", "Rotate-Pass2"] {
+        assert_eq!(patch(&mut b, path, ("USERID", &current), Some("*"), json!({"Password": next})).status, 200);
+        current = next.to_owned();
+    }
+    // Rolling back to the previous password is what a naive rollback does: refused.
+    let r = patch(&mut b, path, ("USERID", &current), Some("*"), json!({"Password": "Rotate-Pass1"}));
+    assert_eq!(r.status, 400);
+    assert!(r.body.to_string().contains("last 5 passwords"), "{}", r.body);
+    let r = patch(&mut b, path, ("USERID", &current), Some("*"), json!({"Password": PW}));
+    assert_eq!(r.status, 400, "the original is still within the cycle");
+    assert!(b.password_is("USERID", &current));
+}
+
+#[test]
+fn xcc_minimum_change_interval() {
+    let mut b = bmc(Persona::Xcc3);
+    let service = LabRequest::new("PATCH", "/redfish/v1/AccountService")
+        .basic("USERID", PW)
+        .json(json!({"Oem": {"Lenovo": {"MinimumPasswordChangeIntervalHours": 24}}}));
+    assert_eq!(b.handle(&service).status, 200);
+    let path = "/redfish/v1/AccountService/Accounts/1";
+    assert_eq!(patch(&mut b, path, ("USERID", PW), Some("*"), json!({"Password": "First-Change1"})).status, 200);
+    let r = patch(&mut b, path, ("USERID", "First-Change1"), Some("*"), json!({"Password": "Second-Change1"}));
+    assert_eq!(r.status, 400);
+    assert!(r.body.to_string().contains("less than 24 hours"), "{}", r.body);
+    b.clock().advance(Duration::from_secs(24 * 3600));
+    assert_eq!(
+        patch(&mut b, path, ("USERID", "First-Change1"), Some("*"), json!({"Password": "Second-Change1"})).status,
+        200
+    );
+}
+
+#[test]
+fn xcc_locks_after_five_failures_and_the_right_password_stays_refused() {
+    for persona in [Persona::Xcc2, Persona::Xcc3] {
+        let mut b = bmc(persona);
+        for _ in 0..5 {
+            let r = login(&mut b, "USERID", "wrong");
+            assert_eq!(r.status, 401);
+            assert_eq!(ids(&r), persona.profile().unauthorized);
+        }
+        assert!(get(&mut b, "/redfish/v1/AccountService/Accounts/1").status == 401);
+        b.clock().advance(Duration::from_secs(61));
+        assert_eq!(login(&mut b, "USERID", PW).status, 201, "{persona}");
+    }
+}
+
+#[test]
+fn xcc_complexity_and_repeat_rules() {
+    let mut b = bmc(Persona::Xcc2);
+    let path = "/redfish/v1/AccountService/Accounts/1";
+    for bad in ["Paaassw0rd", "nouppers1x", "Xuserid-99"] {
+        let r = patch(&mut b, path, ("USERID", PW), Some("*"), json!({"Password": bad}));
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    assert!(b.password_is("USERID", PW));
+}
+
+#[test]
+fn the_request_log_keeps_no_secret() {
+    let mut b = bmc(Persona::Ilo5);
+    login(&mut b, "Administrator", PW);
+    patch(
+        &mut b,
+        "/redfish/v1/AccountService/Accounts/1/",
+        ("Administrator", PW),
+        None,
+        json!({"Password": "Logged-Pass-1"}),
+    );
+    let log = format!("{:?}", b.requests());
+    assert!(log.contains("PATCH") && log.contains("basic Administrator"), "{log}");
+    assert!(!log.contains(PW) && !log.contains("Logged-Pass-1"), "{log}");
+}
