@@ -79,13 +79,15 @@ pub struct LabResponse {
     pub headers: Vec<(String, String)>,
     /// JSON body (`Null`: none).
     pub body: Value,
+    /// A non-JSON body with its content type (the OData `$metadata` document).
+    pub text: Option<(&'static str, String)>,
     /// Hold the answer this long (iLO's login delay).
     pub delay: Duration,
 }
 
 impl LabResponse {
     fn json(status: u16, body: Value) -> Self {
-        LabResponse { status, headers: Vec::new(), body, delay: Duration::ZERO }
+        LabResponse { status, headers: Vec::new(), body, text: None, delay: Duration::ZERO }
     }
 
     fn empty(status: u16) -> Self {
@@ -430,7 +432,26 @@ impl Bmc {
 
     /// Answers one request.
     pub fn handle(&mut self, request: &LabRequest) -> LabResponse {
-        let response = self.route(request);
+        let response = match request.get_header("odata-version") {
+            Some(v) if v.trim() != "4.0" => error(
+                412,
+                "Base.1.18.GeneralError",
+                vec![message(
+                    "Base.1.18.HeaderInvalid",
+                    &format!("The header value '{v}' for OData-Version is not supported."),
+                    &[v],
+                    "Critical",
+                    "Send OData-Version: 4.0.",
+                )],
+            ),
+            _ if request.method == "HEAD" => {
+                let mut get = request.clone();
+                get.method = "GET".into();
+                self.route(&get)
+            }
+            _ => self.route(request),
+        };
+        let response = self.standard_headers(request, response);
         let auth = match (request.get_header("authorization"), request.get_header("x-auth-token")) {
             (_, Some(_)) => "session".to_owned(),
             (Some(a), None) => basic_user(a).map_or_else(|| "basic ?".into(), |(u, _)| format!("basic {u}")),
@@ -445,13 +466,33 @@ impl Bmc {
         response
     }
 
+    /// Headers every Redfish answer carries (DSP0266 "Response headers").
+    fn standard_headers(&self, request: &LabRequest, mut response: LabResponse) -> LabResponse {
+        response.headers.push(("OData-Version".into(), "4.0".into()));
+        response.headers.push(("Cache-Control".into(), "no-cache".into()));
+        let read = request.method == "GET" || request.method == "HEAD";
+        if read && (200..300).contains(&response.status) {
+            if response.header("allow").is_none() {
+                response.headers.push(("Allow".into(), allowed_methods(request.path.trim_end_matches('/')).into()));
+            }
+            if let Some(kind) = response.body.get("@odata.type").and_then(Value::as_str) {
+                let schema = kind.trim_start_matches('#').split('.').next().unwrap_or("");
+                response.headers.push(("Link".into(), format!("</redfish/v1/Schemas/{schema}.json>; rel=describedby")));
+            }
+        }
+        response
+    }
+
     fn route(&mut self, request: &LabRequest) -> LabResponse {
         let path = request.path.trim_end_matches('/');
+        // `POST .../Members` creates in the collection, as DSP0266 allows.
+        let path = if request.method == "POST" { path.strip_suffix("/Members").unwrap_or(path) } else { path };
         let method = request.method.as_str();
         match (method, path) {
             ("GET", "/redfish") => return LabResponse::json(200, json!({"v1": "/redfish/v1/"})),
             ("GET", "/redfish/v1") => return self.service_root(),
-            ("GET", "/redfish/v1/odata") | ("GET", "/redfish/v1/$metadata") => return self.not_found(&request.path),
+            ("GET", "/redfish/v1/odata") => return self.odata_service_document(),
+            ("GET", "/redfish/v1/$metadata") => return metadata_document(),
             ("POST", "/redfish/v1/SessionService/Sessions") => return self.login(request),
             _ => {}
         }
@@ -480,9 +521,34 @@ impl Bmc {
             }
         }
         match (method, path) {
+            (
+                m,
+                "/redfish"
+                | "/redfish/v1"
+                | "/redfish/v1/odata"
+                | "/redfish/v1/$metadata"
+                | "/redfish/v1/SessionService"
+                | "/redfish/v1/Managers"
+                | "/redfish/v1/AccountService/Roles",
+            ) if m != "GET" => self.method_not_allowed(path),
+            ("GET", "/redfish/v1/AccountService/Roles") => {
+                let members: Vec<Value> = ["Administrator", "Operator", "ReadOnly"]
+                    .iter()
+                    .map(|r| json!({"@odata.id": self.slash(format!("/redfish/v1/AccountService/Roles/{r}"))}))
+                    .collect();
+                LabResponse::json(
+                    200,
+                    json!({
+                        "@odata.id": self.slash("/redfish/v1/AccountService/Roles".into()),
+                        "@odata.type": "#RoleCollection.RoleCollection", "Name": "Roles",
+                        "Members@odata.count": 3, "Members": members,
+                    }),
+                )
+            }
+            ("GET", p) if p.starts_with("/redfish/v1/AccountService/Roles/") => self.role(p),
             ("GET", "/redfish/v1/SessionService") => LabResponse::json(
                 200,
-                json!({"@odata.id": "/redfish/v1/SessionService", "ServiceEnabled": true, "SessionTimeout": 1800,
+                json!({"@odata.id": "/redfish/v1/SessionService", "@odata.type": "#SessionService.v1_1_8.SessionService", "Id": "SessionService", "Name": "Session Service", "ServiceEnabled": true, "SessionTimeout": 1800,
                        "Sessions": {"@odata.id": self.slash("/redfish/v1/SessionService/Sessions".into())}}),
             ),
             ("GET", "/redfish/v1/SessionService/Sessions") => {
@@ -491,13 +557,19 @@ impl Bmc {
                     .iter()
                     .map(|s| json!({"@odata.id": self.slash(format!("/redfish/v1/SessionService/Sessions/{}", s.id))}))
                     .collect();
-                LabResponse::json(200, json!({"Members@odata.count": members.len(), "Members": members}))
+                LabResponse::json(
+                    200,
+                    json!({"@odata.id": self.slash("/redfish/v1/SessionService/Sessions".into()),
+                    "@odata.type": "#SessionCollection.SessionCollection", "Name": "Session Collection",
+                    "Members@odata.count": members.len(), "Members": members}),
+                )
             }
             ("GET", "/redfish/v1/AccountService") => self.account_service(),
+            ("PATCH", "/redfish/v1/AccountService") if !self.is_admin(caller_id) => self.insufficient_privilege(),
             ("PATCH", "/redfish/v1/AccountService") => self.patch_account_service(request),
             ("GET", "/redfish/v1/Managers") => LabResponse::json(
                 200,
-                json!({"Members@odata.count": 1, "Members": [{"@odata.id": self.slash(format!("/redfish/v1/Managers/{}", self.profile.manager_id))}]}),
+                json!({"@odata.id": "/redfish/v1/Managers", "@odata.type": "#ManagerCollection.ManagerCollection", "Name": "Manager Collection", "Members@odata.count": 1, "Members": [{"@odata.id": self.slash(format!("/redfish/v1/Managers/{}", self.profile.manager_id))}]}),
             ),
             ("GET", p) if p == format!("/redfish/v1/Managers/{}", self.profile.manager_id) => self.manager(request),
             ("PATCH", "/redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1")
@@ -507,6 +579,72 @@ impl Bmc {
             }
             _ => self.not_found(&request.path),
         }
+    }
+
+    fn is_admin(&self, id: u32) -> bool {
+        self.accounts.get(&id).is_some_and(|a| a.role == "Administrator")
+    }
+
+    fn insufficient_privilege(&self) -> LabResponse {
+        error(
+            403,
+            "Base.1.18.GeneralError",
+            vec![message(
+                "Base.1.18.InsufficientPrivilege",
+                "There are insufficient privileges for the account or credentials associated with the current session to perform the requested operation.",
+                &[],
+                "Critical",
+                "Either abandon the operation or change the associated access rights and resubmit the request if the operation failed.",
+            )],
+        )
+    }
+
+    fn method_not_allowed(&self, path: &str) -> LabResponse {
+        error(
+            405,
+            "Base.1.18.GeneralError",
+            vec![message(
+                "Base.1.18.OperationNotAllowed",
+                "The HTTP method is not allowed on this resource.",
+                &[],
+                "Critical",
+                "None.",
+            )],
+        )
+        .with_header("Allow", allowed_methods(path))
+    }
+
+    fn odata_service_document(&self) -> LabResponse {
+        let singleton = |name: &str, url: &str| json!({"name": name, "kind": "Singleton", "url": url});
+        LabResponse::json(
+            200,
+            json!({
+                "@odata.context": "/redfish/v1/$metadata",
+                "value": [
+                    singleton("Service", "/redfish/v1/"),
+                    singleton("AccountService", "/redfish/v1/AccountService"),
+                    singleton("SessionService", "/redfish/v1/SessionService"),
+                    singleton("Sessions", "/redfish/v1/SessionService/Sessions"),
+                    singleton("Managers", "/redfish/v1/Managers"),
+                ]
+            }),
+        )
+    }
+
+    fn role(&self, path: &str) -> LabResponse {
+        let id = path.rsplit('/').next().unwrap_or("");
+        let privileges: &[&str] = match id {
+            "Administrator" => &["Login", "ConfigureManager", "ConfigureUsers", "ConfigureSelf", "ConfigureComponents"],
+            "Operator" => &["Login", "ConfigureSelf", "ConfigureComponents"],
+            "ReadOnly" => &["Login", "ConfigureSelf"],
+            _ => return self.not_found(path),
+        };
+        LabResponse::json(
+            200,
+            json!({"@odata.id": self.slash(format!("/redfish/v1/AccountService/Roles/{id}")),
+            "@odata.type": "#Role.v1_3_1.Role", "Id": id, "Name": id, "RoleId": id, "IsPredefined": true,
+            "AssignedPrivileges": privileges}),
+        )
     }
 
     fn not_found(&self, path: &str) -> LabResponse {
@@ -552,7 +690,7 @@ impl Bmc {
 
     fn manager(&self, request: &LabRequest) -> LabResponse {
         let p = &self.profile;
-        let full = json!({"@odata.id": format!("/redfish/v1/Managers/{}", p.manager_id), "Id": p.manager_id,
+        let full = json!({"@odata.id": format!("/redfish/v1/Managers/{}", p.manager_id), "@odata.type": "#Manager.v1_19_0.Manager", "Name": "Manager", "Id": p.manager_id,
                           "Model": p.manager_model, "FirmwareVersion": p.firmware, "ManagerType": "BMC"});
         // `$select=Model` (iDRAC generation detection) returns just that property.
         if request.query.contains("$select=Model") {
@@ -574,6 +712,7 @@ impl Bmc {
             "MinPasswordLength": p.policy.min_length, "MaxPasswordLength": p.policy.max_length,
             "AccountLockoutThreshold": threshold, "AccountLockoutDuration": duration,
             "Accounts": {"@odata.id": self.slash(self.collection().to_owned())},
+            "Roles": {"@odata.id": self.slash("/redfish/v1/AccountService/Roles".into())},
         });
         match p.persona.vendor() {
             Vendor::Hpe => {
@@ -806,12 +945,16 @@ impl Bmc {
                 LabResponse::json(
                     200,
                     json!({"@odata.id": self.slash(format!("/redfish/v1/SessionService/Sessions/{id}")),
-                                              "Id": id.to_string(), "UserName": user, "Password": null}),
+                           "@odata.type": "#Session.v1_5_0.Session", "Name": "User Session",
+                           "Id": id.to_string(), "UserName": user, "Password": null}),
                 )
             }
             "DELETE" => {
                 self.sessions.remove(index);
-                LabResponse::empty(self.profile.logout_status)
+                match self.profile.logout_status {
+                    204 => LabResponse::empty(204),
+                    status => LabResponse::json(status, success_message()),
+                }
             }
             _ => LabResponse::empty(405),
         }
@@ -840,7 +983,10 @@ impl Bmc {
         }
     }
 
-    fn create_account(&mut self, request: &LabRequest, _caller: u32) -> LabResponse {
+    fn create_account(&mut self, request: &LabRequest, caller: u32) -> LabResponse {
+        if !self.is_admin(caller) {
+            return self.insufficient_privilege();
+        }
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
             return self.malformed();
         };
@@ -902,6 +1048,9 @@ impl Bmc {
         };
         let change_required = self.accounts[&caller].change_required;
         match request.method.as_str() {
+            "GET" if request.get_header("if-none-match") == Some(self.etag(&self.accounts[&id]).as_str()) => {
+                LabResponse::empty(304).with_header("ETag", self.etag(&self.accounts[&id]))
+            }
             "GET" => {
                 let account = &self.accounts[&id];
                 LabResponse::json(200, self.account_json(account))
@@ -912,8 +1061,14 @@ impl Bmc {
                 if change_required && caller != id {
                     return self.change_required_error(caller);
                 }
+                // Changing another account takes ConfigureUsers (Administrator); one's own
+                // password only ConfigureSelf.
+                if caller != id && !self.is_admin(caller) {
+                    return self.insufficient_privilege();
+                }
                 self.patch_account(request, caller, id)
             }
+            "DELETE" if !self.is_admin(caller) => self.insufficient_privilege(),
             "DELETE" => {
                 let slots = matches!(self.profile.account_ids, AccountIds::Slots(_));
                 if slots {
@@ -923,7 +1078,7 @@ impl Bmc {
                     self.accounts.remove(&id);
                 }
                 self.sessions.retain(|s| s.account != id);
-                LabResponse::empty(200)
+                LabResponse::json(200, success_message())
             }
             _ => LabResponse::empty(405),
         }
@@ -1058,6 +1213,7 @@ impl Bmc {
         let hash = body.get("Password").and_then(Value::as_str).map(|p| PasswordHash::of(&self.salt, p));
         let reuse = self.profile.policy.reuse_cycle as usize;
         let ends_sessions = self.profile.password_change_ends_sessions;
+        let dell = self.profile.persona.vendor() == Vendor::Dell;
         let account = self.accounts.get_mut(&id).expect("checked above");
         if let Some(user) = new_user {
             account.user = user;
@@ -1072,7 +1228,9 @@ impl Bmc {
             account.locked_until = None;
             account.failures = 0;
         }
-        if let Some(flag) = body.get("PasswordChangeRequired").and_then(Value::as_bool) {
+        // iDRAC accepts but does not honour PasswordChangeRequired on PATCH (reference §3.3,
+        // dell/iDRAC-Redfish-Scripting#342).
+        if let Some(flag) = body.get("PasswordChangeRequired").and_then(Value::as_bool).filter(|_| !dell) {
             account.change_required = flag;
         }
         let mut changed_password = false;
@@ -1167,6 +1325,10 @@ impl Bmc {
     }
 }
 
+fn success_message() -> Value {
+    json!({"@Message.ExtendedInfo": [message("Base.1.18.Success", "The request completed successfully.", &[], "OK", "None")]})
+}
+
 /// 500 `InternalError` (a fault; nothing applied).
 pub fn internal_error() -> LabResponse {
     error(
@@ -1206,6 +1368,50 @@ fn describe(v: &Violation) -> String {
         Violation::Reused(n) => format!("it was used within the last {n} passwords"),
         Violation::TooSoon(h) => format!("the password was changed less than {h} hours ago"),
     }
+}
+
+/// The methods a resource supports, for `Allow`.
+fn allowed_methods(path: &str) -> &'static str {
+    if path.contains("/Accounts/") && !path.ends_with("/Accounts") {
+        "GET, HEAD, PATCH, DELETE"
+    } else if path.ends_with("/Accounts") || path.ends_with("/Sessions") {
+        "GET, HEAD, POST"
+    } else if path.contains("/Sessions/") {
+        "GET, HEAD, DELETE"
+    } else if path.ends_with("/AccountService") {
+        "GET, HEAD, PATCH"
+    } else {
+        "GET, HEAD"
+    }
+}
+
+/// A minimal OData CSDL document naming the entity container (enough for clients that read it).
+fn metadata_document() -> LabResponse {
+    let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">
+  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/ServiceRoot_v1.xml">
+    <edmx:Include Namespace="ServiceRoot"/>
+    <edmx:Include Namespace="ServiceRoot.v1_16_0"/>
+  </edmx:Reference>
+  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/AccountService_v1.xml">
+    <edmx:Include Namespace="AccountService"/>
+  </edmx:Reference>
+  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/ManagerAccount_v1.xml">
+    <edmx:Include Namespace="ManagerAccount"/>
+  </edmx:Reference>
+  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/SessionService_v1.xml">
+    <edmx:Include Namespace="SessionService"/>
+  </edmx:Reference>
+  <edmx:DataServices>
+    <Schema xmlns="http://docs.oasis-open.org/odata/ns/edm" Namespace="Service">
+      <EntityContainer Name="Service" Extends="ServiceRoot.v1_16_0.ServiceContainer"/>
+    </Schema>
+  </edmx:DataServices>
+</edmx:Edmx>
+"#;
+    let mut response = LabResponse::json(200, Value::Null);
+    response.text = Some(("application/xml;charset=utf-8", xml.to_owned()));
+    response
 }
 
 fn basic_user(header: &str) -> Option<(String, String)> {

@@ -25,22 +25,33 @@ enum Command {
         /// Where to write the inventory of the running fleet (mode 0644; it holds no secret).
         #[arg(long, value_name = "FILE")]
         inventory_out: Option<PathBuf>,
+        /// Write each BMC's certificate as `DIR/NAME.pem` (for clients that take a CA bundle).
+        #[arg(long, value_name = "DIR")]
+        certs_out: Option<PathBuf>,
     },
-    /// List the personas the lab simulates.
-    Personas,
+    /// List the personas the lab simulates (name and hardware profile).
+    Personas {
+        /// Print only the default account's user name of this persona.
+        #[arg(long, value_name = "PERSONA")]
+        default_user: Option<bmc_lab::Persona>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Personas => {
+        Command::Personas { default_user: Some(persona) } => {
+            println!("{}", persona.profile().default_account.1);
+            ExitCode::SUCCESS
+        }
+        Command::Personas { default_user: None } => {
             for p in bmc_lab::Persona::ALL {
                 println!("{:<14} {}", p.name(), p.hardware_profile());
             }
             ExitCode::SUCCESS
         }
-        Command::Serve { fleet, inventory_out } => {
+        Command::Serve { fleet, inventory_out, certs_out } => {
             let spec = match FleetSpec::load(&fleet) {
                 Ok(spec) => spec,
                 Err(e) => {
@@ -62,6 +73,16 @@ async fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
                 println!("inventory written to {}", path.display());
+            }
+            if let Some(dir) = certs_out {
+                for bmc in lab.bmcs() {
+                    let path = dir.join(format!("{}.pem", bmc.name()));
+                    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bmc.cert_pem())) {
+                        eprintln!("error: cannot write {}: {e}", path.display());
+                        return ExitCode::from(1);
+                    }
+                }
+                println!("certificates written to {}", dir.display());
             }
             println!("serving {} BMCs; Ctrl-C stops", lab.bmcs().len());
             let _ = tokio::signal::ctrl_c().await;

@@ -74,6 +74,11 @@ impl SimulatedBmc {
         self.server.identity().pin()
     }
 
+    /// The certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        self.server.identity().cert_pem()
+    }
+
     /// The state machine, for introspection and set-up (accounts, lockouts, request log).
     pub fn state(&self) -> MutexGuard<'_, Bmc> {
         self.state.lock().expect("BMC state poisoned")
@@ -133,12 +138,17 @@ fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>) -> Handler {
             for (k, v) in &answer.headers {
                 response = response.header(k, v);
             }
-            let body = if answer.body.is_null() {
-                Body::empty()
-            } else {
-                response =
-                    response.header("content-type", "application/json; charset=utf-8").header("odata-version", "4.0");
-                Body::from(answer.body.to_string())
+            let head = lab.method == "HEAD";
+            let body = match (&answer.text, answer.body.is_null()) {
+                (Some((content_type, text)), _) => {
+                    response = response.header("content-type", *content_type);
+                    if head { Body::empty() } else { Body::from(text.clone()) }
+                }
+                (None, true) => Body::empty(),
+                (None, false) => {
+                    response = response.header("content-type", "application/json; charset=utf-8");
+                    if head { Body::empty() } else { Body::from(answer.body.to_string()) }
+                }
             };
             Ok(response.body(body).expect("valid response"))
         })
