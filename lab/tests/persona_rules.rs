@@ -484,3 +484,70 @@ fn the_request_log_keeps_no_secret() {
     assert!(log.contains("PATCH") && log.contains("basic Administrator"), "{log}");
     assert!(!log.contains(PW) && !log.contains("Logged-Pass-1"), "{log}");
 }
+
+// ---- the generic protocol layer (DSP0266) --------------------------------------------------
+
+#[test]
+fn odata_documents_and_standard_headers() {
+    let mut b = bmc(Persona::Ilo6);
+    let odata = b.handle(&LabRequest::new("GET", "/redfish/v1/odata"));
+    assert_eq!(odata.body["@odata.context"], "/redfish/v1/$metadata");
+    let metadata = b.handle(&LabRequest::new("GET", "/redfish/v1/$metadata"));
+    let (content_type, xml) = metadata.text.as_ref().expect("XML document");
+    assert!(content_type.starts_with("application/xml") && xml.contains("EntityContainer"));
+    let root = b.handle(&LabRequest::new("GET", "/redfish/v1/"));
+    for header in ["odata-version", "cache-control", "allow", "link"] {
+        assert!(root.header(header).is_some(), "service root lacks {header}");
+    }
+    assert_eq!(b.handle(&LabRequest::new("GET", "/redfish")).body, json!({"v1": "/redfish/v1/"}));
+}
+
+#[test]
+fn head_unsupported_methods_and_odata_version() {
+    let mut b = bmc(Persona::Xcc2);
+    let head = b.handle(&LabRequest::new("HEAD", "/redfish/v1/AccountService/Accounts/1").basic("USERID", PW));
+    assert_eq!(head.status, 200);
+    assert!(head.header("etag").is_some());
+    let post = b.handle(&LabRequest::new("POST", "/redfish/v1/").basic("USERID", PW).json(json!({})));
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    let odata = b.handle(&LabRequest::new("GET", "/redfish/v1/").header("odata-version", "4.1"));
+    assert_eq!(odata.status, 412);
+}
+
+#[test]
+fn conditional_get_and_roles() {
+    let mut b = bmc(Persona::Idrac10);
+    let path = "/redfish/v1/AccountService/Accounts/2";
+    let tag = etag_of(&mut b, path);
+    let r = b.handle(&LabRequest::new("GET", path).basic("root", PW).header("if-none-match", &tag));
+    assert_eq!(r.status, 304);
+    let roles = get(&mut b, "/redfish/v1/AccountService/Roles");
+    assert_eq!(roles.body["Members@odata.count"], 3);
+    assert_eq!(get(&mut b, "/redfish/v1/AccountService/Roles/Operator").body["IsPredefined"], true);
+}
+
+#[test]
+fn only_administrators_change_other_accounts() {
+    let mut b = bmc(Persona::Ilo6);
+    let id = b.add_account("viewer", "Viewer-Pass-1", "ReadOnly").unwrap();
+    let admin_path = "/redfish/v1/AccountService/Accounts/1";
+    let r = patch(&mut b, admin_path, ("viewer", "Viewer-Pass-1"), None, json!({"Password": "Hijack-Pass-1"}));
+    assert_eq!(r.status, 403);
+    assert!(ids(&r).contains("InsufficientPrivilege"));
+    assert!(b.password_is("Administrator", PW));
+    let own = format!("/redfish/v1/AccountService/Accounts/{id}");
+    let r = patch(&mut b, &own, ("viewer", "Viewer-Pass-1"), None, json!({"Password": "Viewer-Pass-2"}));
+    assert_eq!(r.status, 200, "ConfigureSelf: one's own password");
+}
+
+#[test]
+fn idrac_ignores_password_change_required_on_patch() {
+    let mut b = bmc(Persona::Idrac9);
+    let r = patch(&mut b, "/redfish/v1/AccountService/Accounts/2", ("root", PW), None, json!({"PasswordChangeRequired": true}));
+    assert_eq!(r.status, 200);
+    assert!(!b.account("root").unwrap().change_required, "accepted but not honoured");
+    let mut x = bmc(Persona::Xcc2);
+    patch(&mut x, "/redfish/v1/AccountService/Accounts/1", ("USERID", PW), Some("*"), json!({"PasswordChangeRequired": true}));
+    assert!(x.account("USERID").unwrap().change_required, "XCC honours it");
+}
