@@ -58,7 +58,13 @@ async fn round(t: &mut Target, latencies: &mut Vec<Duration>) -> usize {
     let location = answer.headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone()).expect("location");
 
     let started = Instant::now();
-    let get = Outbound { method: Method::Get, path: t.account.clone(), headers: vec![], auth: Auth::Session(token.clone()), body: vec![] };
+    let get = Outbound {
+        method: Method::Get,
+        path: t.account.clone(),
+        headers: vec![],
+        auth: Auth::Session(token.clone()),
+        body: vec![],
+    };
     let answer = t.gateway.send(&get, None).await.expect("get");
     assert_eq!(answer.status, 200, "get");
     let etag = answer.headers.iter().find(|(k, _)| k == "etag").map(|(_, v)| v.clone()).expect("etag");
@@ -81,7 +87,8 @@ async fn round(t: &mut Target, latencies: &mut Vec<Duration>) -> usize {
 
     // The change ended the session; the DELETE is what a client sends anyway (401 is fine).
     let started = Instant::now();
-    let logout = Outbound { method: Method::Delete, path: location, headers: vec![], auth: Auth::Session(token), body: vec![] };
+    let logout =
+        Outbound { method: Method::Delete, path: location, headers: vec![], auth: Auth::Session(token), body: vec![] };
     t.gateway.send(&logout, None).await.expect("logout");
     timed(started, latencies);
     4

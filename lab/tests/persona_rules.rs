@@ -544,10 +544,22 @@ fn only_administrators_change_other_accounts() {
 #[test]
 fn idrac_ignores_password_change_required_on_patch() {
     let mut b = bmc(Persona::Idrac9);
-    let r = patch(&mut b, "/redfish/v1/AccountService/Accounts/2", ("root", PW), None, json!({"PasswordChangeRequired": true}));
+    let r = patch(
+        &mut b,
+        "/redfish/v1/AccountService/Accounts/2",
+        ("root", PW),
+        None,
+        json!({"PasswordChangeRequired": true}),
+    );
     assert_eq!(r.status, 200);
     assert!(!b.account("root").unwrap().change_required, "accepted but not honoured");
     let mut x = bmc(Persona::Xcc2);
-    patch(&mut x, "/redfish/v1/AccountService/Accounts/1", ("USERID", PW), Some("*"), json!({"PasswordChangeRequired": true}));
+    patch(
+        &mut x,
+        "/redfish/v1/AccountService/Accounts/1",
+        ("USERID", PW),
+        Some("*"),
+        json!({"PasswordChangeRequired": true}),
+    );
     assert!(x.account("USERID").unwrap().change_required, "XCC honours it");
 }
