@@ -1,16 +1,24 @@
 //! Builds every wasm component the tests load, once per test run: the guests under
-//! `tests/guests/` (and, as they arrive, the vendor plugins), for `wasm32-wasip2` with the
+//! `tests/guests/` and the vendor plugins under `plugins/`, for `wasm32-wasip2` with the
 //! size-optimised `plugin` profile, into `target/wasm`. Installs the wasm target if missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const COMPONENTS: &[&str] = &["guest-sample", "guest-hostile", "guest-future-api", "guest-forbidden-imports"];
+const COMPONENTS: &[&str] = &[
+    "dell-idrac",
+    "hpe-ilo",
+    "lenovo-xcc",
+    "guest-sample",
+    "guest-hostile",
+    "guest-future-api",
+    "guest-forbidden-imports",
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest.parent().unwrap().to_owned();
-    for dir in ["sdk", "wit", "tests/guests", "Cargo.lock"] {
+    for dir in ["sdk", "wit", "plugins", "tests/guests", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")

@@ -253,6 +253,9 @@ pub struct Bmc {
     log: VecDeque<LoggedRequest>,
     /// Session creation always fails with the persona's limit status (a fault).
     pub sessions_exhausted: bool,
+    /// The account collection the current request addressed (iDRAC9 serves two): account URIs
+    /// in the answer are written under it, as the firmware does.
+    base: &'static str,
 }
 
 /// Request-log lines kept per BMC.
@@ -279,7 +282,9 @@ impl Bmc {
             addresses: HashMap::new(),
             log: VecDeque::new(),
             sessions_exhausted: false,
+            base: "",
         };
+        bmc.base = bmc.profile.account_collections[0];
         if let AccountIds::Slots(n) = bmc.profile.account_ids {
             for id in 1..=n {
                 bmc.accounts.insert(id, bmc.empty_slot(id));
@@ -390,7 +395,7 @@ impl Bmc {
     }
 
     fn collection(&self) -> &'static str {
-        self.profile.account_collections[0]
+        self.base
     }
 
     fn account_uri(&self, id: u32) -> String {
@@ -457,13 +462,22 @@ impl Bmc {
             (Some(a), None) => basic_user(a).map_or_else(|| "basic ?".into(), |(u, _)| format!("basic {u}")),
             (None, None) => "none".into(),
         };
+        self.record(request, auth, response.status);
+        response
+    }
+
+    /// Logs a request the fault layer answered (or dropped: status 0) without the state machine.
+    pub fn record_fault(&mut self, request: &LabRequest, status: u16) {
+        self.record(request, "fault".into(), status);
+    }
+
+    fn record(&mut self, request: &LabRequest, auth: String, status: u16) {
         if self.log.len() == LOG_LINES {
             self.log.pop_front();
         }
         let path =
             if request.query.is_empty() { request.path.clone() } else { format!("{}?{}", request.path, request.query) };
-        self.log.push_back(LoggedRequest { method: request.method.clone(), path, auth, status: response.status });
-        response
+        self.log.push_back(LoggedRequest { method: request.method.clone(), path, auth, status });
     }
 
     /// Headers every Redfish answer carries (DSP0266 "Response headers").
@@ -484,6 +498,7 @@ impl Bmc {
     }
 
     fn route(&mut self, request: &LabRequest) -> LabResponse {
+        self.base = self.profile.account_collections[0];
         let path = request.path.trim_end_matches('/');
         // `POST .../Members` creates in the collection, as DSP0266 allows.
         let path = if request.method == "POST" { path.strip_suffix("/Members").unwrap_or(path) } else { path };
@@ -513,6 +528,9 @@ impl Bmc {
             return self.session_resource(method, rest);
         }
         for collection in self.profile.account_collections {
+            if path == *collection || path.strip_prefix(collection).is_some_and(|r| r.starts_with('/')) {
+                self.base = collection;
+            }
             if path == *collection {
                 return self.account_collection(request, caller_id);
             }

@@ -121,11 +121,24 @@ fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>) -> Handler {
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }
+            let fault = |status| state.lock().expect("BMC state poisoned").record_fault(&lab, status);
             let answer = match action {
-                Action::Hang => std::future::pending().await,
-                Action::Reset => return Err(DropConnection),
-                Action::Error500 => crate::bmc::internal_error(),
-                Action::Stale412 => crate::bmc::stale_etag(),
+                Action::Hang => {
+                    fault(0);
+                    std::future::pending().await
+                }
+                Action::Reset => {
+                    fault(0);
+                    return Err(DropConnection);
+                }
+                Action::Error500 => {
+                    fault(500);
+                    crate::bmc::internal_error()
+                }
+                Action::Stale412 => {
+                    fault(412);
+                    crate::bmc::stale_etag()
+                }
                 Action::Serve | Action::ApplyThenDrop => state.lock().expect("BMC state poisoned").handle(&lab),
             };
             if action == Action::ApplyThenDrop {

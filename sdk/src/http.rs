@@ -113,6 +113,8 @@ impl<'a> Request<'a> {
 /// # use bmc_plugin_sdk::http::JsonBody;
 /// let body = JsonBody::object().field("UserName", "root");
 /// assert_eq!(body.preview(), r#"{"UserName":"root"}"#);
+/// let nested = JsonBody::object().nested("Attributes", |a| a.field("Users.2.Enable", true));
+/// assert_eq!(nested.preview(), r#"{"Attributes":{"Users.2.Enable":true}}"#);
 /// ```
 #[derive(Debug, Default)]
 pub struct JsonBody<'a> {
@@ -148,6 +150,16 @@ impl<'a> JsonBody<'a> {
         self.key(name);
         self.parts.push(BodyPart::Text(std::mem::take(&mut self.text)));
         self.parts.push(BodyPart::SecretJsonString(secret));
+        self
+    }
+
+    /// Adds a member whose value is an object built by `build` (which may hold secrets), e.g.
+    /// Dell's `{"Attributes": {"Users.2.Password": <secret>}}`.
+    pub fn nested(mut self, name: &str, build: impl FnOnce(JsonBody<'a>) -> JsonBody<'a>) -> Self {
+        self.key(name);
+        let inner = build(JsonBody::object()).finish();
+        self.parts.push(BodyPart::Text(std::mem::take(&mut self.text)));
+        self.parts.extend(inner);
         self
     }
 

@@ -74,6 +74,8 @@ mod types;
 
 pub use plugin::{Bmc, Level, VendorPlugin};
 pub use secret::Secret;
+/// JSON, as the SDK's Redfish helpers speak it (re-exported so plugins depend on the SDK alone).
+pub use serde_json;
 pub use types::{PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target};
 
 /// The version of the `bmc:plugin` WIT contract this SDK implements. `register_plugin!` writes it
@@ -88,7 +90,8 @@ pub const NEW_PASSWORD: &str = "new-password";
 /// The names a plugin usually needs, in one import.
 pub mod prelude {
     pub use crate::http::{Auth, HttpError, JsonBody, Method, Request, Response};
-    pub use crate::redfish::{IfMatch, Redfish, RedfishError, Resource};
+    pub use crate::redfish::{IfMatch, Redfish, RedfishError, Resource, ServiceRoot};
+    pub use crate::serde_json::{Value, json};
     pub use crate::{
         Bmc, Level, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, Target, VendorPlugin, register_plugin,
     };

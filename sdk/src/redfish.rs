@@ -414,7 +414,13 @@ impl<'a> Redfish<'a> {
             .and_then(Value::as_str)
             .map(path_of)
             .ok_or_else(|| PluginError::Protocol(format!("{account_service} has no Accounts link")))?;
-        let collection = self.get(&accounts)?;
+        self.find_account_in(&accounts, user_name)
+    }
+
+    /// [`Redfish::find_account`] in a known account collection (e.g. iDRAC8/9's
+    /// `/redfish/v1/Managers/iDRAC.Embedded.1/Accounts`).
+    pub fn find_account_in(&self, accounts: &str, user_name: &str) -> Result<Resource, PluginError> {
+        let collection = self.get(accounts)?;
         let members = collection.body.get("Members").and_then(Value::as_array).cloned().unwrap_or_default();
         let mut seen = Vec::new();
         for member in &members {

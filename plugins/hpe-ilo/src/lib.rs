@@ -1,0 +1,160 @@
+//! HPE iLO 4, 5, 6 and 7.
+//!
+//! What differs from plain Redfish (facts: `shared/reference/redfish-vendors.md` §2.2):
+//! - iLO 4 speaks `Oem.Hp`, iLO 5 and later `Oem.Hpe`; the generation comes from
+//!   `Oem.Hpe.Manager[0].ManagerType` on the service root;
+//! - account ids are not slots: accounts are found by `UserName` — never by `Oem.Hpe.LoginName`,
+//!   which is the GUI's free-text "User Name" — at URIs that may end with `/`;
+//! - a successful PATCH answers 200 with the `error` envelope holding `AccountModified`;
+//! - `InvalidPasswordLength` / `InvalidPasswordComplexity` are policy refusals, quoted verbatim;
+//! - failed logins are delayed (iLO 5) or lock the account (iLO 6 when configured): a refused
+//!   credential is never retried, and the delay the iLO announced is reported.
+
+use bmc_plugin_sdk::prelude::*;
+use bmc_plugin_sdk::redfish::extended_info;
+
+/// The iLO plugin.
+pub struct Ilo;
+
+fn default_policy() -> PasswordPolicy {
+    PasswordPolicy {
+        min_length: 8,
+        max_length: 39,
+        min_classes: 3,
+        allowed_symbols: "-_.!+=@#%^*()[]{}:,?/~".into(),
+        ..PasswordPolicy::default()
+    }
+}
+
+/// The iLO generation from the service root, or why this is not an iLO.
+fn identify(bmc: &Bmc) -> Result<(ServiceRoot, String), PluginError> {
+    let root = Redfish::anonymous(bmc).service_root()?;
+    let family = if root.oem.iter().any(|k| k == "Hpe") {
+        let kind = root.body.pointer("/Oem/Hpe/Manager/0/ManagerType").and_then(Value::as_str).unwrap_or("");
+        match kind.split_whitespace().last() {
+            Some(n @ ("5" | "6" | "7")) => format!("iLO{n}"),
+            _ => "iLO5".to_owned(),
+        }
+    } else if root.oem.iter().any(|k| k == "Hp") {
+        "iLO4".to_owned()
+    } else {
+        return Err(PluginError::Unsupported(format!(
+            "this BMC is not an HPE iLO (service root Vendor `{}`, Product `{}`, Oem {:?}); check the hardware profile",
+            root.vendor, root.product, root.oem
+        )));
+    };
+    Ok((root, family))
+}
+
+/// A refused login, with the delay or lockout the iLO announced.
+fn refused(e: PluginError) -> PluginError {
+    match e {
+        PluginError::AuthFailed(m) if m.contains("LoginAttemptDelayed") => {
+            PluginError::AuthFailed(format!("{m} (iLO now delays logins after failures: do not retry this credential)"))
+        }
+        PluginError::AuthFailed(m) => {
+            PluginError::AuthFailed(format!("{m} (iLO may lock the account after repeated failures: do not retry)"))
+        }
+        other => other,
+    }
+}
+
+fn login<'a>(bmc: &'a Bmc, root: &ServiceRoot, user: &str, password: &Secret) -> Result<Redfish<'a>, PluginError> {
+    Redfish::login(bmc, &root.sessions, user, password).map_err(refused)
+}
+
+fn oem<'v>(body: &'v Value, family: &str) -> Option<&'v Value> {
+    body.get("Oem").and_then(|o| o.get(if family == "iLO4" { "Hp" } else { "Hpe" }))
+}
+
+fn live_policy(client: &Redfish<'_>, root: &ServiceRoot, family: &str) -> PasswordPolicy {
+    let mut policy = default_policy();
+    if let Ok(service) = client.get(&root.account_service) {
+        if let Some(oem) = oem(&service.body, family) {
+            if let Some(min) = oem.get("MinPasswordLength").and_then(Value::as_u64) {
+                policy.min_length = min as u32;
+            }
+            if oem.get("EnforcePasswordComplexity").and_then(Value::as_bool) == Some(false) {
+                policy.min_classes = 0;
+            }
+        } else if let Some(min) = service.body.get("MinPasswordLength").and_then(Value::as_u64) {
+            policy.min_length = min as u32;
+        }
+        if let Some(max) = service.body.get("MaxPasswordLength").and_then(Value::as_u64) {
+            policy.max_length = (max as u32).min(39);
+        }
+    }
+    policy
+}
+
+impl VendorPlugin for Ilo {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            id: "hpe-ilo".into(),
+            vendor: "HPE".into(),
+            product: "iLO".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            families: vec!["iLO4".into(), "iLO5".into(), "iLO6".into(), "iLO7".into()],
+            policy: default_policy(),
+        }
+    }
+
+    fn probe(bmc: &Bmc, target: &Target) -> Result<ProbeResult, PluginError> {
+        let (root, family) = identify(bmc)?;
+        let client = login(bmc, &root, &target.login_account, &bmc.login_password()?)?;
+        let result = (|| {
+            let account = client.find_account(&root.account_service, &target.account)?;
+            let firmware = root
+                .body
+                .pointer(&format!(
+                    "/Oem/{}/Manager/0/ManagerFirmwareVersion",
+                    if family == "iLO4" { "Hp" } else { "Hpe" }
+                ))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            Ok(ProbeResult {
+                family: family.clone(),
+                firmware,
+                account_uri: account.uri,
+                policy: live_policy(&client, &root, &family),
+            })
+        })();
+        client.logout()?;
+        result
+    }
+
+    fn verify(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let (root, _) = identify(bmc)?;
+        login(bmc, &root, &target.login_account, &bmc.login_password()?)?.logout()
+    }
+
+    fn change_password(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let (root, family) = identify(bmc)?;
+        let client = login(bmc, &root, &target.login_account, &bmc.login_password()?)?;
+        let account = client.find_account(&root.account_service, &target.account)?;
+        let new = bmc.new_password()?;
+        let answer = client
+            .patch(&account.uri, JsonBody::object().secret("Password", &new), &IfMatch::None)?
+            .map_err(|e| e.into_plugin_error())?;
+        // Success arrives inside the `error` envelope; anything but AccountModified/Success there
+        // is worth a line in the log, not a failure (the status is 2xx).
+        let messages = extended_info(&answer.json().unwrap_or(Value::Null));
+        if !messages.iter().any(|m| m.key() == "AccountModified" || m.key() == "Success") {
+            bmc.warn(format!("{family}: PATCH succeeded without AccountModified: {messages:?}"));
+        }
+        bmc.info(format!("{family}: password of `{}` changed ({})", target.account, account.uri));
+        // After a self-change the session may already be gone: logout tolerates that.
+        client.logout()?;
+        if target.is_self_change() {
+            login(bmc, &root, &target.account, &new)
+                .map_err(|e| {
+                    PluginError::Protocol(format!("iLO accepted the new password but refused it at login: {e}"))
+                })?
+                .logout()?;
+        }
+        Ok(())
+    }
+}
+
+bmc_plugin_sdk::register_plugin!(Ilo);

@@ -1,0 +1,276 @@
+//! The vendor plugins, as real components in the real host, against the lab's personas: the
+//! happy path both ways of rotating, every vendor quirk, and the faults.
+
+use bmc_lab::faults::Faults;
+use bmc_lab::{Persona, SimulatedBmc};
+use bmc_rotate::gateway::{Endpoint, Gateway, Limits};
+use bmc_rotate::runtime::{CallContext, CallError, ErrorKind, Plugin, SecretBindings, Target};
+use bmc_tests::{runtime, wasm};
+use secrecy::SecretString;
+use std::sync::Arc;
+use std::time::Duration;
+
+const START: &str = "Start-Pass-1x";
+const NEXT: &str = "Next-Pass-2y";
+
+fn plugin_for(persona: Persona) -> &'static str {
+    match persona {
+        Persona::Idrac9 | Persona::Idrac10 => "dell_idrac",
+        Persona::Ilo5 | Persona::Ilo6 => "hpe_ilo",
+        Persona::Xcc2 | Persona::Xcc3 => "lenovo_xcc",
+    }
+}
+
+async fn plugin(name: &str) -> Arc<Plugin> {
+    runtime().load_file(&wasm(name)).await.unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+struct Bench {
+    bmc: SimulatedBmc,
+    gateway: Arc<Gateway>,
+    user: &'static str,
+}
+
+async fn bench(persona: Persona) -> Bench {
+    bench_with(persona, Limits::default()).await
+}
+
+async fn bench_with(persona: Persona, limits: Limits) -> Bench {
+    let bmc = SimulatedBmc::start_local(persona, START).await.unwrap();
+    let gateway =
+        Gateway::pinned(Endpoint::new("127.0.0.1", bmc.addr().port()), bmc.addr(), bmc.pin().parse().unwrap(), limits);
+    Bench { gateway: Arc::new(gateway.unwrap()), user: persona.profile().default_account.1, bmc }
+}
+
+fn secret(s: &str) -> Arc<SecretString> {
+    Arc::new(SecretString::from(s.to_owned()))
+}
+
+impl Bench {
+    fn ctx(&self, login: &str, new: Option<&str>) -> CallContext {
+        let mut secrets = SecretBindings::new().bind("login-password", secret(login));
+        if let Some(new) = new {
+            secrets = secrets.bind("new-password", secret(new));
+        }
+        CallContext { gateway: Some(self.gateway.clone()), secrets, budget: Some(Duration::from_secs(20)) }
+    }
+
+    fn target(&self, account: &str, login: &str) -> Target {
+        Target { address: self.bmc.addr().to_string(), account: account.into(), login_account: login.into() }
+    }
+
+    fn own(&self) -> Target {
+        self.target(self.user, self.user)
+    }
+}
+
+fn kind(error: &CallError) -> ErrorKind {
+    error.plugin_error().unwrap_or_else(|| panic!("not a plugin error: {error}")).kind
+}
+
+#[tokio::test]
+async fn every_plugin_rotates_its_own_account_on_every_persona() {
+    for persona in Persona::ALL {
+        let plugin = plugin(plugin_for(persona)).await;
+        let b = bench(persona).await;
+        let probe =
+            plugin.probe(b.ctx(START, None), &b.own()).await.result.unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert!(plugin.info.families.contains(&probe.family), "{persona}: family {}", probe.family);
+        assert_eq!(probe.policy.max_length, persona.profile().policy.max_length, "{persona}");
+        assert!(!probe.firmware.is_empty(), "{persona}");
+        plugin.verify(b.ctx(START, None), &b.own()).await.result.unwrap_or_else(|e| panic!("{persona}: {e}"));
+
+        let changed = plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await;
+        changed.result.unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert!(b.bmc.state().password_is(b.user, NEXT), "{persona}");
+        plugin.verify(b.ctx(NEXT, None), &b.own()).await.result.unwrap();
+        let old = plugin.verify(b.ctx(START, None), &b.own()).await.result.unwrap_err();
+        assert_eq!(kind(&old), ErrorKind::AuthFailed, "{persona}");
+        assert!(!old.to_string().contains(START), "{persona}: the error quotes no secret");
+    }
+}
+
+#[tokio::test]
+async fn an_administrator_reconciles_another_account() {
+    for persona in Persona::ALL {
+        let plugin = plugin(plugin_for(persona)).await;
+        let b = bench(persona).await;
+        b.bmc.state().add_account("azsbmc", "Drifted-Pass-3z", "Operator").unwrap();
+        let target = b.target("azsbmc", b.user);
+        let probe = plugin.probe(b.ctx(START, None), &target).await.result.unwrap();
+        assert!(probe.account_uri.contains("/Accounts/"), "{persona}: {}", probe.account_uri);
+        plugin
+            .change_password(b.ctx(START, Some(NEXT)), &target)
+            .await
+            .result
+            .unwrap_or_else(|e| panic!("{persona}: {e}"));
+        let state = b.bmc.state();
+        assert!(state.password_is("azsbmc", NEXT) && state.password_is(b.user, START), "{persona}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_profile_fails_in_probe_with_a_clear_message() {
+    let pairs = [("hpe_ilo", Persona::Idrac9), ("dell_idrac", Persona::Xcc2), ("lenovo_xcc", Persona::Ilo5)];
+    for (name, persona) in pairs {
+        let b = bench(persona).await;
+        let error = plugin(name).await.probe(b.ctx(START, None), &b.own()).await.result.unwrap_err();
+        assert_eq!(kind(&error), ErrorKind::Unsupported, "{name} on {persona}");
+        assert!(error.to_string().contains("check the hardware profile"), "{error}");
+        assert!(
+            b.bmc.state().requests().iter().all(|r| r.auth == "none"),
+            "{name}: no credential was sent to the wrong BMC"
+        );
+    }
+}
+
+#[tokio::test]
+async fn policy_refusals_quote_the_vendor() {
+    let cases = [
+        (Persona::Ilo6, "Sh0rt!", "between 8 to 39"),
+        (Persona::Ilo5, "onlylowercase1", "three of the following"),
+        (Persona::Idrac9, "alllowercase1", "Password"),
+        (Persona::Xcc2, "Paaassw0rd", "repeat"),
+    ];
+    for (persona, bad, quote) in cases {
+        let b = bench(persona).await;
+        let error = plugin(plugin_for(persona))
+            .await
+            .change_password(b.ctx(START, Some(bad)), &b.own())
+            .await
+            .result
+            .unwrap_err();
+        assert_eq!(kind(&error), ErrorKind::PolicyRejected, "{persona}: {error}");
+        assert!(error.to_string().contains(quote), "{persona}: {error}");
+        assert!(!error.to_string().contains(bad), "{persona}: the refused password is scrubbed: {error}");
+        assert!(b.bmc.state().password_is(b.user, START));
+    }
+}
+
+#[tokio::test]
+async fn xcc_reuse_cycle_refuses_a_rollback() {
+    let b = bench(Persona::Xcc3).await;
+    let xcc = plugin("lenovo_xcc").await;
+    xcc.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result.unwrap();
+    let back = xcc.change_password(b.ctx(NEXT, Some(START)), &b.own()).await.result.unwrap_err();
+    assert_eq!(kind(&back), ErrorKind::PolicyRejected);
+    assert!(back.to_string().contains("last 5 passwords"), "{back}");
+    let probe = xcc.probe(b.ctx(NEXT, None), &b.own()).await.result.unwrap();
+    assert_eq!(probe.policy.reuse_cycle, 5, "probe reports the cycle so the host can plan rollbacks");
+}
+
+#[tokio::test]
+async fn xcc_retries_a_stale_tag_once() {
+    let b = bench(Persona::Xcc2).await;
+    let xcc = plugin("lenovo_xcc").await;
+    b.bmc.set_faults(Faults { intermittent_412_every: 2, ..Faults::default() });
+    // The first PATCH passes, the retry is not needed; the second change hits the 412 and retries.
+    xcc.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result.unwrap();
+    let outcome = xcc.change_password(b.ctx(NEXT, Some("Third-Pass-4w")), &b.own()).await;
+    outcome.result.unwrap();
+    assert!(outcome.log.iter().any(|l| l.message.contains("retrying once")), "{:?}", outcome.log);
+    assert!(b.bmc.state().password_is("USERID", "Third-Pass-4w"));
+    // Always stale: one retry, then a typed error.
+    b.bmc.set_faults(Faults { intermittent_412_every: 1, ..Faults::default() });
+    let error = xcc.change_password(b.ctx("Third-Pass-4w", Some("Fourth-Pass-5v")), &b.own()).await.result.unwrap_err();
+    assert_eq!(kind(&error), ErrorKind::PreconditionFailed);
+    let patches = b.bmc.state().requests().iter().filter(|r| r.method == "PATCH").count();
+    assert_eq!(patches, 5, "2 + 1 + 2: never more than one retry");
+}
+
+#[tokio::test]
+async fn idrac_forced_default_change_goes_through_dell_attributes() {
+    let b = bench(Persona::Idrac9).await;
+    b.bmc.state().account_mut("root").unwrap().dell_default_password = true;
+    let outcome = plugin("dell_idrac").await.change_password(b.ctx(START, Some(NEXT)), &b.own()).await;
+    outcome.result.unwrap();
+    assert!(b.bmc.state().password_is("root", NEXT));
+    assert!(
+        b.bmc.state().requests().iter().any(|r| r.path.ends_with("DellAttributes/iDRAC.Embedded.1") && r.status == 200)
+    );
+}
+
+#[tokio::test]
+async fn idrac_generations_use_their_account_uris() {
+    let dell = plugin("dell_idrac").await;
+    for (persona, family, uri) in [
+        (Persona::Idrac9, "iDRAC9", "/redfish/v1/Managers/iDRAC.Embedded.1/Accounts/2"),
+        (Persona::Idrac10, "iDRAC10", "/redfish/v1/AccountService/Accounts/2"),
+    ] {
+        let b = bench(persona).await;
+        let probe = dell.probe(b.ctx(START, None), &b.own()).await.result.unwrap();
+        assert_eq!((probe.family.as_str(), probe.account_uri.as_str()), (family, uri));
+    }
+}
+
+#[tokio::test]
+async fn ilo_finds_accounts_by_user_name_not_login_name() {
+    let b = bench(Persona::Ilo5).await;
+    b.bmc.state().add_account("azsbmc", "Drifted-Pass-3z", "Operator").unwrap();
+    let ilo = plugin("hpe_ilo").await;
+    let probe = ilo.probe(b.ctx(START, None), &b.target("azsbmc", "Administrator")).await.result.unwrap();
+    assert!(probe.account_uri.ends_with('/'), "iLO 5 URIs keep their trailing slash: {}", probe.account_uri);
+    assert_eq!(probe.family, "iLO5");
+    // `azsbmc (local)` is the account's LoginName (a description): not a login.
+    let error = ilo.probe(b.ctx(START, None), &b.target("azsbmc (local)", "Administrator")).await.result.unwrap_err();
+    assert_eq!(kind(&error), ErrorKind::AccountNotFound);
+}
+
+#[tokio::test]
+async fn refused_credentials_are_never_retried() {
+    for persona in [Persona::Idrac9, Persona::Ilo5, Persona::Xcc2] {
+        let b = bench(persona).await;
+        let error =
+            plugin(plugin_for(persona)).await.change_password(b.ctx("Wrong-Pass-9", Some(NEXT)), &b.own()).await;
+        let error = error.result.unwrap_err();
+        assert_eq!(kind(&error), ErrorKind::AuthFailed, "{persona}");
+        assert!(error.to_string().contains("do not retry"), "{persona}: {error}");
+        let refused = b.bmc.state().requests().iter().filter(|r| r.status == 401).count();
+        assert_eq!(refused, 1, "{persona}: exactly one refused request");
+    }
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_the_change_is_ambiguous() {
+    for persona in [Persona::Idrac10, Persona::Ilo6, Persona::Xcc3] {
+        let b = bench(persona).await;
+        b.bmc.set_faults(Faults { apply_then_drop: vec!["PATCH /Accounts/ x1".parse().unwrap()], ..Faults::default() });
+        let error = plugin(plugin_for(persona))
+            .await
+            .change_password(b.ctx(START, Some(NEXT)), &b.own())
+            .await
+            .result
+            .unwrap_err();
+        assert_eq!(kind(&error), ErrorKind::Ambiguous, "{persona}: {error}");
+        assert!(b.bmc.state().password_is(b.user, NEXT), "{persona}: it was in fact applied");
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_change_is_ambiguous_and_a_500_is_not() {
+    let b =
+        bench_with(Persona::Ilo5, Limits { request_timeout: Duration::from_millis(500), ..Limits::default() }).await;
+    let ilo = plugin("hpe_ilo").await;
+    b.bmc.set_faults(Faults { hang: vec!["PATCH /Accounts/ x1".parse().unwrap()], ..Faults::default() });
+    let error = ilo.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result.unwrap_err();
+    assert_eq!(kind(&error), ErrorKind::Ambiguous, "{error}");
+
+    b.bmc.set_faults(Faults { error_500: vec!["PATCH /Accounts/ x1".parse().unwrap()], ..Faults::default() });
+    let error = ilo.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result.unwrap_err();
+    assert_eq!(kind(&error), ErrorKind::Protocol, "{error}");
+    assert!(error.to_string().contains("InternalError"), "{error}");
+    assert!(b.bmc.state().password_is("Administrator", START));
+}
+
+#[tokio::test]
+async fn a_dead_bmc_is_unreachable_and_a_session_limit_is_typed() {
+    let b = bench(Persona::Xcc2).await;
+    b.bmc.set_faults(Faults { down: true, ..Faults::default() });
+    let error = plugin("lenovo_xcc").await.probe(b.ctx(START, None), &b.own()).await.result.unwrap_err();
+    assert_eq!(kind(&error), ErrorKind::Unreachable, "{error}");
+
+    let b = bench(Persona::Ilo6).await;
+    b.bmc.set_faults(Faults { session_limit: true, ..Faults::default() });
+    let error = plugin("hpe_ilo").await.verify(b.ctx(START, None), &b.own()).await.result.unwrap_err();
+    assert!(error.to_string().contains("CreateLimitReachedForResource"), "{error}");
+}
