@@ -6,5 +6,6 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod conformance;
 pub mod gateway;
 pub mod runtime;

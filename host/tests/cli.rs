@@ -64,3 +64,28 @@ fn help_explains_the_commands() {
     let bad = run(&["plugins", "frobnicate"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn plugin_test_passes_every_vendor_plugin_against_its_personas() {
+    for (name, personas) in [("dell_idrac", 2), ("hpe_ilo", 2), ("lenovo_xcc", 2)] {
+        let out = run(&["plugin", "test", wasm(name).to_str().unwrap(), "--output", "json"]);
+        let verdicts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let failed: Vec<_> = verdicts.iter().filter(|v| v["passed"] != true).collect();
+        assert!(failed.is_empty(), "{name}: {failed:#?}");
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        assert_eq!(verdicts.len(), personas * 10 + 1, "{name}: every scenario on every persona, plus another vendor");
+    }
+}
+
+#[test]
+fn plugin_test_fails_a_plugin_that_does_not_fit() {
+    // The sample plugin speaks plain Redfish: against an XCC it cannot send If-Match and never
+    // identifies the vendor, so the suite must fail it, with a table that says why.
+    let out = run(&["plugin", "test", wasm("guest_sample").to_str().unwrap(), "--persona", "lenovo-xcc2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = text(&out.stdout);
+    assert!(table.contains("FAIL") && table.contains("failed"), "{table}");
+    let none = run(&["plugin", "test", wasm("guest_sample").to_str().unwrap()]);
+    assert_eq!(none.status.code(), Some(2), "no persona of vendor `Sample`");
+    assert!(text(&none.stderr).contains("--persona"));
+}

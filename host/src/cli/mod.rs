@@ -41,8 +41,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Inspect vendor plugins (WebAssembly components).
-    #[command(subcommand)]
+    /// Inspect and test vendor plugins (WebAssembly components).
+    #[command(subcommand, visible_alias = "plugin")]
     Plugins(PluginsCommand),
 }
 
@@ -64,6 +64,20 @@ enum PluginsCommand {
     Inspect {
         /// The plugin file (`.wasm` component).
         file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Run the conformance suite: the plugin against simulated BMCs of its vendor (in-process,
+    /// on loopback): probe, verify, refused credentials, self-change, reconcile, policy refusal,
+    /// lost answers, a 500, a dead BMC, and another vendor's BMC. Exit code 0 only if all pass.
+    Test {
+        /// The plugin file (`.wasm` component).
+        file: PathBuf,
+        /// Run against these personas only (default: every persona of the plugin's vendor).
+        /// One of: dell-idrac9, dell-idrac10, hpe-ilo5, hpe-ilo6, lenovo-xcc2, lenovo-xcc3.
+        #[arg(long = "persona", value_name = "NAME")]
+        personas: Vec<bmc_lab::Persona>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -102,6 +116,9 @@ async fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Plugins(PluginsCommand::List { dir, output }) => plugins::list(dir, output, cache_dir).await,
         Command::Plugins(PluginsCommand::Inspect { file, output }) => plugins::inspect(&file, output, cache_dir).await,
+        Command::Plugins(PluginsCommand::Test { file, personas, output }) => {
+            plugins::test(&file, personas, output, cache_dir).await
+        }
     }
 }
 

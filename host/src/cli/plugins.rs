@@ -201,3 +201,49 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
     }
     if failed { exit::FAILED } else { exit::OK }
 }
+
+/// `plugins test FILE [--persona NAME]...`.
+pub async fn test(file: &Path, personas: Vec<bmc_lab::Persona>, output: Output, cache_dir: Option<PathBuf>) -> u8 {
+    let runtime = match runtime(cache_dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let plugin = match runtime.load_file(file).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let personas = if personas.is_empty() { crate::conformance::personas_for(&plugin) } else { personas };
+    if personas.is_empty() {
+        eprintln!("error: the lab has no persona of vendor `{}`; pass --persona NAME to pick one", plugin.info.vendor);
+        return exit::BAD_INPUT;
+    }
+    if output == Output::Table {
+        let names: Vec<&str> = personas.iter().map(|p| p.name()).collect();
+        println!("{} {} against {}", plugin.info.id, plugin.info.version, names.join(", "));
+    }
+    let verdicts = crate::conformance::run(plugin, &personas).await;
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&verdicts).expect("serialisable")),
+        Output::Table => {
+            let rows: Vec<Vec<String>> = verdicts
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.scenario.to_owned(),
+                        v.persona.clone(),
+                        if v.passed { "pass".into() } else { "FAIL".into() },
+                        format!("{:.0} ms", v.elapsed.as_secs_f64() * 1000.0),
+                        v.detail.clone(),
+                    ]
+                })
+                .collect();
+            print!("{}", render::table(&["SCENARIO", "PERSONA", "RESULT", "TIME", "DETAIL"], &rows));
+            println!("{} passed, {} failed", verdicts.len() - failed, failed);
+        }
+    }
+    if failed == 0 { exit::OK } else { exit::FAILED }
+}
