@@ -89,3 +89,25 @@ fn plugin_test_fails_a_plugin_that_does_not_fit() {
     assert_eq!(none.status.code(), Some(2), "no persona of vendor `Sample`");
     assert!(text(&none.stderr).contains("--persona"));
 }
+
+#[test]
+fn profiles_list_show_and_user_overrides() {
+    let out = run(&["profiles", "list", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(all.iter().any(|p| p["name"] == "hpe-proliant-dl380-gen11" && p["plugin"] == "hpe-ilo"));
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("user-profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("hpe-proliant-dl380-gen11.toml"),
+        "description = \"site override\"\nplugin = \"hpe-ilo\"\nplugin_version = \"^0.1\"\ndefault_account = \"azsbmc\"\ntls = \"system\"\n",
+    )
+    .unwrap();
+    let out = run(&["profiles", "show", "hpe-proliant-dl380-gen11", "--dir", dir.to_str().unwrap()]);
+    let shown = text(&out.stdout);
+    assert!(shown.contains("site override") && shown.contains("azsbmc"), "{shown}");
+    let missing = run(&["profiles", "show", "hpe-proliant-dl999"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("there are:"));
+}

@@ -274,3 +274,25 @@ async fn a_dead_bmc_is_unreachable_and_a_session_limit_is_typed() {
     let error = plugin("hpe_ilo").await.verify(b.ctx(START, None), &b.own()).await.result.unwrap_err();
     assert!(error.to_string().contains("CreateLimitReachedForResource"), "{error}");
 }
+
+#[tokio::test]
+async fn a_profile_pinning_another_digest_refuses_the_plugin() {
+    use bmc_rotate::fleet::profiles::Profiles;
+    let dell = plugin("dell_idrac").await;
+    let mut profile = Profiles::built_in().get("dell-poweredge-r640").unwrap().clone();
+    profile.check_plugin(&dell).unwrap();
+    profile.plugin_sha256 = Some(dell.sha256.clone());
+    profile.check_plugin(&dell).unwrap();
+    profile.plugin_sha256 = Some("0".repeat(64));
+    let error = profile.check_plugin(&dell).unwrap_err();
+    assert!(error.contains(&dell.sha256) && error.contains("refusing"), "{error}");
+    let ilo = plugin("hpe_ilo").await;
+    assert!(
+        Profiles::built_in()
+            .get("dell-poweredge-r640")
+            .unwrap()
+            .check_plugin(&ilo)
+            .unwrap_err()
+            .contains("needs plugin `dell-idrac`")
+    );
+}

@@ -1,6 +1,7 @@
 //! The command line: argument parsing, dispatch, exit codes.
 
 mod plugins;
+mod profiles;
 mod render;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -44,6 +45,34 @@ enum Command {
     /// Inspect and test vendor plugins (WebAssembly components).
     #[command(subcommand, visible_alias = "plugin")]
     Plugins(PluginsCommand),
+    /// Hardware profiles: which plugin rotates which server model's BMC.
+    #[command(subcommand, visible_alias = "profile")]
+    Profiles(ProfilesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfilesCommand {
+    /// List the profiles: built-in ones and the user's (which override built-ins of the same name).
+    List {
+        /// The user profile directory.
+        /// [default: $XDG_CONFIG_HOME/bmc-rotate/profiles]
+        #[arg(long, env = "BMC_ROTATE_PROFILE_DIR", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Show one profile in full.
+    Show {
+        /// The profile name, e.g. `dell-poweredge-r640`.
+        name: String,
+        /// The user profile directory.
+        #[arg(long, env = "BMC_ROTATE_PROFILE_DIR", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +148,8 @@ async fn run(cli: Cli) -> u8 {
         Command::Plugins(PluginsCommand::Test { file, personas, output }) => {
             plugins::test(&file, personas, output, cache_dir).await
         }
+        Command::Profiles(ProfilesCommand::List { dir, output }) => profiles::list(dir, output),
+        Command::Profiles(ProfilesCommand::Show { name, dir, output }) => profiles::show(&name, dir, output),
     }
 }
 

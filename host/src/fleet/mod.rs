@@ -1,0 +1,3 @@
+//! The fleet: hardware profiles now; inventory, orchestrator, journal and resume as they land.
+
+pub mod profiles;

@@ -1,0 +1,330 @@
+//! Hardware profiles: which plugin (and which versions, optionally which exact file) rotates a
+//! server model's BMC, its default account, what TLS to expect, and policy overrides.
+//!
+//! Built-in profiles ship inside the binary (`host/profiles/*.toml`); profiles in the user's
+//! directory (`$BMC_ROTATE_PROFILE_DIR`, default `$XDG_CONFIG_HOME/bmc-rotate/profiles`) add to
+//! them and override built-ins of the same name (the file name, without `.toml`).
+
+use crate::runtime::{PasswordPolicy, Plugin};
+use semver::{Version, VersionReq};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const BUILT_IN: &[(&str, &str)] = &[
+    ("dell-poweredge-r640", include_str!("../../profiles/dell-poweredge-r640.toml")),
+    ("dell-poweredge-r760", include_str!("../../profiles/dell-poweredge-r760.toml")),
+    ("dell-poweredge-r770", include_str!("../../profiles/dell-poweredge-r770.toml")),
+    ("hpe-proliant-dl380-gen10", include_str!("../../profiles/hpe-proliant-dl380-gen10.toml")),
+    ("hpe-proliant-dl380-gen11", include_str!("../../profiles/hpe-proliant-dl380-gen11.toml")),
+    ("lenovo-thinksystem-sr650", include_str!("../../profiles/lenovo-thinksystem-sr650.toml")),
+    ("lenovo-thinksystem-sr650-v3", include_str!("../../profiles/lenovo-thinksystem-sr650-v3.toml")),
+    ("lenovo-thinksystem-sr650-v4", include_str!("../../profiles/lenovo-thinksystem-sr650-v4.toml")),
+];
+
+/// What TLS a BMC of this model presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsExpectation {
+    /// Self-signed out of the box: the inventory must pin the certificate or name a CA file.
+    PinOrCa,
+    /// Certificates from the organisation's PKI: system roots work.
+    System,
+}
+
+/// Policy fields a profile may tighten on top of what the BMC reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyOverrides {
+    /// Fewest characters.
+    pub min_length: Option<u32>,
+    /// Most characters.
+    pub max_length: Option<u32>,
+    /// Classes required.
+    pub min_classes: Option<u32>,
+    /// Previous passwords refused.
+    pub reuse_cycle: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    description: String,
+    plugin: String,
+    plugin_version: String,
+    plugin_sha256: Option<String>,
+    #[serde(default)]
+    families: Vec<String>,
+    default_account: String,
+    tls: TlsExpectation,
+    #[serde(default)]
+    policy: PolicyOverrides,
+}
+
+/// Where a profile came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Shipped with bmc-rotate.
+    BuiltIn,
+    /// A file in the user's profile directory.
+    File(PathBuf),
+}
+
+/// One hardware profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HardwareProfile {
+    /// Its name, e.g. `dell-poweredge-r640`.
+    pub name: String,
+    /// What hardware it describes.
+    pub description: String,
+    /// The plugin id.
+    pub plugin: String,
+    /// Plugin versions accepted.
+    #[serde(serialize_with = "display")]
+    pub plugin_version: VersionReq,
+    /// The plugin file's SHA-256, if pinned.
+    pub plugin_sha256: Option<String>,
+    /// Controller families `probe` may report.
+    pub families: Vec<String>,
+    /// The vendor's default account.
+    pub default_account: String,
+    /// Expected TLS.
+    pub tls: TlsExpectation,
+    /// Policy overrides.
+    pub policy: PolicyOverrides,
+    /// Where it came from.
+    pub source: Source,
+}
+
+fn display<S: serde::Serializer>(v: &VersionReq, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl HardwareProfile {
+    /// Parses a profile; `origin` names the file in errors.
+    pub fn parse(name: &str, text: &str, origin: &str, source: Source) -> Result<HardwareProfile, String> {
+        let file: ProfileFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        let plugin_version = VersionReq::parse(&file.plugin_version).map_err(|e| {
+            format!(
+                "{origin}: field `plugin_version`: `{}` is not a semver requirement such as `^0.1` ({e})",
+                file.plugin_version
+            )
+        })?;
+        if let Some(pin) = &file.plugin_sha256
+            && (pin.len() != 64 || !pin.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(format!("{origin}: field `plugin_sha256`: expected 64 hex digits, found `{pin}`"));
+        }
+        Ok(HardwareProfile {
+            name: name.to_owned(),
+            description: file.description,
+            plugin: file.plugin,
+            plugin_version,
+            plugin_sha256: file.plugin_sha256.map(|s| s.to_ascii_lowercase()),
+            families: file.families,
+            default_account: file.default_account,
+            tls: file.tls,
+            policy: file.policy,
+            source,
+        })
+    }
+
+    /// Checks that `plugin` is the one this profile names: id, version range and, if pinned,
+    /// the file's digest.
+    pub fn check_plugin(&self, plugin: &Plugin) -> Result<(), String> {
+        self.check(&plugin.info.id, &plugin.info.version, &plugin.sha256, &plugin.origin)
+    }
+
+    fn check(&self, id: &str, version: &str, sha256: &str, origin: &str) -> Result<(), String> {
+        if id != self.plugin {
+            return Err(format!(
+                "profile `{}` needs plugin `{}`, but {origin} is plugin `{id}`",
+                self.name, self.plugin
+            ));
+        }
+        let parsed =
+            Version::parse(version).map_err(|_| format!("{origin}: plugin version `{version}` is not semver"))?;
+        if !self.plugin_version.matches(&parsed) {
+            return Err(format!(
+                "profile `{}` accepts plugin `{}` {}, but {origin} is version {version}",
+                self.name, self.plugin, self.plugin_version
+            ));
+        }
+        if let Some(pin) = &self.plugin_sha256
+            && pin != sha256
+        {
+            return Err(format!(
+                "profile `{}` pins plugin file sha256 {pin}, but {origin} has sha256 {sha256}: the file was changed or \
+                 is not the one this profile was written for; refusing to use it",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// The policy to plan with: the BMC's live policy, tightened by the profile.
+    pub fn apply(&self, mut live: PasswordPolicy) -> PasswordPolicy {
+        let o = &self.policy;
+        if let Some(v) = o.min_length {
+            live.min_length = live.min_length.max(v);
+        }
+        if let Some(v) = o.max_length {
+            live.max_length = live.max_length.min(v);
+        }
+        if let Some(v) = o.min_classes {
+            live.min_classes = live.min_classes.max(v);
+        }
+        if let Some(v) = o.reuse_cycle {
+            live.reuse_cycle = live.reuse_cycle.max(v);
+        }
+        live
+    }
+}
+
+/// The profiles in force.
+#[derive(Clone, Debug, Default)]
+pub struct Profiles {
+    map: BTreeMap<String, HardwareProfile>,
+}
+
+impl Profiles {
+    /// The default user directory.
+    pub fn default_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(base.join("bmc-rotate").join("profiles"))
+    }
+
+    /// The built-in profiles.
+    pub fn built_in() -> Profiles {
+        let map = BUILT_IN
+            .iter()
+            .map(|(name, text)| {
+                let origin = format!("built-in profile {name}");
+                let profile =
+                    HardwareProfile::parse(name, text, &origin, Source::BuiltIn).expect("built-in profiles parse");
+                (name.to_string(), profile)
+            })
+            .collect();
+        Profiles { map }
+    }
+
+    /// Built-ins, then every `*.toml` of `dir` (a missing directory adds nothing). A profile that
+    /// does not parse is an error naming its file: nothing is half-loaded.
+    pub fn load(dir: Option<&Path>) -> Result<Profiles, String> {
+        let mut profiles = Profiles::built_in();
+        let Some(dir) = dir else { return Ok(profiles) };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(profiles),
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let profile =
+                HardwareProfile::parse(&name, &text, &path.display().to_string(), Source::File(path.clone()))?;
+            profiles.map.insert(name, profile);
+        }
+        Ok(profiles)
+    }
+
+    /// Every profile, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &HardwareProfile> {
+        self.map.values()
+    }
+
+    /// The profile with this name, or an error listing the names there are.
+    pub fn get(&self, name: &str) -> Result<&HardwareProfile, String> {
+        self.map.get(name).ok_or_else(|| {
+            let names: Vec<&str> = self.map.keys().map(String::as_str).collect();
+            format!("no hardware profile named `{name}`; there are: {}", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_ins_cover_the_three_vendors() {
+        let profiles = Profiles::built_in();
+        for (name, plugin) in [
+            ("dell-poweredge-r640", "dell-idrac"),
+            ("dell-poweredge-r760", "dell-idrac"),
+            ("hpe-proliant-dl380-gen10", "hpe-ilo"),
+            ("hpe-proliant-dl380-gen11", "hpe-ilo"),
+            ("lenovo-thinksystem-sr650", "lenovo-xcc"),
+            ("lenovo-thinksystem-sr650-v3", "lenovo-xcc"),
+        ] {
+            assert_eq!(profiles.get(name).unwrap().plugin, plugin);
+        }
+        assert!(profiles.get("dell-poweredge-r7000").unwrap_err().contains("there are: dell-poweredge-r640"));
+    }
+
+    fn dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bmc-rotate-profiles-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn user_profiles_override_built_ins() {
+        let d = dir("override");
+        let pin = "ab".repeat(32);
+        std::fs::write(
+            d.join("dell-poweredge-r640.toml"),
+            format!("description = \"ours\"\nplugin = \"dell-idrac\"\nplugin_version = \"=0.1.0\"\nplugin_sha256 = \"{pin}\"\ndefault_account = \"azsbmc\"\ntls = \"system\"\n"),
+        )
+        .unwrap();
+        let profiles = Profiles::load(Some(&d)).unwrap();
+        std::fs::remove_dir_all(&d).ok();
+        let p = profiles.get("dell-poweredge-r640").unwrap();
+        assert_eq!(
+            (p.description.as_str(), p.default_account.as_str(), p.tls),
+            ("ours", "azsbmc", TlsExpectation::System)
+        );
+        assert!(matches!(p.source, Source::File(_)));
+        assert!(profiles.get("hpe-proliant-dl380-gen10").is_ok(), "the other built-ins stay");
+    }
+
+    #[test]
+    fn a_bad_profile_names_file_line_and_field() {
+        let d = dir("bad");
+        std::fs::write(d.join("x.toml"), "description = \"x\"\nplugin = \"dell-idrac\"\nplugin_verison = \"^0.1\"\n")
+            .unwrap();
+        let err = Profiles::load(Some(&d)).unwrap_err();
+        std::fs::write(d.join("x.toml"), "description = \"x\"\nplugin = \"p\"\nplugin_version = \"zero\"\ndefault_account = \"a\"\ntls = \"system\"\n").unwrap();
+        let err2 = Profiles::load(Some(&d)).unwrap_err();
+        std::fs::remove_dir_all(&d).ok();
+        assert!(err.contains("x.toml") && err.contains("line 3") && err.contains("plugin_verison"), "{err}");
+        assert!(err2.contains("field `plugin_version`") && err2.contains("`zero`"), "{err2}");
+    }
+
+    #[test]
+    fn plugins_are_checked_by_id_version_and_digest() {
+        let mut p = Profiles::built_in().get("hpe-proliant-dl380-gen10").unwrap().clone();
+        let digest = "cd".repeat(32);
+        assert!(p.check("hpe-ilo", "0.1.3", &digest, "hpe_ilo.wasm").is_ok());
+        assert!(p.check("dell-idrac", "0.1.0", &digest, "x.wasm").unwrap_err().contains("needs plugin `hpe-ilo`"));
+        assert!(p.check("hpe-ilo", "0.2.0", &digest, "x.wasm").unwrap_err().contains("accepts plugin `hpe-ilo` ^0.1"));
+        p.plugin_sha256 = Some("ab".repeat(32));
+        let err = p.check("hpe-ilo", "0.1.0", &digest, "x.wasm").unwrap_err();
+        assert!(err.contains(&"ab".repeat(32)) && err.contains(&digest) && err.contains("refusing"), "{err}");
+    }
+
+    #[test]
+    fn overrides_only_tighten() {
+        let p = Profiles::built_in().get("lenovo-thinksystem-sr650-v3").unwrap().clone();
+        let live = PasswordPolicy { min_length: 8, max_length: 255, ..PasswordPolicy::default() };
+        assert_eq!(p.apply(live.clone()).max_length, 20);
+        let tight = PasswordPolicy { max_length: 16, ..live };
+        assert_eq!(p.apply(tight).max_length, 16);
+    }
+}
