@@ -6,33 +6,20 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work="$root/target/conformance"
-mkdir -p "$work"
-venv="$work/venv"
-if [ ! -x "$venv/bin/rf_protocol_validator" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet 'redfish-protocol-validator==1.3.2'
-fi
-(cd "$root" && cargo build --quiet -p bmc-lab)
-lab="$root/target/debug/bmc-lab"
+. "$(dirname "$0")/common.sh"
+install_validator 'redfish-protocol-validator==1.3.2' rf_protocol_validator
 personas=("$@")
 [ ${#personas[@]} -gt 0 ] || mapfile -t personas < <("$lab" personas | awk '{print $1}')
 
 status=0
 for persona in "${personas[@]}"; do
     dir="$work/$persona"
-    rm -rf "$dir" && mkdir -p "$dir"
-    printf 'password = "Sim-Pass.1x"\n[fleet]\n%s = 1\n' "$persona" > "$dir/spec.toml"
-    "$lab" serve --fleet "$dir/spec.toml" --inventory-out "$dir/inventory.toml" --certs-out "$dir/certs" > "$dir/serve.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 50); do [ -s "$dir/inventory.toml" ] && break; sleep 0.1; done
-    address=$(sed -n 's/^address = "\(.*\)"/\1/p' "$dir/inventory.toml")
-    user=$("$lab" personas --default-user "$persona")
+    serve_persona "$persona" "$dir" --certs-out "$dir/certs"
     # The machine's CA-bundle variables would override --ca-bundle inside python-requests.
     env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE "$venv/bin/rf_protocol_validator" -r "https://$address" -u "$user" -p 'Sim-Pass.1x' \
         --ca-bundle "$dir/certs/$persona-01.pem" --avoid-http-redirect --report-dir "$dir/report" --report-type tsv \
         > "$dir/validator.log" 2>&1 || true
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    stop_persona
     report=$(ls "$dir"/report/*.tsv 2>/dev/null | head -n 1)
     if [ -z "$report" ]; then
         echo "$persona: the validator produced no report (see $dir/validator.log)"; status=1; continue

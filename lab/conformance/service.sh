@@ -7,33 +7,20 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work="$root/target/conformance"
-mkdir -p "$work"
-venv="$work/venv"
-if [ ! -x "$venv/bin/rf_service_validator" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet 'redfish-service-validator==3.1.8'
-fi
+. "$(dirname "$0")/common.sh"
+install_validator 'redfish-service-validator==3.1.8' rf_service_validator
 schemas=()
 [ -n "${REDFISH_CSDL_DIR:-}" ] && schemas=(--schema_directory "$REDFISH_CSDL_DIR")
-(cd "$root" && cargo build --quiet -p bmc-lab)
-lab="$root/target/debug/bmc-lab"
 personas=("$@")
 [ ${#personas[@]} -gt 0 ] || mapfile -t personas < <("$lab" personas | awk '{print $1}')
 
 status=0
 for persona in "${personas[@]}"; do
     dir="$work/service-$persona"
-    rm -rf "$dir" && mkdir -p "$dir"
-    printf 'password = "Sim-Pass.1x"\n[fleet]\n%s = 1\n' "$persona" > "$dir/spec.toml"
-    "$lab" serve --fleet "$dir/spec.toml" --inventory-out "$dir/inventory.toml" > "$dir/serve.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 50); do [ -s "$dir/inventory.toml" ] && break; sleep 0.1; done
-    address=$(sed -n 's/^address = "\(.*\)"/\1/p' "$dir/inventory.toml")
-    user=$("$lab" personas --default-user "$persona")
+    serve_persona "$persona" "$dir"
     env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE "$venv/bin/rf_service_validator" -r "https://$address" -u "$user" \
         -p 'Sim-Pass.1x' --authtype Session --nooemcheck "${schemas[@]}" --logdir "$dir/report" > "$dir/validator.log" 2>&1 || true
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    stop_persona
     counts=$(grep -A2 '|     PASS' "$dir/validator.log" | tail -n 1 | tr -s ' |' ' ')
     read -r pass warn fail untested <<< "$counts"
     if [ -z "${fail:-}" ] || [ "$fail" != 0 ] || [ "${pass:-0}" = 0 ]; then

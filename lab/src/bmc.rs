@@ -1119,17 +1119,7 @@ impl Bmc {
             None => Ok(()),
             Some("*") => Ok(()),
             Some(tag) if tag.split(',').any(|t| t.trim() == current || t.trim_start() == current) => Ok(()),
-            Some(_) => Err(error(
-                412,
-                "Base.1.18.GeneralError",
-                vec![message(
-                    "Base.1.18.PreconditionFailed",
-                    "The ETag supplied did not match the ETag required to change this resource.",
-                    &[],
-                    "Critical",
-                    "Try the operation again using the appropriate ETag.",
-                )],
-            )),
+            Some(_) => Err(stale_etag()),
         }
     }
 
@@ -1362,7 +1352,7 @@ pub fn internal_error() -> LabResponse {
     )
 }
 
-/// 412 for a tag that was current (the intermittent fault).
+/// 412 `PreconditionFailed`: a stale tag, or (as a fault) a current one refused anyway.
 pub fn stale_etag() -> LabResponse {
     error(
         412,

@@ -13,6 +13,14 @@ fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime, u8> {
     })
 }
 
+/// Loads one plugin file, reporting a refusal on stderr.
+async fn load(file: &Path, cache_dir: Option<PathBuf>) -> Result<std::sync::Arc<Plugin>, u8> {
+    runtime(cache_dir)?.load_file(file).await.map_err(|e| {
+        eprintln!("error: {e}");
+        exit::FAILED
+    })
+}
+
 /// Everything `inspect` shows, also its JSON form.
 #[derive(Serialize)]
 struct Inspection<'a> {
@@ -69,16 +77,9 @@ fn describe_policy(p: &PasswordPolicy) -> String {
 
 /// `plugins inspect FILE`.
 pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) -> u8 {
-    let runtime = match runtime(cache_dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let plugin = match runtime.load_file(file).await {
+    let plugin = match load(file, cache_dir).await {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     let view = Inspection::of(&plugin);
     match output {
@@ -204,16 +205,9 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
 
 /// `plugins test FILE [--persona NAME]...`.
 pub async fn test(file: &Path, personas: Vec<bmc_lab::Persona>, output: Output, cache_dir: Option<PathBuf>) -> u8 {
-    let runtime = match runtime(cache_dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let plugin = match runtime.load_file(file).await {
+    let plugin = match load(file, cache_dir).await {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     let personas = if personas.is_empty() { crate::conformance::personas_for(&plugin) } else { personas };
     if personas.is_empty() {
