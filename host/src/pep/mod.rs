@@ -4,4 +4,5 @@
 //! This first layer is the PowerShell Remoting Protocol core — fragments, messages, the CLIXML
 //! subset and the session-key cryptography — shared by the native client and the PEP simulator.
 
+pub mod ntlm;
 pub mod psrp;
