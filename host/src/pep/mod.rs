@@ -6,3 +6,4 @@
 
 pub mod ntlm;
 pub mod psrp;
+pub mod sealing;
