@@ -111,26 +111,19 @@ impl Plugin {
         metadata: Metadata,
         from_cache: bool,
     ) -> Result<Plugin, String> {
-        let mut plugin = Plugin {
-            pre,
-            config,
-            origin,
-            sha256,
-            metadata,
-            from_cache,
-            info: PluginInfo {
-                id: String::new(),
-                vendor: String::new(),
-                product: String::new(),
-                version: String::new(),
-                families: Vec::new(),
-                policy: Default::default(),
-            },
-        };
-        plugin.info = plugin.call_info().await.result.map_err(|e| format!("its `info` export failed: {e}"))?;
-        if plugin.info.id.is_empty() {
+        // `info` runs before the plugin has a name: its log lines are attributed to the file.
+        let info = call(&pre, &config, &origin, CallContext::default(), Export::Info)
+            .await
+            .map(|r| match r {
+                Returned::Info(i) => Ok(i),
+                _ => unreachable!("info returns info"),
+            })
+            .result
+            .map_err(|e| format!("its `info` export failed: {e}"))?;
+        if info.id.is_empty() {
             return Err("its `info` export returned an empty id".into());
         }
+        let plugin = Plugin { pre, config, origin, sha256, metadata, info, from_cache };
         Ok(plugin)
     }
 
@@ -161,45 +154,54 @@ impl Plugin {
     }
 
     async fn call(&self, ctx: CallContext, export: Export<'_>) -> Outcome<Returned> {
-        let started = Instant::now();
-        let budget = ctx.budget.unwrap_or(self.config.call_budget);
-        let state = JobState::new(&self.info.id, ctx.gateway, ctx.secrets, budget, self.config.max_memory);
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                ctx.data_mut().deadline_hit = true;
-                Err(wasmtime::Error::msg("deadline exceeded"))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
-        let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let returned = match export {
-                Export::Info => Returned::Info(instance.call_info(&mut store).await?.into()),
-                Export::Probe(t) => Returned::Probe(
-                    instance.call_probe(&mut store, &t.into()).await?.map(Into::into).map_err(Into::into),
-                ),
-                Export::Verify(t) => {
-                    Returned::Unit(instance.call_verify(&mut store, &t.into()).await?.map_err(Into::into))
-                }
-                Export::ChangePassword(t) => {
-                    Returned::Unit(instance.call_change_password(&mut store, &t.into()).await?.map_err(Into::into))
-                }
-            };
-            wasmtime::Result::Ok(returned)
-        };
-        let result = match tokio::time::timeout(budget + GRACE + EPOCH_TICK, run).await {
-            Ok(Ok(returned)) => Ok(returned),
-            Ok(Err(trap)) => Err(classify(trap, store.data(), budget, self.config.max_memory)),
-            Err(_elapsed) => Err(CallError::Deadline(budget)),
-        };
-        let log = std::mem::take(&mut store.data_mut().log);
-        Outcome { result, log, elapsed: started.elapsed() }
+        call(&self.pre, &self.config, &self.info.id, ctx, export).await
     }
+}
+
+/// One export call in a fresh store, with the deadline and memory limit in force.
+async fn call(
+    pre: &VendorPluginPre<JobState>,
+    config: &RuntimeConfig,
+    plugin: &str,
+    ctx: CallContext,
+    export: Export<'_>,
+) -> Outcome<Returned> {
+    let started = Instant::now();
+    let budget = ctx.budget.unwrap_or(config.call_budget);
+    let state = JobState::new(plugin, ctx.gateway, ctx.secrets, budget, config.max_memory);
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            ctx.data_mut().deadline_hit = true;
+            Err(wasmtime::Error::msg("deadline exceeded"))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+
+    let run = async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        let returned = match export {
+            Export::Info => Returned::Info(instance.call_info(&mut store).await?.into()),
+            Export::Probe(t) => {
+                Returned::Probe(instance.call_probe(&mut store, &t.into()).await?.map(Into::into).map_err(Into::into))
+            }
+            Export::Verify(t) => Returned::Unit(instance.call_verify(&mut store, &t.into()).await?.map_err(Into::into)),
+            Export::ChangePassword(t) => {
+                Returned::Unit(instance.call_change_password(&mut store, &t.into()).await?.map_err(Into::into))
+            }
+        };
+        wasmtime::Result::Ok(returned)
+    };
+    let result = match tokio::time::timeout(budget + GRACE + EPOCH_TICK, run).await {
+        Ok(Ok(returned)) => Ok(returned),
+        Ok(Err(trap)) => Err(classify(trap, store.data(), budget, config.max_memory)),
+        Err(_elapsed) => Err(CallError::Deadline(budget)),
+    };
+    let log = std::mem::take(&mut store.data_mut().log);
+    Outcome { result, log, elapsed: started.elapsed() }
 }
 
 impl<T> Outcome<T> {
