@@ -7,3 +7,5 @@
 pub mod ntlm;
 pub mod psrp;
 pub mod sealing;
+pub mod wsman;
+pub mod xml;

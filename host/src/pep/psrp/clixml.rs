@@ -4,8 +4,6 @@
 
 use super::PsrpError;
 use super::crypto::SessionKey;
-use quick_xml::Reader;
-use quick_xml::events::Event;
 use std::fmt::Write as _;
 use zeroize::Zeroizing;
 
@@ -182,90 +180,35 @@ pub fn create_pipeline(command: &Command, key: Option<&SessionKey>) -> Result<St
     Ok(out)
 }
 
-/// A parsed CLIXML element.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Node {
-    /// The element name (`Obj`, `S`, `I32`, ...).
-    pub tag: String,
-    /// The `N` attribute (property name), if any.
-    pub name: Option<String>,
-    /// Text content with XML entities resolved (CLIXML escapes still encoded).
-    pub text: String,
-    /// Child elements.
-    pub children: Vec<Node>,
+pub use crate::pep::xml::Node;
+
+/// CLIXML accessors on the shared XML tree (`N` is the property-name attribute).
+pub trait Clixml {
+    /// The first descendant with this tag and, if given, this `N`.
+    fn prop(&self, tag: &str, name: Option<&str>) -> Option<&Node>;
+    /// The text of the first descendant `<S N="name">`, decoded.
+    fn string(&self, name: &str) -> Option<String>;
+    /// The value of the first descendant `<I32 N="name">`.
+    fn i32(&self, name: &str) -> Option<i32>;
 }
 
-impl Node {
-    /// The first descendant (depth first, self included) with this tag and, if given, this name.
-    pub fn find(&self, tag: &str, name: Option<&str>) -> Option<&Node> {
-        if self.tag == tag && (name.is_none() || self.name.as_deref() == name) {
-            return Some(self);
-        }
-        self.children.iter().find_map(|c| c.find(tag, name))
+impl Clixml for Node {
+    fn prop(&self, tag: &str, name: Option<&str>) -> Option<&Node> {
+        self.find_by(tag, "N", name)
     }
 
-    /// The text of the first descendant `<S N="name">`, decoded.
-    pub fn string(&self, name: &str) -> Option<String> {
-        self.find("S", Some(name)).map(|n| decode_string(&n.text))
+    fn string(&self, name: &str) -> Option<String> {
+        self.prop("S", Some(name)).map(|n| decode_string(&n.text))
     }
 
-    /// The value of the first descendant `<I32 N="name">`.
-    pub fn i32(&self, name: &str) -> Option<i32> {
-        self.find("I32", Some(name)).and_then(|n| n.text.trim().parse().ok())
+    fn i32(&self, name: &str) -> Option<i32> {
+        self.prop("I32", Some(name)).and_then(|n| n.text.trim().parse().ok())
     }
 }
 
 /// Parses CLIXML into a tree.
 pub fn parse(xml: &str) -> Result<Node, PsrpError> {
-    let bad = |e: &dyn std::fmt::Display| PsrpError::new(format!("malformed CLIXML: {e}"));
-    let mut reader = Reader::from_str(xml);
-    let mut stack: Vec<Node> = vec![Node { tag: "#root".into(), ..Node::default() }];
-    let open = |e: &quick_xml::events::BytesStart<'_>| -> Result<Node, PsrpError> {
-        let tag = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-        let name = match e.try_get_attribute("N").map_err(|e| bad(&e))? {
-            Some(a) => Some(a.unescape_value().map_err(|e| bad(&e))?.into_owned()),
-            None => None,
-        };
-        Ok(Node { tag, name, ..Node::default() })
-    };
-    loop {
-        match reader.read_event().map_err(|e| bad(&e))? {
-            Event::Start(e) => stack.push(open(&e)?),
-            Event::Empty(e) => {
-                let node = open(&e)?;
-                stack.last_mut().expect("root").children.push(node);
-            }
-            Event::End(_) => {
-                let node = stack.pop().expect("balanced by the reader");
-                stack.last_mut().ok_or_else(|| bad(&"unbalanced end tag"))?.children.push(node);
-            }
-            Event::Text(t) => {
-                let text = t.decode().map_err(|e| bad(&e))?;
-                stack.last_mut().expect("root").text.push_str(&text);
-            }
-            Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref().map_err(|e| bad(&e))? {
-                    Some(c) => c.to_string(),
-                    None => match r.decode().map_err(|e| bad(&e))?.as_ref() {
-                        "amp" => "&".into(),
-                        "lt" => "<".into(),
-                        "gt" => ">".into(),
-                        "quot" => "\"".into(),
-                        "apos" => "'".into(),
-                        other => return Err(bad(&format!("unknown entity &{other};"))),
-                    },
-                };
-                stack.last_mut().expect("root").text.push_str(&resolved);
-            }
-            Event::CData(c) => stack.last_mut().expect("root").text.push_str(&String::from_utf8_lossy(&c)),
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if stack.len() != 1 {
-        return Err(bad(&"unclosed element"));
-    }
-    Ok(stack.pop().expect("root"))
+    crate::pep::xml::parse(xml).map_err(|e| PsrpError::new(format!("CLIXML: {e}")))
 }
 
 /// The readable parts of an ErrorRecord (MS-PSRP 2.2.3.15).
@@ -299,7 +242,7 @@ impl std::fmt::Display for ErrorInfo {
 /// Decodes an error record object (an ERROR_RECORD message, or `ExceptionAsErrorRecord`).
 pub fn error_info(record: &Node) -> ErrorInfo {
     let direct = record.children.iter().find(|c| c.tag == "ToString").map(|n| decode_string(&n.text));
-    let exception = record.find("Obj", Some("Exception")).and_then(|e| e.string("Message"));
+    let exception = record.prop("Obj", Some("Exception")).and_then(|e| e.string("Message"));
     let message = direct
         .filter(|m| !m.is_empty())
         .or(exception)
@@ -318,7 +261,7 @@ pub fn error_info(record: &Node) -> ErrorInfo {
 pub fn state(data: &str, property: &str) -> Result<(i32, Option<ErrorInfo>), PsrpError> {
     let root = parse(data)?;
     let state = root.i32(property).ok_or_else(|| PsrpError::new(format!("state message without {property}")))?;
-    let error = root.find("Obj", Some("ExceptionAsErrorRecord")).map(error_info);
+    let error = root.prop("Obj", Some("ExceptionAsErrorRecord")).map(error_info);
     Ok((state, error))
 }
 
@@ -350,8 +293,8 @@ mod tests {
         );
         let init = parse(&init_runspace_pool()).unwrap();
         assert_eq!(init.i32("MinRunspaces"), Some(1));
-        assert_eq!(init.find("B", Some("_isHostNull")).unwrap().text, "true");
-        assert!(init.find("Nil", Some("ApplicationArguments")).is_some());
+        assert_eq!(init.prop("B", Some("_isHostNull")).unwrap().text, "true");
+        assert!(init.prop("Nil", Some("ApplicationArguments")).is_some());
     }
 
     #[test]
@@ -370,14 +313,14 @@ mod tests {
         assert!(!xml.contains("IsScript\">true"), "never script text");
         let root = parse(&xml).unwrap();
         assert_eq!(root.string("Cmd").as_deref(), Some("Set-BmcCredential"));
-        let args = root.find("Obj", Some("Args")).unwrap().find("LST", None).unwrap();
+        let args = root.prop("Obj", Some("Args")).unwrap().prop("LST", None).unwrap();
         assert_eq!(args.children.len(), 3);
-        let ss = args.children[0].find("SS", Some("V")).unwrap();
+        let ss = args.children[0].prop("SS", Some("V")).unwrap();
         assert_eq!(key.decrypt_secure_string(&ss.text).unwrap().as_str(), "New<Pass>&1");
         assert_eq!(args.children[1].string("V").as_deref(), Some("bmc_x_admin"));
-        assert_eq!(args.children[2].find("B", Some("V")).unwrap().text, "true");
+        assert_eq!(args.children[2].prop("B", Some("V")).unwrap().text, "true");
         let merges =
-            ["MergeMyResult", "MergeInformation"].iter().filter(|m| root.find("Obj", Some(m)).is_some()).count();
+            ["MergeMyResult", "MergeInformation"].iter().filter(|m| root.prop("Obj", Some(m)).is_some()).count();
         assert_eq!(merges, 2);
         assert!(create_pipeline(&command, None).unwrap_err().0.contains("-BmcPassword is a SecureString"));
     }
