@@ -353,6 +353,11 @@ impl Bmc {
         &self.profile
     }
 
+    /// The password rules, for set-up (the way an administrator changes them on the BMC).
+    pub fn policy_mut(&mut self) -> &mut crate::persona::PolicyRules {
+        &mut self.profile.policy
+    }
+
     /// The lab clock.
     pub fn clock(&self) -> &LabClock {
         &self.clock

@@ -15,6 +15,11 @@
 //! persona = "lenovo-xcc2"
 //! count = 2
 //! faults = { latency_ms = 20, apply_then_drop = ["PATCH /Accounts/ x1"] }
+//! policy = { reuse_cycle = 5, min_change_interval_hours = 24 }
+//!
+//! [[accounts]]               # more accounts on every BMC
+//! user = "monitor"
+//! role = "ReadOnly"
 //! ```
 //!
 //! The inventory the lab writes (format agreed with the orchestrator; no secret in it):
@@ -60,6 +65,54 @@ pub struct Group {
     /// Faults of every BMC of the group.
     #[serde(default)]
     pub faults: Faults,
+    /// Password-policy settings of every BMC of the group.
+    #[serde(default)]
+    pub policy: PolicySettings,
+}
+
+/// Password-policy settings a spec may change (as an administrator would on the BMC).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Fewest characters.
+    pub min_length: Option<u32>,
+    /// Most characters.
+    pub max_length: Option<u32>,
+    /// Previous passwords refused.
+    pub reuse_cycle: Option<u32>,
+    /// Hours between two changes.
+    pub min_change_interval_hours: Option<u32>,
+}
+
+impl PolicySettings {
+    fn apply(&self, rules: &mut crate::persona::PolicyRules) {
+        let set = |field: &mut u32, value: Option<u32>| {
+            if let Some(v) = value {
+                *field = v;
+            }
+        };
+        set(&mut rules.min_length, self.min_length);
+        set(&mut rules.max_length, self.max_length);
+        set(&mut rules.reuse_cycle, self.reuse_cycle);
+        set(&mut rules.min_change_interval_hours, self.min_change_interval_hours);
+    }
+}
+
+/// An extra account created on every BMC.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    /// `UserName`.
+    pub user: String,
+    /// `RoleId` (default `ReadOnly`).
+    #[serde(default = "read_only")]
+    pub role: String,
+    /// Its password (default: the spec's).
+    pub password: Option<String>,
+}
+
+fn read_only() -> String {
+    "ReadOnly".into()
 }
 
 /// What a lab simulates.
@@ -73,6 +126,9 @@ pub struct FleetSpec {
     pub password: String,
     /// The rotation account created on every BMC, if any.
     pub user: Option<String>,
+    /// More accounts created on every BMC.
+    #[serde(default)]
+    pub accounts: Vec<AccountSpec>,
     /// Shorthand groups: persona name to count.
     #[serde(default)]
     pub fleet: BTreeMap<Persona, u32>,
@@ -113,6 +169,7 @@ impl FleetSpec {
                 count: *count,
                 password: None,
                 faults: Faults::default(),
+                policy: PolicySettings::default(),
             })
             .collect();
         groups.extend(self.group.iter().cloned());
@@ -181,10 +238,18 @@ impl Lab {
                 let bmc =
                     SimulatedBmc::start(&name, group.persona, &password, group.faults.clone(), clock.clone(), bind)
                         .await?;
-                if let Some(user) = &spec.user {
+                {
                     let mut state = bmc.state();
-                    if state.account(user).is_none() && state.add_account(user, &password, "Administrator").is_none() {
-                        anyhow::bail!("{name}: no free account slot for `{user}`");
+                    group.policy.apply(state.policy_mut());
+                    let rotation = spec.user.iter().map(|u| (u.as_str(), "Administrator", password.as_str()));
+                    let extra = spec
+                        .accounts
+                        .iter()
+                        .map(|a| (a.user.as_str(), a.role.as_str(), a.password.as_deref().unwrap_or(&password)));
+                    for (user, role, pw) in rotation.chain(extra) {
+                        if state.account(user).is_none() && state.add_account(user, pw, role).is_none() {
+                            anyhow::bail!("{name}: no free account slot for `{user}`");
+                        }
                     }
                 }
                 bmcs.push(bmc);

@@ -129,10 +129,13 @@ async fn a_fleet_writes_an_inventory_without_secrets() {
         [fleet]
         dell-idrac9 = 1
         hpe-ilo5 = 1
+        [[accounts]]
+        user = "monitor"
         [[group]]
         persona = "lenovo-xcc2"
         count = 1
         faults = { latency_ms = 1 }
+        policy = { reuse_cycle = 8, min_change_interval_hours = 24 }
         "#,
     )
     .unwrap();
@@ -154,4 +157,8 @@ async fn a_fleet_writes_an_inventory_without_secrets() {
         assert_eq!(r.status, 200, "{}: the rotation account logs in", entry.name);
     }
     assert!(lab.table().contains("lenovo-xcc2-01"));
+    let xcc = lab.bmc("lenovo-xcc2-01").unwrap().state();
+    assert_eq!((xcc.profile().policy.reuse_cycle, xcc.profile().policy.min_change_interval_hours), (8, 24));
+    assert_eq!(xcc.account("monitor").unwrap().role, "ReadOnly");
+    assert!(xcc.password_is("monitor", PW));
 }
