@@ -32,6 +32,22 @@ pub struct ServiceRoot {
     pub body: Value,
 }
 
+impl ServiceRoot {
+    /// Whether the root names this vendor, in `Vendor` or as an `Oem` key (case-insensitive).
+    pub fn is_vendor(&self, names: &[&str]) -> bool {
+        names.iter().any(|n| self.vendor.eq_ignore_ascii_case(n) || self.oem.iter().any(|k| k.eq_ignore_ascii_case(n)))
+    }
+
+    /// [`PluginError::Unsupported`] naming what this BMC is instead of `expected` (e.g.
+    /// "a Dell iDRAC"), for a plugin pointed at the wrong hardware profile.
+    pub fn not_mine(&self, expected: &str) -> PluginError {
+        PluginError::Unsupported(format!(
+            "this BMC is not {expected} (service root Vendor `{}`, Product `{}`, Oem {:?}); check the hardware profile",
+            self.vendor, self.product, self.oem
+        ))
+    }
+}
+
 /// An entity tag as a BMC sent it, in any of the forms seen in the field: `"abc"`, `W/"abc"`, or
 /// unquoted (some `@odata.etag` values).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -77,13 +77,7 @@ impl Generation {
 /// Refuses a BMC that is not an iDRAC, naming what it is.
 fn identify(bmc: &Bmc) -> Result<ServiceRoot, PluginError> {
     let root = Redfish::anonymous(bmc).service_root()?;
-    if root.vendor.eq_ignore_ascii_case("Dell") || root.oem.iter().any(|k| k == "Dell") {
-        return Ok(root);
-    }
-    Err(PluginError::Unsupported(format!(
-        "this BMC is not a Dell iDRAC (service root Vendor `{}`, Product `{}`, Oem {:?}); check the hardware profile",
-        root.vendor, root.product, root.oem
-    )))
+    if root.is_vendor(&["Dell"]) { Ok(root) } else { Err(root.not_mine("a Dell iDRAC")) }
 }
 
 /// A refused credential, with what iDRAC does about repeated failures.

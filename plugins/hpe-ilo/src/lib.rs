@@ -38,10 +38,7 @@ fn identify(bmc: &Bmc) -> Result<(ServiceRoot, String), PluginError> {
     } else if root.oem.iter().any(|k| k == "Hp") {
         "iLO4".to_owned()
     } else {
-        return Err(PluginError::Unsupported(format!(
-            "this BMC is not an HPE iLO (service root Vendor `{}`, Product `{}`, Oem {:?}); check the hardware profile",
-            root.vendor, root.product, root.oem
-        )));
+        return Err(root.not_mine("an HPE iLO"));
     };
     Ok((root, family))
 }

@@ -32,13 +32,7 @@ fn default_policy() -> PasswordPolicy {
 
 fn identify(bmc: &Bmc) -> Result<ServiceRoot, PluginError> {
     let root = Redfish::anonymous(bmc).service_root()?;
-    if root.vendor.eq_ignore_ascii_case("Lenovo") || root.oem.iter().any(|k| k == "Lenovo") {
-        return Ok(root);
-    }
-    Err(PluginError::Unsupported(format!(
-        "this BMC is not a Lenovo XCC (service root Vendor `{}`, Product `{}`, Oem {:?}); check the hardware profile",
-        root.vendor, root.product, root.oem
-    )))
+    if root.is_vendor(&["Lenovo"]) { Ok(root) } else { Err(root.not_mine("a Lenovo XCC")) }
 }
 
 fn refused(e: PluginError) -> PluginError {
