@@ -52,7 +52,15 @@ impl HttpsServer {
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
-                let Ok((tcp, peer)) = listener.accept().await else { continue };
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off instead of spinning.
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
                 if gate.load(Ordering::Relaxed) {
                     drop(tcp); // a BMC that is down: the client sees the connection die
                     continue;

@@ -164,8 +164,12 @@ pub fn splice(body: &[Part]) -> Zeroizing<Vec<u8>> {
 
 /// The Base64 `user:password` of a Basic credential (what a BMC could echo back).
 pub fn basic_token(user: &str, password: &SecretString) -> Zeroizing<String> {
-    let plain = Zeroizing::new(format!("{user}:{}", password.expose_secret()));
-    Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(plain.as_bytes()))
+    let secret = password.expose_secret().as_bytes();
+    let mut plain = Zeroizing::new(Vec::with_capacity(user.len() + 1 + secret.len()));
+    plain.extend_from_slice(user.as_bytes());
+    plain.push(b':');
+    plain.extend_from_slice(secret);
+    Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*plain))
 }
 
 #[cfg(test)]
