@@ -47,25 +47,34 @@ pub fn personas_for(plugin: &Plugin) -> Vec<Persona> {
     Persona::ALL.into_iter().filter(|p| p.vendor() == vendor).collect()
 }
 
-struct Bench {
-    bmc: SimulatedBmc,
-    gateway: Arc<Gateway>,
-    user: &'static str,
+/// The host's gateway to a simulated BMC: pinned to its address and certificate.
+pub fn gateway_to(bmc: &SimulatedBmc, limits: Limits) -> Result<Gateway, String> {
+    let tls = bmc.pin().parse()?;
+    Gateway::pinned(Endpoint::new("127.0.0.1", bmc.addr().port()), bmc.addr(), tls, limits).map_err(|e| e.to_string())
 }
 
-impl Bench {
-    async fn start(persona: Persona, limits: Limits) -> Result<Bench, String> {
+/// A simulated BMC, the gateway to it and call contexts for it: what the suite, the project's
+/// integration tests and contributors' own tests drive plugins with.
+pub struct LabBmc {
+    /// The simulated BMC.
+    pub bmc: SimulatedBmc,
+    /// The gateway to it.
+    pub gateway: Arc<Gateway>,
+    /// The persona's default account.
+    pub user: &'static str,
+}
+
+impl LabBmc {
+    /// Starts `persona` on loopback with its default account holding `password`.
+    pub async fn start(persona: Persona, password: &str, limits: Limits) -> Result<LabBmc, String> {
         let bmc =
-            SimulatedBmc::start_local(persona, START).await.map_err(|e| format!("cannot start the persona: {e}"))?;
-        bmc.state().add_account("azsadmin", ADMIN, "Administrator").ok_or("no free account slot")?;
-        bmc.state().add_account("azsbmc", START, "Operator").ok_or("no free account slot")?;
-        let tls = bmc.pin().parse().map_err(|e: String| e)?;
-        let gateway = Gateway::pinned(Endpoint::new("127.0.0.1", bmc.addr().port()), bmc.addr(), tls, limits)
-            .map_err(|e| e.to_string())?;
-        Ok(Bench { gateway: Arc::new(gateway), user: persona.profile().default_account.1, bmc })
+            SimulatedBmc::start_local(persona, password).await.map_err(|e| format!("cannot start the persona: {e}"))?;
+        let gateway = Arc::new(gateway_to(&bmc, limits)?);
+        Ok(LabBmc { gateway, user: persona.profile().default_account.1, bmc })
     }
 
-    fn ctx(&self, login: &str, new: Option<&str>) -> CallContext {
+    /// A call context binding `login-password` (and `new-password`, if given).
+    pub fn ctx(&self, login: &str, new: Option<&str>) -> CallContext {
         let secret = |s: &str| Arc::new(SecretString::from(s.to_owned()));
         let mut secrets = SecretBindings::new().bind("login-password", secret(login));
         if let Some(new) = new {
@@ -74,9 +83,24 @@ impl Bench {
         CallContext { gateway: Some(self.gateway.clone()), secrets, budget: Some(Duration::from_secs(30)) }
     }
 
-    fn target(&self, account: &str, login: &str) -> Target {
+    /// A target on this BMC.
+    pub fn target(&self, account: &str, login: &str) -> Target {
         Target { address: self.bmc.addr().to_string(), account: account.into(), login_account: login.into() }
     }
+
+    /// The default account changing its own password.
+    pub fn own(&self) -> Target {
+        self.target(self.user, self.user)
+    }
+}
+
+/// A persona for the suite: the default account plus `azsadmin` (Administrator) and `azsbmc`
+/// (Operator), so reconcile scenarios have an administrator and a victim.
+async fn bench(persona: Persona, limits: Limits) -> Result<LabBmc, String> {
+    let b = LabBmc::start(persona, START, limits).await?;
+    b.bmc.state().add_account("azsadmin", ADMIN, "Administrator").ok_or("no free account slot")?;
+    b.bmc.state().add_account("azsbmc", START, "Operator").ok_or("no free account slot")?;
+    Ok(b)
 }
 
 fn expect_kind<T>(result: Result<T, crate::runtime::CallError>, want: ErrorKind) -> Result<String, String> {
@@ -101,7 +125,7 @@ macro_rules! scenario {
 fn scenarios() -> Vec<Scenario> {
     vec![
         scenario!("probe finds the account", |plugin, persona| {
-            let b = Bench::start(persona, Limits::default()).await?;
+            let b = bench(persona, Limits::default()).await?;
             let probe = plugin
                 .probe(b.ctx(START, None), &b.target("azsbmc", b.user))
                 .await
@@ -113,28 +137,22 @@ fn scenarios() -> Vec<Scenario> {
             Ok(format!("{} {} at {}", probe.family, probe.firmware, probe.account_uri))
         }),
         scenario!("verify accepts the password", |plugin, persona| {
-            let b = Bench::start(persona, Limits::default()).await?;
-            plugin.verify(b.ctx(START, None), &b.target(b.user, b.user)).await.result.map_err(|e| e.to_string())?;
+            let b = bench(persona, Limits::default()).await?;
+            plugin.verify(b.ctx(START, None), &b.own()).await.result.map_err(|e| e.to_string())?;
             Ok("accepted".into())
         }),
         scenario!("a wrong password is refused once", |plugin, persona| {
-            let b = Bench::start(persona, Limits::default()).await?;
-            let detail = expect_kind(
-                plugin.verify(b.ctx("Wrong-Pass-9", None), &b.target(b.user, b.user)).await.result,
-                ErrorKind::AuthFailed,
-            )?;
+            let b = bench(persona, Limits::default()).await?;
+            let detail =
+                expect_kind(plugin.verify(b.ctx("Wrong-Pass-9", None), &b.own()).await.result, ErrorKind::AuthFailed)?;
             match b.bmc.state().requests().iter().filter(|r| r.status == 401).count() {
                 1 => Ok(detail),
                 n => Err(format!("{n} refused requests: a refused credential must not be retried")),
             }
         }),
         scenario!("self-change rotates and proves", |plugin, persona| {
-            let b = Bench::start(persona, Limits::default()).await?;
-            plugin
-                .change_password(b.ctx(START, Some(NEXT)), &b.target(b.user, b.user))
-                .await
-                .result
-                .map_err(|e| e.to_string())?;
+            let b = bench(persona, Limits::default()).await?;
+            plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result.map_err(|e| e.to_string())?;
             let state = b.bmc.state();
             if !state.password_is(b.user, NEXT) {
                 return Err("the BMC does not hold the new password".into());
@@ -142,7 +160,7 @@ fn scenarios() -> Vec<Scenario> {
             Ok("new password set, old one dead".into())
         }),
         scenario!("an administrator reconciles another account", |plugin, persona| {
-            let b = Bench::start(persona, Limits::default()).await?;
+            let b = bench(persona, Limits::default()).await?;
             plugin
                 .change_password(b.ctx(ADMIN, Some(NEXT)), &b.target("azsbmc", "azsadmin"))
                 .await
@@ -155,8 +173,8 @@ fn scenarios() -> Vec<Scenario> {
             }
         }),
         scenario!("a policy violation is typed", |plugin, persona| {
-            let b = Bench::start(persona, Limits::default()).await?;
-            let r = plugin.change_password(b.ctx(START, Some("x")), &b.target(b.user, b.user)).await.result;
+            let b = bench(persona, Limits::default()).await?;
+            let r = plugin.change_password(b.ctx(START, Some("x")), &b.own()).await.result;
             let detail = expect_kind(r, ErrorKind::PolicyRejected)?;
             if !b.bmc.state().password_is(b.user, START) {
                 return Err("the password changed anyway".into());
@@ -164,38 +182,28 @@ fn scenarios() -> Vec<Scenario> {
             Ok(detail)
         }),
         scenario!("apply-then-drop is ambiguous", |plugin, persona| {
-            let b = Bench::start(persona, Limits::default()).await?;
+            let b = bench(persona, Limits::default()).await?;
             b.bmc.set_faults(Faults { apply_then_drop: vec!["PATCH / x1".parse()?], ..Faults::default() });
-            expect_kind(
-                plugin.change_password(b.ctx(START, Some(NEXT)), &b.target(b.user, b.user)).await.result,
-                ErrorKind::Ambiguous,
-            )
+            expect_kind(plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result, ErrorKind::Ambiguous)
         }),
         scenario!("a hung change is ambiguous", |plugin, persona| {
-            let b = Bench::start(persona, Limits { request_timeout: Duration::from_millis(500), ..Limits::default() })
-                .await?;
+            let b = bench(persona, Limits { request_timeout: Duration::from_millis(500), ..Limits::default() }).await?;
             b.bmc.set_faults(Faults { hang: vec!["PATCH / x1".parse()?], ..Faults::default() });
-            expect_kind(
-                plugin.change_password(b.ctx(START, Some(NEXT)), &b.target(b.user, b.user)).await.result,
-                ErrorKind::Ambiguous,
-            )
+            expect_kind(plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result, ErrorKind::Ambiguous)
         }),
         scenario!("a 500 is an error, not a success", |plugin, persona| {
-            let b = Bench::start(persona, Limits::default()).await?;
+            let b = bench(persona, Limits::default()).await?;
             b.bmc.set_faults(Faults { error_500: vec!["PATCH / x1".parse()?], ..Faults::default() });
-            let r = plugin.change_password(b.ctx(START, Some(NEXT)), &b.target(b.user, b.user)).await.result;
+            let r = plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result;
             match r {
                 Ok(()) => Err("reported success although the BMC answered 500".into()),
                 Err(e) => Ok(e.to_string().chars().take(100).collect()),
             }
         }),
         scenario!("a dead BMC is unreachable", |plugin, persona| {
-            let b = Bench::start(persona, Limits::default()).await?;
+            let b = bench(persona, Limits::default()).await?;
             b.bmc.set_faults(Faults { down: true, ..Faults::default() });
-            expect_kind(
-                plugin.verify(b.ctx(START, None), &b.target(b.user, b.user)).await.result,
-                ErrorKind::Unreachable,
-            )
+            expect_kind(plugin.verify(b.ctx(START, None), &b.own()).await.result, ErrorKind::Unreachable)
         }),
     ]
 }
@@ -224,11 +232,8 @@ pub async fn run(plugin: Arc<Plugin>, personas: &[Persona]) -> Vec<Verdict> {
     if let Some(other) = personas.first().and_then(|p| Persona::ALL.into_iter().find(|o| o.vendor() != p.vendor())) {
         let started = Instant::now();
         let result = async {
-            let b = Bench::start(other, Limits::default()).await?;
-            expect_kind(
-                plugin.probe(b.ctx(START, None), &b.target(b.user, b.user)).await.result,
-                ErrorKind::Unsupported,
-            )
+            let b = bench(other, Limits::default()).await?;
+            expect_kind(plugin.probe(b.ctx(START, None), &b.own()).await.result, ErrorKind::Unsupported)
         }
         .await;
         let (passed, detail) = match result {

@@ -6,7 +6,7 @@
 //! logout. Prints requests/s and latency percentiles.
 
 use bmc_lab::{FleetSpec, Lab, SimulatedBmc};
-use bmc_rotate::gateway::{Auth, Endpoint, Gateway, Limits, Method, Outbound, Part};
+use bmc_rotate::gateway::{Auth, Gateway, Limits, Method, Outbound, Part};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,13 +25,7 @@ fn secret(s: &str) -> Arc<SecretString> {
 
 fn target(bmc: &SimulatedBmc) -> Target {
     let profile = bmc.persona().profile();
-    let gateway = Gateway::pinned(
-        Endpoint::new("127.0.0.1", bmc.addr().port()),
-        bmc.addr(),
-        bmc.pin().parse().expect("pin"),
-        Limits::default(),
-    )
-    .expect("gateway");
+    let gateway = bmc_rotate::conformance::gateway_to(bmc, Limits::default()).expect("gateway");
     let account = format!("{}/{}", profile.account_collections[0], profile.default_account.0);
     Target { gateway, user: profile.default_account.1, account, password: "Bench-Start-1".into(), generation: 0 }
 }

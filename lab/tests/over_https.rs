@@ -3,7 +3,7 @@
 
 use bmc_lab::faults::Faults;
 use bmc_lab::{FleetSpec, Inventory, Lab, Persona, SimulatedBmc};
-use bmc_rotate::gateway::{Auth, Endpoint, Failure, Gateway, Inbound, Limits, Method, Outbound, Part, TlsPolicy};
+use bmc_rotate::gateway::{Auth, Failure, Gateway, Inbound, Limits, Method, Outbound, Part};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 const PW: &str = "Start-Pass-1";
 
 fn gateway(bmc: &SimulatedBmc, limits: Limits) -> Gateway {
-    let tls: TlsPolicy = bmc.pin().parse().unwrap();
-    Gateway::pinned(Endpoint::new("127.0.0.1", bmc.addr().port()), bmc.addr(), tls, limits).unwrap()
+    bmc_rotate::conformance::gateway_to(bmc, limits).unwrap()
 }
 
 fn secret(s: &str) -> Arc<SecretString> {

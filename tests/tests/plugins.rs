@@ -1,12 +1,12 @@
 //! The vendor plugins, as real components in the real host, against the lab's personas: the
 //! happy path both ways of rotating, every vendor quirk, and the faults.
 
+use bmc_lab::Persona;
 use bmc_lab::faults::Faults;
-use bmc_lab::{Persona, SimulatedBmc};
-use bmc_rotate::gateway::{Endpoint, Gateway, Limits};
-use bmc_rotate::runtime::{CallContext, CallError, ErrorKind, Plugin, SecretBindings, Target};
+use bmc_rotate::conformance::LabBmc;
+use bmc_rotate::gateway::Limits;
+use bmc_rotate::runtime::{CallError, ErrorKind, Plugin};
 use bmc_tests::{runtime, wasm};
-use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,43 +25,12 @@ async fn plugin(name: &str) -> Arc<Plugin> {
     runtime().load_file(&wasm(name)).await.unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-struct Bench {
-    bmc: SimulatedBmc,
-    gateway: Arc<Gateway>,
-    user: &'static str,
-}
-
-async fn bench(persona: Persona) -> Bench {
+async fn bench(persona: Persona) -> LabBmc {
     bench_with(persona, Limits::default()).await
 }
 
-async fn bench_with(persona: Persona, limits: Limits) -> Bench {
-    let bmc = SimulatedBmc::start_local(persona, START).await.unwrap();
-    let gateway =
-        Gateway::pinned(Endpoint::new("127.0.0.1", bmc.addr().port()), bmc.addr(), bmc.pin().parse().unwrap(), limits);
-    Bench { gateway: Arc::new(gateway.unwrap()), user: persona.profile().default_account.1, bmc }
-}
-
-fn secret(s: &str) -> Arc<SecretString> {
-    Arc::new(SecretString::from(s.to_owned()))
-}
-
-impl Bench {
-    fn ctx(&self, login: &str, new: Option<&str>) -> CallContext {
-        let mut secrets = SecretBindings::new().bind("login-password", secret(login));
-        if let Some(new) = new {
-            secrets = secrets.bind("new-password", secret(new));
-        }
-        CallContext { gateway: Some(self.gateway.clone()), secrets, budget: Some(Duration::from_secs(20)) }
-    }
-
-    fn target(&self, account: &str, login: &str) -> Target {
-        Target { address: self.bmc.addr().to_string(), account: account.into(), login_account: login.into() }
-    }
-
-    fn own(&self) -> Target {
-        self.target(self.user, self.user)
-    }
+async fn bench_with(persona: Persona, limits: Limits) -> LabBmc {
+    LabBmc::start(persona, START, limits).await.unwrap()
 }
 
 fn kind(error: &CallError) -> ErrorKind {
