@@ -9,5 +9,4 @@ pub mod cli;
 pub mod conformance;
 pub mod fleet;
 pub mod gateway;
-pub mod pep;
 pub mod runtime;

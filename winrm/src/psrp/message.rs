@@ -73,6 +73,13 @@ impl Guid {
         Guid(b)
     }
 
+    /// Parses the display form (`8-4-4-4-12` hex digits, either case, optional braces).
+    pub fn parse(text: &str) -> Option<Guid> {
+        let hex: String = text.trim().trim_start_matches('{').trim_end_matches('}').split('-').collect();
+        let bytes = hex::decode(hex).ok()?;
+        Some(Guid(bytes.try_into().ok()?))
+    }
+
     /// Microsoft byte order: the first three fields little-endian.
     pub fn to_bytes_le(self) -> [u8; 16] {
         let mut b = self.0;

@@ -1,16 +1,18 @@
 //! WS-Management (MS-WSMV) for PowerShell remoting: the six shell operations as SOAP envelopes,
 //! and the parts of the answers the PEP step reads (shell id, streams, command state, faults).
 
-use super::psrp::message::Guid;
-use super::xml::{self, Node, escape};
+use crate::psrp::message::Guid;
+use crate::xml::{self, Node, escape};
 use std::time::Duration;
+
+pub mod service;
 
 /// The PEP's session configuration.
 pub const PRIVILEGED_ENDPOINT: &str = "http://schemas.microsoft.com/powershell/PrivilegedEndpoint";
 /// WS-Man's fault code for "no output within the operation timeout": poll again.
 pub const TIMED_OUT: u32 = 2_150_858_793;
-const SHELL: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell";
-const TRANSFER: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer";
+pub(crate) const SHELL: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell";
+pub(crate) const TRANSFER: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer";
 /// The signal that closes a pipeline.
 pub const SIGNAL_TERMINATE: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/Terminate";
 

@@ -108,6 +108,13 @@ pub enum Arg {
     Secure(Zeroizing<String>),
     /// `<B>` (also binds `[switch]` parameters).
     Bool(bool),
+    /// A PSCredential (MS-PSRP 2.2.3.25): the user in clear, the password as a SecureString.
+    Credential {
+        /// `DOMAIN\user`.
+        user: String,
+        /// The password; zeroized.
+        password: Zeroizing<String>,
+    },
 }
 
 /// One command with named parameters: never script text (the PEP's JEA endpoint forbids it).
@@ -172,6 +179,21 @@ pub fn create_pipeline(command: &Command, key: Option<&SessionKey>) -> Result<St
                 })?;
                 format!(r#"<SS N="V">{}</SS>"#, key.encrypt_secure_string(plain))
             }
+            Arg::Credential { user, password } => {
+                let key = key.ok_or_else(|| {
+                    PsrpError::new(format!("parameter -{name} holds a credential but no session key was exchanged"))
+                })?;
+                format!(
+                    concat!(
+                        r#"<Obj N="V" RefId="{}"><TN RefId="4"><T>System.Management.Automation.PSCredential</T><T>System.Object</T></TN>"#,
+                        r#"<ToString>System.Management.Automation.PSCredential</ToString><Props><S N="UserName">{}</S>"#,
+                        r#"<SS N="Password">{}</SS></Props></Obj>"#
+                    ),
+                    next(),
+                    encode_string(user),
+                    key.encrypt_secure_string(password)
+                )
+            }
         };
         let _ = write!(out, r#"<Obj RefId="{}"><MS><S N="N">{}</S>{value}</MS></Obj>"#, next(), encode_string(name));
     }
@@ -180,7 +202,7 @@ pub fn create_pipeline(command: &Command, key: Option<&SessionKey>) -> Result<St
     Ok(out)
 }
 
-pub use crate::pep::xml::Node;
+pub use crate::xml::Node;
 
 /// CLIXML accessors on the shared XML tree (`N` is the property-name attribute).
 pub trait Clixml {
@@ -208,7 +230,7 @@ impl Clixml for Node {
 
 /// Parses CLIXML into a tree.
 pub fn parse(xml: &str) -> Result<Node, PsrpError> {
-    crate::pep::xml::parse(xml).map_err(|e| PsrpError::new(format!("CLIXML: {e}")))
+    crate::xml::parse(xml).map_err(|e| PsrpError::new(format!("CLIXML: {e}")))
 }
 
 /// The readable parts of an ErrorRecord (MS-PSRP 2.2.3.15).

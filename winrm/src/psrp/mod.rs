@@ -4,6 +4,7 @@ pub mod clixml;
 pub mod crypto;
 pub mod fragment;
 pub mod message;
+pub mod server;
 
 /// A PSRP decoding or protocol error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -72,7 +72,7 @@ pub fn unseal(sealer: &mut Sealer, body: &[u8]) -> Result<Vec<u8>, NtlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pep::ntlm::Side;
+    use crate::ntlm::Side;
 
     #[test]
     fn a_sealed_envelope_round_trips_and_hides_the_soap() {
