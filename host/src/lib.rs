@@ -9,4 +9,5 @@ pub mod cli;
 pub mod conformance;
 pub mod fleet;
 pub mod gateway;
+pub mod pep;
 pub mod runtime;
