@@ -4,6 +4,7 @@
 //! - [`bmc`]: one BMC as a state machine (accounts, sessions, ETags, policies, lockouts).
 //! - [`server`]: a BMC behind a real HTTPS listener, with [`faults`] injected.
 //! - [`fleet`]: fleet specs in, running labs and inventories out.
+//! - [`pep`]: the privileged endpoint (WinRM + NTLM + PSRP, JEA NoLanguage semantics).
 //! - [`https`], [`tls`]: the shared transport (loopback TLS with fresh certificates).
 
 pub mod bmc;
@@ -11,6 +12,7 @@ pub mod clock;
 pub mod faults;
 pub mod fleet;
 pub mod https;
+pub mod pep;
 pub mod persona;
 pub mod policy;
 pub mod server;

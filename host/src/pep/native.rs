@@ -43,8 +43,10 @@ impl PepClient for NativeClient {
                         PepError::Unreachable { endpoint: name.clone(), reason }
                     }
                 })?;
+        tracing::info!(endpoint = %name, user = %target.user, "authenticated to the privileged endpoint");
         let mut session = Session::open(connection, name.clone(), endpoint.url(), target.operation_timeout).await?;
         session.exchange_keys().await?;
+        tracing::info!(endpoint = %name, "runspace pool open, session key exchanged");
         progress(PepEvent::SessionOpen(name.clone()));
         let limit = target.deadline;
         let mut report = PepReport { endpoint: name.clone(), ..PepReport::default() };
@@ -66,6 +68,7 @@ async fn work(
     progress: &Progress,
 ) -> Result<(), PepError> {
     let cmdlet = detect(session, target, deadline, limit, progress).await?;
+    tracing::info!(endpoint = %session.name(), cmdlet = cmdlet.name(), "credential cmdlet detected");
     progress(PepEvent::Detected(cmdlet.clone()));
     report.cmdlet = Some(cmdlet.clone());
     match &request.action {
@@ -94,6 +97,7 @@ async fn work(
                     (name.to_owned(), value)
                 })
                 .collect();
+            tracing::info!(endpoint = %session.name(), call = %report.call, "invoking");
             progress(PepEvent::Invoking(report.call.clone()));
             let command = Command { name: cmdlet.name().into(), args };
             let result = session.invoke(&command, deadline, limit, progress).await?;

@@ -115,10 +115,17 @@ impl Session {
         during: &str,
     ) -> Result<Result<wsman::Received, wsman::Fault>, PepError> {
         let (id, soap) = wsman::envelope(&self.wsman, op);
+        let operation = op_name(op);
+        // Sizes and statuses only: SOAP bodies carry SecureStrings and are never logged.
+        tracing::trace!(endpoint = %self.name, operation, bytes = soap.len(), "WS-Man request");
         let answer = match self.connection.exchange(&soap).await {
             Ok(answer) => answer,
-            Err(error) => return Err(self.error(during, error)),
+            Err(error) => {
+                tracing::debug!(endpoint = %self.name, operation, ?error, "WS-Man exchange failed");
+                return Err(self.error(during, error));
+            }
         };
+        tracing::debug!(endpoint = %self.name, operation, status = answer.status, bytes = answer.soap.len(), "WS-Man answer");
         if answer.soap.trim().is_empty() {
             return Err(self.protocol(format!("{during}: HTTP {} without a SOAP answer", answer.status)));
         }
@@ -331,6 +338,7 @@ impl Session {
                 Err(fault) => return Err(self.protocol(format!("{during}: {}", fault.reason))),
             };
             for message in self.messages(&received.stdout)? {
+                tracing::trace!(endpoint = %self.name, kind = format_args!("{:#010x}", message.kind.0), "PSRP message");
                 let data = String::from_utf8_lossy(&message.data).into_owned();
                 match message.kind {
                     MessageType::PIPELINE_OUTPUT => result.output.push(object_text(&message.data)),
@@ -390,6 +398,17 @@ impl Session {
 enum Until {
     Opened,
     SessionKey,
+}
+
+fn op_name(op: &Operation<'_>) -> &'static str {
+    match op {
+        Operation::Create { .. } => "Create",
+        Operation::Command { .. } => "Command",
+        Operation::Send { .. } => "Send",
+        Operation::Receive { .. } => "Receive",
+        Operation::Signal { .. } => "Signal",
+        Operation::Delete { .. } => "Delete",
+    }
 }
 
 fn op_is_create(op: &Operation<'_>) -> bool {

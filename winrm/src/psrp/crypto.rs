@@ -78,6 +78,7 @@ pub fn public_key_from_blob(blob: &[u8]) -> Result<RsaPublicKey, PsrpError> {
 }
 
 /// The AES-256 key that protects SecureStrings in one runspace pool.
+#[derive(Clone)]
 pub struct SessionKey(Zeroizing<[u8; 32]>);
 
 impl SessionKey {
