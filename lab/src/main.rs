@@ -1,11 +1,15 @@
 //! `bmc-lab serve --fleet spec.toml [--inventory-out inv.toml]`: runs a simulated fleet until
 //! interrupted, prints where each BMC listens and its certificate fingerprint, and writes the
-//! inventory bmc-rotate reads.
+//! inventory bmc-rotate reads. `bmc-lab pep` runs the privileged-endpoint simulator alone (for
+//! PowerShell remoting clients such as pypsrp).
 
+use bmc_lab::pep::{PepConfig, PepPersona, PepSimulator};
 use bmc_lab::{FleetSpec, Lab};
 use clap::{Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Redfish BMC simulators for bmc-rotate.
 #[derive(Parser)]
@@ -29,6 +33,25 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         certs_out: Option<PathBuf>,
     },
+    /// Serve a privileged-endpoint simulator (WinRM on HTTP, NTLM, PSRP) until Ctrl-C.
+    Pep {
+        /// `current` (Set-BmcCredential) or `pre-1907` (Set-BmcPassword).
+        #[arg(long, default_value = "current")]
+        persona: PepPersona,
+        /// How many ERCS VMs to simulate (1 to 3).
+        #[arg(long, default_value_t = 3)]
+        endpoints: usize,
+        /// Address to listen on; each ERCS VM gets a free port.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// Read the CloudAdmin password from this environment variable (default: the lab's).
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        /// Report whether each stored BMC password equals this environment variable's value
+        /// (the simulator never prints a password).
+        #[arg(long, value_name = "VAR")]
+        expect_password_env: Option<String>,
+    },
     /// List the personas the lab simulates (name and hardware profile).
     Personas {
         /// Print only the default account's user name of this persona.
@@ -50,6 +73,9 @@ async fn main() -> ExitCode {
                 println!("{:<14} {}", p.name(), p.hardware_profile());
             }
             ExitCode::SUCCESS
+        }
+        Command::Pep { persona, endpoints, bind, password_env, expect_password_env } => {
+            serve_pep(persona, endpoints, bind, password_env, expect_password_env).await
         }
         Command::Serve { fleet, inventory_out, certs_out } => {
             let spec = match FleetSpec::load(&fleet) {
@@ -87,6 +113,73 @@ async fn main() -> ExitCode {
             println!("serving {} BMCs; Ctrl-C stops", lab.bmcs().len());
             let _ = tokio::signal::ctrl_c().await;
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn env_secret(var: &str) -> Result<String, String> {
+    std::env::var(var).map_err(|_| format!("environment variable {var} is not set (or not UTF-8)"))
+}
+
+async fn serve_pep(
+    persona: PepPersona,
+    endpoints: usize,
+    bind: IpAddr,
+    password_env: Option<String>,
+    expect_password_env: Option<String>,
+) -> ExitCode {
+    let mut config = PepConfig { persona, endpoints, ..PepConfig::default() };
+    let secrets = password_env
+        .as_deref()
+        .map(env_secret)
+        .transpose()
+        .and_then(|password| Ok((password, expect_password_env.as_deref().map(env_secret).transpose()?)));
+    let (password, expected) = match secrets {
+        Ok(secrets) => secrets,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(password) = password {
+        config.password = password.into();
+    }
+    let binds: Vec<SocketAddr> = (0..endpoints).map(|_| SocketAddr::new(bind, 0)).collect();
+    let sim = match PepSimulator::start_on(config, &binds).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("error: cannot start the PEP simulator: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    for (i, addr) in sim.addrs().iter().enumerate() {
+        println!("ERCS{:02} http://{addr}/wsman", i + 1);
+    }
+    println!("account {}", sim.account());
+    println!("serving the privileged endpoint; Ctrl-C stops");
+    let mut seen = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+            _ = tick.tick() => {}
+        }
+        if sim.store_count() == seen {
+            continue;
+        }
+        seen = sim.store_count();
+        if let Some(stored) = sim.stored() {
+            let verdict = match &expected {
+                Some(expected) => format!(" matches-expected={}", stored.password.as_str() == expected.as_str()),
+                None => String::new(),
+            };
+            println!(
+                "stored cmdlet={} user={} bypass={} ercs=ERCS{:02}{verdict}",
+                stored.cmdlet,
+                stored.user.as_deref().unwrap_or("-"),
+                stored.bypass_bmc_update,
+                stored.ercs + 1
+            );
         }
     }
 }
