@@ -11,3 +11,4 @@ pub mod fleet;
 pub mod gateway;
 pub mod pep;
 pub mod runtime;
+pub mod secrets;

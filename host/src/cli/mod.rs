@@ -1,5 +1,7 @@
 //! The command line: argument parsing, dispatch, exit codes.
 
+mod args;
+pub mod pep;
 mod plugins;
 mod profiles;
 mod render;
@@ -16,6 +18,10 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// Bad input: arguments, files or settings that are wrong. Nothing was changed.
     pub const BAD_INPUT: u8 = 2;
+    /// A rotation failed and every BMC was rolled back to the old password.
+    pub const ROLLED_BACK: u8 = 3;
+    /// The outcome is not known everywhere (a lost answer, a crash): run again or `resume`.
+    pub const NEEDS_RESUME: u8 = 4;
 }
 
 /// Rotate BMC passwords across an Azure Stack Hub fleet through sandboxed vendor plugins.
@@ -48,6 +54,42 @@ enum Command {
     /// Hardware profiles: which plugin rotates which server model's BMC.
     #[command(subcommand, visible_alias = "profile")]
     Profiles(ProfilesCommand),
+    /// The privileged-endpoint step on its own: check the PEP, or store a BMC credential.
+    #[command(subcommand)]
+    Pep(PepCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PepCommand {
+    /// Connect to the privileged endpoint, authenticate, detect the BMC credential cmdlet and
+    /// print the call a rotation would make. Changes nothing.
+    Check {
+        #[command(flatten)]
+        pep: pep::PepArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Store a new BMC credential in Azure Stack Hub (Set-BmcCredential, or Set-BmcPassword on
+    /// pre-1907 stamps), for BMCs already rotated another way. When several secrets come from
+    /// stdin they are read one per line: new BMC password, CloudAdmin password, share password.
+    SetCredential {
+        #[command(flatten)]
+        pep: pep::PepArgs,
+        /// Where to read the new BMC password: prompt, env:VAR, file:PATH (mode 0600) or stdin.
+        #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = args::SecretSourceParser)]
+        new_password: crate::secrets::SecretSource,
+        /// Let Set-BmcCredential push the credential to the BMCs as well. By default it gets
+        /// -BypassBMCUpdate: the BMCs already hold the password, only the store is updated.
+        #[arg(long)]
+        update_bmcs: bool,
+        /// Where to read the transcript share's password (when the inventory names a share).
+        #[arg(long, value_name = "SOURCE", value_parser = args::SecretSourceParser)]
+        transcripts_password: Option<crate::secrets::SecretSource>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +192,10 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Profiles(ProfilesCommand::List { dir, output }) => profiles::list(dir, output),
         Command::Profiles(ProfilesCommand::Show { name, dir, output }) => profiles::show(&name, dir, output),
+        Command::Pep(PepCommand::Check { pep, output }) => pep::check(pep, output).await,
+        Command::Pep(PepCommand::SetCredential { pep, new_password, update_bmcs, transcripts_password, output }) => {
+            pep::set_credential(pep, new_password, update_bmcs, transcripts_password, output).await
+        }
     }
 }
 

@@ -1,0 +1,224 @@
+//! `bmc-rotate pep check|set-credential`: the PEP step on its own.
+
+use super::args::{SecretSourceParser, parse_duration};
+use super::{Output, exit, render};
+use crate::fleet::inventory::Inventory;
+use crate::pep::native::NativeClient;
+use crate::pep::powershell::PowerShellClient;
+use crate::pep::{
+    BmcCredential, PepAction, PepError, PepEvent, PepReport, PepRequest, PepTarget, Progress, TranscriptShare, run,
+};
+use crate::secrets::{SecretReader, SecretSource};
+use clap::ValueEnum;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which client talks to the privileged endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PepClientKind {
+    /// WinRM + NTLM + PSRP from Rust; needs nothing installed.
+    Native,
+    /// `pwsh` or `powershell.exe` on PATH, with the documented New-PSSession procedure.
+    Powershell,
+}
+
+/// Options every PEP-touching command shares.
+#[derive(Debug, clap::Args)]
+pub struct PepArgs {
+    /// The stamp's inventory; its `[pep]` table names the ERCS VMs and the CloudAdmin account.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Where to read the CloudAdmin password: prompt, env:VAR, file:PATH (mode 0600) or stdin.
+    #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = SecretSourceParser)]
+    pub cloudadmin_password: SecretSource,
+    /// The client that talks to the privileged endpoint.
+    #[arg(long, value_enum, default_value_t = PepClientKind::Native)]
+    pub pep_client: PepClientKind,
+    /// How long the PEP step may take in all, failover included (`90s`, `30m`, `1h`).
+    /// Set-BmcCredential can run for many minutes.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub pep_deadline: Duration,
+}
+
+/// Prints the PEP step's progress on stderr, one line per event.
+pub fn progress_lines() -> Progress {
+    Arc::new(|event| {
+        let line = match event {
+            PepEvent::Connecting(endpoint) => format!("connecting to {endpoint}"),
+            PepEvent::SessionOpen(endpoint) => {
+                format!("session open on {endpoint} (NTLM, sealed, session key exchanged)")
+            }
+            PepEvent::Detected(cmdlet) => format!("found {}", cmdlet.name()),
+            PepEvent::Invoking(call) => format!("running {call}"),
+            PepEvent::Waiting(elapsed) => format!("still running after {}s", elapsed.as_secs()),
+            PepEvent::Record(text) => text,
+            PepEvent::FailingOver { endpoint, reason } => {
+                format!("{endpoint} failed ({reason}); trying the next ERCS VM")
+            }
+        };
+        eprintln!("pep: {line}");
+    })
+}
+
+fn load(args: &PepArgs) -> Result<(Inventory, PepTarget, SecretReader), u8> {
+    let inventory = Inventory::load(&args.inventory).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })?;
+    let pep = inventory.pep().map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })?;
+    for warning in &inventory.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let target = PepTarget {
+        endpoints: pep.endpoints.clone(),
+        user: pep.cloudadmin.clone(),
+        password: secrecy::SecretString::from(""),
+        deadline: args.pep_deadline,
+        operation_timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(15),
+    };
+    Ok((inventory, target, SecretReader::default()))
+}
+
+fn read(reader: &mut SecretReader, source: &SecretSource, what: &str) -> Result<secrecy::SecretString, u8> {
+    reader.read(source, what).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })
+}
+
+/// Runs the step with the chosen client.
+pub async fn execute(
+    kind: PepClientKind,
+    target: &PepTarget,
+    request: &PepRequest,
+    progress: &Progress,
+) -> Result<PepReport, PepError> {
+    match kind {
+        PepClientKind::Native => run(&NativeClient, target, request, progress).await,
+        PepClientKind::Powershell => run(&PowerShellClient::discover()?, target, request, progress).await,
+    }
+}
+
+fn print(result: &Result<PepReport, PepError>, output: Output) -> u8 {
+    let code = match result {
+        Ok(_) => exit::OK,
+        Err(PepError::BadInput(_)) => exit::BAD_INPUT,
+        Err(e) if e.outcome_unknown() => exit::NEEDS_RESUME,
+        Err(_) => exit::FAILED,
+    };
+    match output {
+        Output::Json => {
+            let json = match result {
+                Ok(report) => serde_json::json!({ "status": "ok", "report": report }),
+                Err(e) => serde_json::json!({
+                    "status": "failed",
+                    "error": e.to_string(),
+                    "outcome_unknown": e.outcome_unknown(),
+                }),
+            };
+            println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
+        }
+        Output::Table => match result {
+            Ok(report) => print!("{}", describe(report)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                if e.outcome_unknown() {
+                    eprintln!("hint: run the same command again; storing the same credential twice is harmless");
+                }
+            }
+        },
+    }
+    code
+}
+
+fn describe(report: &PepReport) -> String {
+    let mut pairs = vec![
+        ("endpoint", report.endpoint.clone()),
+        ("cmdlet", report.cmdlet.as_ref().map_or("-".into(), |c| c.name().to_owned())),
+        ("call", report.call.clone()),
+        ("stored", if report.stored { "yes".into() } else { "no (nothing was changed)".into() }),
+        ("elapsed", format!("{:.1}s", report.elapsed.as_secs_f64())),
+    ];
+    if report.transcripts_closed {
+        pairs.push(("transcripts", "handed over by Close-PrivilegedEndpoint".into()));
+    }
+    for (endpoint, reason) in &report.failed_over {
+        pairs.push(("failed over", format!("{endpoint}: {reason}")));
+    }
+    for line in &report.output {
+        pairs.push(("output", line.trim().to_owned()));
+    }
+    for line in &report.warnings {
+        pairs.push(("warning", line.clone()));
+    }
+    render::fields(&pairs)
+}
+
+/// `pep check`.
+pub async fn check(args: PepArgs, output: Output) -> u8 {
+    let (inventory, mut target, mut reader) = match load(&args) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    target.password = match read(&mut reader, &args.cloudadmin_password, "the CloudAdmin password") {
+        Ok(secret) => secret,
+        Err(code) => return code,
+    };
+    let request = PepRequest { action: PepAction::Check { bmc_user: Some(inventory.bmc_user.clone()) }, close: None };
+    let result = execute(args.pep_client, &target, &request, &progress_lines()).await;
+    print(&result, output)
+}
+
+/// `pep set-credential`.
+pub async fn set_credential(
+    args: PepArgs,
+    new_password: SecretSource,
+    update_bmcs: bool,
+    transcripts_password: Option<SecretSource>,
+    output: Output,
+) -> u8 {
+    let (inventory, mut target, mut reader) = match load(&args) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let transcripts = inventory.pep.as_ref().and_then(|p| p.transcripts.clone());
+    if transcripts_password.is_some() && transcripts.is_none() {
+        eprintln!(
+            "error: --transcripts-password needs `transcripts` and `transcripts_user` in the inventory's [pep] table"
+        );
+        return exit::BAD_INPUT;
+    }
+    let secrets = (|| {
+        let new = read(&mut reader, &new_password, "the new BMC password")?;
+        let cloud = read(&mut reader, &args.cloudadmin_password, "the CloudAdmin password")?;
+        let share = match (&transcripts, &transcripts_password) {
+            (Some((_, user)), source) => {
+                let source = source.clone().unwrap_or(SecretSource::Prompt);
+                Some(read(&mut reader, &source, &format!("the password of {user} (transcript share)"))?)
+            }
+            (None, _) => None,
+        };
+        Ok::<_, u8>((new, cloud, share))
+    })();
+    let (new, cloud, share) = match secrets {
+        Ok(secrets) => secrets,
+        Err(code) => return code,
+    };
+    target.password = cloud;
+    let close = transcripts.zip(share).map(|((path, user), password)| TranscriptShare { path, user, password });
+    let request = PepRequest {
+        action: PepAction::SetCredential(BmcCredential {
+            user: Some(inventory.bmc_user.clone()),
+            password: new,
+            bypass_bmc_update: !update_bmcs,
+        }),
+        close,
+    };
+    let result = execute(args.pep_client, &target, &request, &progress_lines()).await;
+    print(&result, output)
+}

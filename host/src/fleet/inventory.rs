@@ -1,0 +1,325 @@
+//! The inventory: one Azure Stack Hub stamp's BMCs and privileged endpoint. It holds no secret —
+//! a key that looks like one is refused — and every error names the file, the line, the field
+//! and what was expected. The commented example is `host/inventory.example.toml`.
+
+use crate::gateway::{Endpoint, TlsPolicy};
+use crate::pep::{MAX_CREDENTIAL_CHARS, PepEndpoint};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A parsed, checked inventory.
+#[derive(Clone, Debug)]
+pub struct Inventory {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The stamp's name (reports, journal, audit log).
+    pub stamp: String,
+    /// The BMC account rotated on every BMC (Azure Stack wants one user on all).
+    pub bmc_user: String,
+    /// The BMCs, in file order.
+    pub bmcs: Vec<BmcEntry>,
+    /// The privileged endpoint, if the file has a `[pep]` table.
+    pub pep: Option<PepSettings>,
+    /// Things that are allowed but unwise, for the operator to read.
+    pub warnings: Vec<String>,
+}
+
+/// One BMC.
+#[derive(Clone, Debug)]
+pub struct BmcEntry {
+    /// Unique name (the node, e.g. `node01`).
+    pub name: String,
+    /// Where its Redfish service listens.
+    pub endpoint: Endpoint,
+    /// The hardware profile (its own, or the stamp's).
+    pub profile: String,
+    /// How its certificate is trusted (its own, or the stamp's).
+    pub tls: TlsPolicy,
+    /// Line of its `[[bmc]]` entry, for messages.
+    pub line: usize,
+}
+
+/// The privileged endpoint.
+#[derive(Clone, Debug)]
+pub struct PepSettings {
+    /// The ERCS VMs, in the order they are tried.
+    pub endpoints: Vec<PepEndpoint>,
+    /// `DOMAIN\CloudAdmin`.
+    pub cloudadmin: String,
+    /// `Close-PrivilegedEndpoint -TranscriptsPathDestination`, and the share's account.
+    pub transcripts: Option<(String, String)>,
+}
+
+/// A problem with the inventory, located.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoryError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field (`bmc[2].address`), when known.
+    pub field: Option<String>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for InventoryError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    stamp: Spanned<String>,
+    bmc_user: Spanned<String>,
+    profile: Option<Spanned<String>>,
+    tls: Option<Spanned<String>>,
+    pep: Option<Spanned<RawPep>>,
+    #[serde(default)]
+    bmc: Vec<Spanned<RawBmc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPep {
+    endpoints: Spanned<Vec<Spanned<String>>>,
+    cloudadmin: Spanned<String>,
+    tls: Option<Spanned<String>>,
+    transcripts: Option<Spanned<String>>,
+    transcripts_user: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBmc {
+    name: Spanned<String>,
+    address: Spanned<String>,
+    profile: Option<Spanned<String>>,
+    tls: Option<Spanned<String>>,
+    /// Written by bmc-lab: the simulated persona. Informational.
+    #[allow(dead_code)]
+    persona: Option<String>,
+}
+
+/// Names of keys that would hold a secret. The inventory is shared and versioned: never there.
+const SECRET_WORDS: [&str; 4] = ["password", "passwd", "secret", "credential"];
+
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    fn at<T>(&self, spanned: &Spanned<T>, field: impl Into<String>, message: impl Into<String>) -> InventoryError {
+        InventoryError {
+            path: self.path.to_owned(),
+            line: Some(self.line(spanned.span().start)),
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+fn refuse_secrets(locate: &Locator<'_>) -> Result<(), InventoryError> {
+    for (i, line) in locate.text.lines().enumerate() {
+        let code = line.split('#').next().unwrap_or_default();
+        for word in SECRET_WORDS {
+            let Some(at) = code.to_ascii_lowercase().find(word) else { continue };
+            let key_like = code[at..].trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if key_like.trim_start().starts_with('=') || key_like.trim_start().starts_with("\"=") {
+                return Err(InventoryError {
+                    path: locate.path.to_owned(),
+                    line: Some(i + 1),
+                    field: Some(code[..at + word.len()].trim().trim_start_matches(['{', ',', ' ']).to_owned()),
+                    message: "the inventory never holds a secret; give passwords with --bmc-password, \
+                              --new-password and --cloudadmin-password (prompt, env:VAR, file:PATH or stdin)"
+                        .into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn account_name(value: &Spanned<String>, field: &str, locate: &Locator<'_>) -> Result<String, InventoryError> {
+    let name = value.get_ref().trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_CREDENTIAL_CHARS {
+        return Err(locate.at(
+            value,
+            field,
+            format!("expected 1 to {MAX_CREDENTIAL_CHARS} characters (Azure Stack Hub's limit), got {chars}"),
+        ));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\/:;<>@[]|=,+*?".contains(c)) {
+        return Err(locate.at(
+            value,
+            field,
+            format!("`{name}` has characters BMC user names do not allow: use letters, digits, `-`, `_` and `.`"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+impl Inventory {
+    /// Reads and checks an inventory file.
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let text = std::fs::read_to_string(path).map_err(|e| InventoryError {
+            path: path.to_owned(),
+            line: None,
+            field: None,
+            message: format!("cannot read the inventory: {e}"),
+        })?;
+        Inventory::parse(path, &text)
+    }
+
+    /// Checks an inventory's text (`path` is for messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
+        let locate = Locator { path, text };
+        refuse_secrets(&locate)?;
+        let raw: RawInventory = toml::from_str(text).map_err(|e| InventoryError {
+            path: path.to_owned(),
+            line: e.span().map(|s| locate.line(s.start)),
+            field: None,
+            message: e.message().trim().to_owned(),
+        })?;
+        let stamp = raw.stamp.get_ref().trim().to_owned();
+        if stamp.is_empty() {
+            return Err(locate.at(&raw.stamp, "stamp", "expected the stamp's name, e.g. \"contoso-east\""));
+        }
+        let bmc_user = account_name(&raw.bmc_user, "bmc_user", &locate)?;
+        let mut warnings = Vec::new();
+        if ["admin", "root", "administrator", "userid"].contains(&bmc_user.to_ascii_lowercase().as_str()) {
+            warnings.push(format!(
+                "bmc_user `{bmc_user}` is a well-known default account; Azure Stack Hub OEM guidance is to rotate a dedicated account"
+            ));
+        }
+        let tls_of = |value: &Spanned<String>, field: &str| {
+            value.get_ref().parse::<TlsPolicy>().map_err(|e| locate.at(value, field, e))
+        };
+        let default_tls = raw.tls.as_ref().map(|t| tls_of(t, "tls")).transpose()?;
+        if raw.bmc.is_empty() {
+            return Err(InventoryError {
+                path: path.to_owned(),
+                line: None,
+                field: Some("bmc".into()),
+                message: "no BMC: add one `[[bmc]]` table (name, address) per server".into(),
+            });
+        }
+        let (mut names, mut addresses) = (HashSet::new(), HashSet::new());
+        let mut bmcs = Vec::new();
+        for (i, entry) in raw.bmc.iter().enumerate() {
+            let bmc = entry.get_ref();
+            let field = |f: &str| format!("bmc[{i}].{f}");
+            let name = bmc.name.get_ref().trim().to_owned();
+            if name.is_empty() {
+                return Err(locate.at(&bmc.name, field("name"), "expected a name, e.g. \"node01\""));
+            }
+            if !names.insert(name.clone()) {
+                return Err(locate.at(
+                    &bmc.name,
+                    field("name"),
+                    format!("`{name}` is used by another BMC; names must be unique"),
+                ));
+            }
+            let endpoint: Endpoint =
+                bmc.address.get_ref().parse().map_err(|e: String| locate.at(&bmc.address, field("address"), e))?;
+            if !addresses.insert(endpoint.clone()) {
+                return Err(locate.at(&bmc.address, field("address"), format!("{endpoint} is listed twice")));
+            }
+            let profile = match (&bmc.profile, &raw.profile) {
+                (Some(p), _) | (None, Some(p)) => p.get_ref().trim().to_owned(),
+                (None, None) => {
+                    return Err(locate.at(entry, field("profile"), "no hardware profile: set `profile` here or at the top of the file (see `bmc-rotate profiles list`)"));
+                }
+            };
+            let tls = match (&bmc.tls, &default_tls) {
+                (Some(t), _) => tls_of(t, &field("tls"))?,
+                (None, Some(t)) => t.clone(),
+                (None, None) => TlsPolicy::SystemRoots,
+            };
+            if tls == TlsPolicy::Insecure {
+                warnings.push(format!("BMC {name}: TLS certificate checks are OFF (tls = \"insecure\")"));
+            }
+            bmcs.push(BmcEntry { name, endpoint, profile, tls, line: locate.line(entry.span().start) });
+        }
+        let pep = raw.pep.as_ref().map(|pep| pep_settings(pep, &locate)).transpose()?;
+        Ok(Inventory { path: path.to_owned(), stamp, bmc_user, bmcs, pep, warnings })
+    }
+
+    /// The `[pep]` table, or an error saying it is needed.
+    pub fn pep(&self) -> Result<&PepSettings, InventoryError> {
+        self.pep.as_ref().ok_or_else(|| InventoryError {
+            path: self.path.clone(),
+            line: None,
+            field: Some("pep".into()),
+            message: "no `[pep]` table: add `endpoints` (the ERCS VM addresses) and `cloudadmin` (DOMAIN\\user)".into(),
+        })
+    }
+}
+
+fn pep_settings(pep: &Spanned<RawPep>, locate: &Locator<'_>) -> Result<PepSettings, InventoryError> {
+    let raw = pep.get_ref();
+    let list = raw.endpoints.get_ref();
+    if list.is_empty() || list.len() > 3 {
+        return Err(locate.at(
+            &raw.endpoints,
+            "pep.endpoints",
+            format!("expected 1 to 3 ERCS VM addresses, got {}", list.len()),
+        ));
+    }
+    let tls = raw
+        .tls
+        .as_ref()
+        .map(|t| t.get_ref().parse::<TlsPolicy>().map_err(|e| locate.at(t, "pep.tls", e)))
+        .transpose()?;
+    let mut endpoints = Vec::new();
+    for (i, address) in list.iter().enumerate() {
+        let mut endpoint: PepEndpoint =
+            address.get_ref().parse().map_err(|e: String| locate.at(address, format!("pep.endpoints[{i}]"), e))?;
+        if let (Some(_), Some(policy)) = (&endpoint.tls, &tls) {
+            endpoint.tls = Some(policy.clone());
+        }
+        endpoints.push(endpoint);
+    }
+    let cloudadmin = raw.cloudadmin.get_ref().trim().to_owned();
+    if !cloudadmin.split_once('\\').is_some_and(|(domain, user)| !domain.is_empty() && !user.is_empty()) {
+        return Err(locate.at(&raw.cloudadmin, "pep.cloudadmin", format!("`{cloudadmin}`: expected DOMAIN\\user, e.g. 'AZURESTACK\\CloudAdmin' (single quotes keep the backslash)")));
+    }
+    let transcripts = match (&raw.transcripts, &raw.transcripts_user) {
+        (None, None) => None,
+        (Some(path), Some(user)) => Some((path.get_ref().clone(), user.get_ref().clone())),
+        (Some(path), None) => {
+            return Err(locate.at(
+                path,
+                "pep.transcripts_user",
+                "`transcripts` needs `transcripts_user` (DOMAIN\\user of the share)",
+            ));
+        }
+        (None, Some(user)) => {
+            return Err(locate.at(user, "pep.transcripts", "`transcripts_user` needs `transcripts` (the share path)"));
+        }
+    };
+    Ok(PepSettings { endpoints, cloudadmin, transcripts })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Inventory, InventoryError> {
+    Inventory::parse(Path::new("inv.toml"), text)
+}
+
+const MINIMAL: &str = r#"
+stamp = "lab"
+bmc_user = "azsbmc"
+profile = "dell-poweredge-r640"
+[[bmc]]
+name = "node01"
+address = "10.0.0.11"
+"#;
+
+#[test]
+fn the_documented_example_parses() {
+    let text = include_str!("../../../inventory.example.toml");
+    let inv = parse(text).unwrap();
+    assert_eq!((inv.stamp.as_str(), inv.bmc_user.as_str(), inv.bmcs.len()), ("contoso-east", "azsbmc", 3));
+    assert_eq!(inv.bmcs[2].profile, "hpe-proliant-dl380-gen10");
+    assert_eq!(inv.bmcs[2].endpoint, Endpoint::new("bmc-node03.contoso.local", 8443));
+    assert!(matches!(inv.bmcs[1].tls, TlsPolicy::PinnedSha256(_)));
+    assert!(matches!(inv.bmcs[0].tls, TlsPolicy::CaFile(_)));
+    let pep = inv.pep().unwrap();
+    assert_eq!(pep.endpoints.len(), 3);
+    assert_eq!(pep.endpoints[0].url(), "http://10.20.30.224:5985/wsman");
+    assert_eq!(pep.cloudadmin, r"AZURESTACK\CloudAdmin");
+    assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+}
+
+#[test]
+fn a_lab_inventory_parses() {
+    let text = "stamp = \"lab\"\nbmc_user = \"azsbmc\"\n\n[[bmc]]\nname = \"dell-idrac9-01\"\naddress = \"127.0.0.1:40123\"\npersona = \"dell-idrac9\"\nprofile = \"dell-poweredge-r640\"\ntls = \"sha256:3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f\"\n";
+    let inv = parse(text).unwrap();
+    assert!(inv.pep.is_none());
+    assert!(inv.pep().unwrap_err().to_string().contains("no `[pep]` table"));
+}
+
+#[test]
+fn a_secret_in_the_inventory_is_refused_with_its_line() {
+    for (text, field) in [
+        (format!("{MINIMAL}password = \"x\"\n"), "password"),
+        (
+            format!("{MINIMAL}[pep]\nendpoints = [\"a\"]\ncloudadmin = 'A\\B'\ncloudadmin_password = \"hunter2\"\n"),
+            "cloudadmin_password",
+        ),
+        (format!("{MINIMAL}bmc_secret=\"x\"\n"), "bmc_secret"),
+    ] {
+        let error = parse(&text).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some(field), "{error}");
+        assert_eq!(error.line, Some(text.lines().count()), "{error}");
+        assert!(error.to_string().contains("never holds a secret"), "{error}");
+        assert!(!error.to_string().contains("hunter2"));
+    }
+    // A comment mentioning passwords is fine.
+    assert!(parse(&format!("{MINIMAL}# passwords = come from the prompt\n")).is_ok());
+}
+
+#[test]
+fn every_error_names_file_line_and_field() {
+    let cases: &[(&str, &str, usize, &str)] = &[
+        ("address = \"10.0.0.11\"", "address = \"https://10.0.0.11/redfish\"", 7, "bmc[0].address"),
+        ("bmc_user = \"azsbmc\"", "bmc_user = \"a-very-long-bmc-user\"", 3, "bmc_user"),
+        ("bmc_user = \"azsbmc\"", "bmc_user = \"bmc admin\"", 3, "bmc_user"),
+        ("profile = \"dell-poweredge-r640\"", "profile = \"dell-poweredge-r640\"\ntls = \"sha256:12\"", 5, "tls"),
+        ("name = \"node01\"", "name = \"\"", 6, "bmc[0].name"),
+    ];
+    for (from, to, line, field) in cases {
+        let error = parse(&MINIMAL.replace(from, to)).unwrap_err();
+        assert_eq!((error.line, error.field.as_deref()), (Some(*line), Some(*field)), "{error}");
+        assert!(error.to_string().starts_with(&format!("inv.toml:{line}: `{field}`: ")), "{error}");
+    }
+    let duplicate = format!("{MINIMAL}[[bmc]]\nname = \"node01\"\naddress = \"10.0.0.12\"\n");
+    assert!(parse(&duplicate).unwrap_err().to_string().contains("`node01` is used by another BMC"));
+    let same_address = format!("{MINIMAL}[[bmc]]\nname = \"node02\"\naddress = \"10.0.0.11:443\"\n");
+    assert!(parse(&same_address).unwrap_err().to_string().contains("listed twice"));
+    let unknown = parse(&MINIMAL.replace("stamp", "stmap")).unwrap_err();
+    assert_eq!(unknown.line, Some(2), "{unknown}");
+    assert!(unknown.message.contains("unknown field `stmap`"), "{unknown}");
+    let no_profile = parse(&MINIMAL.replace("profile = \"dell-poweredge-r640\"\n", "")).unwrap_err();
+    assert_eq!(no_profile.field.as_deref(), Some("bmc[0].profile"), "{no_profile}");
+    let no_bmc = parse("stamp = \"x\"\nbmc_user = \"u\"\n").unwrap_err();
+    assert!(no_bmc.message.contains("[[bmc]]"), "{no_bmc}");
+}
+
+#[test]
+fn the_pep_table_is_checked() {
+    let with = |pep: &str| parse(&format!("{MINIMAL}[pep]\n{pep}\n"));
+    let four = with("endpoints = [\"a\", \"b\", \"c\", \"d\"]\ncloudadmin = 'A\\B'").unwrap_err();
+    assert!(four.message.contains("1 to 3 ERCS"), "{four}");
+    let no_domain = with("endpoints = [\"a\"]\ncloudadmin = \"CloudAdmin\"").unwrap_err();
+    assert_eq!(no_domain.field.as_deref(), Some("pep.cloudadmin"));
+    let half = with("endpoints = [\"a\"]\ncloudadmin = 'A\\B'\ntranscripts = '\\\\s\\t'").unwrap_err();
+    assert_eq!(half.field.as_deref(), Some("pep.transcripts_user"));
+    let https = with("endpoints = [\"https://10.0.0.4\"]\ncloudadmin = 'A\\B'\ntls = \"insecure\"").unwrap();
+    assert_eq!(https.pep.unwrap().endpoints[0].tls, Some(TlsPolicy::Insecure));
+    let admin = parse(&MINIMAL.replace("azsbmc", "root")).unwrap();
+    assert!(admin.warnings[0].contains("well-known"));
+}
