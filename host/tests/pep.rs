@@ -215,6 +215,25 @@ async fn close_privileged_endpoint_hands_over_the_transcripts() {
     assert!(sim.transcript().is_empty(), "transcripts leave the PEP");
 }
 
+#[tokio::test]
+async fn https_with_a_pinned_certificate_works_and_a_wrong_pin_is_refused() {
+    let sim = PepSimulator::start(PepConfig { https: true, endpoints: 2, ..PepConfig::default() }).await.unwrap();
+    let pins = sim.pins();
+    let mut target = target(&sim, CLOUD_PASSWORD);
+    for (endpoint, pin) in target.endpoints.iter_mut().zip(&pins) {
+        endpoint.tls = Some(pin.parse().unwrap());
+    }
+    let report = run(&NativeClient, &target, &set_credential(), &quiet()).await.unwrap();
+    assert!(report.stored && report.endpoint.starts_with("https://"), "{report:?}");
+    assert_eq!(sim.stored().unwrap().password.as_str(), NEW_PASSWORD);
+
+    // ERCS01 presents a certificate other than the pinned one: refused, and ERCS02 takes over.
+    target.endpoints[0].tls = Some(pins[1].parse().unwrap());
+    let report = run(&NativeClient, &target, &set_credential(), &quiet()).await.unwrap();
+    assert!(report.failed_over[0].1.contains("TLS"), "{:?}", report.failed_over);
+    assert_eq!(sim.stored().unwrap().ercs, 1);
+}
+
 /// A writer the test's tracing subscriber fills.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

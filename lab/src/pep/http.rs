@@ -1,6 +1,7 @@
 //! One ERCS VM's WinRM listener: HTTP/1.1 keep-alive connections, each authenticated once with
 //! NTLM inside `Negotiate` (the security context belongs to the connection), then only sealed
-//! `multipart/encrypted` bodies, as a WinRM service with `AllowUnencrypted=false` demands.
+//! `multipart/encrypted` bodies, as a WinRM service with `AllowUnencrypted=false` demands. On the
+//! HTTPS listener TLS protects the bodies, so plain SOAP is accepted there (as on Windows).
 
 use super::Shared;
 use super::shell::{self, Outcome};
@@ -15,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
 /// Per-connection security context.
@@ -37,7 +39,10 @@ impl std::fmt::Display for Cut {
 
 impl std::error::Error for Cut {}
 
-pub(crate) async fn serve(listener: TcpListener, ercs: usize, shared: Arc<Shared>) {
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+pub(crate) async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, ercs: usize, shared: Arc<Shared>) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -51,8 +56,18 @@ pub(crate) async fn serve(listener: TcpListener, ercs: usize, shared: Arc<Shared
             drop(stream);
             continue;
         }
-        let shared = shared.clone();
+        let (shared, tls) = (shared.clone(), tls.clone());
         tokio::spawn(async move {
+            let stream: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls) => Box::new(tls),
+                    Err(error) => {
+                        shared.log(ercs, "tls", 0, error.to_string());
+                        return;
+                    }
+                },
+            };
             let connection = Arc::new(Mutex::new(Connection::default()));
             let service = hyper::service::service_fn(move |request| {
                 let (shared, connection) = (shared.clone(), connection.clone());
@@ -107,7 +122,8 @@ async fn handle(
         shared.log(ercs, "auth", 401, "no Authorization header");
         return Ok(reply(StatusCode::UNAUTHORIZED, &challenge_header(None), Vec::new()));
     };
-    if !content_type.starts_with("multipart/encrypted") {
+    let sealed = content_type.starts_with("multipart/encrypted");
+    if !sealed && !shared.config.https {
         shared.log(ercs, "refused", 400, "unencrypted body (AllowUnencrypted=false)");
         return Ok(reply(
             StatusCode::BAD_REQUEST,
@@ -115,7 +131,7 @@ async fn handle(
             b"unencrypted messages are refused: the service has AllowUnencrypted=false".to_vec(),
         ));
     }
-    let soap = {
+    let soap = if sealed {
         let mut state = connection.lock().expect("connection");
         let sealer = state.sealer.as_mut().expect("authenticated connections have a sealer");
         match sealing::unseal(sealer, &body) {
@@ -125,21 +141,24 @@ async fn handle(
                 return Ok(reply(StatusCode::BAD_REQUEST, &[], error.to_string().into_bytes()));
             }
         }
+    } else {
+        body.to_vec()
     };
     let soap = Zeroizing::new(String::from_utf8_lossy(&soap).into_owned());
     let (status, answer) = match shell::process(&soap, ercs, &user, &shared).await {
         Outcome::Answer(status, answer) => (status, answer),
         Outcome::Cut => return Err(Cut),
     };
-    let sealed = {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if !sealed {
+        let plain = "application/soap+xml;charset=UTF-8".to_owned();
+        return Ok(reply(status, &[(header::CONTENT_TYPE, plain)], answer.into_bytes()));
+    }
+    let answer = {
         let mut state = connection.lock().expect("connection");
         sealing::seal(state.sealer.as_mut().expect("sealer"), answer.as_bytes())
     };
-    Ok(reply(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        &[(header::CONTENT_TYPE, sealing::CONTENT_TYPE.into())],
-        sealed,
-    ))
+    Ok(reply(status, &[(header::CONTENT_TYPE, sealing::CONTENT_TYPE.into())], answer))
 }
 
 /// One leg of the NTLM handshake. A new NEGOTIATE restarts it (and drops the old context).

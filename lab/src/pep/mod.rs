@@ -13,6 +13,7 @@ mod http;
 mod jea;
 mod shell;
 
+use crate::tls::TlsIdentity;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -72,6 +73,9 @@ pub struct PepConfig {
     pub endpoints: usize,
     /// VM name prefix (`AzS` gives `AzS-ERCS01`).
     pub prefix: String,
+    /// Listen with HTTPS (WinRM's 5986 listener) instead of HTTP; bodies are then protected by
+    /// TLS and not sealed, as on Windows.
+    pub https: bool,
 }
 
 impl Default for PepConfig {
@@ -83,6 +87,7 @@ impl Default for PepConfig {
             persona: PepPersona::Current,
             endpoints: 3,
             prefix: "AzS".into(),
+            https: false,
         }
     }
 }
@@ -151,6 +156,7 @@ impl Shared {
 pub struct PepSimulator {
     shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
+    identities: Vec<TlsIdentity>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -176,18 +182,32 @@ impl PepSimulator {
             Arc::new(Shared { config, faults: Mutex::default(), records: Mutex::default(), shells: Mutex::default() });
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
+        let mut identities = Vec::new();
         for ercs in 0..shared.config.endpoints {
             let bind = binds.get(ercs).copied().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
             let listener = TcpListener::bind(bind).await?;
             addrs.push(listener.local_addr()?);
-            tasks.push(tokio::spawn(http::serve(listener, ercs, shared.clone())));
+            let tls = if shared.config.https {
+                let identity = TlsIdentity::self_signed(&[&shared.computer(ercs)])?;
+                let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config()?);
+                identities.push(identity);
+                Some(acceptor)
+            } else {
+                None
+            };
+            tasks.push(tokio::spawn(http::serve(listener, tls, ercs, shared.clone())));
         }
-        Ok(PepSimulator { shared, addrs, tasks })
+        Ok(PepSimulator { shared, addrs, identities, tasks })
     }
 
     /// The listeners, ERCS01 first.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// With `https`: each listener's certificate pin (`sha256:HEX`), ERCS01 first.
+    pub fn pins(&self) -> Vec<String> {
+        self.identities.iter().map(TlsIdentity::pin).collect()
     }
 
     /// `DOMAIN\user` of the CloudAdmin account.
@@ -242,3 +262,6 @@ impl PepSimulator {
         self.shared.shells.lock().expect("shells").len()
     }
 }
+
+#[cfg(test)]
+mod tests;
