@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod conformance;
+pub mod demo;
 pub mod fleet;
 pub mod gateway;
 pub mod pep;

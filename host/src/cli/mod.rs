@@ -4,7 +4,9 @@ mod args;
 pub mod pep;
 mod plugins;
 mod profiles;
+mod progress;
 mod render;
+mod rotate;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -54,9 +56,51 @@ enum Command {
     /// Hardware profiles: which plugin rotates which server model's BMC.
     #[command(subcommand, visible_alias = "profile")]
     Profiles(ProfilesCommand),
+    /// Rotate the BMC password of a whole stamp: preflight every BMC, change them all, verify,
+    /// roll back on any failure, then store the new credential through the privileged endpoint.
+    /// Secrets read from stdin come one per line: current BMC password, new BMC password,
+    /// CloudAdmin password, transcript share password.
+    Rotate {
+        #[command(flatten)]
+        pep: pep::PepArgs,
+        #[command(flatten)]
+        args: rotate::RotateArgs,
+        #[command(flatten)]
+        sources: rotate::Sources,
+        /// Output format of the final report.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Converge an interrupted or failed run from its journal: find what each BMC holds, finish
+    /// (or finish rolling back) and tell the privileged endpoint. Stdin order: old BMC password,
+    /// new BMC password, CloudAdmin password.
+    Resume {
+        #[command(flatten)]
+        args: rotate::ResumeArgs,
+        #[command(flatten)]
+        sources: rotate::Sources,
+        /// Output format of the final report.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Show where a run stands, from its journal alone (contacts nothing). Exit code 0 if the
+    /// run converged, 4 if it needs `resume`.
+    Status {
+        /// The run's journal.
+        #[arg(long, value_name = "FILE")]
+        journal: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// The privileged-endpoint step on its own: check the PEP, or store a BMC credential.
     #[command(subcommand)]
     Pep(PepCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +236,18 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Profiles(ProfilesCommand::List { dir, output }) => profiles::list(dir, output),
         Command::Profiles(ProfilesCommand::Show { name, dir, output }) => profiles::show(&name, dir, output),
+        Command::Rotate { pep, args, sources, output } => rotate::rotate(pep, args, sources, output, cache_dir).await,
+        Command::Resume { args, sources, output } => rotate::resume(args, sources, output, cache_dir).await,
+        Command::Status { journal, output } => rotate::status(&journal, output),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "bmc-rotate",
+                &mut std::io::stdout(),
+            );
+            exit::OK
+        }
         Command::Pep(PepCommand::Check { pep, output }) => pep::check(pep, output).await,
         Command::Pep(PepCommand::SetCredential { pep, new_password, update_bmcs, transcripts_password, output }) => {
             pep::set_credential(pep, new_password, update_bmcs, transcripts_password, output).await

@@ -6,7 +6,8 @@ use crate::fleet::inventory::Inventory;
 use crate::pep::native::NativeClient;
 use crate::pep::powershell::PowerShellClient;
 use crate::pep::{
-    BmcCredential, PepAction, PepError, PepEvent, PepReport, PepRequest, PepTarget, Progress, TranscriptShare, run,
+    AnyClient, BmcCredential, PepAction, PepError, PepEvent, PepReport, PepRequest, PepTarget, Progress,
+    TranscriptShare, run,
 };
 use crate::secrets::{SecretReader, SecretSource};
 use clap::ValueEnum;
@@ -41,24 +42,22 @@ pub struct PepArgs {
     pub pep_deadline: Duration,
 }
 
+/// One line for a PEP event.
+pub fn describe_event(event: PepEvent) -> String {
+    match event {
+        PepEvent::Connecting(endpoint) => format!("connecting to {endpoint}"),
+        PepEvent::SessionOpen(endpoint) => format!("session open on {endpoint} (NTLM, sealed, session key exchanged)"),
+        PepEvent::Detected(cmdlet) => format!("found {}", cmdlet.name()),
+        PepEvent::Invoking(call) => format!("running {call}"),
+        PepEvent::Waiting(elapsed) => format!("still running after {}s", elapsed.as_secs()),
+        PepEvent::Record(text) => text,
+        PepEvent::FailingOver { endpoint, reason } => format!("{endpoint} failed ({reason}); trying the next ERCS VM"),
+    }
+}
+
 /// Prints the PEP step's progress on stderr, one line per event.
 pub fn progress_lines() -> Progress {
-    Arc::new(|event| {
-        let line = match event {
-            PepEvent::Connecting(endpoint) => format!("connecting to {endpoint}"),
-            PepEvent::SessionOpen(endpoint) => {
-                format!("session open on {endpoint} (NTLM, sealed, session key exchanged)")
-            }
-            PepEvent::Detected(cmdlet) => format!("found {}", cmdlet.name()),
-            PepEvent::Invoking(call) => format!("running {call}"),
-            PepEvent::Waiting(elapsed) => format!("still running after {}s", elapsed.as_secs()),
-            PepEvent::Record(text) => text,
-            PepEvent::FailingOver { endpoint, reason } => {
-                format!("{endpoint} failed ({reason}); trying the next ERCS VM")
-            }
-        };
-        eprintln!("pep: {line}");
-    })
+    Arc::new(|event| eprintln!("pep: {}", describe_event(event)))
 }
 
 fn load(args: &PepArgs) -> Result<(Inventory, PepTarget, SecretReader), u8> {
@@ -91,6 +90,14 @@ fn read(reader: &mut SecretReader, source: &SecretSource, what: &str) -> Result<
     })
 }
 
+/// The client `kind` names.
+pub fn client(kind: PepClientKind) -> Result<AnyClient, PepError> {
+    Ok(match kind {
+        PepClientKind::Native => AnyClient::Native(NativeClient),
+        PepClientKind::Powershell => AnyClient::PowerShell(PowerShellClient::discover()?),
+    })
+}
+
 /// Runs the step with the chosen client.
 pub async fn execute(
     kind: PepClientKind,
@@ -98,10 +105,7 @@ pub async fn execute(
     request: &PepRequest,
     progress: &Progress,
 ) -> Result<PepReport, PepError> {
-    match kind {
-        PepClientKind::Native => run(&NativeClient, target, request, progress).await,
-        PepClientKind::Powershell => run(&PowerShellClient::discover()?, target, request, progress).await,
-    }
+    run(&client(kind)?, target, request, progress).await
 }
 
 fn print(result: &Result<PepReport, PepError>, output: Output) -> u8 {

@@ -121,7 +121,7 @@ struct ListedPlugin {
     api_version: String,
 }
 
-fn default_plugin_dir() -> Option<PathBuf> {
+pub(super) fn default_plugin_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;

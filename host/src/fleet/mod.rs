@@ -1,4 +1,10 @@
-//! The fleet: hardware profiles now; inventory, orchestrator, journal and resume as they land.
+//! The fleet: the inventory, hardware profiles, the members they make, the rotation itself, its
+//! journal and the resume that converges from it.
 
+pub mod audit;
 pub mod inventory;
+pub mod journal;
+pub mod members;
 pub mod profiles;
+pub mod resume;
+pub mod rotation;

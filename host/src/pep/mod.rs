@@ -424,5 +424,29 @@ impl fmt::Display for PepAction {
     }
 }
 
+/// Either client, chosen at run time (`--pep-client`).
+pub enum AnyClient {
+    /// The native client.
+    Native(native::NativeClient),
+    /// The PowerShell subprocess.
+    PowerShell(powershell::PowerShellClient),
+}
+
+impl PepClient for AnyClient {
+    async fn attempt(
+        &self,
+        endpoint: &PepEndpoint,
+        target: &PepTarget,
+        request: &PepRequest,
+        deadline: Instant,
+        progress: &Progress,
+    ) -> Result<PepReport, PepError> {
+        match self {
+            AnyClient::Native(client) => client.attempt(endpoint, target, request, deadline, progress).await,
+            AnyClient::PowerShell(client) => client.attempt(endpoint, target, request, deadline, progress).await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

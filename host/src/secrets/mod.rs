@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use zeroize::Zeroizing;
 
+pub mod policy;
 mod prompt;
 
 /// Where to read one secret.

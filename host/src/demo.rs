@@ -1,0 +1,57 @@
+//! A whole stamp on loopback — simulated BMCs of every vendor plus a privileged-endpoint
+//! simulator — with the inventory bmc-rotate reads for it: what `bmc-rotate demo` runs, and what
+//! the end-to-end tests and the fleet benchmark drive.
+
+use bmc_lab::pep::{PepConfig, PepSimulator};
+use bmc_lab::{FleetSpec, Lab};
+use std::path::{Path, PathBuf};
+
+/// The lab's CloudAdmin password (lab only).
+pub const LAB_CLOUDADMIN_PASSWORD: &str = "Cloud-Adm1n-Lab!";
+
+/// Simulated BMCs, a PEP and the inventory file naming them.
+pub struct StampLab {
+    /// The BMCs.
+    pub lab: Lab,
+    /// The privileged endpoint.
+    pub pep: PepSimulator,
+    /// The inventory written for them.
+    pub inventory: PathBuf,
+}
+
+impl StampLab {
+    /// Starts the fleet `spec` describes and a PEP, and writes `dir/inventory.toml`.
+    pub async fn start(spec: FleetSpec, pep: PepConfig, dir: &Path) -> anyhow::Result<StampLab> {
+        let lab = Lab::start(spec).await?;
+        let pep = PepSimulator::start(pep).await?;
+        std::fs::create_dir_all(dir)?;
+        let inventory = dir.join("inventory.toml");
+        let stamp = StampLab { lab, pep, inventory };
+        std::fs::write(&stamp.inventory, stamp.inventory_toml())?;
+        Ok(stamp)
+    }
+
+    /// The inventory: the lab's BMCs (pinned certificates) and the PEP's endpoints.
+    pub fn inventory_toml(&self) -> String {
+        let endpoints: Vec<String> = self.pep.addrs().iter().map(|a| format!("\"{a}\"")).collect();
+        format!(
+            "{}\n[pep]\nendpoints = [{}]\ncloudadmin = '{}'\n",
+            self.lab.inventory_toml(),
+            endpoints.join(", "),
+            self.pep.account()
+        )
+    }
+
+    /// How many BMCs accept `password` for `user`.
+    pub fn holding(&self, user: &str, password: &str) -> usize {
+        self.lab.bmcs().iter().filter(|b| b.state().password_is(user, password)).count()
+    }
+}
+
+/// A mixed fleet: two of each vendor generation the lab simulates.
+pub fn mixed_fleet(user: &str, password: &str, per_persona: u32) -> FleetSpec {
+    let personas = bmc_lab::Persona::ALL.iter().map(|p| format!("{} = {per_persona}", p.name())).collect::<Vec<_>>();
+    let text =
+        format!("stamp = \"demo\"\npassword = \"{password}\"\nuser = \"{user}\"\n[fleet]\n{}\n", personas.join("\n"));
+    FleetSpec::parse(&text).expect("the demo fleet spec parses")
+}

@@ -1,0 +1,287 @@
+//! `resume` and `status`: read a run's journal, check the operator's secrets against its
+//! fingerprints, find out what every BMC really holds (one verification per password, never a
+//! retry of a refused one), and converge to the invariant — every BMC and Azure Stack on one
+//! password. The direction is the run's: forward to the new password, unless the run had
+//! decided to roll back; if a BMC refuses to go back (a reuse cycle), forward it is.
+
+use super::journal::{self, Journal, Line, Record, Which};
+use super::members::Member;
+use super::rotation::{
+    BmcReport, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one, clone_member, name, resolve,
+};
+use crate::pep::{self, BmcCredential, PepAction, PepClient, PepRequest};
+use crate::runtime::ErrorKind;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where a run stands, from its journal alone.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunState {
+    /// Run id.
+    pub run: String,
+    /// Stamp.
+    pub stamp: String,
+    /// The inventory the run used.
+    pub inventory: std::path::PathBuf,
+    /// The BMC account.
+    pub bmc_user: String,
+    /// What each BMC is known to hold, in inventory order.
+    pub bmcs: Vec<(String, Which)>,
+    /// The password the run converges to.
+    pub target: Which,
+    /// What Azure Stack is known to store: `new`, `old`, or `unknown` (an attempt's outcome was lost).
+    pub pep: Which,
+    /// The last `finished` outcome, unless something happened after it.
+    pub finished: Option<String>,
+    /// Records in the journal.
+    pub records: usize,
+    /// Salt and fingerprints, to check secrets.
+    #[serde(skip)]
+    fingerprints: (String, String, String),
+}
+
+impl RunState {
+    /// Whether the invariant already holds and nothing is left to do.
+    pub fn converged(&self) -> bool {
+        matches!(self.finished.as_deref(), Some("rotated" | "rolled-back"))
+    }
+
+    /// Checks the operator's secrets against the run's fingerprints.
+    pub fn check_secrets(&self, old: &SecretString, new: &SecretString) -> Result<(), String> {
+        let (salt, old_fp, new_fp) = &self.fingerprints;
+        if &journal::fingerprint(salt, "old", old.expose_secret()) != old_fp {
+            return Err("the old BMC password is not the one this run started with".into());
+        }
+        if &journal::fingerprint(salt, "new", new.expose_secret()) != new_fp {
+            return Err("the new BMC password is not the one this run set".into());
+        }
+        Ok(())
+    }
+}
+
+/// Reads where a run stands.
+pub fn state(lines: &[Line]) -> Result<RunState, String> {
+    let Some(Record::RunStarted { run, stamp, inventory, bmc_user, bmcs, salt, old, new, .. }) =
+        lines.first().map(|l| l.record.clone())
+    else {
+        return Err("the journal does not start with a run-started record".into());
+    };
+    let mut holds: BTreeMap<String, Which> = bmcs.iter().map(|b| (b.clone(), Which::Old)).collect();
+    let (mut target, mut pep, mut pep_before, mut finished) = (Which::New, Which::Old, Which::Old, None);
+    for line in &lines[1..] {
+        match &line.record {
+            Record::Changing { bmc, .. } => {
+                holds.insert(bmc.clone(), Which::Unknown);
+            }
+            Record::Holds { bmc, password, .. } => {
+                holds.insert(bmc.clone(), *password);
+            }
+            Record::RollingBack { .. } => target = Which::Old,
+            Record::RollingForward { .. } => target = Which::New,
+            Record::PepStarted { .. } => {
+                pep_before = pep;
+                pep = Which::Unknown;
+            }
+            Record::PepEnded { password, stored, .. } => {
+                pep = match stored {
+                    Some(Which::Unknown) => Which::Unknown,
+                    Some(_) => *password,
+                    // A definite failure stored nothing: the store keeps what it had before.
+                    None => pep_before,
+                };
+            }
+            Record::Finished { outcome } => finished = Some(outcome.clone()),
+            Record::Resumed => finished = None,
+            Record::RunStarted { .. } | Record::PreflightPassed => {}
+        }
+        if !matches!(line.record, Record::Finished { .. } | Record::Resumed) && finished.is_some() {
+            finished = None;
+        }
+    }
+    Ok(RunState {
+        run,
+        stamp,
+        inventory,
+        bmc_user,
+        bmcs: bmcs.iter().map(|b| (b.clone(), holds[b])).collect(),
+        target,
+        pep,
+        finished,
+        records: lines.len(),
+        fingerprints: (salt, old, new),
+    })
+}
+
+/// Converges the run recorded in `path`.
+pub async fn resume<C: PepClient>(
+    path: &Path,
+    members: Vec<Member>,
+    old: Arc<SecretString>,
+    new: Arc<SecretString>,
+    pep_step: Option<PepStep<C>>,
+    observer: Arc<dyn Observer>,
+) -> Result<RunReport, String> {
+    let started = Instant::now();
+    let (journal, lines) = Journal::append(path)?;
+    let run = state(&lines)?;
+    run.check_secrets(&old, &new)?;
+    let names: Vec<&str> = members.iter().map(|m| m.entry.name.as_str()).collect();
+    let recorded: Vec<&str> = run.bmcs.iter().map(|(b, _)| b.as_str()).collect();
+    if names != recorded {
+        return Err(format!(
+            "the inventory's BMCs ({}) are not the run's ({}): resume with the inventory the run used ({})",
+            names.join(", "),
+            recorded.join(", "),
+            run.inventory.display()
+        ));
+    }
+    let mut notes = Vec::new();
+    let report = |reports: Vec<BmcReport>, outcome, notes, pep, pep_error| RunReport {
+        stamp: run.stamp.clone(),
+        outcome,
+        bmcs: reports,
+        pep,
+        pep_error,
+        policy: None,
+        notes,
+        elapsed: started.elapsed(),
+    };
+    if run.converged() {
+        notes.push(format!("the run already ended `{}`: nothing to do", run.finished.clone().unwrap_or_default()));
+        let reports = members
+            .iter()
+            .zip(&run.bmcs)
+            .map(|(m, (_, holds))| bmc_report(m, *holds, "unchanged", None, started))
+            .collect();
+        let outcome =
+            if run.finished.as_deref() == Some("rotated") { RunOutcome::Rotated } else { RunOutcome::RolledBack };
+        return Ok(report(reports, outcome, notes, None, None));
+    }
+    let journal = SharedJournal::new(journal);
+    journal.write(Record::Resumed)?;
+    let secret = |w: Which| if w == Which::New { new.clone() } else { old.clone() };
+    let other = |w: Which| if w == Which::New { Which::Old } else { Which::New };
+
+    // What each BMC really holds: the journal's belief, verified once.
+    observer.phase(Phase::Preflight, members.len());
+    let mut holds = Vec::new();
+    for (member, (_, believed)) in members.iter().zip(&run.bmcs) {
+        let first = if *believed == Which::Unknown { run.target } else { *believed };
+        let (actual, note) =
+            resolve(member, [(&secret(first), first), (&secret(other(first)), other(first))], None).await;
+        journal.write(Record::Holds { bmc: member.entry.name.clone(), password: actual, note: note.clone() })?;
+        observer.advanced(&member.entry.name, actual != Which::Unknown, &note);
+        holds.push((actual, note));
+    }
+    let mut target = run.target;
+    let mut reports: Vec<Option<BmcReport>> = vec![None; members.len()];
+    for attempt in 0..2 {
+        observer.phase(if target == Which::New { Phase::Change } else { Phase::Rollback }, members.len());
+        let mut refused_back = false;
+        for (i, member) in members.iter().enumerate() {
+            let (actual, _) = holds[i].clone();
+            if actual == target || actual == Which::Unknown {
+                let error = (actual == Which::Unknown).then(|| holds[i].1.clone());
+                reports[i] = Some(bmc_report(
+                    member,
+                    actual,
+                    if error.is_some() { "unknown" } else { "unchanged" },
+                    error,
+                    started,
+                ));
+                continue;
+            }
+            let job = clone_member(member);
+            let (now, error) = change_one(&job, (&secret(actual), actual), (&secret(target), target), &journal).await?;
+            observer.advanced(&member.entry.name, now == target, error.as_deref().unwrap_or(""));
+            if target == Which::Old
+                && now == Which::New
+                && error.as_deref().is_some_and(|e| e.contains(ErrorKind::PolicyRejected.as_str()))
+            {
+                refused_back = true;
+            }
+            holds[i].0 = now;
+            let result = if now == target { "converged" } else { "failed" };
+            reports[i] = Some(bmc_report(member, now, result, error, started));
+        }
+        if refused_back && attempt == 0 {
+            let reason = "a BMC refused the old password (reuse cycle): completing the rotation instead".to_owned();
+            notes.push(reason.clone());
+            journal.write(Record::RollingForward { reason })?;
+            target = Which::New;
+            continue;
+        }
+        break;
+    }
+    let reports: Vec<BmcReport> = reports.into_iter().map(|r| r.expect("every BMC reported")).collect();
+    let stuck: Vec<String> = reports
+        .iter()
+        .filter(|r| r.holds != target)
+        .map(|r| format!("{} holds the {} password ({})", r.name, name(r.holds), r.error.clone().unwrap_or_default()))
+        .collect();
+    if !stuck.is_empty() {
+        notes.push(format!("not converged: {}; fix these BMCs and run resume again", stuck.join("; ")));
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+        return Ok(report(reports, RunOutcome::NeedsResume, notes, None, None));
+    }
+    notes.push(format!("every BMC holds the {} password", name(target)));
+
+    // Azure Stack must store the same password.
+    let pep_needed = run.pep != target;
+    let done = if target == Which::New { RunOutcome::Rotated } else { RunOutcome::RolledBack };
+    if !pep_needed {
+        journal.write(Record::Finished { outcome: done.as_str().into() })?;
+        return Ok(report(reports, done, notes, None, None));
+    }
+    let Some(step) = pep_step else {
+        notes.push("the inventory has no [pep] table: Azure Stack cannot be told".into());
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+        return Ok(report(reports, RunOutcome::NeedsResume, notes, None, None));
+    };
+    observer.phase(Phase::Pep, 1);
+    let request = PepRequest {
+        action: PepAction::SetCredential(BmcCredential {
+            user: Some(run.bmc_user.clone()),
+            password: SecretString::from(secret(target).expose_secret().to_owned()),
+            bypass_bmc_update: true,
+        }),
+        close: step.close,
+    };
+    journal.write(Record::PepStarted { password: target })?;
+    let result = pep::run(&step.client, &step.target, &request, &observer.pep_progress()).await;
+    observer.advanced("PEP", result.is_ok(), "");
+    match result {
+        Ok(pep_report) => {
+            journal.write(Record::PepEnded { password: target, stored: Some(target), error: None })?;
+            journal.write(Record::Finished { outcome: done.as_str().into() })?;
+            notes.push(format!("Azure Stack Hub stores the {} credential", name(target)));
+            Ok(report(reports, done, notes, Some(pep_report), None))
+        }
+        Err(error) => {
+            let stored = error.outcome_unknown().then_some(Which::Unknown);
+            journal.write(Record::PepEnded { password: target, stored, error: Some(error.to_string()) })?;
+            journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+            notes.push(format!("the PEP step failed: {error}; run resume again once the PEP is reachable"));
+            Ok(report(reports, RunOutcome::NeedsResume, notes, None, Some(error.to_string())))
+        }
+    }
+}
+
+fn bmc_report(member: &Member, holds: Which, result: &str, error: Option<String>, started: Instant) -> BmcReport {
+    BmcReport {
+        name: member.entry.name.clone(),
+        address: member.entry.endpoint.to_string(),
+        vendor: member.plugin.info.vendor.clone(),
+        family: String::new(),
+        firmware: String::new(),
+        holds,
+        result: result.into(),
+        duration: started.elapsed(),
+        error,
+        rollback_safe: true,
+    }
+}

@@ -1,0 +1,701 @@
+//! The fleet-atomic rotation (architecture.md §5): preflight every BMC, change them with bounded
+//! concurrency, verify each, roll every changed BMC back if any fails, then hand the password to
+//! the PEP — so the run ends with every BMC and Azure Stack on one password, or says exactly
+//! which BMC holds which and leaves a journal that `resume` converges from.
+//!
+//! Outcomes that are not known (a lost answer) are resolved by verifying each password once;
+//! a refused login is never retried with the same password (iLO delays, XCC locks out, iDRAC
+//! blocks the address). BMCs whose policy forbids going back (a reuse cycle or a minimum
+//! change interval, as on XCC) are changed last, once every other BMC holds the new password.
+
+use super::journal::{Journal, Record, Which};
+use super::members::Member;
+use crate::pep::{
+    self, BmcCredential, PepAction, PepClient, PepError, PepReport, PepRequest, PepTarget, Progress, TranscriptShare,
+};
+use crate::runtime::{CallContext, CallError, ErrorKind, PasswordPolicy, SecretBindings};
+use crate::secrets::policy::FleetPolicy;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// The run's secrets.
+#[derive(Clone)]
+pub struct RunSecrets {
+    /// The password every BMC holds now.
+    pub old: Arc<SecretString>,
+    /// The password to set, or `None` to generate one from the fleet's policy.
+    pub new: Option<Arc<SecretString>>,
+}
+
+/// How the PEP step is run.
+pub struct PepStep<C: PepClient> {
+    /// The client.
+    pub client: C,
+    /// Where and as whom.
+    pub target: PepTarget,
+    /// Transcript hand-off, if wanted.
+    pub close: Option<TranscriptShare>,
+}
+
+/// Run settings.
+#[derive(Clone, Debug)]
+pub struct RotationOptions {
+    /// BMCs worked on at once.
+    pub concurrency: usize,
+    /// Stop after preflight.
+    pub dry_run: bool,
+    /// A failed PEP step returns the BMCs to the old password (otherwise they keep the new one
+    /// and the run needs `resume`).
+    pub rollback_on_pep_failure: bool,
+}
+
+/// What one BMC went through.
+#[derive(Clone, Debug, Serialize)]
+pub struct BmcReport {
+    /// Inventory name.
+    pub name: String,
+    /// Address.
+    pub address: String,
+    /// Vendor (from the plugin).
+    pub vendor: String,
+    /// Controller family (from probe), if known.
+    pub family: String,
+    /// Firmware (from probe), if known.
+    pub firmware: String,
+    /// The password it holds at the end.
+    pub holds: Which,
+    /// `rotated`, `unchanged`, `rolled back`, `failed`, ...
+    pub result: String,
+    /// Time spent on this BMC.
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// Whether its policy lets it return to the old password.
+    pub rollback_safe: bool,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunOutcome {
+    /// Every BMC and the PEP hold the new password.
+    Rotated,
+    /// `--dry-run`: preflight passed, nothing was changed.
+    DryRun,
+    /// Preflight failed: nothing was changed.
+    PreflightFailed,
+    /// A failure, and every BMC is back on the old password (the PEP was not changed).
+    RolledBack,
+    /// Some state is not where the invariant wants it: `resume` converges.
+    NeedsResume,
+}
+
+impl RunOutcome {
+    /// The journal's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Rotated => "rotated",
+            RunOutcome::DryRun => "dry-run",
+            RunOutcome::PreflightFailed => "preflight-failed",
+            RunOutcome::RolledBack => "rolled-back",
+            RunOutcome::NeedsResume => "needs-resume",
+        }
+    }
+}
+
+/// The end of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The stamp.
+    pub stamp: String,
+    /// How it ended.
+    pub outcome: RunOutcome,
+    /// Per BMC.
+    pub bmcs: Vec<BmcReport>,
+    /// The PEP step, if it ran.
+    pub pep: Option<PepReport>,
+    /// The PEP step's error, if it failed.
+    pub pep_error: Option<String>,
+    /// The rules the new password met.
+    pub policy: Option<FleetPolicy>,
+    /// What happened, in order, for people.
+    pub notes: Vec<String>,
+    /// Wall time.
+    #[serde(serialize_with = "millis")]
+    pub elapsed: Duration,
+}
+
+/// Phases, for progress displays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Probe and verify every BMC.
+    Preflight,
+    /// Set the new password.
+    Change,
+    /// Return changed BMCs to the old password.
+    Rollback,
+    /// Store the password in Azure Stack.
+    Pep,
+}
+
+impl Phase {
+    /// A label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Preflight => "preflight",
+            Phase::Change => "change",
+            Phase::Rollback => "rollback",
+            Phase::Pep => "PEP",
+        }
+    }
+}
+
+/// Where progress goes (a TTY's progress bars, or log lines).
+pub trait Observer: Send + Sync {
+    /// A phase starts over `total` BMCs.
+    fn phase(&self, phase: Phase, total: usize);
+    /// One BMC finished the current phase.
+    fn advanced(&self, bmc: &str, ok: bool, detail: &str);
+    /// A line for the operator.
+    fn note(&self, text: &str);
+    /// Where PEP progress goes.
+    fn pep_progress(&self) -> Progress;
+}
+
+/// An observer that drops everything (tests, benchmarks).
+pub struct Silent;
+
+impl Observer for Silent {
+    fn phase(&self, _: Phase, _: usize) {}
+    fn advanced(&self, _: &str, _: bool, _: &str) {}
+    fn note(&self, _: &str) {}
+    fn pep_progress(&self) -> Progress {
+        pep::quiet()
+    }
+}
+
+/// Per-member working state.
+struct Work {
+    member: Member,
+    holds: Which,
+    family: String,
+    firmware: String,
+    policy: Option<PasswordPolicy>,
+    rollback_safe: bool,
+    result: String,
+    error: Option<String>,
+    spent: Duration,
+}
+
+impl Work {
+    fn report(&self) -> BmcReport {
+        BmcReport {
+            name: self.member.entry.name.clone(),
+            address: self.member.entry.endpoint.to_string(),
+            vendor: self.member.plugin.info.vendor.clone(),
+            family: self.family.clone(),
+            firmware: self.firmware.clone(),
+            holds: self.holds,
+            result: self.result.clone(),
+            duration: self.spent,
+            error: self.error.clone(),
+            rollback_safe: self.rollback_safe,
+        }
+    }
+}
+
+type Shared<T> = Arc<Mutex<T>>;
+
+fn context(member: &Member, login: &Arc<SecretString>, new: Option<&Arc<SecretString>>) -> CallContext {
+    let mut secrets = SecretBindings::new().bind("login-password", login.clone());
+    if let Some(new) = new {
+        secrets = secrets.bind("new-password", new.clone());
+    }
+    CallContext { gateway: member.gateway.as_ref().ok().cloned(), secrets, budget: None }
+}
+
+/// The journal, shared by the concurrent jobs; a write failure stops the run where it stands.
+#[derive(Clone)]
+pub(crate) struct SharedJournal(Shared<Journal>);
+
+impl SharedJournal {
+    pub(crate) fn new(journal: Journal) -> SharedJournal {
+        SharedJournal(Arc::new(Mutex::new(journal)))
+    }
+
+    pub(crate) fn write(&self, record: Record) -> Result<(), String> {
+        self.0.lock().expect("journal").write(record)
+    }
+
+    pub(crate) fn path(&self) -> std::path::PathBuf {
+        self.0.lock().expect("journal").path().to_owned()
+    }
+}
+
+/// Whether a failed change may still have been applied.
+fn maybe_applied(error: &CallError) -> bool {
+    match error.plugin_error() {
+        Some(e) => matches!(e.kind, ErrorKind::Ambiguous | ErrorKind::Protocol | ErrorKind::AuthFailed),
+        // Stopped mid-call (deadline, crash): it may have sent the PATCH.
+        None => true,
+    }
+}
+
+/// Finds out which password a BMC holds, trying each once; `refused` was just refused and is not
+/// retried.
+pub(crate) async fn resolve(
+    member: &Member,
+    secrets: [(&Arc<SecretString>, Which); 2],
+    refused: Option<Which>,
+) -> (Which, String) {
+    let mut notes = Vec::new();
+    for (secret, which) in secrets {
+        if Some(which) == refused {
+            continue;
+        }
+        match member.plugin.verify(context(member, secret, None), &member.target).await.result {
+            Ok(()) => return (which, format!("verified the {} password", name(which))),
+            Err(e) => notes.push(format!("{} password: {e}", name(which))),
+        }
+    }
+    (Which::Unknown, format!("neither password could be verified ({})", notes.join("; ")))
+}
+
+pub(crate) fn name(which: Which) -> &'static str {
+    match which {
+        Which::Old => "old",
+        Which::New => "new",
+        Which::Unknown => "unknown",
+    }
+}
+
+/// Sets `to` on one BMC that holds `from`, verifies it, and journals each step.
+pub(crate) async fn change_one(
+    member: &Member,
+    from: (&Arc<SecretString>, Which),
+    to: (&Arc<SecretString>, Which),
+    journal: &SharedJournal,
+) -> Result<(Which, Option<String>), String> {
+    journal.write(Record::Changing { bmc: member.entry.name.clone(), to: to.1 })?;
+    let changed = member.plugin.change_password(context(member, from.0, Some(to.0)), &member.target).await.result;
+    let (holds, note, error) = match changed {
+        Ok(()) => match member.plugin.verify(context(member, to.0, None), &member.target).await.result {
+            Ok(()) => (to.1, format!("changed and verified the {} password", name(to.1)), None),
+            Err(e) => {
+                let (holds, note) = resolve(member, [(from.0, from.1), (to.0, to.1)], Some(to.1)).await;
+                (
+                    holds,
+                    note.clone(),
+                    Some(format!("the change was accepted but the new password does not verify: {e}; {note}")),
+                )
+            }
+        },
+        Err(e) if maybe_applied(&e) => {
+            let refused = (e.plugin_error().map(|p| p.kind) == Some(ErrorKind::AuthFailed)).then_some(from.1);
+            let (holds, note) = resolve(member, [(to.0, to.1), (from.0, from.1)], refused).await;
+            (holds, note.clone(), Some(format!("{e}; {note}")))
+        }
+        Err(e) => (from.1, "refused, nothing changed".into(), Some(e.to_string())),
+    };
+    journal.write(Record::Holds { bmc: member.entry.name.clone(), password: holds, note })?;
+    Ok((holds, error))
+}
+
+/// Runs `job` over `indices` with at most `limit` at once.
+async fn each<F, Fut>(works: &[Shared<Work>], indices: &[usize], limit: usize, job: F) -> Result<(), String>
+where
+    F: Fn(Shared<Work>) -> Fut,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let semaphore = Arc::new(Semaphore::new(limit.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for &i in indices {
+        let permit = semaphore.clone().acquire_owned().await.expect("never closed");
+        let fut = job(works[i].clone());
+        tasks.spawn(async move {
+            let result = fut.await;
+            drop(permit);
+            result
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(|e| format!("a BMC job panicked: {e}")).and_then(|r| r);
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Preflight: every BMC is reachable, its plugin recognises it, the old password verifies, and
+/// the new password fits every live policy. Changes nothing.
+async fn preflight(
+    works: &[Shared<Work>],
+    secrets: &RunSecrets,
+    concurrency: usize,
+    observer: &Arc<dyn Observer>,
+) -> Vec<String> {
+    observer.phase(Phase::Preflight, works.len());
+    let errors: Shared<Vec<String>> = Arc::default();
+    let all: Vec<usize> = (0..works.len()).collect();
+    let job = |work: Shared<Work>| {
+        let (old, errors, observer) = (secrets.old.clone(), errors.clone(), observer.clone());
+        async move {
+            let started = Instant::now();
+            let member = {
+                let w = work.lock().expect("work");
+                (
+                    w.member.plugin.clone(),
+                    w.member.target.clone(),
+                    w.member.gateway.clone(),
+                    w.member.entry.name.clone(),
+                    w.member.profile.clone(),
+                )
+            };
+            let (plugin, target, gateway, name, profile) = member;
+            let ctx = CallContext {
+                gateway: gateway.as_ref().ok().cloned(),
+                secrets: SecretBindings::new().bind("login-password", old.clone()),
+                budget: None,
+            };
+            let outcome = async {
+                gateway.as_ref().map_err(Clone::clone)?;
+                let probe = plugin.probe(ctx.clone(), &target).await.result.map_err(|e| format!("probe: {e}"))?;
+                plugin.verify(ctx, &target).await.result.map_err(|e| format!("the current password: {e}"))?;
+                Ok::<_, String>(probe)
+            }
+            .await;
+            let mut w = work.lock().expect("work");
+            w.spent += started.elapsed();
+            match outcome {
+                Ok(probe) => {
+                    let policy = profile.apply(probe.policy.clone());
+                    w.rollback_safe = policy.reuse_cycle == 0 && policy.min_change_interval_hours == 0;
+                    w.family = probe.family;
+                    w.firmware = probe.firmware;
+                    w.policy = Some(policy);
+                    observer.advanced(&name, true, &w.family);
+                }
+                Err(e) => {
+                    observer.advanced(&name, false, &e);
+                    w.error = Some(e.clone());
+                    w.result = "preflight failed".into();
+                    errors.lock().expect("errors").push(format!("{name}: {e}"));
+                }
+            }
+            Ok(())
+        }
+    };
+    let _ = each(works, &all, concurrency, job).await;
+    let mut errors = std::mem::take(&mut *errors.lock().expect("errors"));
+    errors.sort();
+    errors
+}
+
+/// Runs a rotation over `members`. Once preflight passes, `before_change` gets the new password
+/// (generated or given) and returns the journal, its first record written: that is where a
+/// generated password is saved for the operator and the run becomes resumable. A dry run or a
+/// failed preflight leaves nothing behind.
+pub async fn rotate<C: PepClient>(
+    members: Vec<Member>,
+    stamp: &str,
+    secrets: RunSecrets,
+    pep_step: Option<PepStep<C>>,
+    options: &RotationOptions,
+    before_change: impl FnOnce(&SecretString) -> Result<Journal, String>,
+    observer: Arc<dyn Observer>,
+) -> Result<(RunReport, Option<std::path::PathBuf>), String> {
+    let started = Instant::now();
+    let works: Vec<Shared<Work>> = members
+        .into_iter()
+        .map(|member| {
+            Arc::new(Mutex::new(Work {
+                member,
+                holds: Which::Old,
+                family: String::new(),
+                firmware: String::new(),
+                policy: None,
+                rollback_safe: true,
+                result: "unchanged".into(),
+                error: None,
+                spent: Duration::ZERO,
+            }))
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let report =
+        |works: &[Shared<Work>], outcome, notes: Vec<String>, policy, pep: Option<PepReport>, pep_error| RunReport {
+            stamp: stamp.to_owned(),
+            outcome,
+            bmcs: works.iter().map(|w| w.lock().expect("work").report()).collect(),
+            pep,
+            pep_error,
+            policy,
+            notes,
+            elapsed: started.elapsed(),
+        };
+
+    // Preflight.
+    let mut errors = preflight(&works, &secrets, options.concurrency, &observer).await;
+    let mut policy = FleetPolicy::azure_stack();
+    let account = works.first().map(|w| w.lock().expect("work").member.target.account.clone()).unwrap_or_default();
+    for w in &works {
+        if let Some(p) = &w.lock().expect("work").policy {
+            policy.intersect(p);
+        }
+    }
+    let new = if errors.is_empty() {
+        match &secrets.new {
+            Some(new) => {
+                let violations = policy.violations(new, &account);
+                if !violations.is_empty() {
+                    errors.push(format!("the new password does not fit every BMC: {}", violations.join("; ")));
+                }
+                if new.expose_secret() == secrets.old.expose_secret() {
+                    errors.push("the new password is the current one".into());
+                }
+                Some(new.clone())
+            }
+            None => match policy.generate(&account) {
+                Ok(generated) => Some(Arc::new(generated)),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            },
+        }
+    } else {
+        None
+    };
+    if !errors.is_empty() {
+        notes.push("preflight failed: nothing was changed".into());
+        notes.extend(errors);
+        return Ok((report(&works, RunOutcome::PreflightFailed, notes, Some(policy), None, None), None));
+    }
+    let new = new.expect("set when preflight passed");
+    let unsafe_count = works.iter().filter(|w| !w.lock().expect("work").rollback_safe).count();
+    if unsafe_count > 0 {
+        notes.push(format!(
+            "{unsafe_count} BMC(s) cannot return to the old password (reuse cycle or minimum change interval): they \
+             change last, after every other BMC holds the new password"
+        ));
+    }
+    if options.dry_run {
+        notes.push(format!("dry run: preflight passed on {} BMCs; nothing was changed", works.len()));
+        return Ok((report(&works, RunOutcome::DryRun, notes, Some(policy), None, None), None));
+    }
+    let journal = SharedJournal::new(before_change(&new)?);
+    journal.write(Record::PreflightPassed)?;
+    let journal_path = journal.path();
+
+    // Change: rollback-safe BMCs first, then those that cannot go back.
+    observer.phase(Phase::Change, works.len());
+    let (safe, last): (Vec<usize>, Vec<usize>) =
+        (0..works.len()).partition(|&i| works[i].lock().expect("work").rollback_safe);
+    let mut failed = false;
+    for batch in [safe, last] {
+        if failed || batch.is_empty() {
+            continue;
+        }
+        let job = |work: Shared<Work>| {
+            let (old, new, journal, observer) = (secrets.old.clone(), new.clone(), journal.clone(), observer.clone());
+            async move {
+                let started = Instant::now();
+                let member = clone_member(&work.lock().expect("work").member);
+                let (holds, error) = change_one(&member, (&old, Which::Old), (&new, Which::New), &journal).await?;
+                let mut w = work.lock().expect("work");
+                w.spent += started.elapsed();
+                w.holds = holds;
+                w.result = match holds {
+                    Which::New => "rotated".into(),
+                    Which::Old => "unchanged".into(),
+                    Which::Unknown => "unknown".into(),
+                };
+                w.error = error;
+                observer.advanced(&w.member.entry.name, holds == Which::New, w.error.as_deref().unwrap_or(""));
+                Ok(())
+            }
+        };
+        each(&works, &batch, options.concurrency, job).await?;
+        failed = batch.iter().any(|&i| works[i].lock().expect("work").holds != Which::New);
+    }
+
+    if failed {
+        let failures: Vec<String> = works
+            .iter()
+            .filter_map(|w| {
+                let w = w.lock().expect("work");
+                (w.holds != Which::New)
+                    .then(|| format!("{}: {}", w.member.entry.name, w.error.clone().unwrap_or_default()))
+            })
+            .collect();
+        notes.push(format!("the change failed on {} BMC(s): {}", failures.len(), failures.join("; ")));
+        let stuck = works.iter().any(|w| {
+            let w = w.lock().expect("work");
+            !w.rollback_safe && w.holds != Which::Old
+        });
+        if stuck {
+            notes.push(
+                "BMCs that cannot return to the old password already hold the new one: the run stops here; fix the \
+                 failed BMCs and run `bmc-rotate resume`, which completes the rotation"
+                    .into(),
+            );
+            journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+            return Ok((report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, None), Some(journal_path)));
+        }
+        let outcome =
+            roll_back(&works, &secrets.old, &new, "the change failed", options, &journal, &observer, &mut notes)
+                .await?;
+        return Ok((report(&works, outcome, notes, Some(policy), None, None), Some(journal_path)));
+    }
+    notes.push(format!("all {} BMCs hold the new password", works.len()));
+
+    // The PEP step.
+    let Some(step) = pep_step else {
+        notes.push("no [pep] table: Azure Stack was not told; run `bmc-rotate pep set-credential`".into());
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+        return Ok((report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, None), Some(journal_path)));
+    };
+    observer.phase(Phase::Pep, 1);
+    let request = PepRequest {
+        action: PepAction::SetCredential(BmcCredential {
+            user: Some(account.clone()),
+            password: SecretString::from(new.expose_secret().to_owned()),
+            bypass_bmc_update: true,
+        }),
+        close: step.close,
+    };
+    journal.write(Record::PepStarted { password: Which::New })?;
+    let result = pep::run(&step.client, &step.target, &request, &observer.pep_progress()).await;
+    observer.advanced("PEP", result.is_ok(), "");
+    match result {
+        Ok(pep_report) => {
+            journal.write(Record::PepEnded { password: Which::New, stored: Some(Which::New), error: None })?;
+            journal.write(Record::Finished { outcome: RunOutcome::Rotated.as_str().into() })?;
+            notes.push(format!("Azure Stack Hub stores the new credential ({})", pep_report.call));
+            Ok((report(&works, RunOutcome::Rotated, notes, Some(policy), Some(pep_report), None), Some(journal_path)))
+        }
+        Err(error) => {
+            let unknown = error.outcome_unknown();
+            let stored = unknown.then_some(Which::Unknown);
+            journal.write(Record::PepEnded { password: Which::New, stored, error: Some(error.to_string()) })?;
+            notes.push(format!("the PEP step failed: {error}"));
+            let all_safe = works.iter().all(|w| w.lock().expect("work").rollback_safe);
+            if unknown || !options.rollback_on_pep_failure || !all_safe {
+                notes.push(pep_resume_note(&error, options.rollback_on_pep_failure, all_safe));
+                journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+                return Ok((
+                    report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, Some(error.to_string())),
+                    Some(journal_path),
+                ));
+            }
+            let outcome =
+                roll_back(&works, &secrets.old, &new, "the PEP step failed", options, &journal, &observer, &mut notes)
+                    .await?;
+            Ok((report(&works, outcome, notes, Some(policy), None, Some(error.to_string())), Some(journal_path)))
+        }
+    }
+}
+
+fn pep_resume_note(error: &PepError, rollback: bool, all_safe: bool) -> String {
+    if error.outcome_unknown() {
+        "whether Azure Stack stored the new credential is unknown; the BMCs keep the new password. Run `bmc-rotate \
+         resume` to store it again (harmless if it was stored)"
+            .into()
+    } else if !rollback {
+        "--on-pep-failure keep: the BMCs keep the new password; run `bmc-rotate resume` once the PEP is reachable"
+            .into()
+    } else {
+        debug_assert!(!all_safe);
+        "some BMCs cannot return to the old password, so the BMCs keep the new one; run `bmc-rotate resume` once \
+         the PEP is reachable"
+            .into()
+    }
+}
+
+/// A cheap copy of a member for a job (the plugin and gateway are shared).
+pub(crate) fn clone_member(member: &Member) -> Member {
+    Member {
+        entry: member.entry.clone(),
+        profile: member.profile.clone(),
+        plugin: member.plugin.clone(),
+        gateway: member.gateway.clone(),
+        target: member.target.clone(),
+    }
+}
+
+/// Returns every BMC that holds (or may hold) the new password to the old one.
+#[allow(clippy::too_many_arguments)]
+async fn roll_back(
+    works: &[Shared<Work>],
+    old: &Arc<SecretString>,
+    new: &Arc<SecretString>,
+    reason: &str,
+    options: &RotationOptions,
+    journal: &SharedJournal,
+    observer: &Arc<dyn Observer>,
+    notes: &mut Vec<String>,
+) -> Result<RunOutcome, String> {
+    journal.write(Record::RollingBack { reason: reason.into() })?;
+    let todo: Vec<usize> = (0..works.len()).filter(|&i| works[i].lock().expect("work").holds != Which::Old).collect();
+    observer.phase(Phase::Rollback, todo.len());
+    let job = |work: Shared<Work>| {
+        let (old, new, journal, observer) = (old.clone(), new.clone(), journal.clone(), observer.clone());
+        async move {
+            let started = Instant::now();
+            let (member, holds) = {
+                let w = work.lock().expect("work");
+                (clone_member(&w.member), w.holds)
+            };
+            let holds = match holds {
+                Which::Unknown => {
+                    let (holds, note) = resolve(&member, [(&new, Which::New), (&old, Which::Old)], None).await;
+                    journal.write(Record::Holds { bmc: member.entry.name.clone(), password: holds, note })?;
+                    holds
+                }
+                known => known,
+            };
+            let (holds, error) = match holds {
+                Which::New => change_one(&member, (&new, Which::New), (&old, Which::Old), &journal).await?,
+                other => (other, None),
+            };
+            let mut w = work.lock().expect("work");
+            w.spent += started.elapsed();
+            w.holds = holds;
+            if holds == Which::Old && w.result == "rotated" {
+                w.result = "rolled back".into();
+            } else if holds != Which::Old {
+                w.result = "rollback failed".into();
+                w.error = Some(error.unwrap_or_else(|| "its password could not be determined".into()));
+            }
+            observer.advanced(&w.member.entry.name, holds == Which::Old, w.error.as_deref().unwrap_or(""));
+            Ok(())
+        }
+    };
+    each(works, &todo, options.concurrency, job).await?;
+    let stuck: Vec<String> = works
+        .iter()
+        .filter_map(|w| {
+            let w = w.lock().expect("work");
+            (w.holds != Which::Old).then(|| format!("{} holds the {} password", w.member.entry.name, name(w.holds)))
+        })
+        .collect();
+    if stuck.is_empty() {
+        notes.push("every BMC is back on the old password; Azure Stack was not changed".into());
+        journal.write(Record::Finished { outcome: RunOutcome::RolledBack.as_str().into() })?;
+        Ok(RunOutcome::RolledBack)
+    } else {
+        notes.push(format!("the rollback did not finish: {}; run `bmc-rotate resume`", stuck.join(", ")));
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+        Ok(RunOutcome::NeedsResume)
+    }
+}

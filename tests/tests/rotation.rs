@@ -1,0 +1,255 @@
+//! Fleet rotations end to end: the real plugins in the real sandbox against lab BMCs of every
+//! vendor over TLS, and the PEP simulator over NTLM-sealed WinRM. Every scenario ends in the
+//! invariant (every BMC and the PEP on one password) or a precise needs-resume report.
+
+use bmc_lab::pep::{PepConfig, PepFaults};
+use bmc_lab::{FleetSpec, Persona};
+use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab};
+use bmc_rotate::fleet::journal::{self, Journal, Record, Which};
+use bmc_rotate::fleet::members;
+use bmc_rotate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunReport, RunSecrets, Silent};
+use bmc_rotate::gateway::Limits;
+use bmc_rotate::pep::native::NativeClient;
+use bmc_rotate::pep::{PepEndpoint, PepTarget};
+use bmc_tests::{runtime, vendor_plugin_dir};
+use secrecy::{ExposeSecret, SecretString};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+const USER: &str = "azsbmc";
+const OLD: &str = "Old-Pass_2024x";
+const NEW: &str = "New-Pass_2025y";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rotation-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn spec(groups: &str) -> FleetSpec {
+    FleetSpec::parse(&format!("stamp = \"lab\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n{groups}")).unwrap()
+}
+
+struct Run {
+    stamp: StampLab,
+    dir: PathBuf,
+}
+
+impl Run {
+    async fn start(name: &str, groups: &str) -> Run {
+        let dir = scratch(name);
+        let stamp = StampLab::start(spec(groups), PepConfig::default(), &dir).await.unwrap();
+        Run { stamp, dir }
+    }
+
+    fn pep(&self, password: &str) -> PepStep<NativeClient> {
+        let endpoints =
+            self.stamp.pep.addrs().iter().map(|a| PepEndpoint { host: a.ip().to_string(), port: a.port(), tls: None });
+        PepStep {
+            client: NativeClient,
+            target: PepTarget {
+                endpoints: endpoints.collect(),
+                user: self.stamp.pep.account(),
+                password: SecretString::from(password.to_owned()),
+                deadline: Duration::from_secs(60),
+                operation_timeout: Duration::from_secs(5),
+                connect_timeout: Duration::from_secs(5),
+            },
+            close: None,
+        }
+    }
+
+    async fn rotate(
+        &self,
+        new: Option<&str>,
+        pep_password: &str,
+        options: RotationOptions,
+    ) -> (RunReport, Option<PathBuf>, Arc<SecretString>) {
+        let limits = Limits { request_timeout: Duration::from_secs(2), ..Limits::default() };
+        let (inventory, members) =
+            members::load(&self.stamp.inventory, None, &vendor_plugin_dir(), runtime(), limits).await.unwrap();
+        let secrets = RunSecrets {
+            old: Arc::new(SecretString::from(OLD)),
+            new: new.map(|n| Arc::new(SecretString::from(n.to_owned()))),
+        };
+        let journal_path = self.dir.join("run.jsonl");
+        let chosen: Arc<std::sync::Mutex<Option<Arc<SecretString>>>> = Arc::default();
+        let keep = chosen.clone();
+        let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
+        let before = move |new: &SecretString| {
+            *keep.lock().unwrap() = Some(Arc::new(new.clone()));
+            let salt = journal::new_salt()?;
+            let mut j = Journal::create(&journal_path)?;
+            j.write(Record::RunStarted {
+                run: "test".into(),
+                stamp: inventory.stamp.clone(),
+                inventory: inventory.path.clone(),
+                bmc_user: inventory.bmc_user.clone(),
+                bmcs: names,
+                old: journal::fingerprint(&salt, "old", OLD),
+                new: journal::fingerprint(&salt, "new", new.expose_secret()),
+                salt,
+                rollback_on_pep_failure: true,
+            })?;
+            Ok(j)
+        };
+        let (report, journal) =
+            rotation::rotate(members, "lab", secrets, Some(self.pep(pep_password)), &options, before, Arc::new(Silent))
+                .await
+                .unwrap();
+        let new = chosen.lock().unwrap().clone().unwrap_or_else(|| Arc::new(SecretString::from(NEW)));
+        (report, journal, new)
+    }
+
+    fn all_hold(&self, password: &str) -> bool {
+        self.stamp.holding(USER, password) == self.stamp.lab.bmcs().len()
+    }
+}
+
+fn options() -> RotationOptions {
+    RotationOptions { concurrency: 16, dry_run: false, rollback_on_pep_failure: true }
+}
+
+fn records(journal: &Path) -> Vec<Record> {
+    journal::read(journal).unwrap().into_iter().map(|l| l.record).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_vendor_rotates_and_the_pep_stores_the_credential() {
+    for persona in [Persona::Idrac9, Persona::Ilo5, Persona::Xcc2] {
+        let run =
+            Run::start(&format!("vendor-{}", persona.name()), &format!("[fleet]\n{} = 2\n", persona.name())).await;
+        let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+        assert_eq!(report.outcome, RunOutcome::Rotated, "{persona:?}: {:#?}", report.notes);
+        assert!(run.all_hold(NEW), "{persona:?}");
+        let stored = run.stamp.pep.stored().unwrap();
+        assert_eq!((stored.password.as_str(), stored.user.as_deref()), (NEW, Some(USER)));
+        assert!(report.bmcs.iter().all(|b| b.result == "rotated" && !b.family.is_empty()), "{:?}", report.bmcs);
+        let text = std::fs::read_to_string(journal.unwrap()).unwrap();
+        assert!(!text.contains(NEW) && !text.contains(OLD), "the journal holds no password");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_fleet_with_a_generated_password_rotates_xcc_last() {
+    let run = Run::start(
+        "mixed",
+        "[fleet]\ndell-idrac9 = 2\ndell-idrac10 = 1\nhpe-ilo5 = 1\nhpe-ilo6 = 1\nlenovo-xcc2 = 1\nlenovo-xcc3 = 1\n",
+    )
+    .await;
+    let (report, journal, new) = run.rotate(None, LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::Rotated, "{:#?}", report.notes);
+    let new = new.expose_secret().to_owned();
+    assert!(new.chars().count() <= 16 && new != NEW);
+    assert!(run.all_hold(&new));
+    assert_eq!(run.stamp.pep.stored().unwrap().password.as_str(), new);
+    let policy = report.policy.unwrap();
+    assert!(policy.violations(&SecretString::from(new.clone()), USER).is_empty());
+    assert!(report.notes.iter().any(|n| n.contains("cannot return to the old password")), "{:?}", report.notes);
+    // XCC (reuse cycle) changes only after every other BMC holds the new password.
+    let order: Vec<String> = records(&journal.unwrap())
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Changing { bmc, .. } => Some(bmc),
+            _ => None,
+        })
+        .collect();
+    let first_xcc = order.iter().position(|b| b.starts_with("lenovo")).unwrap();
+    assert!(order[first_xcc..].iter().all(|b| b.starts_with("lenovo")), "{order:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_and_a_failed_preflight_change_nothing() {
+    let run = Run::start("dry", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
+    let dry = RotationOptions { dry_run: true, ..options() };
+    let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, dry).await;
+    assert_eq!(report.outcome, RunOutcome::DryRun);
+    assert!(journal.is_none() && run.all_hold(OLD) && run.stamp.pep.stored().is_none());
+
+    // A password the iLO policy refuses (too short for min-length 8? no: a quote character).
+    let (report, _, _) = run.rotate(Some("Bad'Quote-1x"), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::PreflightFailed);
+    assert!(report.notes.iter().any(|n| n.contains("outside letters, digits")), "{:?}", report.notes);
+    assert!(!report.notes.iter().any(|n| n.contains("Bad'Quote")), "the password is never quoted");
+    assert!(run.all_hold(OLD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_current_password_fails_preflight_after_one_attempt() {
+    let run = Run::start("lockout", "[fleet]\nlenovo-xcc2 = 1\nhpe-ilo5 = 1\n[[group]]\npersona = \"dell-idrac9\"\ncount = 1\npassword = \"Someone-Else-9\"\n").await;
+    let (report, _, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::PreflightFailed);
+    let failed = report.bmcs.iter().find(|b| b.name.starts_with("dell")).unwrap();
+    assert!(failed.error.as_deref().unwrap().contains("auth-failed"), "{failed:?}");
+    assert_eq!(run.stamp.holding(USER, OLD), 2, "nothing changed");
+    let bmc = run.stamp.lab.bmcs().iter().find(|b| b.name().starts_with("dell")).unwrap();
+    let refused = bmc.state().requests().iter().filter(|r| r.status == 401).count();
+    assert_eq!(refused, 1, "a refused password is never retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_bmc_rolls_the_fleet_back() {
+    let groups = "[fleet]\ndell-idrac9 = 2\nhpe-ilo5 = 1\n[[group]]\npersona = \"hpe-ilo6\"\ncount = 1\nfaults = { hang = [\"PATCH /Accounts/\"] }\n";
+    let run = Run::start("hang", groups).await;
+    let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::RolledBack, "{:#?}", report.notes);
+    assert!(run.all_hold(OLD), "every BMC is back on the old password");
+    assert!(run.stamp.pep.stored().is_none(), "Azure Stack was not told");
+    let hung = report.bmcs.iter().find(|b| b.name.starts_with("hpe-ilo6")).unwrap();
+    assert_eq!(hung.holds, Which::Old);
+    assert!(report.bmcs.iter().filter(|b| b.result == "rolled back").count() >= 2, "{:?}", report.bmcs);
+    assert!(records(&journal.unwrap()).iter().any(|r| matches!(r, Record::RollingBack { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_resolved_by_verifying_once() {
+    let groups = "[fleet]\ndell-idrac9 = 1\n[[group]]\npersona = \"hpe-ilo5\"\ncount = 1\nfaults = { apply_then_drop = [\"PATCH /Accounts/ x1\"] }\n";
+    let run = Run::start("drop", groups).await;
+    let (report, _, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::Rotated, "{:#?}", report);
+    assert!(run.all_hold(NEW));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pep_failure_rolls_back_by_default_and_keeps_on_request() {
+    let run = Run::start("pep-fail", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
+    let (report, _, _) = run.rotate(Some(NEW), "Wrong-Cloud-Pw1", options()).await;
+    assert_eq!(report.outcome, RunOutcome::RolledBack, "{:#?}", report.notes);
+    assert!(report.pep_error.as_deref().unwrap().contains("refused the credential"));
+    assert!(run.all_hold(OLD));
+
+    let run = Run::start("pep-keep", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
+    run.stamp.pep.set_faults(PepFaults { error_record: Some("BMC store unavailable".into()), ..PepFaults::default() });
+    let keep = RotationOptions { rollback_on_pep_failure: false, ..options() };
+    let (report, _, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, keep).await;
+    assert_eq!(report.outcome, RunOutcome::NeedsResume);
+    assert!(run.all_hold(NEW) && run.stamp.pep.stored().is_none());
+    assert!(report.notes.iter().any(|n| n.contains("bmc-rotate resume")), "{:?}", report.notes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_xcc_in_the_fleet_a_pep_failure_keeps_the_new_password_and_resume_finishes() {
+    let run = Run::start("xcc-pep", "[fleet]\ndell-idrac9 = 1\nlenovo-xcc2 = 1\n").await;
+    run.stamp.pep.set_faults(PepFaults { down: vec![0, 1, 2], ..PepFaults::default() });
+    let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::NeedsResume, "{:#?}", report.notes);
+    assert!(run.all_hold(NEW), "XCC cannot go back, so nobody does");
+
+    run.stamp.pep.set_faults(PepFaults::default());
+    let limits = Limits::default();
+    let (_, members) =
+        members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), limits).await.unwrap();
+    let report = bmc_rotate::fleet::resume::resume(
+        &journal.unwrap(),
+        members,
+        Arc::new(SecretString::from(OLD)),
+        Arc::new(SecretString::from(NEW)),
+        Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
+        Arc::new(Silent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, RunOutcome::Rotated, "{:#?}", report.notes);
+    assert_eq!(run.stamp.pep.stored().unwrap().password.as_str(), NEW);
+}
