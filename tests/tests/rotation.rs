@@ -5,7 +5,7 @@
 use bmc_lab::pep::{PepConfig, PepFaults};
 use bmc_lab::{FleetSpec, Persona};
 use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab};
-use bmc_rotate::fleet::journal::{self, Journal, Record, Which};
+use bmc_rotate::fleet::journal::{self, Record, Which};
 use bmc_rotate::fleet::members;
 use bmc_rotate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunReport, RunSecrets, Silent};
 use bmc_rotate::gateway::Limits;
@@ -76,23 +76,9 @@ impl Run {
         let journal_path = self.dir.join("run.jsonl");
         let chosen: Arc<std::sync::Mutex<Option<Arc<SecretString>>>> = Arc::default();
         let keep = chosen.clone();
-        let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
         let before = move |new: &SecretString| {
             *keep.lock().unwrap() = Some(Arc::new(new.clone()));
-            let salt = journal::new_salt()?;
-            let mut j = Journal::create(&journal_path)?;
-            j.write(Record::RunStarted {
-                run: "test".into(),
-                stamp: inventory.stamp.clone(),
-                inventory: inventory.path.clone(),
-                bmc_user: inventory.bmc_user.clone(),
-                bmcs: names,
-                old: journal::fingerprint(&salt, "old", OLD),
-                new: journal::fingerprint(&salt, "new", new.expose_secret()),
-                salt,
-                rollback_on_pep_failure: true,
-            })?;
-            Ok(j)
+            journal::start_run(&journal_path, &inventory, OLD, new.expose_secret(), true)
         };
         let (report, journal) =
             rotation::rotate(members, "lab", secrets, Some(self.pep(pep_password)), &options, before, Arc::new(Silent))

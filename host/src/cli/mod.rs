@@ -1,6 +1,7 @@
 //! The command line: argument parsing, dispatch, exit codes.
 
 mod args;
+mod demo;
 pub mod pep;
 mod plugins;
 mod profiles;
@@ -96,6 +97,17 @@ enum Command {
     /// The privileged-endpoint step on its own: check the PEP, or store a BMC credential.
     #[command(subcommand)]
     Pep(PepCommand),
+    /// Run the whole tool against a lab on loopback: simulated iDRAC, iLO and XCC BMCs and a
+    /// privileged endpoint; one full rotation, then one with an injected failure that rolls
+    /// back. Builds the vendor plugins first when run from the source tree.
+    Demo {
+        /// Use the plugins in this directory instead of building them.
+        #[arg(long, value_name = "DIR")]
+        plugin_dir: Option<PathBuf>,
+        /// Simulated BMCs per vendor generation (six generations).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+        per_generation: u32,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -239,6 +251,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Rotate { pep, args, sources, output } => rotate::rotate(pep, args, sources, output, cache_dir).await,
         Command::Resume { args, sources, output } => rotate::resume(args, sources, output, cache_dir).await,
         Command::Status { journal, output } => rotate::status(&journal, output),
+        Command::Demo { plugin_dir, per_generation } => demo::demo(plugin_dir, per_generation, cache_dir).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -6,7 +6,7 @@ use super::progress::Display;
 use super::{Output, exit, render};
 use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::inventory::Inventory;
-use crate::fleet::journal::{self, Journal, Record};
+use crate::fleet::journal::{self, Journal};
 use crate::fleet::members::{self, Member};
 use crate::fleet::profiles::Profiles;
 use crate::fleet::resume::{self, RunState};
@@ -197,7 +197,7 @@ fn audit_log(sources: &Sources, entry: &AuditEntry) {
     }
 }
 
-fn exit_code(outcome: RunOutcome) -> u8 {
+pub(super) fn exit_code(outcome: RunOutcome) -> u8 {
     match outcome {
         RunOutcome::Rotated | RunOutcome::DryRun => exit::OK,
         RunOutcome::PreflightFailed => exit::FAILED,
@@ -206,7 +206,7 @@ fn exit_code(outcome: RunOutcome) -> u8 {
     }
 }
 
-fn print(report: &RunReport, journal: Option<&Path>, output: Output) {
+pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) {
     match output {
         Output::Json => {
             let json = serde_json::json!({ "report": report, "journal": journal });
@@ -293,19 +293,13 @@ pub async fn rotate(
             let out = args.password_out.as_deref().expect("clap requires --password-out");
             save_generated(out, new)?;
         }
-        let salt = journal::new_salt()?;
-        let mut journal = Journal::create(&journal_path)?;
-        journal.write(Record::RunStarted {
-            run: salt[..12].to_owned(),
-            stamp: inventory.stamp.clone(),
-            inventory: std::fs::canonicalize(&inventory.path).unwrap_or_else(|_| inventory.path.clone()),
-            bmc_user: inventory.bmc_user.clone(),
-            bmcs: names.clone(),
-            old: journal::fingerprint(&salt, "old", old_for_journal.expose_secret()),
-            new: journal::fingerprint(&salt, "new", new.expose_secret()),
-            salt,
-            rollback_on_pep_failure: options.rollback_on_pep_failure,
-        })?;
+        let journal = journal::start_run(
+            &journal_path,
+            &inventory,
+            old_for_journal.expose_secret(),
+            new.expose_secret(),
+            options.rollback_on_pep_failure,
+        )?;
         eprintln!("journal: {}", journal.path().display());
         Ok(journal)
     };

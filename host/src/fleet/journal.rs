@@ -195,6 +195,31 @@ impl Journal {
     }
 }
 
+/// Creates a run's journal and writes its first record: the run's identity and the salted
+/// fingerprints of both passwords.
+pub fn start_run(
+    path: &Path,
+    inventory: &super::inventory::Inventory,
+    old: &str,
+    new: &str,
+    rollback_on_pep_failure: bool,
+) -> Result<Journal, String> {
+    let salt = new_salt()?;
+    let mut journal = Journal::create(path)?;
+    journal.write(Record::RunStarted {
+        run: salt[..12].to_owned(),
+        stamp: inventory.stamp.clone(),
+        inventory: std::fs::canonicalize(&inventory.path).unwrap_or_else(|_| inventory.path.clone()),
+        bmc_user: inventory.bmc_user.clone(),
+        bmcs: inventory.bmcs.iter().map(|b| b.name.clone()).collect(),
+        old: fingerprint(&salt, "old", old),
+        new: fingerprint(&salt, "new", new),
+        salt,
+        rollback_on_pep_failure,
+    })?;
+    Ok(journal)
+}
+
 /// Reads a journal. Refuses one others can read or write (it names the fleet and its timing)
 /// or that does not parse, except a torn last line.
 pub fn read(path: &Path) -> Result<Vec<Line>, String> {

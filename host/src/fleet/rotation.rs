@@ -503,7 +503,10 @@ pub async fn rotate<C: PepClient>(
         (0..works.len()).partition(|&i| works[i].lock().expect("work").rollback_safe);
     let mut failed = false;
     for batch in [safe, last] {
-        if failed || batch.is_empty() {
+        if failed {
+            for &i in &batch {
+                works[i].lock().expect("work").result = "not started".into();
+            }
             continue;
         }
         let job = |work: Shared<Work>| {
@@ -534,8 +537,8 @@ pub async fn rotate<C: PepClient>(
             .iter()
             .filter_map(|w| {
                 let w = w.lock().expect("work");
-                (w.holds != Which::New)
-                    .then(|| format!("{}: {}", w.member.entry.name, w.error.clone().unwrap_or_default()))
+                let error = w.error.as_ref().filter(|_| w.holds != Which::New)?;
+                Some(format!("{}: {error}", w.member.entry.name))
             })
             .collect();
         notes.push(format!("the change failed on {} BMC(s): {}", failures.len(), failures.join("; ")));
