@@ -7,7 +7,8 @@
 use super::journal::{self, Journal, Line, Record, Which};
 use super::members::Member;
 use super::rotation::{
-    BmcReport, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one, clone_member, name, resolve,
+    BmcReport, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one, clone_member, context, name,
+    resolve,
 };
 use crate::pep::{self, BmcCredential, PepAction, PepClient, PepRequest};
 use crate::runtime::ErrorKind;
@@ -166,33 +167,50 @@ pub async fn resume<C: PepClient>(
     let secret = |w: Which| if w == Which::New { new.clone() } else { old.clone() };
     let other = |w: Which| if w == Which::New { Which::Old } else { Which::New };
 
-    // What each BMC really holds: the journal's belief, verified once.
+    // What each BMC really holds (the journal's belief, verified once) and whether its live
+    // policy lets it go back to the old password.
     observer.phase(Phase::Preflight, members.len());
     let mut holds = Vec::new();
+    let mut safe = Vec::new();
     for (member, (_, believed)) in members.iter().zip(&run.bmcs) {
         let first = if *believed == Which::Unknown { run.target } else { *believed };
         let (actual, note) =
             resolve(member, [(&secret(first), first), (&secret(other(first)), other(first))], None).await;
         journal.write(Record::Holds { bmc: member.entry.name.clone(), password: actual, note: note.clone() })?;
         observer.advanced(&member.entry.name, actual != Which::Unknown, &note);
+        let rollback_safe = match actual {
+            Which::Unknown => false,
+            known => match member.plugin.probe(context(member, &secret(known), None), &member.target).await.result {
+                Ok(probe) => {
+                    let policy = member.profile.apply(probe.policy);
+                    policy.reuse_cycle == 0 && policy.min_change_interval_hours == 0
+                }
+                Err(_) => false,
+            },
+        };
         holds.push((actual, note));
+        safe.push(rollback_safe);
     }
+    // As in a run: BMCs that cannot go back change last, and only if every other one made it.
+    let order: Vec<usize> =
+        (0..members.len()).filter(|&i| safe[i]).chain((0..members.len()).filter(|&i| !safe[i])).collect();
     let mut target = run.target;
+    let mut flipped = false;
     let mut reports: Vec<Option<BmcReport>> = vec![None; members.len()];
-    for attempt in 0..2 {
+    loop {
         observer.phase(if target == Which::New { Phase::Change } else { Phase::Rollback }, members.len());
-        let mut refused_back = false;
-        for (i, member) in members.iter().enumerate() {
+        let (mut refused_back, mut refused_forward) = (false, Vec::new());
+        for &i in &order {
+            let member = &members[i];
             let (actual, _) = holds[i].clone();
+            if target == Which::New && !safe[i] && !refused_forward.is_empty() && actual != target {
+                reports[i] = Some(bmc_report(member, actual, "not started", None, started));
+                continue;
+            }
             if actual == target || actual == Which::Unknown {
                 let error = (actual == Which::Unknown).then(|| holds[i].1.clone());
-                reports[i] = Some(bmc_report(
-                    member,
-                    actual,
-                    if error.is_some() { "unknown" } else { "unchanged" },
-                    error,
-                    started,
-                ));
+                let result = if error.is_some() { "unknown" } else { "unchanged" };
+                reports[i] = Some(bmc_report(member, actual, result, error, started));
                 continue;
             }
             let job = clone_member(member);
@@ -204,15 +222,28 @@ pub async fn resume<C: PepClient>(
             {
                 refused_back = true;
             }
+            if target == Which::New && now == Which::Old {
+                refused_forward.push(member.entry.name.clone());
+            }
             holds[i].0 = now;
             let result = if now == target { "converged" } else { "failed" };
             reports[i] = Some(bmc_report(member, now, result, error, started));
         }
-        if refused_back && attempt == 0 {
+        let stuck_forward = (0..members.len()).any(|i| !safe[i] && holds[i].0 == Which::New);
+        if refused_back && !flipped {
             let reason = "a BMC refused the old password (reuse cycle): completing the rotation instead".to_owned();
             notes.push(reason.clone());
             journal.write(Record::RollingForward { reason })?;
-            target = Which::New;
+            (target, flipped) = (Which::New, true);
+            continue;
+        }
+        if !refused_forward.is_empty() && !flipped && !stuck_forward {
+            // As the run itself would have: a BMC that refuses the new password sends the fleet back.
+            let reason =
+                format!("{} refused the new password: returning every BMC to the old one", refused_forward.join(", "));
+            notes.push(reason.clone());
+            journal.write(Record::RollingBack { reason })?;
+            (target, flipped) = (Which::Old, true);
             continue;
         }
         break;

@@ -214,7 +214,7 @@ impl Work {
 
 type Shared<T> = Arc<Mutex<T>>;
 
-fn context(member: &Member, login: &Arc<SecretString>, new: Option<&Arc<SecretString>>) -> CallContext {
+pub(crate) fn context(member: &Member, login: &Arc<SecretString>, new: Option<&Arc<SecretString>>) -> CallContext {
     let mut secrets = SecretBindings::new().bind("login-password", login.clone());
     if let Some(new) = new {
         secrets = secrets.bind("new-password", new.clone());
