@@ -140,6 +140,8 @@ pub enum Phase {
     Preflight,
     /// Set the new password.
     Change,
+    /// Set the new password on the BMCs that cannot go back (after every other one made it).
+    ChangeLast,
     /// Return changed BMCs to the old password.
     Rollback,
     /// Store the password in Azure Stack.
@@ -152,6 +154,7 @@ impl Phase {
         match self {
             Phase::Preflight => "preflight",
             Phase::Change => "change",
+            Phase::ChangeLast => "change, last",
             Phase::Rollback => "rollback",
             Phase::Pep => "PEP",
         }
@@ -336,8 +339,8 @@ where
     first_error.map_or(Ok(()), Err)
 }
 
-/// Preflight: every BMC is reachable, its plugin recognises it, the old password verifies, and
-/// the new password fits every live policy. Changes nothing.
+/// Preflight: every BMC is reachable, its plugin recognises it and logs in with the old password,
+/// and (checked by the caller) the new password fits every live policy. Changes nothing.
 async fn preflight(
     works: &[Shared<Work>],
     secrets: &RunSecrets,
@@ -369,9 +372,10 @@ async fn preflight(
             };
             let outcome = async {
                 gateway.as_ref().map_err(Clone::clone)?;
-                let probe = plugin.probe(ctx.clone(), &target).await.result.map_err(|e| format!("probe: {e}"))?;
-                plugin.verify(ctx, &target).await.result.map_err(|e| format!("the current password: {e}"))?;
-                Ok::<_, String>(probe)
+                // `probe` logs in with the current password, so a probe that succeeds has verified
+                // it; a separate `verify` would only double the logins (and a refused one is
+                // never retried).
+                plugin.probe(ctx, &target).await.result.map_err(|e| format!("probe with the current password: {e}"))
             }
             .await;
             let mut w = work.lock().expect("work");
@@ -498,17 +502,20 @@ pub async fn rotate<C: PepClient>(
     let journal_path = journal.path();
 
     // Change: rollback-safe BMCs first, then those that cannot go back.
-    observer.phase(Phase::Change, works.len());
     let (safe, last): (Vec<usize>, Vec<usize>) =
         (0..works.len()).partition(|&i| works[i].lock().expect("work").rollback_safe);
     let mut failed = false;
-    for batch in [safe, last] {
+    for (phase, batch) in [(Phase::Change, safe), (Phase::ChangeLast, last)] {
         if failed {
             for &i in &batch {
                 works[i].lock().expect("work").result = "not started".into();
             }
             continue;
         }
+        if batch.is_empty() {
+            continue;
+        }
+        observer.phase(phase, batch.len());
         let job = |work: Shared<Work>| {
             let (old, new, journal, observer) = (secrets.old.clone(), new.clone(), journal.clone(), observer.clone());
             async move {

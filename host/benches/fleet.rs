@@ -1,0 +1,256 @@
+//! fleet-bench: whole rotations (preflight, change, verify, PEP) of N simulated BMCs with
+//! injected per-request latency and bounded concurrency, through the real plugins, sandbox,
+//! gateway, journal and native PEP client. `cargo bench -p bmc-rotate --bench fleet`
+//! (`-- --quick` for the small cases only; `-- N LATENCY_MS CONCURRENCY` for one case).
+//!
+//! The lab runs in a child process (this same binary, re-executed), so CPU time and peak RSS
+//! are the tool's alone. For each case it prints the wall time, the CPU time per BMC, the peak
+//! RSS, and the ideal wall time at that latency: for each phase (preflight, change, change of
+//! the BMCs that cannot go back), the most requests one BMC makes in it (they are sequential)
+//! times the latency times the number of waves (BMCs in the phase / concurrency, rounded up).
+//! The PEP step is timed apart.
+
+use bmc_lab::pep::{PepConfig, PepSimulator};
+use bmc_lab::{FleetSpec, Lab};
+use bmc_rotate::demo::LAB_CLOUDADMIN_PASSWORD;
+use bmc_rotate::fleet::journal;
+use bmc_rotate::fleet::members;
+use bmc_rotate::fleet::rotation::{self, Observer, PepStep, Phase, RotationOptions, RunOutcome, RunSecrets};
+use bmc_rotate::gateway::Limits;
+use bmc_rotate::pep::native::NativeClient;
+use bmc_rotate::pep::{PepEndpoint, PepTarget, Progress, quiet};
+use bmc_rotate::runtime::{Runtime, RuntimeConfig};
+use secrecy::SecretString;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const OLD: &str = "Bench-Old_2024x";
+const NEW: &str = "Bench-New_2025y";
+const PERSONAS: [&str; 3] = ["dell-idrac9", "hpe-ilo5", "lenovo-xcc2"];
+
+/// The child: serve N BMCs (a third of each vendor) and a PEP, write the inventory, print the
+/// total request count whenever a line arrives on stdin, exit when stdin closes.
+async fn serve_lab(n: u32, latency_ms: u64, dir: PathBuf) {
+    let mut groups = String::new();
+    for (i, persona) in PERSONAS.iter().enumerate() {
+        let count = n / 3 + u32::from((i as u32) < n % 3);
+        if count > 0 {
+            groups.push_str(&format!(
+                "[[group]]\npersona = \"{persona}\"\ncount = {count}\nfaults = {{ latency_ms = {latency_ms} }}\n"
+            ));
+        }
+    }
+    let spec =
+        FleetSpec::parse(&format!("stamp = \"bench\"\npassword = \"{OLD}\"\nuser = \"azsbmc\"\n{groups}")).unwrap();
+    let lab = Lab::start(spec).await.unwrap();
+    let pep = PepSimulator::start(PepConfig::default()).await.unwrap();
+    let endpoints: Vec<String> = pep.addrs().iter().map(|a| format!("\"{a}\"")).collect();
+    let inventory = format!(
+        "{}\n[pep]\nendpoints = [{}]\ncloudadmin = '{}'\n",
+        lab.inventory_toml(),
+        endpoints.join(", "),
+        pep.account()
+    );
+    std::fs::write(dir.join("inventory.toml"), inventory).unwrap();
+    println!("ready");
+    // The servers run on the runtime's workers; this thread answers request-count queries.
+    for _ in std::io::stdin().lock().lines().map_while(Result::ok) {
+        let counts: Vec<String> = lab.bmcs().iter().map(|b| b.state().requests().len().to_string()).collect();
+        println!("{}", counts.join(" "));
+    }
+}
+
+struct Child {
+    process: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Child {
+    /// Requests each BMC has answered so far.
+    fn requests(&mut self) -> Vec<usize> {
+        writeln!(self.process.stdin.as_mut().unwrap(), "count").unwrap();
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        line.split_whitespace().map(|n| n.parse().unwrap()).collect()
+    }
+}
+
+/// A phase boundary: which phase starts, over how many BMCs, and the counters at that moment.
+#[derive(Clone)]
+struct Mark {
+    phase: Phase,
+    bmcs: usize,
+    requests: Vec<usize>,
+    at: Instant,
+    cpu: Duration,
+}
+
+/// Records the lab's request counts and our CPU time at each phase boundary.
+struct Phases {
+    child: Mutex<Child>,
+    marks: Mutex<Vec<Mark>>,
+}
+
+impl Observer for Phases {
+    fn phase(&self, phase: Phase, total: usize) {
+        let requests = self.child.lock().unwrap().requests();
+        self.marks.lock().unwrap().push(Mark { phase, bmcs: total, requests, at: Instant::now(), cpu: rusage().0 });
+    }
+    fn advanced(&self, _: &str, _: bool, _: &str) {}
+    fn note(&self, _: &str) {}
+    fn pep_progress(&self) -> Progress {
+        quiet()
+    }
+}
+
+fn rusage() -> (Duration, u64) {
+    // SAFETY: getrusage fills a plain struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss as u64)
+}
+
+async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concurrency: usize) {
+    let dir = std::env::temp_dir()
+        .join(format!("bmc-rotate-fleet-bench-{}-{n}-{latency_ms}-{concurrency}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut process = Command::new(std::env::current_exe().unwrap())
+        .args(["--serve-lab", &n.to_string(), &latency_ms.to_string(), dir.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(process.stdout.take().unwrap());
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready", "the lab child did not start");
+    let child = Child { process, out };
+
+    let limits = Limits { request_timeout: Duration::from_secs(120), ..Limits::default() };
+    let cpu_plan = rusage().0;
+    let (inventory, members) =
+        members::load(&dir.join("inventory.toml"), None, plugins, runtime, limits).await.unwrap();
+    let pep = {
+        let settings = inventory.pep.as_ref().unwrap();
+        PepStep {
+            client: NativeClient,
+            target: PepTarget {
+                endpoints: settings.endpoints.iter().map(|e| PepEndpoint { tls: None, ..e.clone() }).collect(),
+                user: settings.cloudadmin.clone(),
+                password: SecretString::from(LAB_CLOUDADMIN_PASSWORD),
+                deadline: Duration::from_secs(120),
+                operation_timeout: Duration::from_secs(20),
+                connect_timeout: Duration::from_secs(5),
+            },
+            close: None,
+        }
+    };
+    let observer = Arc::new(Phases { child: Mutex::new(child), marks: Mutex::default() });
+    let secrets = RunSecrets { old: Arc::new(SecretString::from(OLD)), new: Some(Arc::new(SecretString::from(NEW))) };
+    let options = RotationOptions { concurrency, dry_run: false, rollback_on_pep_failure: true };
+    let journal_path = dir.join("run.jsonl");
+    let before = |new: &SecretString| {
+        use secrecy::ExposeSecret;
+        journal::start_run(&journal_path, &inventory, OLD, new.expose_secret(), true)
+    };
+    let (cpu0, _) = rusage();
+    let started = Instant::now();
+    let (report, _) =
+        rotation::rotate(members, "bench", secrets, Some(pep), &options, before, observer.clone()).await.unwrap();
+    let wall = started.elapsed();
+    let (cpu1, max_rss_kib) = rusage();
+    assert_eq!(report.outcome, RunOutcome::Rotated, "{:?}", report.notes);
+
+    // Ideal: per phase, the most requests one BMC made in it × latency × waves of `concurrency`.
+    let final_counts = observer.child.lock().unwrap().requests();
+    let total_requests: usize = final_counts.iter().sum();
+    let marks = observer.marks.lock().unwrap().clone();
+    let mut ideal = Duration::ZERO;
+    let mut pep_time = Duration::ZERO;
+    let mut breakdown = vec![format!("plan {:.2}", (cpu0 - cpu_plan).as_secs_f64() * 1000.0 / n as f64)];
+    for (i, mark) in marks.iter().enumerate() {
+        let (next, next_at, next_cpu) = marks.get(i + 1).map(|m| (m.requests.clone(), m.at, m.cpu)).unwrap_or((
+            final_counts.clone(),
+            started + wall,
+            cpu1,
+        ));
+        breakdown.push(format!(
+            "{} {:.2}",
+            mark.phase.label(),
+            (next_cpu - mark.cpu).as_secs_f64() * 1000.0 / n as f64
+        ));
+        if mark.phase == Phase::Pep {
+            pep_time = next_at - mark.at;
+            continue;
+        }
+        let most = next.iter().zip(&mark.requests).map(|(b, a)| b - a).max().unwrap_or(0);
+        let waves = (mark.bmcs as f64 / concurrency as f64).ceil();
+        ideal += Duration::from_secs_f64(most as f64 * latency_ms as f64 / 1000.0 * waves);
+    }
+    let ratio = if ideal.is_zero() {
+        String::from("   -")
+    } else {
+        format!("{:.2}", (wall - pep_time).as_secs_f64() / ideal.as_secs_f64())
+    };
+    println!(
+        "{n:>5} BMCs {latency_ms:>3} ms c={concurrency:<4} wall {:>7.2}s (PEP {:>5.2}s)  ideal {:>6.2}s  wall-PEP/ideal {ratio:>5}  CPU/BMC {:>6.2} ms  peak RSS {:>5} MiB  requests {total_requests}",
+        wall.as_secs_f64(),
+        pep_time.as_secs_f64(),
+        ideal.as_secs_f64(),
+        (cpu1 - cpu0).as_secs_f64() * 1000.0 / n as f64,
+        max_rss_kib / 1024,
+    );
+    println!("      CPU ms per BMC by phase: {}", breakdown.join(", "));
+    drop(observer);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve-lab") {
+        // One thread for the whole lab: the tool under test keeps the machine's other core.
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (n, latency) = (args[2].parse().unwrap(), args[3].parse().unwrap());
+        runtime.block_on(serve_lab(n, latency, PathBuf::from(&args[4])));
+        return;
+    }
+    let plugins = bmc_tests::vendor_plugin_dir();
+    let cases: Vec<(u32, u64, usize)> = match args.iter().position(|a| a == "--quick") {
+        Some(_) => vec![(16, 0, 16), (256, 0, 16), (256, 50, 256)],
+        None => match (args.get(1).and_then(|a| a.parse().ok()), args.get(2), args.get(3)) {
+            (Some(n), Some(l), Some(c)) => vec![(n, l.parse().unwrap(), c.parse().unwrap())],
+            _ => {
+                let mut all = Vec::new();
+                for n in [16, 256, 4096] {
+                    for latency in [0, 50] {
+                        for concurrency in [16, 256] {
+                            all.push((n, latency, concurrency));
+                        }
+                    }
+                }
+                all
+            }
+        },
+    };
+    // The same runtime as the command line: one thread.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+        println!("fleet-bench: plugins from {}\n", plugins.display());
+        for (n, latency, concurrency) in cases {
+            case(&rt, &plugins, n, latency, concurrency).await;
+        }
+    });
+}
