@@ -56,25 +56,26 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// `pep set-credential` with the CloudAdmin and new passwords from these sources.
+fn set_credential(inventory: &str, cloudadmin: &str, new: &str) -> Vec<String> {
+    args(&[
+        "pep",
+        "set-credential",
+        "--inventory",
+        inventory,
+        "--cloudadmin-password",
+        cloudadmin,
+        "--new-password",
+        new,
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_credential_leaves_the_pep_holding_the_new_credential() {
     let sim = PepSimulator::start(PepConfig::default()).await.unwrap();
     let inv = inventory(&sim, &scratch("set"), "");
     let inv = inv.to_str().unwrap();
-    let (code, stdout, stderr) = run(
-        args(&[
-            "pep",
-            "set-credential",
-            "--inventory",
-            inv,
-            "--cloudadmin-password",
-            "env:PEP_TEST_CLOUD",
-            "--new-password",
-            "stdin",
-        ]),
-        &format!("{NEW}\n"),
-    )
-    .await;
+    let (code, stdout, stderr) = run(set_credential(inv, "env:PEP_TEST_CLOUD", "stdin"), &format!("{NEW}\n")).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stdout.contains("call:")
@@ -123,39 +124,13 @@ async fn failures_are_specific_and_use_the_documented_exit_codes() {
     let inv = inventory(&sim, &dir, "");
     let inv = inv.to_str().unwrap();
 
-    let (code, _, stderr) = run(
-        args(&[
-            "pep",
-            "set-credential",
-            "--inventory",
-            inv,
-            "--cloudadmin-password",
-            "stdin",
-            "--new-password",
-            "env:PEP_TEST_CLOUD",
-        ]),
-        "Wrong-Cloud-Pw\n",
-    )
-    .await;
+    let (code, _, stderr) = run(set_credential(inv, "stdin", "env:PEP_TEST_CLOUD"), "Wrong-Cloud-Pw\n").await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains(r"refused the credential of AZURESTACK\CloudAdmin"), "{stderr}");
     assert!(!stderr.contains("Wrong-Cloud-Pw"));
 
     sim.set_faults(PepFaults { drop_mid_pipeline: 3, ..PepFaults::default() });
-    let (code, _, stderr) = run(
-        args(&[
-            "pep",
-            "set-credential",
-            "--inventory",
-            inv,
-            "--cloudadmin-password",
-            "env:PEP_TEST_CLOUD",
-            "--new-password",
-            "stdin",
-        ]),
-        &format!("{NEW}\n"),
-    )
-    .await;
+    let (code, _, stderr) = run(set_credential(inv, "env:PEP_TEST_CLOUD", "stdin"), &format!("{NEW}\n")).await;
     assert_eq!(code, Some(4), "outcome unknown: {stderr}");
     assert!(stderr.contains("run the same command again"), "{stderr}");
     sim.set_faults(PepFaults::default());
@@ -170,36 +145,10 @@ async fn failures_are_specific_and_use_the_documented_exit_codes() {
         run(args(&["pep", "check", "--inventory", inv, "--cloudadmin-password", "Hunter2-Typed"]), "").await;
     assert_eq!(code, Some(2));
     assert!(stderr.contains("never given on the command line") && !stderr.contains("Hunter2-Typed"), "{stderr}");
-    let (code, _, stderr) = run(
-        args(&[
-            "pep",
-            "set-credential",
-            "--inventory",
-            inv,
-            "--cloudadmin-password",
-            "env:PEP_TEST_CLOUD",
-            "--new-password",
-            "stdin",
-        ]),
-        "Seventeen-Chars-1\n",
-    )
-    .await;
+    let (code, _, stderr) = run(set_credential(inv, "env:PEP_TEST_CLOUD", "stdin"), "Seventeen-Chars-1\n").await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("17 characters"), "{stderr}");
-    let (code, _, stderr) = run(
-        args(&[
-            "pep",
-            "set-credential",
-            "--inventory",
-            inv,
-            "--cloudadmin-password",
-            "env:PEP_TEST_CLOUD",
-            "--new-password",
-            "stdin",
-        ]),
-        "",
-    )
-    .await;
+    let (code, _, stderr) = run(set_credential(inv, "env:PEP_TEST_CLOUD", "stdin"), "").await;
     assert_eq!(code, Some(2));
     assert!(stderr.contains("stdin ended"), "{stderr}");
     assert_eq!(sim.store_count(), 3, "only the three dropped attempts ever reached the store");

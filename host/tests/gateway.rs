@@ -188,47 +188,28 @@ async fn nothing_listening_is_a_connect_failure() {
     assert!(matches!(gw.send(&get_("/echo"), None).await, Err(Failure::Connect(_))));
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn traces_never_show_credentials_or_secret_bodies() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let server = server().await;
-    let gw = pinned(&server);
-    let request = Outbound {
-        method: Method::Post,
-        path: "/echo".into(),
-        headers: vec![],
-        auth: Auth::Basic { user: "root".into(), password: secret("Canary-Basic-42") },
-        body: vec![
-            Part::Text("{\"Password\":".into()),
-            Part::SecretJson(secret("Canary-Body-42")),
-            Part::Text("}".into()),
-        ],
-    };
-    gw.send(&request, None).await.unwrap();
-    gw.send(&Outbound { auth: Auth::Session(secret("Canary-Token-42")), ..get_("/echo") }, None).await.unwrap();
-
-    let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+#[test]
+fn traces_never_show_credentials_or_secret_bodies() {
+    let ((), out) = bmc_tests::traced(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let server = server().await;
+            let gw = pinned(&server);
+            let request = Outbound {
+                method: Method::Post,
+                path: "/echo".into(),
+                headers: vec![],
+                auth: Auth::Basic { user: "root".into(), password: secret("Canary-Basic-42") },
+                body: vec![
+                    Part::Text("{\"Password\":".into()),
+                    Part::SecretJson(secret("Canary-Body-42")),
+                    Part::Text("}".into()),
+                ],
+            };
+            gw.send(&request, None).await.unwrap();
+            gw.send(&Outbound { auth: Auth::Session(secret("Canary-Token-42")), ..get_("/echo") }, None).await.unwrap();
+        })
+    });
     assert!(out.contains("request") && out.contains("/echo") && out.contains("<redacted>"), "nothing traced: {out}");
     for canary in ["Canary-Basic-42", "Canary-Body-42", "Canary-Token-42", "cm9vdDpDYW5hcnktQmFzaWMtNDI=", "tok-123456"]
     {

@@ -8,7 +8,6 @@ use bmc_rotate::pep::{
     TranscriptShare, quiet, run,
 };
 use secrecy::SecretString;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -234,44 +233,23 @@ async fn https_with_a_pinned_certificate_works_and_a_wrong_pin_is_refused() {
     assert_eq!(sim.stored().unwrap().ercs, 1);
 }
 
-/// A writer the test's tracing subscriber fills.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn no_secret_reaches_the_clients_own_trace_output() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let sim = simulator(PepPersona::Current).await;
-        sim.set_faults(PepFaults { drop_mid_pipeline: 1, ..PepFaults::default() });
-        let (progress, events) = recorder();
-        let report = run(&NativeClient, &target(&sim, CLOUD_PASSWORD), &set_credential(), &progress).await.unwrap();
-        let everything = format!("{report:?}\n{}", events.lock().unwrap().join("\n"));
-        for secret in [NEW_PASSWORD, CLOUD_PASSWORD] {
-            assert!(!everything.contains(secret), "report or progress holds a secret");
-        }
-        let bad = run(&NativeClient, &target(&sim, "Wrong-Password-1"), &set_credential(), &quiet()).await;
-        assert!(!format!("{:?}", bad.unwrap_err()).contains("Wrong-Password-1"));
+    let ((), trace) = bmc_tests::traced(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let sim = simulator(PepPersona::Current).await;
+            sim.set_faults(PepFaults { drop_mid_pipeline: 1, ..PepFaults::default() });
+            let (progress, events) = recorder();
+            let report = run(&NativeClient, &target(&sim, CLOUD_PASSWORD), &set_credential(), &progress).await.unwrap();
+            let everything = format!("{report:?}\n{}", events.lock().unwrap().join("\n"));
+            for secret in [NEW_PASSWORD, CLOUD_PASSWORD] {
+                assert!(!everything.contains(secret), "report or progress holds a secret");
+            }
+            let bad = run(&NativeClient, &target(&sim, "Wrong-Password-1"), &set_credential(), &quiet()).await;
+            assert!(!format!("{:?}", bad.unwrap_err()).contains("Wrong-Password-1"));
+        })
     });
-    let trace = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(!trace.is_empty(), "the capture works");
     for secret in [NEW_PASSWORD, CLOUD_PASSWORD, "Wrong-Password-1"] {
         assert!(!trace.contains(secret), "trace output holds a secret");

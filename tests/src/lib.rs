@@ -47,3 +47,29 @@ pub fn vendor_plugin_dir() -> PathBuf {
     })
     .clone()
 }
+
+/// Everything traced (at TRACE) while `work` runs on this thread, as text: for asserting that no
+/// secret reaches the logs.
+pub fn traced<T>(work: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("capture").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, work);
+    let text = String::from_utf8_lossy(&capture.0.lock().expect("capture")).into_owned();
+    (result, text)
+}
