@@ -2,9 +2,14 @@
 //! simulator — with the inventory bmc-rotate reads for it: what `bmc-rotate demo` runs, and what
 //! the end-to-end tests and the fleet benchmark drive.
 
+use crate::fleet::rotation::PepStep;
+use crate::pep::native::NativeClient;
+use crate::pep::{PepEndpoint, PepTarget};
 use bmc_lab::pep::{PepConfig, PepSimulator};
 use bmc_lab::{FleetSpec, Lab};
+use secrecy::SecretString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The lab's CloudAdmin password (lab only).
 pub const LAB_CLOUDADMIN_PASSWORD: &str = "Cloud-Adm1n-Lab!";
@@ -40,6 +45,24 @@ impl StampLab {
             endpoints.join(", "),
             self.pep.account()
         )
+    }
+
+    /// The PEP step against this lab's simulator, logging in as CloudAdmin with `password`.
+    pub fn pep_step(&self, password: &str) -> PepStep<NativeClient> {
+        let endpoints =
+            self.pep.addrs().iter().map(|a| PepEndpoint { host: a.ip().to_string(), port: a.port(), tls: None });
+        PepStep {
+            client: NativeClient,
+            target: PepTarget {
+                endpoints: endpoints.collect(),
+                user: self.pep.account(),
+                password: SecretString::from(password.to_owned()),
+                deadline: Duration::from_secs(120),
+                operation_timeout: Duration::from_secs(20),
+                connect_timeout: Duration::from_secs(5),
+            },
+            close: None,
+        }
     }
 
     /// How many BMCs accept `password` for `user`.

@@ -10,7 +10,6 @@ use bmc_rotate::fleet::members;
 use bmc_rotate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunReport, RunSecrets, Silent};
 use bmc_rotate::gateway::Limits;
 use bmc_rotate::pep::native::NativeClient;
-use bmc_rotate::pep::{PepEndpoint, PepTarget};
 use bmc_tests::{runtime, vendor_plugin_dir};
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
@@ -44,20 +43,10 @@ impl Run {
     }
 
     fn pep(&self, password: &str) -> PepStep<NativeClient> {
-        let endpoints =
-            self.stamp.pep.addrs().iter().map(|a| PepEndpoint { host: a.ip().to_string(), port: a.port(), tls: None });
-        PepStep {
-            client: NativeClient,
-            target: PepTarget {
-                endpoints: endpoints.collect(),
-                user: self.stamp.pep.account(),
-                password: SecretString::from(password.to_owned()),
-                deadline: Duration::from_secs(60),
-                operation_timeout: Duration::from_secs(5),
-                connect_timeout: Duration::from_secs(5),
-            },
-            close: None,
-        }
+        let mut step = self.stamp.pep_step(password);
+        step.target.deadline = Duration::from_secs(60);
+        step.target.operation_timeout = Duration::from_secs(5);
+        step
     }
 
     async fn rotate(

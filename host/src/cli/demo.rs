@@ -8,10 +8,8 @@ use super::{Output, exit};
 use crate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab, mixed_fleet};
 use crate::fleet::journal;
 use crate::fleet::members;
-use crate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunSecrets};
+use crate::fleet::rotation::{self, RotationOptions, RunOutcome, RunSecrets};
 use crate::gateway::Limits;
-use crate::pep::native::NativeClient;
-use crate::pep::{PepEndpoint, PepTarget};
 use crate::runtime::{Runtime, RuntimeConfig};
 use bmc_lab::faults::Faults;
 use bmc_lab::pep::PepConfig;
@@ -19,7 +17,6 @@ use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 const USER: &str = "azsbmc";
 const PLUGINS: [&str; 3] = ["dell-idrac", "hpe-ilo", "lenovo-xcc"];
@@ -64,23 +61,6 @@ fn plugins(dir: Option<PathBuf>, into: &Path) -> Result<PathBuf, String> {
     Ok(into.to_owned())
 }
 
-fn pep_step(stamp: &StampLab) -> PepStep<NativeClient> {
-    let endpoints =
-        stamp.pep.addrs().iter().map(|a| PepEndpoint { host: a.ip().to_string(), port: a.port(), tls: None });
-    PepStep {
-        client: NativeClient,
-        target: PepTarget {
-            endpoints: endpoints.collect(),
-            user: stamp.pep.account(),
-            password: SecretString::from(LAB_CLOUDADMIN_PASSWORD),
-            deadline: Duration::from_secs(120),
-            operation_timeout: Duration::from_secs(20),
-            connect_timeout: Duration::from_secs(5),
-        },
-        close: None,
-    }
-}
-
 /// One rotation of the demo stamp from `old` to a generated password, saved in `dir`.
 async fn run_once(
     stamp: &StampLab,
@@ -106,9 +86,16 @@ async fn run_once(
         journal::start_run(&journal_path, &inventory, &old_text, new.expose_secret(), true)
     };
     let display = Display::new();
-    let (report, journal) =
-        rotation::rotate(members, &inventory.stamp, secrets, Some(pep_step(stamp)), &options, before, display.clone())
-            .await?;
+    let (report, journal) = rotation::rotate(
+        members,
+        &inventory.stamp,
+        secrets,
+        Some(stamp.pep_step(LAB_CLOUDADMIN_PASSWORD)),
+        &options,
+        before,
+        display.clone(),
+    )
+    .await?;
     drop(display);
     print(&report, journal.as_deref(), Output::Table);
     let new = std::fs::read_to_string(&password_path).ok().map(SecretString::from);
