@@ -378,6 +378,19 @@ impl Bmc {
         self.account(user).and_then(|a| a.password.as_ref()) == Some(&PasswordHash::of(&self.salt, password))
     }
 
+    /// Records `password` in the account's history, as if it had held it before: the reuse cycle
+    /// then refuses it. False if there is no such account.
+    pub fn remember_password(&mut self, user: &str, password: &str) -> bool {
+        let hash = PasswordHash::of(&self.salt, password);
+        match self.account_mut(user) {
+            Some(account) => {
+                account.history.push_front(hash);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Open sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -164,6 +164,19 @@ async fn a_wrong_current_password_fails_preflight_after_one_attempt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_refusal_at_change_time_rolls_the_fleet_back() {
+    // Preflight cannot see an XCC's password history: the change itself is refused.
+    let run = Run::start("reuse", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\nlenovo-xcc2 = 1\n").await;
+    let xcc = run.stamp.lab.bmcs().iter().find(|b| b.persona() == Persona::Xcc2).unwrap();
+    assert!(xcc.state().remember_password(USER, NEW));
+    let (report, _, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::RolledBack, "{:#?}", report.notes);
+    let refused = report.bmcs.iter().find(|b| b.name.starts_with("lenovo")).unwrap();
+    assert!(refused.error.as_deref().unwrap().contains("policy-rejected"), "{refused:?}");
+    assert!(run.all_hold(OLD) && run.stamp.pep.stored().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_bmc_rolls_the_fleet_back() {
     let groups = "[fleet]\ndell-idrac9 = 2\nhpe-ilo5 = 1\n[[group]]\npersona = \"hpe-ilo6\"\ncount = 1\nfaults = { hang = [\"PATCH /Accounts/\"] }\n";
     let run = Run::start("hang", groups).await;

@@ -1,0 +1,137 @@
+//! `bmc-rotate rotate|status|completions` as an operator runs them against a lab stamp.
+
+use bmc_lab::FleetSpec;
+use bmc_lab::pep::PepConfig;
+use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const USER: &str = "azsbmc";
+const OLD: &str = "Cli-Old_Pass-1";
+
+async fn stamp(name: &str) -> (StampLab, PathBuf) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-rotate-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spec = FleetSpec::parse(&format!(
+        "stamp = \"lab\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\ndell-idrac10 = 1\nhpe-ilo6 = 1\nlenovo-xcc3 = 1\n"
+    ))
+    .unwrap();
+    (StampLab::start(spec, PepConfig::default(), &dir).await.unwrap(), dir)
+}
+
+async fn bmc_rotate(args: Vec<String>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
+    command
+        .args(args)
+        .env("BMC_ROTATE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-artifact-cache"))
+        .env("CLI_OLD", OLD)
+        .env("CLI_CLOUD", LAB_CLOUDADMIN_PASSWORD);
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+}
+
+fn rotate_args(stamp: &StampLab, dir: &Path, extra: &[&str]) -> Vec<String> {
+    let plugins = bmc_tests::vendor_plugin_dir();
+    let mut args: Vec<String> = [
+        "rotate",
+        "--inventory",
+        stamp.inventory.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "--audit-log",
+        dir.join("audit.jsonl").to_str().unwrap(),
+        "--journal",
+        dir.join("run.jsonl").to_str().unwrap(),
+        "--bmc-password",
+        "env:CLI_OLD",
+        "--cloudadmin-password",
+        "env:CLI_CLOUD",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_password_is_saved_privately_before_the_rotation_and_never_printed() {
+    let (stamp, dir) = stamp("generate").await;
+    let out_file = dir.join("new-password");
+    let out =
+        bmc_rotate(rotate_args(&stamp, &dir, &["--generate-password", "--password-out", out_file.to_str().unwrap()]))
+            .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let password = std::fs::read_to_string(&out_file).unwrap().trim().to_owned();
+    assert_eq!(std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!((12..=16).contains(&password.chars().count()), "as long as every BMC and Azure Stack allow");
+    assert_eq!(stamp.holding(USER, &password), 3);
+    assert_eq!(stamp.pep.stored().unwrap().password.as_str(), password);
+    let everything = [text(&out.stdout), text(&out.stderr), std::fs::read_to_string(dir.join("run.jsonl")).unwrap()];
+    for t in &everything {
+        assert!(!t.contains(&password) && !t.contains(OLD) && !t.contains(LAB_CLOUDADMIN_PASSWORD));
+    }
+    assert!(text(&out.stdout).contains("outcome: rotated"), "{}", text(&out.stdout));
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"command\":\"rotate\"") && audit.contains("\"outcome\":\"rotated\""), "{audit}");
+
+    let status =
+        bmc_rotate(vec!["status".into(), "--journal".into(), dir.join("run.jsonl").display().to_string()]).await;
+    assert_eq!(status.status.code(), Some(0));
+    assert!(
+        text(&status.stdout).contains("finished:") && text(&status.stdout).contains("rotated"),
+        "{}",
+        text(&status.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_changes_nothing_and_writes_no_journal() {
+    let (stamp, dir) = stamp("dry").await;
+    let out =
+        bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--dry-run", "--output", "json"]))
+            .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["report"]["outcome"], "dry-run");
+    assert_eq!(json["report"]["bmcs"].as_array().unwrap().len(), 3);
+    assert!(!dir.join("run.jsonl").exists());
+    assert_eq!(stamp.holding(USER, OLD), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_its_place_and_changes_nothing() {
+    let (stamp, dir) = stamp("bad").await;
+    let text_of = std::fs::read_to_string(&stamp.inventory).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, format!("{text_of}\npassword = \"oops\"\n")).unwrap();
+    let mut args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"]);
+    args[2] = bad.display().to_string();
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(2));
+    let lines = text_of.lines().count() + 2;
+    assert!(
+        text(&out.stderr).contains(&format!("bad.toml:{lines}: `password`: the inventory never holds a secret")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stderr).contains("oops"));
+
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:UNSET_FOR_SURE_42"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("UNSET_FOR_SURE_42 is not set"), "{}", text(&out.stderr));
+    assert_eq!(stamp.holding(USER, OLD), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_are_generated_for_the_usual_shells() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = bmc_rotate(vec!["completions".into(), shell.into()]).await;
+        assert_eq!(out.status.code(), Some(0));
+        let script = text(&out.stdout);
+        assert!(script.contains("bmc-rotate") && script.contains("resume"), "{shell}");
+    }
+}
