@@ -120,6 +120,14 @@ async fn bad_input_is_refused_with_its_place_and_changes_nothing() {
     );
     assert!(!text(&out.stderr).contains("oops"));
 
+    let no_pep = dir.join("no-pep.toml");
+    std::fs::write(&no_pep, stamp.lab.inventory_toml()).unwrap();
+    let mut args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"]);
+    args[2] = no_pep.display().to_string();
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no [pep] table"), "{}", text(&out.stderr));
+
     let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:UNSET_FOR_SURE_42"])).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("UNSET_FOR_SURE_42 is not set"), "{}", text(&out.stderr));

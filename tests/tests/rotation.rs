@@ -201,14 +201,25 @@ async fn a_lost_answer_is_resolved_by_verifying_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pep_failure_rolls_back_by_default_and_keeps_on_request() {
-    let run = Run::start("pep-fail", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
-    let (report, _, _) = run.rotate(Some(NEW), "Wrong-Cloud-Pw1", options()).await;
-    assert_eq!(report.outcome, RunOutcome::RolledBack, "{:#?}", report.notes);
-    assert!(report.pep_error.as_deref().unwrap().contains("refused the credential"));
-    assert!(run.all_hold(OLD));
+    // A wrong CloudAdmin password is found by preflight: nothing changes.
+    let run = Run::start("pep-auth", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
+    let (report, journal, _) = run.rotate(Some(NEW), "Wrong-Cloud-Pw1", options()).await;
+    assert_eq!(report.outcome, RunOutcome::PreflightFailed, "{:#?}", report.notes);
+    assert!(report.notes.iter().any(|n| n.contains("refused the credential")), "{:?}", report.notes);
+    assert!(journal.is_none() && run.all_hold(OLD));
 
+    // The cmdlet fails: every BMC goes back.
+    let failing = PepFaults { error_record: Some("BMC store unavailable".into()), ..PepFaults::default() };
+    let run = Run::start("pep-fail", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
+    run.stamp.pep.set_faults(failing.clone());
+    let (report, _, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::RolledBack, "{:#?}", report.notes);
+    assert!(report.pep_error.as_deref().unwrap().contains("BMC store unavailable"));
+    assert!(run.all_hold(OLD) && run.stamp.pep.stored().is_none());
+
+    // --on-pep-failure keep: the BMCs keep the new password and the run needs resume.
     let run = Run::start("pep-keep", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
-    run.stamp.pep.set_faults(PepFaults { error_record: Some("BMC store unavailable".into()), ..PepFaults::default() });
+    run.stamp.pep.set_faults(failing);
     let keep = RotationOptions { rollback_on_pep_failure: false, ..options() };
     let (report, _, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, keep).await;
     assert_eq!(report.outcome, RunOutcome::NeedsResume);
@@ -219,7 +230,7 @@ async fn a_pep_failure_rolls_back_by_default_and_keeps_on_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_xcc_in_the_fleet_a_pep_failure_keeps_the_new_password_and_resume_finishes() {
     let run = Run::start("xcc-pep", "[fleet]\ndell-idrac9 = 1\nlenovo-xcc2 = 1\n").await;
-    run.stamp.pep.set_faults(PepFaults { down: vec![0, 1, 2], ..PepFaults::default() });
+    run.stamp.pep.set_faults(PepFaults { error_record: Some("BMC store unavailable".into()), ..PepFaults::default() });
     let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
     assert_eq!(report.outcome, RunOutcome::NeedsResume, "{:#?}", report.notes);
     assert!(run.all_hold(NEW), "XCC cannot go back, so nobody does");

@@ -3,7 +3,7 @@
 //! what the tool does, in under a minute, with nothing to set up.
 
 use super::progress::Display;
-use super::rotate::{exit_code, print};
+use super::rotate::{exit_code, print, save_generated};
 use super::{Output, exit};
 use crate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab, mixed_fleet};
 use crate::fleet::journal;
@@ -79,10 +79,8 @@ async fn run_once(
     let password_path = dir.join(format!("run{round}-password"));
     let old_text = old.expose_secret().to_owned();
     let before = |new: &SecretString| {
-        // The generated password goes to a 0600 file, never to the screen.
-        std::fs::write(&password_path, new.expose_secret()).map_err(|e| e.to_string())?;
-        std::fs::set_permissions(&password_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
+        // The generated password goes to a new 0600 file, never to the screen.
+        save_generated(&password_path, new)?;
         journal::start_run(&journal_path, &inventory, &old_text, new.expose_secret(), true)
     };
     let display = Display::new();
@@ -98,7 +96,7 @@ async fn run_once(
     .await?;
     drop(display);
     print(&report, journal.as_deref(), Output::Table);
-    let new = std::fs::read_to_string(&password_path).ok().map(SecretString::from);
+    let new = std::fs::read_to_string(&password_path).ok().map(|p| SecretString::from(p.trim_end().to_owned()));
     Ok((report.outcome, new))
 }
 

@@ -47,8 +47,8 @@ pub struct Sources {
     /// [default: $XDG_STATE_HOME/bmc-rotate/audit.jsonl]
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
-    /// BMCs worked on at once.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    /// BMCs worked on at once (1 to 512).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub concurrency: u16,
 }
 
@@ -168,7 +168,7 @@ fn default_journal(stamp: &str) -> Option<PathBuf> {
 }
 
 /// Writes a generated password where the operator asked, before anything changes.
-fn save_generated(out: &Path, password: &SecretString) -> Result<(), String> {
+pub(super) fn save_generated(out: &Path, password: &SecretString) -> Result<(), String> {
     if out == Path::new("-") {
         let mut tty = std::fs::OpenOptions::new()
             .write(true)
@@ -267,11 +267,17 @@ pub async fn rotate(
             (Some(source), false) => Some(read_new(&mut reader, source)?),
             (None, false) => Some(read_new(&mut reader, &SecretSource::Prompt)?),
         };
-        let step = if args.dry_run {
-            None
-        } else {
-            pep_step(&inventory, &pep, &mut reader, args.transcripts_password.as_ref())?
-        };
+        let step = pep_step(&inventory, &pep, &mut reader, args.transcripts_password.as_ref())?;
+        if step.is_none() {
+            return Err(fail(
+                exit::BAD_INPUT,
+                format!(
+                    "{}: no [pep] table; a rotation ends by storing the password in Azure Stack Hub, so the \
+                     inventory needs `endpoints` and `cloudadmin` (see host/inventory.example.toml)",
+                    inventory.path.display()
+                ),
+            ));
+        }
         Ok::<_, u8>((RunSecrets { old, new }, step))
     })();
     let (secrets, step) = match secrets {

@@ -405,7 +405,8 @@ async fn preflight(
     errors
 }
 
-/// Runs a rotation over `members`. Once preflight passes, `before_change` gets the new password
+/// Runs a rotation over `members`. Preflight includes a read-only check of the PEP (when there
+/// is a PEP step): connect, authenticate, detect the cmdlet. Once preflight passes, `before_change` gets the new password
 /// (generated or given) and returns the journal, its first record written: that is where a
 /// generated password is saved for the operator and the run becomes resumable. A dry run or a
 /// failed preflight leaves nothing behind.
@@ -450,8 +451,24 @@ pub async fn rotate<C: PepClient>(
 
     // Preflight.
     let mut errors = preflight(&works, &secrets, options.concurrency, &observer).await;
-    let mut policy = FleetPolicy::azure_stack();
+    // The privileged endpoint too: a refused CloudAdmin password or a stamp without the cmdlet
+    // is found now, before any BMC changes, not after (which would mean a rollback).
     let account = works.first().map(|w| w.lock().expect("work").member.target.account.clone()).unwrap_or_default();
+    if let Some(step) = &pep_step {
+        observer.phase(Phase::Pep, 1);
+        let check = PepRequest { action: PepAction::Check { bmc_user: Some(account.clone()) }, close: None };
+        match pep::run(&step.client, &step.target, &check, &observer.pep_progress()).await {
+            Ok(report) => {
+                observer.advanced("PEP", true, &report.call);
+                notes.push(format!("the PEP answers on {} and will run {}", report.endpoint, report.call));
+            }
+            Err(e) => {
+                observer.advanced("PEP", false, &e.to_string());
+                errors.push(format!("privileged endpoint: {e}"));
+            }
+        }
+    }
+    let mut policy = FleetPolicy::azure_stack();
     for w in &works {
         if let Some(p) = &w.lock().expect("work").policy {
             policy.intersect(p);
