@@ -20,6 +20,14 @@ impl Display {
         Arc::new(Display { bar: Mutex::new(None), tty: std::io::stderr().is_terminal() })
     }
 
+    /// Runs `f` with the bars hidden, so what it writes to the terminal stays readable.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &*self.bar.lock().expect("bar") {
+            Some((_, bar)) if self.tty => bar.suspend(f),
+            _ => f(),
+        }
+    }
+
     fn line(&self, text: &str) {
         match &*self.bar.lock().expect("bar") {
             Some((_, bar)) if self.tty => bar.println(text),

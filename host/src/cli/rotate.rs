@@ -9,7 +9,8 @@ use crate::fleet::inventory::Inventory;
 use crate::fleet::journal::{self, Journal};
 use crate::fleet::members::{self, Member};
 use crate::fleet::profiles::Profiles;
-use crate::fleet::resume::{self, RunState};
+use crate::fleet::resume::{self, ResumeError, RunState};
+use crate::fleet::rotation::Observer as _;
 use crate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunReport, RunSecrets};
 use crate::gateway::Limits;
 use crate::pep::{AnyClient, PepTarget, TranscriptShare};
@@ -287,6 +288,19 @@ pub async fn rotate(
     let Some(journal_path) = args.journal.clone().or_else(|| default_journal(&inventory.stamp)) else {
         return fail(exit::BAD_INPUT, "no place for the journal: give --journal");
     };
+    // Both files are created only once preflight passes; refuse now what would fail then.
+    if journal_path.exists() {
+        return fail(
+            exit::BAD_INPUT,
+            format!(
+                "the journal {} exists: a journal is never overwritten; give a new --journal",
+                journal_path.display()
+            ),
+        );
+    }
+    if let Some(out) = args.password_out.as_deref().filter(|o| *o != Path::new("-") && o.exists()) {
+        return fail(exit::BAD_INPUT, format!("{} exists: --password-out never overwrites a file", out.display()));
+    }
     let options = RotationOptions {
         concurrency: sources.concurrency as usize,
         dry_run: args.dry_run,
@@ -294,10 +308,11 @@ pub async fn rotate(
     };
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let old_for_journal = secrets.old.clone();
+    let display = Display::new();
     let before_change = |new: &SecretString| -> Result<Journal, String> {
         if args.generate_password {
             let out = args.password_out.as_deref().expect("clap requires --password-out");
-            save_generated(out, new)?;
+            display.suspend(|| save_generated(out, new))?;
         }
         let journal = journal::start_run(
             &journal_path,
@@ -306,19 +321,26 @@ pub async fn rotate(
             new.expose_secret(),
             options.rollback_on_pep_failure,
         )?;
-        eprintln!("journal: {}", journal.path().display());
+        display.note(&format!("journal: {}", journal.path().display()));
         Ok(journal)
     };
-    let display = Display::new();
     let result =
         rotation::rotate(members, &inventory.stamp, secrets, step, &options, before_change, display.clone()).await;
     drop(display);
     let (report, journal) = match result {
         Ok(done) => done,
+        Err(e) if !journal_path.exists() => {
+            // Before the first change (the journal is created first): nothing was changed.
+            let code = fail(exit::FAILED, format!("{e}; nothing was changed"));
+            audit_log(&sources, &AuditEntry::now("rotate", &inventory.stamp, names, "failed", None));
+            return code;
+        }
         Err(e) => {
             // The journal could not be written: stop; it records everything up to here.
-            let code =
-                fail(exit::NEEDS_RESUME, format!("{e}; the run stopped. `bmc-rotate status --journal` shows where"));
+            let code = fail(
+                exit::NEEDS_RESUME,
+                format!("{e}; the run stopped. `bmc-rotate status --journal {}` shows where", journal_path.display()),
+            );
             audit_log(&sources, &AuditEntry::now("rotate", &inventory.stamp, names, "stopped", Some(journal_path)));
             return code;
         }
@@ -380,11 +402,8 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_di
         let old = read(&mut reader, &args.bmc_password, "the run's old BMC password")?;
         let new = read(&mut reader, &args.new_password, "the run's new BMC password")?;
         state.check_secrets(&old, &new).map_err(|e| fail(exit::BAD_INPUT, e))?;
-        let step = if state.converged() || state.pep == state.target {
-            None
-        } else {
-            pep_step(&inventory, &pep_args, &mut reader, None)?
-        };
+        // Resume may change direction, so the PEP may need telling whatever the journal says now.
+        let step = if state.converged() { None } else { pep_step(&inventory, &pep_args, &mut reader, None)? };
         Ok::<_, u8>((old, new, step))
     })();
     let (old, new, step) = match secrets {
@@ -397,7 +416,8 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_di
     drop(display);
     let report = match result {
         Ok(report) => report,
-        Err(e) => {
+        Err(ResumeError::BadInput(e)) => return fail(exit::BAD_INPUT, e),
+        Err(ResumeError::Stopped(e)) => {
             audit_log(
                 &sources,
                 &AuditEntry::now("resume", &inventory.stamp, names, "stopped", Some(args.journal.clone())),

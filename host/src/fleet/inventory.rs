@@ -300,6 +300,16 @@ fn pep_settings(pep: &Spanned<RawPep>, locate: &Locator<'_>) -> Result<PepSettin
         }
         endpoints.push(endpoint);
     }
+    if let Some(policy) = &raw.tls
+        && endpoints.iter().all(|e| e.tls.is_none())
+    {
+        return Err(locate.at(
+            policy,
+            "pep.tls",
+            "a TLS policy needs HTTPS endpoints: write them as https://IP (WinRM's 5986 listener), or drop `tls` for \
+             plain WinRM with message sealing",
+        ));
+    }
     let cloudadmin = raw.cloudadmin.get_ref().trim().to_owned();
     if !cloudadmin.split_once('\\').is_some_and(|(domain, user)| !domain.is_empty() && !user.is_empty()) {
         return Err(locate.at(&raw.cloudadmin, "pep.cloudadmin", format!("`{cloudadmin}`: expected DOMAIN\\user, e.g. 'AZURESTACK\\CloudAdmin' (single quotes keep the backslash)")));

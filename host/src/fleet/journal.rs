@@ -150,9 +150,18 @@ impl Journal {
     pub fn append(path: &Path) -> Result<(Journal, Vec<Line>), String> {
         let lines = read(path)?;
         let file = OpenOptions::new()
+            .read(true)
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open the journal {}: {e}", path.display()))?;
+        // Cut a torn last record (a crash mid-write) so the next record starts on its own line.
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(keep as u64)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| format!("cannot repair the journal {}: {e}", path.display()))?;
+        }
         let seq = lines.last().map_or(0, |l| l.seq);
         Ok((Journal::with(file, path, seq), lines))
     }
@@ -329,8 +338,14 @@ mod tests {
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"seq\":2,\"at_ms\":1,\"event\":\"chang").unwrap();
         assert_eq!(read(&path).unwrap().len(), 1);
-        file.write_all(b"\n{\"seq\":3}\n").unwrap();
-        assert!(read(&path).unwrap_err().contains(":2: not a journal record"));
+        drop(file);
+        let (mut repaired, lines) = Journal::append(&path).unwrap();
+        assert_eq!(lines.len(), 1);
+        repaired.write(Record::Resumed).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2, "the torn record was cut, the new one stands alone");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"seq\":3}\n{\"seq\":4,\"at_ms\":1,\"event\":\"resumed\"}\n").unwrap();
+        assert!(read(&path).unwrap_err().contains(":3: not a journal record"), "{:?}", read(&path));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(read(&path).unwrap_err().contains("chmod 600"));
     }

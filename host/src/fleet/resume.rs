@@ -117,6 +117,17 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
     })
 }
 
+/// Why a resume did not converge.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// The journal, the inventory or the secrets do not fit the run: nothing was done.
+    #[error("{0}")]
+    BadInput(String),
+    /// The resume stopped part way (its journal could not be written): run it again.
+    #[error("{0}")]
+    Stopped(String),
+}
+
 /// Converges the run recorded in `path`.
 pub async fn resume<C: PepClient>(
     path: &Path,
@@ -125,21 +136,39 @@ pub async fn resume<C: PepClient>(
     new: Arc<SecretString>,
     pep_step: Option<PepStep<C>>,
     observer: Arc<dyn Observer>,
-) -> Result<RunReport, String> {
-    let started = Instant::now();
-    let (journal, lines) = Journal::append(path)?;
-    let run = state(&lines)?;
-    run.check_secrets(&old, &new)?;
+) -> Result<RunReport, ResumeError> {
+    let (journal, lines) = Journal::append(path).map_err(ResumeError::BadInput)?;
+    let run = state(&lines).map_err(ResumeError::BadInput)?;
+    run.check_secrets(&old, &new).map_err(ResumeError::BadInput)?;
     let names: Vec<&str> = members.iter().map(|m| m.entry.name.as_str()).collect();
     let recorded: Vec<&str> = run.bmcs.iter().map(|(b, _)| b.as_str()).collect();
     if names != recorded {
-        return Err(format!(
+        return Err(ResumeError::BadInput(format!(
             "the inventory's BMCs ({}) are not the run's ({}): resume with the inventory the run used ({})",
             names.join(", "),
             recorded.join(", "),
             run.inventory.display()
-        ));
+        )));
     }
+    if let Some(member) = members.iter().find(|m| m.target.account != run.bmc_user) {
+        return Err(ResumeError::BadInput(format!(
+            "the inventory rotates the BMC account `{}`, the run rotated `{}`",
+            member.target.account, run.bmc_user
+        )));
+    }
+    converge(journal, run, members, old, new, pep_step, observer).await.map_err(ResumeError::Stopped)
+}
+
+async fn converge<C: PepClient>(
+    journal: Journal,
+    run: RunState,
+    members: Vec<Member>,
+    old: Arc<SecretString>,
+    new: Arc<SecretString>,
+    pep_step: Option<PepStep<C>>,
+    observer: Arc<dyn Observer>,
+) -> Result<RunReport, String> {
+    let started = Instant::now();
     let mut notes = Vec::new();
     let report = |reports: Vec<BmcReport>, outcome, notes, pep, pep_error| RunReport {
         stamp: run.stamp.clone(),

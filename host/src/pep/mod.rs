@@ -348,6 +348,13 @@ fn check_input(target: &PepTarget, request: &PepRequest) -> Result<(), PepError>
     }
     if let PepAction::SetCredential(credential) = &request.action {
         let chars = credential.password.expose_secret().chars().count();
+        if credential.password.expose_secret().chars().any(char::is_control) {
+            return Err(PepError::BadInput(
+                "the new BMC password contains a control character (a line break?); BMCs and Azure Stack Hub \
+                 need printable characters"
+                    .into(),
+            ));
+        }
         if chars == 0 || chars > MAX_CREDENTIAL_CHARS {
             return Err(PepError::BadInput(format!(
                 "the new BMC password has {chars} characters; Azure Stack Hub accepts 1 to {MAX_CREDENTIAL_CHARS}"
@@ -399,6 +406,12 @@ pub async fn run<C: PepClient>(
             }
         };
         if !error.try_next_endpoint() {
+            // An earlier endpoint may have stored the credential before its connection broke:
+            // then the step's outcome is unknown, whatever this endpoint said.
+            if failures.iter().any(|(_, e): &(String, PepError)| e.outcome_unknown()) {
+                failures.push((endpoint.to_string(), error));
+                return Err(PepError::AllEndpointsFailed(failures.into_iter().map(|(_, e)| e).collect()));
+            }
             return Err(error);
         }
         progress(PepEvent::FailingOver { endpoint: endpoint.to_string(), reason: error.to_string() });

@@ -100,7 +100,13 @@ async fn work(
             tracing::info!(endpoint = %session.name(), call = %report.call, "invoking");
             progress(PepEvent::Invoking(report.call.clone()));
             let command = Command { name: cmdlet.name().into(), args };
-            let result = session.invoke(&command, deadline, limit, progress).await?;
+            // Once the call is sent, a broken exchange leaves the store's state unknown.
+            let result = session.invoke(&command, deadline, limit, progress).await.map_err(|e| match e {
+                PepError::Protocol { endpoint, reason } => {
+                    PepError::Interrupted { endpoint, during: format!("{} was running", cmdlet.name()), reason }
+                }
+                other => other,
+            })?;
             report.output = result.output.clone();
             report.warnings.extend(result.warnings.iter().cloned());
             report.verbose = result.verbose.clone();

@@ -124,7 +124,12 @@ fn script(endpoint: &PepEndpoint, target: &PepTarget, request: &PepRequest) -> S
         ));
         s = s.replace("$using:path", &literal(&share.path));
     }
-    s.push_str("} catch { $r.status = 'error'; $r.stage = if ($r.cmdlet) { 'rejected' } else { 'detect' }; $r.message = $_.Exception.Message }\n");
+    s.push_str(concat!(
+        "} catch { $r.status = 'error'; $r.message = $_.Exception.Message\n",
+        "  $r.stage = if (-not $r.cmdlet) { 'detect' } ",
+        "elseif ($_.FullyQualifiedErrorId -match 'PSSessionStateBroken|JobFailure|PSRemotingTransport|RemoteException') { 'interrupted' } ",
+        "else { 'rejected' } }\n"
+    ));
     s.push_str("finally { Remove-PSSession -Session $s -ErrorAction SilentlyContinue }\nOut-Result $r\n");
     s
 }
@@ -198,6 +203,18 @@ impl PepClient for PowerShellClient {
         let answer: Answer =
             stdout.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok()).ok_or_else(|| {
                 let stderr = String::from_utf8_lossy(&output.stderr);
+                if let PepAction::SetCredential(_) = &request.action {
+                    // It may have died after the cmdlet ran.
+                    return PepError::Interrupted {
+                        endpoint: name.clone(),
+                        during: "PowerShell was running".into(),
+                        reason: format!(
+                            "{} ended with {} and no result line",
+                            self.executable.display(),
+                            output.status
+                        ),
+                    };
+                }
                 PepError::Client(format!(
                     "PowerShell ({}) ended with {} and no result line; stderr: {}",
                     self.executable.display(),

@@ -142,3 +142,26 @@ fn the_call_adapts_to_the_stamps_syntax() {
     assert_eq!(no_bypass.render(None, true), "Set-BmcCredential -BmcPassword <SecureString>");
     assert_eq!(Cmdlet::SetBmcPassword.render(Some("bmcadmin"), true), "Set-BmcPassword -BmcPassword <SecureString>");
 }
+
+#[tokio::test]
+async fn an_earlier_lost_answer_keeps_the_outcome_unknown_when_a_later_endpoint_refuses() {
+    let interrupted = PepError::Interrupted {
+        endpoint: "ercs01".into(),
+        during: "Set-BmcCredential was running".into(),
+        reason: "connection reset".into(),
+    };
+    let refused = PepError::Rejected { endpoint: "ercs02".into(), cmdlet: "Set-BmcCredential".into(), errors: vec![] };
+    let client = Scripted::new(vec![Err(interrupted), Err(refused)]);
+    let error = run(&client, &target(), &set("N3w-Pass_w0rd"), &quiet()).await.unwrap_err();
+    assert!(matches!(error, PepError::AllEndpointsFailed(_)), "{error}");
+    assert!(error.outcome_unknown(), "ERCS01 may have stored it: no rollback on this");
+    assert_eq!(client.calls(), ["ercs01", "ercs02"]);
+}
+
+#[tokio::test]
+async fn a_password_with_a_line_break_is_refused() {
+    let client = Scripted::new(vec![]);
+    let error = run(&client, &target(), &set("Two\nLines-1"), &quiet()).await.unwrap_err();
+    assert!(error.to_string().contains("control character"), "{error}");
+    assert!(client.calls().is_empty());
+}

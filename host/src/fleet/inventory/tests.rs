@@ -95,6 +95,8 @@ fn the_pep_table_is_checked() {
     assert_eq!(half.field.as_deref(), Some("pep.transcripts_user"));
     let https = with("endpoints = [\"https://10.0.0.4\"]\ncloudadmin = 'A\\B'\ntls = \"insecure\"").unwrap();
     assert_eq!(https.pep.unwrap().endpoints[0].tls, Some(TlsPolicy::Insecure));
+    let ignored = with("endpoints = [\"10.0.0.4\"]\ncloudadmin = 'A\\B'\ntls = \"insecure\"").unwrap_err();
+    assert_eq!(ignored.field.as_deref(), Some("pep.tls"), "{ignored}");
     let admin = parse(&MINIMAL.replace("azsbmc", "root")).unwrap();
     assert!(admin.warnings[0].contains("well-known"));
 }
