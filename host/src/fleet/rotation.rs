@@ -312,64 +312,8 @@ pub(crate) async fn change_one(
     Ok((holds, error))
 }
 
-/// The threads BMC jobs run on: one single-threaded tokio runtime per core, and a BMC always on
-/// the same one (its keep-alive connection lives there). That uses every core without a
-/// work-stealing pool's cross-thread wake-ups, which the fleet benchmark measured at a third more
-/// CPU per BMC.
-pub(crate) struct Shards {
-    handles: Vec<tokio::runtime::Handle>,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Shards {
-    pub(crate) fn new() -> Result<Shards, String> {
-        let count = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let mut shards = Shards { handles: Vec::new(), stops: Vec::new(), threads: Vec::new() };
-        for i in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            shards.handles.push(runtime.handle().clone());
-            shards.stops.push(stop);
-            let thread = std::thread::Builder::new()
-                .name(format!("bmc-jobs-{i}"))
-                .spawn(move || {
-                    // Spawned jobs run while this thread waits for the stop signal.
-                    let _ = runtime.block_on(stopped);
-                })
-                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
-            shards.threads.push(thread);
-        }
-        Ok(shards)
-    }
-
-    fn of(&self, index: usize) -> &tokio::runtime::Handle {
-        &self.handles[index % self.handles.len()]
-    }
-}
-
-impl Drop for Shards {
-    fn drop(&mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Runs `job` over `indices` with at most `limit` at once, each BMC on its shard.
-async fn each<F, Fut>(
-    shards: &Shards,
-    works: &[Shared<Work>],
-    indices: &[usize],
-    limit: usize,
-    job: F,
-) -> Result<(), String>
+/// Runs `job` over `indices` with at most `limit` at once.
+async fn each<F, Fut>(works: &[Shared<Work>], indices: &[usize], limit: usize, job: F) -> Result<(), String>
 where
     F: Fn(Shared<Work>) -> Fut,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
@@ -379,14 +323,11 @@ where
     for &i in indices {
         let permit = semaphore.clone().acquire_owned().await.expect("never closed");
         let fut = job(works[i].clone());
-        tasks.spawn_on(
-            async move {
-                let result = fut.await;
-                drop(permit);
-                result
-            },
-            shards.of(i),
-        );
+        tasks.spawn(async move {
+            let result = fut.await;
+            drop(permit);
+            result
+        });
     }
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
@@ -401,7 +342,6 @@ where
 /// Preflight: every BMC is reachable, its plugin recognises it and logs in with the old password,
 /// and (checked by the caller) the new password fits every live policy. Changes nothing.
 async fn preflight(
-    shards: &Shards,
     works: &[Shared<Work>],
     secrets: &RunSecrets,
     concurrency: usize,
@@ -459,7 +399,7 @@ async fn preflight(
             Ok(())
         }
     };
-    if let Err(e) = each(shards, works, &all, concurrency, job).await {
+    if let Err(e) = each(works, &all, concurrency, job).await {
         errors.lock().expect("errors").push(e);
     }
     let mut errors = std::mem::take(&mut *errors.lock().expect("errors"));
@@ -512,8 +452,7 @@ pub async fn rotate<C: PepClient>(
         };
 
     // Preflight.
-    let shards = Shards::new()?;
-    let mut errors = preflight(&shards, &works, &secrets, options.concurrency, &observer).await;
+    let mut errors = preflight(&works, &secrets, options.concurrency, &observer).await;
     // The privileged endpoint too: a refused CloudAdmin password or a stamp without the cmdlet
     // is found now, before any BMC changes, not after (which would mean a rollback).
     let account = works.first().map(|w| w.lock().expect("work").member.target.account.clone()).unwrap_or_default();
@@ -615,7 +554,7 @@ pub async fn rotate<C: PepClient>(
                 Ok(())
             }
         };
-        each(&shards, &works, &batch, options.concurrency, job).await?;
+        each(&works, &batch, options.concurrency, job).await?;
         failed = batch.iter().any(|&i| works[i].lock().expect("work").holds != Which::New);
     }
 
@@ -642,18 +581,9 @@ pub async fn rotate<C: PepClient>(
             journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
             return Ok((report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, None), Some(journal_path)));
         }
-        let outcome = roll_back(
-            &shards,
-            &works,
-            &secrets.old,
-            &new,
-            "the change failed",
-            options,
-            &journal,
-            &observer,
-            &mut notes,
-        )
-        .await?;
+        let outcome =
+            roll_back(&works, &secrets.old, &new, "the change failed", options, &journal, &observer, &mut notes)
+                .await?;
         return Ok((report(&works, outcome, notes, Some(policy), None, None), Some(journal_path)));
     }
     notes.push(format!("all {} BMCs hold the new password", works.len()));
@@ -697,18 +627,9 @@ pub async fn rotate<C: PepClient>(
                     Some(journal_path),
                 ));
             }
-            let outcome = roll_back(
-                &shards,
-                &works,
-                &secrets.old,
-                &new,
-                "the PEP step failed",
-                options,
-                &journal,
-                &observer,
-                &mut notes,
-            )
-            .await?;
+            let outcome =
+                roll_back(&works, &secrets.old, &new, "the PEP step failed", options, &journal, &observer, &mut notes)
+                    .await?;
             Ok((report(&works, outcome, notes, Some(policy), None, Some(error.to_string())), Some(journal_path)))
         }
     }
@@ -744,7 +665,6 @@ pub(crate) fn clone_member(member: &Member) -> Member {
 /// Returns every BMC that holds (or may hold) the new password to the old one.
 #[allow(clippy::too_many_arguments)]
 async fn roll_back(
-    shards: &Shards,
     works: &[Shared<Work>],
     old: &Arc<SecretString>,
     new: &Arc<SecretString>,
@@ -788,7 +708,7 @@ async fn roll_back(
             Ok(())
         }
     };
-    each(shards, works, &todo, options.concurrency, job).await?;
+    each(works, &todo, options.concurrency, job).await?;
     let stuck: Vec<String> = works
         .iter()
         .filter_map(|w| {
