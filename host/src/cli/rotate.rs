@@ -260,31 +260,16 @@ pub async fn rotate(
     if args.transcripts_password.is_some() && inventory.pep.as_ref().and_then(|p| p.transcripts.as_ref()).is_none() {
         return fail(exit::BAD_INPUT, "--transcripts-password needs `transcripts` in the inventory's [pep] table");
     }
-    let mut reader = SecretReader::default();
-    let secrets = (|| {
-        let old = read(&mut reader, &args.bmc_password, "the current BMC password")?;
-        let new = match (&args.new_password, args.generate_password) {
-            (_, true) => None,
-            (Some(source), false) => Some(read_new(&mut reader, source)?),
-            (None, false) => Some(read_new(&mut reader, &SecretSource::Prompt)?),
-        };
-        let step = pep_step(&inventory, &pep, &mut reader, args.transcripts_password.as_ref())?;
-        if step.is_none() {
-            return Err(fail(
-                exit::BAD_INPUT,
-                format!(
-                    "{}: no [pep] table; a rotation ends by storing the password in Azure Stack Hub, so the \
-                     inventory needs `endpoints` and `cloudadmin` (see host/inventory.example.toml)",
-                    inventory.path.display()
-                ),
-            ));
-        }
-        Ok::<_, u8>((RunSecrets { old, new }, step))
-    })();
-    let (secrets, step) = match secrets {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    if inventory.pep.is_none() {
+        return fail(
+            exit::BAD_INPUT,
+            format!(
+                "{}: no [pep] table; a rotation ends by storing the password in Azure Stack Hub, so the inventory \
+                 needs `endpoints` and `cloudadmin` (see host/inventory.example.toml)",
+                inventory.path.display()
+            ),
+        );
+    }
     let Some(journal_path) = args.journal.clone().or_else(|| default_journal(&inventory.stamp)) else {
         return fail(exit::BAD_INPUT, "no place for the journal: give --journal");
     };
@@ -301,6 +286,21 @@ pub async fn rotate(
     if let Some(out) = args.password_out.as_deref().filter(|o| *o != Path::new("-") && o.exists()) {
         return fail(exit::BAD_INPUT, format!("{} exists: --password-out never overwrites a file", out.display()));
     }
+    let mut reader = SecretReader::default();
+    let secrets = (|| {
+        let old = read(&mut reader, &args.bmc_password, "the current BMC password")?;
+        let new = match (&args.new_password, args.generate_password) {
+            (_, true) => None,
+            (Some(source), false) => Some(read_new(&mut reader, source)?),
+            (None, false) => Some(read_new(&mut reader, &SecretSource::Prompt)?),
+        };
+        let step = pep_step(&inventory, &pep, &mut reader, args.transcripts_password.as_ref())?;
+        Ok::<_, u8>((RunSecrets { old, new }, step))
+    })();
+    let (secrets, step) = match secrets {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let options = RotationOptions {
         concurrency: sources.concurrency as usize,
         dry_run: args.dry_run,
