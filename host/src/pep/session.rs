@@ -7,7 +7,7 @@ use super::{PepError, PepEvent, Progress};
 use base64::Engine as _;
 use bmc_winrm::psrp::clixml::{self, Clixml, Command, ErrorInfo};
 use bmc_winrm::psrp::crypto::{ClientKey, SessionKey};
-use bmc_winrm::psrp::fragment::{Defragmenter, Fragment, Fragmenter};
+use bmc_winrm::psrp::fragment::{Defragmenter, Fragmenter};
 use bmc_winrm::psrp::message::{Destination, Guid, Message, MessageType};
 use bmc_winrm::wsman::{self, Endpoint, Operation};
 use std::time::{Duration, Instant};
@@ -151,21 +151,11 @@ impl Session {
     fn fragments(&mut self, kind: MessageType, pipeline: Guid, data: String) -> Vec<u8> {
         let message =
             Message { destination: Destination::Server, kind, rpid: self.pool, pid: pipeline, data: data.into_bytes() };
-        let mut out = Vec::new();
-        for fragment in self.fragmenter.fragment(&message.encode()) {
-            fragment.encode(&mut out);
-        }
-        out
+        self.fragmenter.wire(&message)
     }
 
     fn messages(&mut self, stdout: &[u8]) -> Result<Vec<Message>, PepError> {
-        let mut out = Vec::new();
-        for fragment in Fragment::decode_all(stdout).map_err(|e| self.protocol(e.to_string()))? {
-            if let Some(bytes) = self.defragmenter.push(fragment).map_err(|e| self.protocol(e.to_string()))? {
-                out.push(Message::decode(&bytes).map_err(|e| self.protocol(e.to_string()))?);
-            }
-        }
-        Ok(out)
+        self.defragmenter.messages(stdout).map_err(|e| self.protocol(e.to_string()))
     }
 
     /// Creates the runspace pool and waits until it is Opened.

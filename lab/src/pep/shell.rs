@@ -6,7 +6,7 @@
 use super::{Shared, jea};
 use bmc_winrm::psrp::clixml;
 use bmc_winrm::psrp::crypto::{SessionKey, public_key_from_blob};
-use bmc_winrm::psrp::fragment::{Defragmenter, Fragment, Fragmenter};
+use bmc_winrm::psrp::fragment::{Defragmenter, Fragmenter};
 use bmc_winrm::psrp::message::{Destination, Guid, Message, MessageType};
 use bmc_winrm::psrp::server;
 use bmc_winrm::wsman::PRIVILEGED_ENDPOINT;
@@ -66,10 +66,7 @@ impl Shell {
                 pid: pipeline.unwrap_or(Guid::NIL),
                 data: data.into_bytes(),
             };
-            let mut blob = Vec::new();
-            for fragment in state.fragmenter.fragment(&message.encode()) {
-                fragment.encode(&mut blob);
-            }
+            let blob = state.fragmenter.wire(&message);
             state.queues.entry(pipeline).or_default().blobs.push_back(blob);
         });
         self.changed.send_modify(|n| *n += 1);
@@ -200,16 +197,7 @@ fn create(request: &Request, ercs: usize, user: &str, shared: &Arc<Shared>) -> O
 }
 
 fn messages(shell: &Shell, payload: &[u8]) -> Result<Vec<Message>, String> {
-    let fragments = Fragment::decode_all(payload).map_err(|e| e.to_string())?;
-    shell.with_state(|state| {
-        let mut out = Vec::new();
-        for fragment in fragments {
-            if let Some(bytes) = state.defragmenter.push(fragment).map_err(|e| e.to_string())? {
-                out.push(Message::decode(&bytes).map_err(|e| e.to_string())?);
-            }
-        }
-        Ok(out)
-    })
+    shell.with_state(|state| state.defragmenter.messages(payload).map_err(|e| e.to_string()))
 }
 
 async fn input(request: &Request, shell: &Arc<Shell>, shared: &Arc<Shared>) -> Outcome {

@@ -6,7 +6,7 @@ use super::*;
 use base64::Engine as _;
 use bmc_winrm::psrp::clixml::{self, Arg, Command};
 use bmc_winrm::psrp::crypto::ClientKey;
-use bmc_winrm::psrp::fragment::{Defragmenter, Fragment, Fragmenter};
+use bmc_winrm::psrp::fragment::{Defragmenter, Fragmenter};
 use bmc_winrm::psrp::message::{Destination, Guid, Message, MessageType};
 use bmc_winrm::wsman::{self, Endpoint, Operation};
 
@@ -62,9 +62,7 @@ impl Client {
 
     fn fragments(&mut self, kind: MessageType, pid: Guid, data: String) -> String {
         let message = Message { destination: Destination::Server, kind, rpid: self.pool, pid, data: data.into_bytes() };
-        let mut out = Vec::new();
-        self.fragmenter.fragment(&message.encode()).iter().for_each(|f| f.encode(&mut out));
-        b64(&out)
+        b64(&self.fragmenter.wire(&message))
     }
 
     /// Receives until a message of `until` arrives; returns every message seen.
@@ -75,11 +73,7 @@ impl Client {
             assert!(status == 200 || status == 500, "{answer}");
             let Ok(root) = wsman::answer(&answer).unwrap() else { continue };
             let received = wsman::received(&root).unwrap();
-            for fragment in Fragment::decode_all(&received.stdout).unwrap() {
-                if let Some(bytes) = self.defragmenter.push(fragment).unwrap() {
-                    seen.push(Message::decode(&bytes).unwrap());
-                }
-            }
+            seen.extend(self.defragmenter.messages(&received.stdout).unwrap());
             if seen.iter().any(|m| m.kind == until) {
                 return seen;
             }

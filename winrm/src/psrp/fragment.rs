@@ -1,6 +1,7 @@
 //! Fragments (MS-PSRP 2.2.4): how PSRP messages are cut into WS-Man-sized pieces. Big-endian.
 
 use super::PsrpError;
+use super::message::Message;
 use std::collections::HashMap;
 
 /// Bytes of a fragment header.
@@ -73,6 +74,15 @@ impl Fragmenter {
         Fragmenter { next_object_id: 1, max_blob: max_fragment.saturating_sub(HEADER_LEN).max(1) }
     }
 
+    /// A message's fragments in wire form, back to back (what a WS-Man stream carries).
+    pub fn wire(&mut self, message: &Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        for fragment in self.fragment(&message.encode()) {
+            fragment.encode(&mut out);
+        }
+        out
+    }
+
     /// The fragments of one message, with a fresh object id.
     pub fn fragment(&mut self, message: &[u8]) -> Vec<Fragment> {
         let object_id = self.next_object_id;
@@ -101,6 +111,17 @@ pub struct Defragmenter {
 }
 
 impl Defragmenter {
+    /// Takes a stream of fragments in wire form; returns the messages it completes, in order.
+    pub fn messages(&mut self, wire: &[u8]) -> Result<Vec<Message>, PsrpError> {
+        let mut out = Vec::new();
+        for fragment in Fragment::decode_all(wire)? {
+            if let Some(bytes) = self.push(fragment)? {
+                out.push(Message::decode(&bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Takes one fragment; returns the message it completes, if any.
     pub fn push(&mut self, fragment: Fragment) -> Result<Option<Vec<u8>>, PsrpError> {
         let Fragment { object_id, fragment_id, start, end, blob } = fragment;
@@ -156,6 +177,26 @@ mod tests {
             done = defragmenter.push(f).unwrap().or(done);
         }
         assert_eq!(done.unwrap(), message);
+    }
+
+    #[test]
+    fn messages_travel_as_wire_streams() {
+        use super::super::message::{Destination, Guid, MessageType};
+        let message = |kind| Message {
+            destination: Destination::Client,
+            kind,
+            rpid: Guid::random(),
+            pid: Guid::NIL,
+            data: vec![b'x'; 700],
+        };
+        let (a, b) = (message(MessageType::PIPELINE_OUTPUT), message(MessageType::PIPELINE_STATE));
+        let mut fragmenter = Fragmenter::new(HEADER_LEN + 256);
+        let mut wire = fragmenter.wire(&a);
+        wire.extend(fragmenter.wire(&b));
+        let mut defragmenter = Defragmenter::default();
+        let (head, tail) = wire.split_at(HEADER_LEN + 256);
+        assert!(defragmenter.messages(head).unwrap().is_empty(), "a first fragment completes nothing");
+        assert_eq!(defragmenter.messages(tail).unwrap(), [a, b]);
     }
 
     #[test]
