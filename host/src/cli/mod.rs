@@ -211,6 +211,21 @@ enum PluginsCommand {
     },
 }
 
+/// Prints `message` as an error and returns `code`.
+fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    code
+}
+
+/// Reads one secret; a source that cannot give it is bad input.
+fn read_secret(
+    reader: &mut crate::secrets::SecretReader,
+    source: &crate::secrets::SecretSource,
+    what: &str,
+) -> Result<secrecy::SecretString, u8> {
+    reader.read(source, what).map_err(|e| fail(exit::BAD_INPUT, e))
+}
+
 /// How results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {

@@ -1,8 +1,8 @@
 //! `bmc-rotate pep check|set-credential`: the PEP step on its own.
 
 use super::args::{SecretSourceParser, parse_duration};
-use super::{Output, exit, render};
-use crate::fleet::inventory::Inventory;
+use super::{Output, exit, fail, read_secret, render};
+use crate::fleet::inventory::{Inventory, PepSettings};
 use crate::pep::native::NativeClient;
 use crate::pep::powershell::PowerShellClient;
 use crate::pep::{
@@ -60,34 +60,38 @@ pub fn progress_lines() -> Progress {
     Arc::new(|event| eprintln!("pep: {}", describe_event(event)))
 }
 
-fn load(args: &PepArgs) -> Result<(Inventory, PepTarget, SecretReader), u8> {
-    let inventory = Inventory::load(&args.inventory).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::BAD_INPUT
-    })?;
-    let pep = inventory.pep().map_err(|e| {
-        eprintln!("error: {e}");
-        exit::BAD_INPUT
-    })?;
+fn load(args: &PepArgs) -> Result<Inventory, u8> {
+    let inventory = Inventory::load(&args.inventory).map_err(|e| fail(exit::BAD_INPUT, e))?;
+    inventory.pep().map_err(|e| fail(exit::BAD_INPUT, e))?;
     for warning in &inventory.warnings {
         eprintln!("warning: {warning}");
     }
-    let target = PepTarget {
-        endpoints: pep.endpoints.clone(),
-        user: pep.cloudadmin.clone(),
-        password: secrecy::SecretString::from(""),
+    Ok(inventory)
+}
+
+/// The PEP target the inventory's `[pep]` table names, with the CloudAdmin password read.
+pub(super) fn target(settings: &PepSettings, args: &PepArgs, reader: &mut SecretReader) -> Result<PepTarget, u8> {
+    Ok(PepTarget {
+        endpoints: settings.endpoints.clone(),
+        user: settings.cloudadmin.clone(),
+        password: read_secret(reader, &args.cloudadmin_password, "the CloudAdmin password")?,
         deadline: args.pep_deadline,
         operation_timeout: Duration::from_secs(20),
         connect_timeout: Duration::from_secs(15),
-    };
-    Ok((inventory, target, SecretReader::default()))
+    })
 }
 
-fn read(reader: &mut SecretReader, source: &SecretSource, what: &str) -> Result<secrecy::SecretString, u8> {
-    reader.read(source, what).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::BAD_INPUT
-    })
+/// The transcript hand-off the inventory names, if any, with the share's password read from
+/// `source` (the prompt by default).
+pub(super) fn transcript_share(
+    settings: &PepSettings,
+    source: Option<&SecretSource>,
+    reader: &mut SecretReader,
+) -> Result<Option<TranscriptShare>, u8> {
+    let Some((path, user)) = &settings.transcripts else { return Ok(None) };
+    let source = source.cloned().unwrap_or(SecretSource::Prompt);
+    let password = read_secret(reader, &source, &format!("the password of {user} (transcript share)"))?;
+    Ok(Some(TranscriptShare { path: path.clone(), user: user.clone(), password }))
 }
 
 /// The client `kind` names.
@@ -165,12 +169,13 @@ fn describe(report: &PepReport) -> String {
 
 /// `pep check`.
 pub async fn check(args: PepArgs, output: Output) -> u8 {
-    let (inventory, mut target, mut reader) = match load(&args) {
-        Ok(loaded) => loaded,
+    let inventory = match load(&args) {
+        Ok(inventory) => inventory,
         Err(code) => return code,
     };
-    target.password = match read(&mut reader, &args.cloudadmin_password, "the CloudAdmin password") {
-        Ok(secret) => secret,
+    let settings = inventory.pep.as_ref().expect("load checked the [pep] table");
+    let target = match target(settings, &args, &mut SecretReader::default()) {
+        Ok(target) => target,
         Err(code) => return code,
     };
     let request = PepRequest { action: PepAction::Check { bmc_user: Some(inventory.bmc_user.clone()) }, close: None };
@@ -186,35 +191,28 @@ pub async fn set_credential(
     transcripts_password: Option<SecretSource>,
     output: Output,
 ) -> u8 {
-    let (inventory, mut target, mut reader) = match load(&args) {
-        Ok(loaded) => loaded,
+    let inventory = match load(&args) {
+        Ok(inventory) => inventory,
         Err(code) => return code,
     };
-    let transcripts = inventory.pep.as_ref().and_then(|p| p.transcripts.clone());
-    if transcripts_password.is_some() && transcripts.is_none() {
-        eprintln!(
-            "error: --transcripts-password needs `transcripts` and `transcripts_user` in the inventory's [pep] table"
+    let settings = inventory.pep.as_ref().expect("load checked the [pep] table");
+    if transcripts_password.is_some() && settings.transcripts.is_none() {
+        return fail(
+            exit::BAD_INPUT,
+            "--transcripts-password needs `transcripts` and `transcripts_user` in the inventory's [pep] table",
         );
-        return exit::BAD_INPUT;
     }
+    let mut reader = SecretReader::default();
     let secrets = (|| {
-        let new = read(&mut reader, &new_password, "the new BMC password")?;
-        let cloud = read(&mut reader, &args.cloudadmin_password, "the CloudAdmin password")?;
-        let share = match (&transcripts, &transcripts_password) {
-            (Some((_, user)), source) => {
-                let source = source.clone().unwrap_or(SecretSource::Prompt);
-                Some(read(&mut reader, &source, &format!("the password of {user} (transcript share)"))?)
-            }
-            (None, _) => None,
-        };
-        Ok::<_, u8>((new, cloud, share))
+        let new = read_secret(&mut reader, &new_password, "the new BMC password")?;
+        let target = target(settings, &args, &mut reader)?;
+        let close = transcript_share(settings, transcripts_password.as_ref(), &mut reader)?;
+        Ok::<_, u8>((new, target, close))
     })();
-    let (new, cloud, share) = match secrets {
+    let (new, target, close) = match secrets {
         Ok(secrets) => secrets,
         Err(code) => return code,
     };
-    target.password = cloud;
-    let close = transcripts.zip(share).map(|((path, user), password)| TranscriptShare { path, user, password });
     let request = PepRequest {
         action: PepAction::SetCredential(BmcCredential {
             user: Some(inventory.bmc_user.clone()),

@@ -3,7 +3,7 @@
 use super::args::SecretSourceParser;
 use super::pep::{PepArgs, client};
 use super::progress::Display;
-use super::{Output, exit, render};
+use super::{Output, exit, fail, read_secret, render};
 use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::inventory::Inventory;
 use crate::fleet::journal::{self, Journal};
@@ -13,7 +13,7 @@ use crate::fleet::resume::{self, ResumeError, RunState};
 use crate::fleet::rotation::Observer as _;
 use crate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunReport, RunSecrets};
 use crate::gateway::Limits;
-use crate::pep::{AnyClient, PepTarget, TranscriptShare};
+use crate::pep::AnyClient;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::secrets::{SecretReader, SecretSource};
 use clap::ValueEnum;
@@ -86,11 +86,6 @@ pub struct RotateArgs {
     pub transcripts_password: Option<SecretSource>,
 }
 
-fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {message}");
-    code
-}
-
 /// Everything loaded from disk before any BMC is contacted.
 struct Loaded {
     inventory: Inventory,
@@ -119,7 +114,7 @@ async fn load(inventory: &Path, sources: &Sources, cache_dir: Option<PathBuf>) -
 }
 
 fn read(reader: &mut SecretReader, source: &SecretSource, what: &str) -> Result<Arc<SecretString>, u8> {
-    reader.read(source, what).map(Arc::new).map_err(|e| fail(exit::BAD_INPUT, e))
+    read_secret(reader, source, what).map(Arc::new)
 }
 
 /// The new password from its source; a prompt asks twice.
@@ -142,24 +137,9 @@ fn pep_step(
     transcripts_password: Option<&SecretSource>,
 ) -> Result<Option<PepStep<AnyClient>>, u8> {
     let Some(settings) = &inventory.pep else { return Ok(None) };
-    let cloud = read(reader, &pep.cloudadmin_password, "the CloudAdmin password")?;
-    let close = match &settings.transcripts {
-        Some((path, user)) => {
-            let source = transcripts_password.cloned().unwrap_or(SecretSource::Prompt);
-            let password = read(reader, &source, &format!("the password of {user} (transcript share)"))?;
-            Some(TranscriptShare { path: path.clone(), user: user.clone(), password: (*password).clone() })
-        }
-        None => None,
-    };
+    let target = super::pep::target(settings, pep, reader)?;
+    let close = super::pep::transcript_share(settings, transcripts_password, reader)?;
     let client = client(pep.pep_client).map_err(|e| fail(exit::BAD_INPUT, e))?;
-    let target = PepTarget {
-        endpoints: settings.endpoints.clone(),
-        user: settings.cloudadmin.clone(),
-        password: (*cloud).clone(),
-        deadline: pep.pep_deadline,
-        operation_timeout: Duration::from_secs(20),
-        connect_timeout: Duration::from_secs(15),
-    };
     Ok(Some(PepStep { client, target, close }))
 }
 
