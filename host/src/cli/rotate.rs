@@ -144,7 +144,7 @@ fn pep_step(
 }
 
 fn default_journal(stamp: &str) -> Option<PathBuf> {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = journal::now_ms();
     audit::state_dir().map(|d| d.join("journals").join(format!("{stamp}-{ms}.jsonl")))
 }
 

@@ -28,12 +28,8 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// An entry stamped now, for the current operator.
     pub fn now(command: &str, stamp: &str, bmcs: Vec<String>, outcome: &str, journal: Option<PathBuf>) -> AuditEntry {
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
         AuditEntry {
-            at_ms,
+            at_ms: super::journal::now_ms(),
             operator: operator(),
             command: command.into(),
             stamp: stamp.into(),

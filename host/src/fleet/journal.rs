@@ -123,7 +123,8 @@ pub struct Journal {
 /// SIGKILL right after record `k` is durable, the harshest crash there is.
 const CRASH_HOOK: &str = "BMC_ROTATE_TEST_CRASH_AFTER_RECORD";
 
-fn now_ms() -> u64 {
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 

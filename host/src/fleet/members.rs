@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// One BMC, ready to be worked on.
+/// One BMC, ready to be worked on. Cloning is cheap: the plugin and gateway are shared.
+#[derive(Clone)]
 pub struct Member {
     /// The inventory entry.
     pub entry: BmcEntry,

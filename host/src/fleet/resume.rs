@@ -7,8 +7,7 @@
 use super::journal::{self, Journal, Line, Record, Which};
 use super::members::Member;
 use super::rotation::{
-    BmcReport, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one, clone_member, context, name,
-    resolve,
+    BmcReport, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one, context, name, resolve,
 };
 use crate::pep::{self, BmcCredential, PepAction, PepClient, PepRequest};
 use crate::runtime::ErrorKind;
@@ -242,8 +241,8 @@ async fn converge<C: PepClient>(
                 reports[i] = Some(bmc_report(member, actual, result, error, started));
                 continue;
             }
-            let job = clone_member(member);
-            let (now, error) = change_one(&job, (&secret(actual), actual), (&secret(target), target), &journal).await?;
+            let (now, error) =
+                change_one(member, (&secret(actual), actual), (&secret(target), target), &journal).await?;
             observer.advanced(&member.entry.name, now == target, error.as_deref().unwrap_or(""));
             if target == Which::Old
                 && now == Which::New

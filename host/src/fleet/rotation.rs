@@ -70,16 +70,12 @@ pub struct BmcReport {
     /// `rotated`, `unchanged`, `rolled back`, `failed`, ...
     pub result: String,
     /// Time spent on this BMC.
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "crate::pep::millis")]
     pub duration: Duration,
     /// What went wrong, if anything.
     pub error: Option<String>,
     /// Whether its policy lets it return to the old password.
     pub rollback_safe: bool,
-}
-
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_millis() as u64)
 }
 
 /// How a run ended.
@@ -129,7 +125,7 @@ pub struct RunReport {
     /// What happened, in order, for people.
     pub notes: Vec<String>,
     /// Wall time.
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "crate::pep::millis")]
     pub elapsed: Duration,
 }
 
@@ -539,7 +535,7 @@ pub async fn rotate<C: PepClient>(
             let (old, new, journal, observer) = (secrets.old.clone(), new.clone(), journal.clone(), observer.clone());
             async move {
                 let started = Instant::now();
-                let member = clone_member(&work.lock().expect("work").member);
+                let member = work.lock().expect("work").member.clone();
                 let (holds, error) = change_one(&member, (&old, Which::Old), (&new, Which::New), &journal).await?;
                 let mut w = work.lock().expect("work");
                 w.spent += started.elapsed();
@@ -651,17 +647,6 @@ fn pep_resume_note(error: &PepError, rollback: bool, all_safe: bool) -> String {
     }
 }
 
-/// A cheap copy of a member for a job (the plugin and gateway are shared).
-pub(crate) fn clone_member(member: &Member) -> Member {
-    Member {
-        entry: member.entry.clone(),
-        profile: member.profile.clone(),
-        plugin: member.plugin.clone(),
-        gateway: member.gateway.clone(),
-        target: member.target.clone(),
-    }
-}
-
 /// Returns every BMC that holds (or may hold) the new password to the old one.
 #[allow(clippy::too_many_arguments)]
 async fn roll_back(
@@ -683,7 +668,7 @@ async fn roll_back(
             let started = Instant::now();
             let (member, holds) = {
                 let w = work.lock().expect("work");
-                (clone_member(&w.member), w.holds)
+                (w.member.clone(), w.holds)
             };
             // An unknown BMC is left alone: both passwords were just tried on it (or one was
             // refused), and trying again now would repeat a refused login. `resume` verifies it

@@ -88,6 +88,7 @@ impl SecretReader {
     }
 }
 
+/// Drops the line ending (`\n`, `\r\n`).
 fn strip_newline(mut line: Zeroizing<String>) -> Zeroizing<String> {
     while line.ends_with('\n') || line.ends_with('\r') {
         line.pop();

@@ -40,8 +40,5 @@ pub(super) fn read_hidden(label: &str) -> std::io::Result<Zeroizing<String>> {
     let mut line = Zeroizing::new(String::new());
     BufReader::new(&tty).read_line(&mut line)?;
     drop(guard);
-    while line.ends_with('\n') || line.ends_with('\r') {
-        line.pop();
-    }
-    Ok(line)
+    Ok(super::strip_newline(line))
 }

@@ -81,7 +81,8 @@ pub enum Operation<'a> {
     },
 }
 
-fn upper(g: Guid) -> String {
+/// A GUID as WinRM writes it: upper case.
+pub(crate) fn upper(g: Guid) -> String {
     g.to_string().to_uppercase()
 }
 

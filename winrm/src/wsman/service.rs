@@ -1,7 +1,7 @@
 //! The service side of the WS-Man shell operations, as the PEP simulator needs it: reading a
 //! request envelope, and writing the answers (and faults) a Windows WinRM service sends.
 
-use super::{SHELL, TIMED_OUT, TRANSFER};
+use super::{SHELL, TIMED_OUT, TRANSFER, upper};
 use crate::psrp::message::Guid;
 use crate::xml::{self, escape};
 use base64::Engine as _;
@@ -117,14 +117,10 @@ fn envelope(relates_to: &str, action: &str, body: &str) -> String {
         ),
         ns = NAMESPACES,
         action = action,
-        id = Guid::random().to_string().to_uppercase(),
+        id = upper(Guid::random()),
         relates = escape(relates_to),
         body = body,
     )
-}
-
-fn upper(g: Guid) -> String {
-    g.to_string().to_uppercase()
 }
 
 /// The answer to Create: the selector to use from now on, and the shell's properties.
