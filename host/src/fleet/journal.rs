@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -149,16 +149,14 @@ impl Journal {
 
     /// Opens an existing journal to append to it (a resume).
     pub fn append(path: &Path) -> Result<(Journal, Vec<Line>), String> {
-        let lines = read(path)?;
+        let (lines, text) = load(path)?;
         let file = OpenOptions::new()
-            .read(true)
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open the journal {}: {e}", path.display()))?;
         // Cut a torn last record (a crash mid-write) so the next record starts on its own line.
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
-        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if !text.is_empty() && !text.ends_with('\n') {
+            let keep = text.rfind('\n').map_or(0, |i| i + 1);
             file.set_len(keep as u64)
                 .and_then(|()| file.sync_data())
                 .map_err(|e| format!("cannot repair the journal {}: {e}", path.display()))?;
@@ -233,6 +231,11 @@ pub fn start_run(
 /// Reads a journal. Refuses one others can read or write (it names the fleet and its timing)
 /// or that does not parse, except a torn last line.
 pub fn read(path: &Path) -> Result<Vec<Line>, String> {
+    load(path).map(|(lines, _)| lines)
+}
+
+/// The records and the file's text, read once.
+fn load(path: &Path) -> Result<(Vec<Line>, String), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
@@ -242,17 +245,14 @@ pub fn read(path: &Path) -> Result<Vec<Line>, String> {
             path.display()
         ));
     }
-    let file = File::open(path).map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
-    let raw: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
+    let raw: Vec<&str> = text.lines().collect();
     let mut lines = Vec::new();
-    for (i, text) in raw.iter().enumerate() {
-        if text.trim().is_empty() {
+    for (i, line) in raw.iter().enumerate() {
+        if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Line>(text) {
+        match serde_json::from_str::<Line>(line) {
             Ok(line) => lines.push(line),
             Err(_) if i + 1 == raw.len() => {
                 tracing::warn!(journal = %path.display(), line = i + 1, "ignoring a torn last record (a crash mid-write)");
@@ -263,7 +263,7 @@ pub fn read(path: &Path) -> Result<Vec<Line>, String> {
     if !matches!(lines.first().map(|l| &l.record), Some(Record::RunStarted { .. })) {
         return Err(format!("{} is not a bmc-rotate journal (no run-started record)", path.display()));
     }
-    Ok(lines)
+    Ok((lines, text))
 }
 
 /// A random salt, hex.
