@@ -10,9 +10,9 @@
 //! times the latency times the number of waves (BMCs in the phase / concurrency, rounded up).
 //! The PEP (checked in preflight, told at the end) is timed apart.
 
-use bmc_lab::pep::{PepConfig, PepSimulator};
-use bmc_lab::{FleetSpec, Lab};
-use bmc_rotate::demo::LAB_CLOUDADMIN_PASSWORD;
+use bmc_lab::FleetSpec;
+use bmc_lab::pep::PepConfig;
+use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab};
 use bmc_rotate::fleet::journal;
 use bmc_rotate::fleet::members;
 use bmc_rotate::fleet::rotation::{self, Observer, PepStep, Phase, RotationOptions, RunOutcome, RunSecrets};
@@ -45,20 +45,11 @@ async fn serve_lab(n: u32, latency_ms: u64, dir: PathBuf) {
     }
     let spec =
         FleetSpec::parse(&format!("stamp = \"bench\"\npassword = \"{OLD}\"\nuser = \"azsbmc\"\n{groups}")).unwrap();
-    let lab = Lab::start(spec).await.unwrap();
-    let pep = PepSimulator::start(PepConfig::default()).await.unwrap();
-    let endpoints: Vec<String> = pep.addrs().iter().map(|a| format!("\"{a}\"")).collect();
-    let inventory = format!(
-        "{}\n[pep]\nendpoints = [{}]\ncloudadmin = '{}'\n",
-        lab.inventory_toml(),
-        endpoints.join(", "),
-        pep.account()
-    );
-    std::fs::write(dir.join("inventory.toml"), inventory).unwrap();
+    let stamp = StampLab::start(spec, PepConfig::default(), &dir).await.unwrap();
     println!("ready");
     // The servers run on the runtime's workers; this thread answers request-count queries.
     for _ in std::io::stdin().lock().lines().map_while(Result::ok) {
-        let counts: Vec<String> = lab.bmcs().iter().map(|b| b.state().requests().len().to_string()).collect();
+        let counts: Vec<String> = stamp.lab.bmcs().iter().map(|b| b.state().requests().len().to_string()).collect();
         println!("{}", counts.join(" "));
     }
 }
