@@ -5,7 +5,7 @@
 //! gateway's overhead per request over a raw reqwest call to the same loopback HTTPS server.
 
 use bmc_lab::HttpsServer;
-use bmc_rotate::gateway::{Auth, Endpoint, Gateway, Limits, Method, Outbound, TlsPolicy, client_config};
+use bmc_rotate::gateway::{Auth, Endpoint, Gateway, Limits, Method, Request, TlsPolicy, client_config};
 use bmc_rotate::runtime::{Runtime, RuntimeConfig};
 use std::time::{Duration, Instant};
 
@@ -91,7 +91,7 @@ async fn main() {
         Gateway::pinned(Endpoint::new("127.0.0.1", server.addr().port()), server.addr(), tls, Limits::default())
             .unwrap();
     let request =
-        Outbound { method: Method::Get, path: "/redfish/v1/".into(), headers: vec![], auth: Auth::None, body: vec![] };
+        Request { method: Method::Get, path: "/redfish/v1/".into(), headers: vec![], auth: Auth::None, body: vec![] };
     let (mut raw_samples, mut gw_samples) = (Vec::new(), Vec::new());
     for i in 0..3_000 {
         let started = Instant::now();

@@ -3,7 +3,7 @@
 //! integration tests run), each with a verdict and a timing.
 
 use crate::gateway::{Endpoint, Gateway, Limits};
-use crate::runtime::{CallContext, ErrorKind, Plugin, SecretBindings, Target};
+use crate::runtime::{CallContext, ErrorKind, Plugin, SecretBindings, SecretName, Target};
 use bmc_lab::faults::Faults;
 use bmc_lab::persona::Vendor;
 use bmc_lab::{Persona, SimulatedBmc};
@@ -76,9 +76,9 @@ impl LabBmc {
     /// A call context binding `login-password` (and `new-password`, if given).
     pub fn ctx(&self, login: &str, new: Option<&str>) -> CallContext {
         let secret = |s: &str| Arc::new(SecretString::from(s.to_owned()));
-        let mut secrets = SecretBindings::new().bind("login-password", secret(login));
+        let mut secrets = SecretBindings::new().bind(SecretName::LoginPassword, secret(login));
         if let Some(new) = new {
-            secrets = secrets.bind("new-password", secret(new));
+            secrets = secrets.bind(SecretName::NewPassword, secret(new));
         }
         CallContext { gateway: Some(self.gateway.clone()), secrets, budget: Some(Duration::from_secs(30)) }
     }

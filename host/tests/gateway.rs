@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use bmc_lab::HttpsServer;
-use bmc_rotate::gateway::{Auth, Endpoint, Failure, Gateway, Limits, Method, Outbound, Part, TlsPolicy};
+use bmc_rotate::gateway::{Auth, Endpoint, Failure, Gateway, Limits, Method, Part, Request, TlsPolicy};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,8 +49,8 @@ fn gateway(server: &HttpsServer, tls: TlsPolicy, limits: Limits) -> Gateway {
     Gateway::pinned(Endpoint::new("127.0.0.1", server.addr().port()), server.addr(), tls, limits).unwrap()
 }
 
-fn get_(path: &str) -> Outbound {
-    Outbound { method: Method::Get, path: path.into(), headers: vec![], auth: Auth::None, body: vec![] }
+fn get_(path: &str) -> Request {
+    Request { method: Method::Get, path: path.into(), headers: vec![], auth: Auth::None, body: vec![] }
 }
 
 fn secret(s: &str) -> Arc<SecretString> {
@@ -127,7 +127,7 @@ async fn other_hosts_and_absolute_urls_are_denied() {
 async fn secrets_are_spliced_escaped_and_tokens_captured() {
     let server = server().await;
     let password = r#"Pa"ss\wörd€1"#;
-    let request = Outbound {
+    let request = Request {
         method: Method::Patch,
         path: "/echo".into(),
         headers: vec![("If-Match".into(), "W/\"7\"".into())],
@@ -145,7 +145,7 @@ async fn secrets_are_spliced_escaped_and_tokens_captured() {
     assert_eq!(secrecy::ExposeSecret::expose_secret(&answer.session_token.unwrap()), "tok-123456");
     assert!(answer.headers.iter().any(|(k, v)| k == "etag" && v == "W/\"7\""));
 
-    let session = Outbound { auth: Auth::Session(secret("tok-123456")), ..get_("/echo") };
+    let session = Request { auth: Auth::Session(secret("tok-123456")), ..get_("/echo") };
     let echoed = json(&pinned(&server).send(&session, None).await.unwrap().body);
     assert_eq!(echoed["x-auth-token"], "tok-123456");
 }
@@ -195,7 +195,7 @@ fn traces_never_show_credentials_or_secret_bodies() {
         runtime.block_on(async {
             let server = server().await;
             let gw = pinned(&server);
-            let request = Outbound {
+            let request = Request {
                 method: Method::Post,
                 path: "/echo".into(),
                 headers: vec![],
@@ -207,7 +207,7 @@ fn traces_never_show_credentials_or_secret_bodies() {
                 ],
             };
             gw.send(&request, None).await.unwrap();
-            gw.send(&Outbound { auth: Auth::Session(secret("Canary-Token-42")), ..get_("/echo") }, None).await.unwrap();
+            gw.send(&Request { auth: Auth::Session(secret("Canary-Token-42")), ..get_("/echo") }, None).await.unwrap();
         })
     });
     assert!(out.contains("request") && out.contains("/echo") && out.contains("<redacted>"), "nothing traced: {out}");

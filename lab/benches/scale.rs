@@ -6,7 +6,7 @@
 //! logout. Prints requests/s and latency percentiles.
 
 use bmc_lab::{FleetSpec, Lab, SimulatedBmc};
-use bmc_rotate::gateway::{Auth, Gateway, Limits, Method, Outbound, Part};
+use bmc_rotate::gateway::{Auth, Gateway, Limits, Method, Part, Request};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ fn target(bmc: &SimulatedBmc) -> Target {
 async fn round(t: &mut Target, latencies: &mut Vec<Duration>) -> usize {
     let timed = |started: Instant, latencies: &mut Vec<Duration>| latencies.push(started.elapsed());
     let started = Instant::now();
-    let login = Outbound {
+    let login = Request {
         method: Method::Post,
         path: "/redfish/v1/SessionService/Sessions".into(),
         headers: vec![("Content-Type".into(), "application/json".into())],
@@ -52,7 +52,7 @@ async fn round(t: &mut Target, latencies: &mut Vec<Duration>) -> usize {
     let location = answer.headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone()).expect("location");
 
     let started = Instant::now();
-    let get = Outbound {
+    let get = Request {
         method: Method::Get,
         path: t.account.clone(),
         headers: vec![],
@@ -67,7 +67,7 @@ async fn round(t: &mut Target, latencies: &mut Vec<Duration>) -> usize {
     t.generation += 1;
     let next = format!("Bench-Pass-{}x", t.generation);
     let started = Instant::now();
-    let patch = Outbound {
+    let patch = Request {
         method: Method::Patch,
         path: t.account.clone(),
         headers: vec![("If-Match".into(), etag), ("Content-Type".into(), "application/json".into())],
@@ -82,7 +82,7 @@ async fn round(t: &mut Target, latencies: &mut Vec<Duration>) -> usize {
     // The change ended the session; the DELETE is what a client sends anyway (401 is fine).
     let started = Instant::now();
     let logout =
-        Outbound { method: Method::Delete, path: location, headers: vec![], auth: Auth::Session(token), body: vec![] };
+        Request { method: Method::Delete, path: location, headers: vec![], auth: Auth::Session(token), body: vec![] };
     t.gateway.send(&logout, None).await.expect("logout");
     timed(started, latencies);
     4

@@ -3,7 +3,7 @@
 
 use bmc_lab::faults::Faults;
 use bmc_lab::{FleetSpec, Inventory, Lab, Persona, SimulatedBmc};
-use bmc_rotate::gateway::{Auth, Failure, Gateway, Inbound, Limits, Method, Outbound, Part};
+use bmc_rotate::gateway::{Auth, Failure, Gateway, Limits, Method, Part, Request, Response};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +18,8 @@ fn secret(s: &str) -> Arc<SecretString> {
     Arc::new(SecretString::from(s.to_owned()))
 }
 
-fn request(method: Method, path: &str, user: &str) -> Outbound {
-    Outbound {
+fn request(method: Method, path: &str, user: &str) -> Request {
+    Request {
         method,
         path: path.into(),
         headers: vec![],
@@ -28,8 +28,8 @@ fn request(method: Method, path: &str, user: &str) -> Outbound {
     }
 }
 
-fn change(path: &str, user: &str, new: &str) -> Outbound {
-    Outbound {
+fn change(path: &str, user: &str, new: &str) -> Request {
+    Request {
         method: Method::Patch,
         headers: vec![("If-Match".into(), "*".into()), ("Content-Type".into(), "application/json".into())],
         body: vec![Part::Text("{\"Password\":".into()), Part::SecretJson(secret(new)), Part::Text("}".into())],
@@ -37,7 +37,7 @@ fn change(path: &str, user: &str, new: &str) -> Outbound {
     }
 }
 
-fn json(answer: &Inbound) -> serde_json::Value {
+fn json(answer: &Response) -> serde_json::Value {
     serde_json::from_slice(&answer.body).unwrap()
 }
 
@@ -100,7 +100,7 @@ async fn session_limit_and_a_dead_bmc() {
     let bmc = SimulatedBmc::start_local(Persona::Xcc3, PW).await.unwrap();
     let gw = gateway(&bmc, Limits::default());
     bmc.set_faults(Faults { session_limit: true, ..Faults::default() });
-    let login = Outbound {
+    let login = Request {
         method: Method::Post,
         path: "/redfish/v1/SessionService/Sessions".into(),
         headers: vec![],

@@ -93,7 +93,8 @@ pub mod prelude {
     pub use crate::redfish::{IfMatch, Redfish, RedfishError, Resource, ServiceRoot};
     pub use crate::serde_json::{Value, json};
     pub use crate::{
-        Bmc, Level, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, Target, VendorPlugin, register_plugin,
+        Bmc, LOGIN_PASSWORD, Level, NEW_PASSWORD, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, Target,
+        VendorPlugin, register_plugin,
     };
 }
 

@@ -10,7 +10,7 @@
 //! use bmc_plugin_sdk::testing::{MockHost, Reply};
 //! use serde_json::json;
 //!
-//! let host = MockHost::new().bind("login-password");
+//! let host = MockHost::new().bind(LOGIN_PASSWORD);
 //! host.expect(Method::Get, "/redfish/v1/").reply(Reply::json(200, json!({"Vendor": "Acme"})));
 //! let bmc = host.bmc();
 //! let root = Redfish::anonymous(&bmc).service_root().unwrap();

@@ -15,7 +15,7 @@ fn script_account_lookup(host: &MockHost, members: serde_json::Value) {
 
 #[test]
 fn login_splices_the_password_and_keeps_the_token_opaque() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     host.expect(Method::Post, "/redfish/v1/SessionService/Sessions")
         .auth("none")
         .header("content-type", "application/json")
@@ -39,7 +39,7 @@ fn login_splices_the_password_and_keeps_the_token_opaque() {
 
 #[test]
 fn login_refused_is_auth_failed_with_the_vendor_message() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     host.expect(Method::Post, "/redfish/v1/SessionService/Sessions").reply(Reply::json(
         401,
         json!({"error": {"@Message.ExtendedInfo": [{"MessageId": "Base.1.12.NoValidSession",
@@ -55,7 +55,7 @@ fn login_refused_is_auth_failed_with_the_vendor_message() {
 
 #[test]
 fn a_session_without_token_is_a_protocol_error() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     host.expect(Method::Post, "/s").reply(Reply::json(201, json!({})));
     let bmc = host.bmc();
     let err = Redfish::login(&bmc, "/s", "root", &bmc.login_password().unwrap()).err().unwrap();
@@ -65,7 +65,7 @@ fn a_session_without_token_is_a_protocol_error() {
 
 #[test]
 fn find_account_matches_user_name_across_fixed_slots() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     script_account_lookup(
         &host,
         json!([{"@odata.id": format!("{ACCOUNTS}/1")}, {"@odata.id": format!("{ACCOUNTS}/2")}, {"@odata.id": format!("{ACCOUNTS}/3")}]),
@@ -117,7 +117,7 @@ fn patch_sends_if_match_in_every_form() {
         (IfMatch::None, None),
     ];
     for (if_match, header) in cases {
-        let host = MockHost::new().bind("new-password");
+        let host = MockHost::new().bind(NEW_PASSWORD);
         let exp = host.expect(Method::Patch, "/a");
         let exp = match header {
             Some(h) => exp.header("If-Match", h),
@@ -133,7 +133,7 @@ fn patch_sends_if_match_in_every_form() {
 
 #[test]
 fn patch_failure_carries_the_vendor_messages() {
-    let host = MockHost::new().bind("new-password");
+    let host = MockHost::new().bind(NEW_PASSWORD);
     host.expect(Method::Patch, "/a").reply(Reply::json(
         400,
         json!({"error": {"@Message.ExtendedInfo": [{"MessageId": "iLO.2.14.InvalidPasswordLength",
@@ -153,7 +153,7 @@ fn patch_failure_carries_the_vendor_messages() {
 
 #[test]
 fn a_lost_answer_to_a_patch_is_ambiguous_but_to_a_get_is_unreachable() {
-    let host = MockHost::new().bind("new-password");
+    let host = MockHost::new().bind(NEW_PASSWORD);
     host.expect(Method::Patch, "/a").fail(HttpError::NoResponse("connection reset".into()));
     host.expect(Method::Get, "/a").fail(HttpError::NoResponse("connection reset".into()));
     let bmc = host.bmc();
@@ -173,7 +173,7 @@ fn ilo_success_envelope_is_readable() {
 
 #[test]
 fn unbound_secret_is_a_clear_error() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     let err = host.bmc().new_password().unwrap_err();
     assert!(err.message().contains("`new-password` is not bound"), "{err}");
 }

@@ -20,6 +20,7 @@ pub fn test_config() -> RuntimeConfig {
         cache_dir: Some(PathBuf::from(env!("BMC_TEST_WASM_DIR")).join("../../artifact-cache")),
         max_memory: 32 << 20,
         call_budget: Duration::from_secs(3),
+        ..RuntimeConfig::default()
     }
 }
 

@@ -2,7 +2,7 @@
 //! HTTPS BMC: every export, both ways of rotating, and the typed errors.
 
 use bmc_rotate::gateway::{Endpoint, Gateway, Limits, TlsPolicy};
-use bmc_rotate::runtime::{CallContext, ErrorKind, SecretBindings, Target};
+use bmc_rotate::runtime::{CallContext, ErrorKind, SecretBindings, SecretName, Target};
 use bmc_tests::mini_bmc::MiniBmc;
 use bmc_tests::{runtime, wasm};
 use secrecy::SecretString;
@@ -19,9 +19,9 @@ fn secret(s: &str) -> Arc<SecretString> {
 }
 
 fn ctx(gateway: &Arc<Gateway>, login: &str, new: Option<&str>) -> CallContext {
-    let mut secrets = SecretBindings::new().bind("login-password", secret(login));
+    let mut secrets = SecretBindings::new().bind(SecretName::LoginPassword, secret(login));
     if let Some(new) = new {
-        secrets = secrets.bind("new-password", secret(new));
+        secrets = secrets.bind(SecretName::NewPassword, secret(new));
     }
     CallContext { gateway: Some(gateway.clone()), secrets, budget: None }
 }

@@ -1,8 +1,8 @@
 //! Hostile guests from `tests/guests/`: each misbehaviour is contained with a clear error.
 
-use bmc_rotate::gateway::{Endpoint, Gateway, Limits, TlsPolicy};
+use bmc_rotate::gateway::{Endpoint, Gateway, Limits, Outbound, TlsPolicy};
 use bmc_rotate::runtime::metadata::MetadataError;
-use bmc_rotate::runtime::{CallContext, CallError, ErrorKind, LoadError, Plugin, SecretBindings, Target};
+use bmc_rotate::runtime::{CallContext, CallError, ErrorKind, LoadError, Plugin, SecretBindings, SecretName, Target};
 use bmc_tests::mini_bmc::MiniBmc;
 use bmc_tests::{runtime, test_config, wasm};
 use secrecy::SecretString;
@@ -19,11 +19,12 @@ fn ctx(bmc: Option<&MiniBmc>) -> CallContext {
     let gateway = bmc.map(|bmc| {
         let addr = bmc.server().addr();
         let tls = TlsPolicy::PinnedSha256(bmc.server().sha256());
-        Arc::new(Gateway::pinned(Endpoint::new("127.0.0.1", addr.port()), addr, tls, Limits::default()).unwrap())
+        let gateway = Gateway::pinned(Endpoint::new("127.0.0.1", addr.port()), addr, tls, Limits::default());
+        Arc::new(gateway.unwrap()) as Arc<dyn Outbound>
     });
     let secrets = SecretBindings::new()
-        .bind("login-password", Arc::new(SecretString::from(CANARY.to_owned())))
-        .bind("new-password", Arc::new(SecretString::from("Canary-New-43".to_owned())));
+        .bind(SecretName::LoginPassword, Arc::new(SecretString::from(CANARY.to_owned())))
+        .bind(SecretName::NewPassword, Arc::new(SecretString::from("Canary-New-43".to_owned())));
     CallContext { gateway, secrets, budget: None }
 }
 

@@ -4,7 +4,7 @@
 
 use super::inventory::{BmcEntry, Inventory};
 use super::profiles::{HardwareProfile, Profiles, TlsExpectation};
-use crate::gateway::{Gateway, Limits, TlsPolicy};
+use crate::gateway::{Gateway, Limits, Outbound, TlsPolicy};
 use crate::runtime::{Plugin, Runtime, Target};
 use semver::Version;
 use std::collections::BTreeMap;
@@ -24,6 +24,13 @@ pub struct Member {
     pub gateway: Result<Arc<Gateway>, String>,
     /// The account rotated, logging in as itself.
     pub target: Target,
+}
+
+impl Member {
+    /// Its gateway as the runtime takes it; `None` (HTTP denied) when none could be set up.
+    pub fn outbound(&self) -> Option<Arc<dyn Outbound>> {
+        self.gateway.as_ref().ok().map(|g| g.clone() as Arc<dyn Outbound>)
+    }
 }
 
 /// The usable plugins of a directory, by id.

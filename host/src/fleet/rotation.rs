@@ -10,10 +10,11 @@
 
 use super::journal::{Journal, Record, Which};
 use super::members::Member;
+use crate::gateway::Outbound;
 use crate::pep::{
     self, BmcCredential, PepAction, PepClient, PepError, PepReport, PepRequest, PepTarget, Progress, TranscriptShare,
 };
-use crate::runtime::{CallContext, CallError, ErrorKind, PasswordPolicy, SecretBindings};
+use crate::runtime::{CallContext, CallError, ErrorKind, PasswordPolicy, SecretBindings, SecretName};
 use crate::secrets::policy::FleetPolicy;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -214,11 +215,11 @@ impl Work {
 type Shared<T> = Arc<Mutex<T>>;
 
 pub(crate) fn context(member: &Member, login: &Arc<SecretString>, new: Option<&Arc<SecretString>>) -> CallContext {
-    let mut secrets = SecretBindings::new().bind("login-password", login.clone());
+    let mut secrets = SecretBindings::new().bind(SecretName::LoginPassword, login.clone());
     if let Some(new) = new {
-        secrets = secrets.bind("new-password", new.clone());
+        secrets = secrets.bind(SecretName::NewPassword, new.clone());
     }
-    CallContext { gateway: member.gateway.as_ref().ok().cloned(), secrets, budget: None }
+    CallContext { gateway: member.outbound(), secrets, budget: None }
 }
 
 /// The journal, shared by the concurrent jobs; a write failure stops the run where it stands.
@@ -362,8 +363,8 @@ async fn preflight(
             };
             let (plugin, target, gateway, name, profile) = member;
             let ctx = CallContext {
-                gateway: gateway.as_ref().ok().cloned(),
-                secrets: SecretBindings::new().bind("login-password", old.clone()),
+                gateway: gateway.as_ref().ok().map(|g| g.clone() as Arc<dyn Outbound>),
+                secrets: SecretBindings::new().bind(SecretName::LoginPassword, old.clone()),
                 budget: None,
             };
             let outcome = async {

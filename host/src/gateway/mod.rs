@@ -11,12 +11,14 @@ pub mod request;
 mod tls;
 
 pub use endpoint::Endpoint;
-pub use request::{Auth, Method, Outbound, Part};
+pub use request::{Auth, Method, Part, Request};
 pub use tls::{TlsPolicy, client_config, fingerprint};
 
 use bytes::Bytes;
 use secrecy::SecretString;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -45,7 +47,7 @@ impl Default for Limits {
 }
 
 /// A complete answer from the BMC.
-pub struct Inbound {
+pub struct Response {
     /// HTTP status.
     pub status: u16,
     /// Headers, lower-case names, without `x-auth-token` and `set-cookie`.
@@ -67,6 +69,42 @@ pub enum Failure {
     NoResponse(String),
     /// The answer exceeded [`Limits::max_response_bytes`].
     TooLarge(String),
+}
+
+/// The one operation the runtime's `http` import needs from the network: send a request to the
+/// job's BMC and read the whole answer. [`Gateway`] is the real one; the import's tests put a
+/// scripted BMC behind it, with no socket and no TLS.
+pub trait Outbound: Send + Sync {
+    /// The BMC, as shown in logs.
+    fn bmc(&self) -> String;
+
+    /// Most requests one job may send.
+    fn max_requests_per_job(&self) -> u32;
+
+    /// Sends one request and reads the whole answer, within `deadline` if one is given.
+    fn send<'a>(
+        &'a self,
+        request: &'a Request,
+        deadline: Option<Instant>,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, Failure>> + Send + 'a>>;
+}
+
+impl Outbound for Gateway {
+    fn bmc(&self) -> String {
+        self.endpoint.to_string()
+    }
+
+    fn max_requests_per_job(&self) -> u32 {
+        self.limits.max_requests_per_job
+    }
+
+    fn send<'a>(
+        &'a self,
+        request: &'a Request,
+        deadline: Option<Instant>,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, Failure>> + Send + 'a>> {
+        Box::pin(Gateway::send(self, request, deadline))
+    }
 }
 
 /// Why a gateway could not be set up for a BMC.
@@ -158,7 +196,7 @@ impl Gateway {
     }
 
     /// Sends one request and reads the whole answer, within `deadline` if one is given.
-    pub async fn send(&self, request: &Outbound, deadline: Option<Instant>) -> Result<Inbound, Failure> {
+    pub async fn send(&self, request: &Request, deadline: Option<Instant>) -> Result<Response, Failure> {
         request::check_path(&request.path).map_err(Failure::Denied)?;
         let headers = request::check_headers(&request.headers).map_err(Failure::Denied)?;
         let mut timeout = self.limits.request_timeout;
@@ -226,7 +264,7 @@ impl Gateway {
             body.extend_from_slice(&chunk);
         }
         tracing::debug!(bmc = %self.endpoint, status, bytes = body.len(), elapsed_ms = started.elapsed().as_millis() as u64, "response");
-        Ok(Inbound { status, headers, body, session_token })
+        Ok(Response { status, headers, body, session_token })
     }
 
     fn too_large(&self, len: u64) -> Failure {

@@ -60,7 +60,7 @@ pub enum Part {
 
 /// A request on its way to the BMC.
 #[derive(Clone)]
-pub struct Outbound {
+pub struct Request {
     /// The method.
     pub method: Method,
     /// Absolute path (with optional query).

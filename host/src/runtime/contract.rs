@@ -1,7 +1,7 @@
-//! The contract's types as the rest of the host sees them: independent of any bindings version,
-//! serialisable for reports.
+//! The contract's types as the rest of the host sees them: independent of any contract version
+//! (each version's module under `wit/` converts its generated types into these), serialisable
+//! for reports.
 
-use super::bindings::bmc::plugin::types as wit;
 use serde::Serialize;
 use std::fmt;
 
@@ -127,61 +127,3 @@ impl fmt::Display for PluginError {
 }
 
 impl std::error::Error for PluginError {}
-
-impl From<wit::PasswordPolicy> for PasswordPolicy {
-    fn from(p: wit::PasswordPolicy) -> Self {
-        PasswordPolicy {
-            min_length: p.min_length,
-            max_length: p.max_length,
-            min_classes: p.min_classes,
-            allowed_symbols: p.allowed_symbols,
-            reuse_cycle: p.reuse_cycle,
-            min_change_interval_hours: p.min_change_interval_hours,
-            max_repeated_chars: p.max_repeated_chars,
-            forbid_account_name: p.forbid_account_name,
-        }
-    }
-}
-
-impl From<wit::PluginInfo> for PluginInfo {
-    fn from(i: wit::PluginInfo) -> Self {
-        PluginInfo {
-            id: i.id,
-            vendor: i.vendor,
-            product: i.product,
-            version: i.version,
-            families: i.families,
-            policy: i.policy.into(),
-        }
-    }
-}
-
-impl From<wit::ProbeResult> for ProbeResult {
-    fn from(p: wit::ProbeResult) -> Self {
-        ProbeResult { family: p.family, firmware: p.firmware, account_uri: p.account_uri, policy: p.policy.into() }
-    }
-}
-
-impl From<&Target> for wit::Target {
-    fn from(t: &Target) -> Self {
-        wit::Target { address: t.address.clone(), account: t.account.clone(), login_account: t.login_account.clone() }
-    }
-}
-
-impl From<wit::PluginError> for PluginError {
-    fn from(e: wit::PluginError) -> Self {
-        let (kind, message) = match e {
-            wit::PluginError::Unreachable(m) => (ErrorKind::Unreachable, m),
-            wit::PluginError::AuthFailed(m) => (ErrorKind::AuthFailed, m),
-            wit::PluginError::LockedOut(m) => (ErrorKind::LockedOut, m),
-            wit::PluginError::PolicyRejected(m) => (ErrorKind::PolicyRejected, m),
-            wit::PluginError::AccountNotFound(m) => (ErrorKind::AccountNotFound, m),
-            wit::PluginError::PasswordChangeRequired(m) => (ErrorKind::PasswordChangeRequired, m),
-            wit::PluginError::PreconditionFailed(m) => (ErrorKind::PreconditionFailed, m),
-            wit::PluginError::Unsupported(m) => (ErrorKind::Unsupported, m),
-            wit::PluginError::Ambiguous(m) => (ErrorKind::Ambiguous, m),
-            wit::PluginError::Protocol(m) => (ErrorKind::Protocol, m),
-        };
-        PluginError { kind, message }
-    }
-}

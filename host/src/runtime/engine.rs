@@ -2,44 +2,20 @@
 //! epoch ticker that bounds guest execution, and the plugin caches (compiled artifacts on disk,
 //! loaded plugins in memory).
 
-use super::bindings::VendorPlugin;
 use super::cache::ArtifactCache;
+use super::config::{EPOCH_TICK, RuntimeConfig};
+use super::job::JobState;
 use super::metadata::{self, MetadataError};
 use super::plugin::Plugin;
-use super::state::JobState;
+use super::wit::GuestPre;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use wasmtime::component::{HasSelf, Linker};
+use std::time::Instant;
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig};
-
-/// How often the epoch advances. Guests yield to the executor at every tick and are stopped at
-/// the first tick past their deadline, so this is also the deadline's resolution.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Sandbox settings shared by every job.
-#[derive(Clone, Debug)]
-pub struct RuntimeConfig {
-    /// Where compiled plugins are cached; `None` disables the cache.
-    pub cache_dir: Option<PathBuf>,
-    /// Linear memory a job may use.
-    pub max_memory: usize,
-    /// Wall-clock budget of one plugin call.
-    pub call_budget: Duration,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        RuntimeConfig {
-            cache_dir: ArtifactCache::default_dir(),
-            max_memory: 64 << 20,
-            call_budget: Duration::from_secs(300),
-        }
-    }
-}
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +90,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         // WASI as Rust's std needs it, with a context that grants nothing (see JobState::new).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        VendorPlugin::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |state| state)?;
+        super::wit::add_to_linker(&mut linker)?;
 
         let cache = config.cache_dir.as_deref().and_then(|dir| match ArtifactCache::open(dir, &engine) {
             Ok(cache) => Some(cache),
@@ -200,7 +176,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| compile_error(format!("does not link against the host: {e:#}")))?;
-        let pre = super::bindings::VendorPluginPre::new(pre)
+        let pre = GuestPre::new(metadata.contract, pre)
             .map_err(|e| compile_error(format!("does not export the vendor-plugin world: {e:#}")))?;
         let plugin = Plugin::new(pre, self.config.clone(), origin.clone(), sha256.clone(), metadata, from_cache)
             .await

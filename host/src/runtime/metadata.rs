@@ -3,17 +3,12 @@
 //! Both are checked before compilation, so an incompatible or over-reaching plugin is refused
 //! with a clear message and costs no compile time.
 
-use semver::{Version, VersionReq};
+use super::wit::{self, ApiVersion};
+use semver::Version;
 use wasmparser::{Parser, Payload};
 
 /// The custom section holding the API version, as UTF-8 semver text.
 pub const API_VERSION_SECTION: &str = "bmc:api-version";
-
-/// The contract versions this host implements (the frozen `wit/v0.1` folder).
-pub const SUPPORTED_API: &str = "^0.1.0";
-
-/// The interfaces of the contract, without package or version.
-const CONTRACT_INTERFACES: &[&str] = &["types", "secrets", "http", "log", "clock"];
 
 /// WASI interfaces Rust's standard library imports even when unused. They are linked deny-all:
 /// no files, no environment, no arguments; clocks and randomness only.
@@ -24,6 +19,8 @@ const ALLOWED_WASI: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:r
 pub struct Metadata {
     /// The API version from the custom section.
     pub api_version: Version,
+    /// The contract version of this host that serves it.
+    pub contract: ApiVersion,
     /// The component's top-level imports, e.g. `bmc:plugin/http@0.1.0`.
     pub imports: Vec<String>,
     /// The component's top-level exports.
@@ -63,11 +60,6 @@ pub enum MetadataError {
         .0.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
     )]
     ForbiddenImports(Vec<String>),
-}
-
-/// The host's supported API range.
-pub fn supported_api() -> VersionReq {
-    VersionReq::parse(SUPPORTED_API).expect("SUPPORTED_API is a valid requirement")
 }
 
 /// Reads and checks a plugin's metadata. Parses the whole binary so malformed input becomes an
@@ -119,23 +111,23 @@ pub fn inspect(bytes: &[u8]) -> Result<Metadata, MetadataError> {
         many => return Err(MetadataError::BadVersion(many.join(" + "))),
     };
     let api_version = Version::parse(&text).map_err(|_| MetadataError::BadVersion(text.clone()))?;
-    let supported = supported_api();
-    if !supported.matches(&api_version) {
-        return Err(MetadataError::UnsupportedVersion { found: api_version, supported: SUPPORTED_API.into() });
-    }
-    let forbidden: Vec<String> = imports.iter().filter(|i| !import_allowed(i, &supported)).cloned().collect();
+    let Some(contract) = ApiVersion::select(&api_version) else {
+        return Err(MetadataError::UnsupportedVersion { found: api_version, supported: wit::supported() });
+    };
+    let forbidden: Vec<String> = imports.iter().filter(|i| !import_allowed(i, contract)).cloned().collect();
     if !forbidden.is_empty() {
         return Err(MetadataError::ForbiddenImports(forbidden));
     }
-    Ok(Metadata { api_version, imports, exports })
+    Ok(Metadata { api_version, contract, imports, exports })
 }
 
-/// Whether the sandbox provides an import.
-pub fn import_allowed(name: &str, supported: &VersionReq) -> bool {
+/// Whether the sandbox provides an import to a plugin built for `contract`: the contract's own
+/// interfaces at that contract's version (never another version's), and the allowed WASI.
+pub fn import_allowed(name: &str, contract: ApiVersion) -> bool {
     if let Some(rest) = name.strip_prefix("bmc:plugin/") {
         let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
-        return CONTRACT_INTERFACES.contains(&interface)
-            && Version::parse(version).is_ok_and(|v| supported.matches(&v));
+        return contract.interfaces().contains(&interface)
+            && Version::parse(version).is_ok_and(|v| ApiVersion::select(&v) == Some(contract));
     }
     ALLOWED_WASI.iter().any(|prefix| name.starts_with(prefix))
 }
@@ -146,7 +138,7 @@ mod tests {
 
     #[test]
     fn allow_list() {
-        let req = supported_api();
+        let req = ApiVersion::V0_1;
         for ok in [
             "bmc:plugin/http@0.1.0",
             "bmc:plugin/secrets@0.1.3",
@@ -154,7 +146,7 @@ mod tests {
             "wasi:io/streams@0.2.0",
             "wasi:random/random@0.2.0",
         ] {
-            assert!(import_allowed(ok, &req), "{ok}");
+            assert!(import_allowed(ok, req), "{ok}");
         }
         for bad in [
             "wasi:sockets/tcp@0.2.0",
@@ -165,7 +157,7 @@ mod tests {
             "acme:evil/x@1.0.0",
             "wasi:cli-evil/x@0.2.0",
         ] {
-            assert!(!import_allowed(bad, &req), "{bad}");
+            assert!(!import_allowed(bad, req), "{bad}");
         }
     }
 
@@ -179,7 +171,7 @@ mod tests {
 
     #[test]
     fn version_messages_name_both_versions() {
-        let err = MetadataError::UnsupportedVersion { found: Version::new(9, 0, 0), supported: SUPPORTED_API.into() };
+        let err = MetadataError::UnsupportedVersion { found: Version::new(9, 0, 0), supported: wit::supported() };
         let text = err.to_string();
         assert!(text.contains("9.0.0") && text.contains("^0.1.0"), "{text}");
     }

@@ -1,16 +1,27 @@
 //! The plugin runtime: wasmtime engine, plugin loading with version and import checks, and the
 //! per-job sandbox (fresh store, memory limit, deadline, deny-all WASI, host imports).
+//!
+//! - [`config`]: settings shared by every job.
+//! - [`engine`]: the engine, the linker and plugin loading.
+//! - [`metadata`]: what is read from a plugin's bytes before compiling.
+//! - [`wit`]: the contract versions and the seam between them and the host.
+//! - [`host`]: the host imports, one file per interface, version-independent.
+//! - `job`: the store data of one call; `plugin`: a loaded plugin and its calls.
 
-mod bindings;
 mod cache;
+pub mod config;
 pub mod contract;
 mod engine;
+pub mod host;
+mod job;
 pub mod metadata;
 mod plugin;
-mod state;
+pub mod wit;
 
 pub use cache::ArtifactCache;
+pub use config::{EPOCH_TICK, RuntimeConfig};
 pub use contract::{ErrorKind, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target};
-pub use engine::{EPOCH_TICK, LoadError, Runtime, RuntimeConfig};
+pub use engine::{LoadError, Runtime};
+pub use host::log::{GuestLogLine, Level};
+pub use host::secrets::{SecretBindings, SecretName};
 pub use plugin::{CallContext, CallError, Outcome, Plugin};
-pub use state::{GuestLogLine, SecretBindings};

@@ -1,12 +1,16 @@
 //! A loaded plugin and its calls. Each call runs in a fresh store (fresh memory, fresh handle
 //! table) that is dropped afterwards, so nothing a guest does survives into the next job.
 
-use super::bindings::VendorPluginPre;
+use super::config::{EPOCH_TICK, RuntimeConfig};
 use super::contract::{PluginError, PluginInfo, ProbeResult, Target};
-use super::engine::{EPOCH_TICK, RuntimeConfig};
+use super::host::log::GuestLogLine;
+use super::host::secrets::SecretBindings;
+use super::job::{JobSpec, JobState};
 use super::metadata::Metadata;
-use super::state::{GuestLogLine, JobState, SecretBindings};
-use crate::gateway::Gateway;
+use super::wit::{Answer, Guest, GuestPre};
+use crate::gateway::Outbound;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Store, UpdateDeadline};
@@ -56,7 +60,7 @@ impl CallError {
 #[derive(Clone, Default)]
 pub struct CallContext {
     /// The BMC's gateway; `None` denies HTTP.
-    pub gateway: Option<Arc<Gateway>>,
+    pub gateway: Option<Arc<dyn Outbound>>,
     /// Secrets bound for this call.
     pub secrets: SecretBindings,
     /// Overrides the runtime's call budget.
@@ -73,22 +77,72 @@ pub struct Outcome<T> {
     pub elapsed: Duration,
 }
 
-enum Export<'a> {
-    Info,
-    Probe(&'a Target),
-    Verify(&'a Target),
-    ChangePassword(&'a Target),
+type BoxedAnswer<'a, T> = Pin<Box<dyn Future<Output = Answer<T>> + Send + 'a>>;
+
+/// One of the plugin's exports, called on a live guest. Each is a type of its own, so a call
+/// returns exactly what its export returns.
+trait Export {
+    type Output;
+
+    /// Boxed: an opaque future here would have to be proven `Send` for every lifetime the
+    /// fleet's concurrent jobs borrow with, which the compiler cannot yet do (rust#100013).
+    fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, Self::Output>
+    where
+        Self: 'a;
 }
 
-enum Returned {
-    Info(PluginInfo),
-    Probe(Result<ProbeResult, PluginError>),
-    Unit(Result<(), PluginError>),
+struct Info;
+struct Probe<'t>(&'t Target);
+struct Verify<'t>(&'t Target);
+struct ChangePassword<'t>(&'t Target);
+
+impl Export for Info {
+    type Output = PluginInfo;
+
+    fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, PluginInfo>
+    where
+        Self: 'a,
+    {
+        Box::pin(guest.info(store))
+    }
+}
+
+impl Export for Probe<'_> {
+    type Output = ProbeResult;
+
+    fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, ProbeResult>
+    where
+        Self: 'a,
+    {
+        Box::pin(guest.probe(store, self.0))
+    }
+}
+
+impl Export for Verify<'_> {
+    type Output = ();
+
+    fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, ()>
+    where
+        Self: 'a,
+    {
+        Box::pin(guest.verify(store, self.0))
+    }
+}
+
+impl Export for ChangePassword<'_> {
+    type Output = ();
+
+    fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, ()>
+    where
+        Self: 'a,
+    {
+        Box::pin(guest.change_password(store, self.0))
+    }
 }
 
 /// A plugin, compiled and pre-instantiated.
 pub struct Plugin {
-    pre: VendorPluginPre<JobState>,
+    pre: GuestPre,
     config: RuntimeConfig,
     /// Where it was loaded from.
     pub origin: String,
@@ -104,7 +158,7 @@ pub struct Plugin {
 
 impl Plugin {
     pub(crate) async fn new(
-        pre: VendorPluginPre<JobState>,
+        pre: GuestPre,
         config: RuntimeConfig,
         origin: String,
         sha256: String,
@@ -112,12 +166,8 @@ impl Plugin {
         from_cache: bool,
     ) -> Result<Plugin, String> {
         // `info` runs before the plugin has a name: its log lines are attributed to the file.
-        let info = call(&pre, &config, &origin, CallContext::default(), Export::Info)
+        let info = call(&pre, &config, &origin, CallContext::default(), Info)
             .await
-            .map(|r| match r {
-                Returned::Info(i) => Ok(i),
-                _ => unreachable!("info returns info"),
-            })
             .result
             .map_err(|e| format!("its `info` export failed: {e}"))?;
         if info.id.is_empty() {
@@ -129,46 +179,47 @@ impl Plugin {
 
     /// Calls `info` (no BMC, no secrets).
     pub async fn call_info(&self) -> Outcome<PluginInfo> {
-        self.call(CallContext::default(), Export::Info).await.map(|r| match r {
-            Returned::Info(i) => Ok(i),
-            _ => unreachable!("info returns info"),
-        })
+        self.call(CallContext::default(), Info).await
     }
 
     /// Calls `probe`.
     pub async fn probe(&self, ctx: CallContext, target: &Target) -> Outcome<ProbeResult> {
-        self.call(ctx, Export::Probe(target)).await.map(|r| match r {
-            Returned::Probe(p) => p.map_err(CallError::Plugin),
-            _ => unreachable!("probe returns a probe result"),
-        })
+        self.call(ctx, Probe(target)).await
     }
 
     /// Calls `verify`.
     pub async fn verify(&self, ctx: CallContext, target: &Target) -> Outcome<()> {
-        self.call(ctx, Export::Verify(target)).await.map(unit)
+        self.call(ctx, Verify(target)).await
     }
 
     /// Calls `change-password`.
     pub async fn change_password(&self, ctx: CallContext, target: &Target) -> Outcome<()> {
-        self.call(ctx, Export::ChangePassword(target)).await.map(unit)
+        self.call(ctx, ChangePassword(target)).await
     }
 
-    async fn call(&self, ctx: CallContext, export: Export<'_>) -> Outcome<Returned> {
+    async fn call<E: Export>(&self, ctx: CallContext, export: E) -> Outcome<E::Output> {
         call(&self.pre, &self.config, &self.info.id, ctx, export).await
     }
 }
 
 /// One export call in a fresh store, with the deadline and memory limit in force.
-async fn call(
-    pre: &VendorPluginPre<JobState>,
+async fn call<E: Export>(
+    pre: &GuestPre,
     config: &RuntimeConfig,
     plugin: &str,
     ctx: CallContext,
-    export: Export<'_>,
-) -> Outcome<Returned> {
+    export: E,
+) -> Outcome<E::Output> {
     let started = Instant::now();
     let budget = ctx.budget.unwrap_or(config.call_budget);
-    let state = JobState::new(plugin, ctx.gateway, ctx.secrets, budget, config.max_memory);
+    let state = JobState::new(JobSpec {
+        plugin: plugin.to_owned(),
+        outbound: ctx.gateway,
+        secrets: ctx.secrets,
+        budget,
+        max_memory: config.max_memory,
+        clock: config.clock.clone(),
+    });
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(1);
@@ -182,39 +233,16 @@ async fn call(
     });
 
     let run = async {
-        let instance = pre.instantiate_async(&mut store).await?;
-        let returned = match export {
-            Export::Info => Returned::Info(instance.call_info(&mut store).await?.into()),
-            Export::Probe(t) => {
-                Returned::Probe(instance.call_probe(&mut store, &t.into()).await?.map(Into::into).map_err(Into::into))
-            }
-            Export::Verify(t) => Returned::Unit(instance.call_verify(&mut store, &t.into()).await?.map_err(Into::into)),
-            Export::ChangePassword(t) => {
-                Returned::Unit(instance.call_change_password(&mut store, &t.into()).await?.map_err(Into::into))
-            }
-        };
-        wasmtime::Result::Ok(returned)
+        let guest = pre.instantiate(&mut store).await?;
+        export.call(&guest, &mut store).await
     };
     let result = match tokio::time::timeout(budget + GRACE + EPOCH_TICK, run).await {
-        Ok(Ok(returned)) => Ok(returned),
+        Ok(Ok(answer)) => answer.map_err(CallError::Plugin),
         Ok(Err(trap)) => Err(classify(trap, store.data(), budget, config.max_memory)),
         Err(_elapsed) => Err(CallError::Deadline(budget)),
     };
-    let log = std::mem::take(&mut store.data_mut().log);
+    let log = std::mem::take(&mut store.data_mut().log.lines);
     Outcome { result, log, elapsed: started.elapsed() }
-}
-
-impl<T> Outcome<T> {
-    fn map<U>(self, f: impl FnOnce(T) -> Result<U, CallError>) -> Outcome<U> {
-        Outcome { result: self.result.and_then(f), log: self.log, elapsed: self.elapsed }
-    }
-}
-
-fn unit(r: Returned) -> Result<(), CallError> {
-    match r {
-        Returned::Unit(u) => u.map_err(CallError::Plugin),
-        _ => unreachable!("verify and change-password return unit"),
-    }
 }
 
 /// Turns a trap into the error an operator can act on, using what the store recorded.
@@ -225,7 +253,7 @@ fn classify(trap: wasmtime::Error, state: &JobState, budget: Duration, max_memor
     if let Some(requested) = state.limits.refused {
         return CallError::Memory { limit_mib: max_memory >> 20, requested_mib: requested.div_ceil(1 << 20) };
     }
-    if let Some(panic) = &state.panic_message {
+    if let Some(panic) = &state.log.panic_message {
         let text = panic.strip_prefix("plugin panicked at ").unwrap_or(panic);
         return CallError::Panic(text.to_owned());
     }

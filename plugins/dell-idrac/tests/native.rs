@@ -46,7 +46,7 @@ fn generation_follows_dells_model_rule() {
 
 #[test]
 fn probe_reads_generation_slot_and_policy() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     root(&host, "Dell");
     model(&host, "14G Monolithic");
     host.expect(Method::Get, MANAGER).reply(Reply::json(200, json!({"FirmwareVersion": "7.00.00.00"})));
@@ -62,7 +62,7 @@ fn probe_reads_generation_slot_and_policy() {
 
 #[test]
 fn change_sends_no_if_match_and_proves_the_new_password() {
-    let host = MockHost::new().bind("login-password").bind("new-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
     root(&host, "Dell");
     model(&host, "14G Monolithic");
     lookup(&host, "root");
@@ -78,7 +78,7 @@ fn change_sends_no_if_match_and_proves_the_new_password() {
 
 #[test]
 fn a_412_is_answered_by_one_re_read() {
-    let host = MockHost::new().bind("login-password").bind("new-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
     root(&host, "Dell");
     model(&host, "14G Monolithic");
     lookup(&host, "ops");
@@ -96,7 +96,7 @@ fn a_412_is_answered_by_one_re_read() {
 
 #[test]
 fn swc1908_switches_to_dell_attributes_for_slot_2() {
-    let host = MockHost::new().bind("login-password").bind("new-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
     root(&host, "Dell");
     model(&host, "16G Monolithic");
     lookup(&host, "root");
@@ -118,7 +118,7 @@ fn swc1908_switches_to_dell_attributes_for_slot_2() {
 
 #[test]
 fn a_refused_credential_is_reported_once_with_the_ip_block_warning() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     root(&host, "Dell");
     host.expect(Method::Get, MANAGER).reply(Reply::json(401, json!({"error": {"@Message.ExtendedInfo": [
         {"MessageId": "Base.1.2.AccessDenied", "Message": "The authentication credentials included with this request are missing or invalid."}]}})));
@@ -130,7 +130,7 @@ fn a_refused_credential_is_reported_once_with_the_ip_block_warning() {
 
 #[test]
 fn another_vendor_is_refused_before_any_credential_is_sent() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     root(&host, "HPE");
     let error = Idrac::probe(&host.bmc(), &target("root", "root")).unwrap_err();
     assert_eq!(error.kind(), "unsupported");

@@ -49,9 +49,9 @@ fn lookup(host: &MockHost) {
 
 #[test]
 fn ilo4_and_ilo5_are_told_apart_by_their_oem_key() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     root(&host, json!({"Hp": {}}));
-    login(&host, "login-password", "t1");
+    login(&host, LOGIN_PASSWORD, "t1");
     lookup(&host);
     host.expect(Method::Get, "/redfish/v1/AccountService/")
         .reply(Reply::json(200, json!({"Oem": {"Hp": {"MinPasswordLength": 10}}})));
@@ -65,9 +65,9 @@ fn ilo4_and_ilo5_are_told_apart_by_their_oem_key() {
 
 #[test]
 fn a_self_change_succeeds_inside_the_error_envelope_and_logs_in_again() {
-    let host = MockHost::new().bind("login-password").bind("new-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
     ilo5(&host);
-    login(&host, "login-password", "t1");
+    login(&host, LOGIN_PASSWORD, "t1");
     lookup(&host);
     // managingUsers.md, "Changing Password": 200 with the error envelope holding AccountModified.
     host.expect(Method::Patch, "/redfish/v1/AccountService/Accounts/12/").body_contains(r#"{"Password":<secret:new-password>}"#).reply(
@@ -75,7 +75,7 @@ fn a_self_change_succeeds_inside_the_error_envelope_and_logs_in_again() {
             "@Message.ExtendedInfo": [{"MessageId": "Base.1.17.AccountModified"}]}})),
     );
     host.expect(Method::Delete, "/redfish/v1/SessionService/Sessions/admin0001/").reply(Reply::empty(401));
-    login(&host, "new-password", "t2");
+    login(&host, NEW_PASSWORD, "t2");
     host.expect(Method::Delete, "/redfish/v1/SessionService/Sessions/admin0001/")
         .auth("session <secret:session:t2>")
         .reply(Reply::empty(200));
@@ -93,9 +93,9 @@ fn length_and_complexity_refusals_are_policy_rejections() {
             "A valid password must contain three of the following: uppercase, lowercase, numerals, and other.",
         ),
     ] {
-        let host = MockHost::new().bind("login-password").bind("new-password");
+        let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
         ilo5(&host);
-        login(&host, "login-password", "t1");
+        login(&host, LOGIN_PASSWORD, "t1");
         lookup(&host);
         host.expect(Method::Patch, "/redfish/v1/AccountService/Accounts/12/").reply(Reply::json(
             400,
@@ -109,7 +109,7 @@ fn length_and_complexity_refusals_are_policy_rejections() {
 
 #[test]
 fn a_delayed_login_says_so() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     ilo5(&host);
     host.expect(Method::Post, "/redfish/v1/SessionService/Sessions/").reply(Reply::json(401, json!({"error": {"@Message.ExtendedInfo": [
         {"MessageId": "iLO.2.34.UnauthorizedLoginAttempt"}, {"MessageId": "iLO.2.34.LoginAttemptDelayedSeconds", "MessageArgs": ["10"]}]}})));

@@ -40,7 +40,7 @@ fn prove_new(host: &MockHost) {
 
 #[test]
 fn the_tag_is_sent_verbatim_trailing_space_included() {
-    let host = MockHost::new().bind("login-password").bind("new-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
     prelude(&host);
     account(&host, TAG);
     host.expect(Method::Patch, ACCOUNT)
@@ -53,7 +53,7 @@ fn the_tag_is_sent_verbatim_trailing_space_included() {
 
 #[test]
 fn a_428_is_answered_by_one_re_read_with_the_tag() {
-    let host = MockHost::new().bind("login-password").bind("new-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
     prelude(&host);
     host.expect(Method::Get, ACCOUNT).reply(Reply::json(200, json!({"UserName": "USERID"}))); // no tag at all
     host.expect(Method::Patch, ACCOUNT).header("If-Match", "*").reply(Reply::json(
@@ -70,7 +70,7 @@ fn a_428_is_answered_by_one_re_read_with_the_tag() {
 
 #[test]
 fn a_second_412_is_a_precondition_failure_not_a_loop() {
-    let host = MockHost::new().bind("login-password").bind("new-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
     prelude(&host);
     account(&host, TAG);
     let stale = || {
@@ -90,7 +90,7 @@ fn a_second_412_is_a_precondition_failure_not_a_loop() {
 
 #[test]
 fn probe_reports_reuse_cycle_and_change_interval() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     host.expect(Method::Get, "/redfish/v1/").reply(Reply::json(200, json!({"Vendor": "Lenovo"})));
     host.expect(Method::Get, "/redfish/v1/Managers/1")
         .reply(Reply::json(200, json!({"Model": "XCC3", "FirmwareVersion": "CDI3"})));
@@ -113,7 +113,7 @@ fn probe_reports_reuse_cycle_and_change_interval() {
 
 #[test]
 fn a_reuse_refusal_is_a_policy_rejection() {
-    let host = MockHost::new().bind("login-password").bind("new-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
     prelude(&host);
     account(&host, TAG);
     host.expect(Method::Patch, ACCOUNT).reply(Reply::json(400, json!({"error": {"@Message.ExtendedInfo": [
@@ -126,7 +126,7 @@ fn a_reuse_refusal_is_a_policy_rejection() {
 
 #[test]
 fn a_refused_login_warns_about_the_lockout() {
-    let host = MockHost::new().bind("login-password");
+    let host = MockHost::new().bind(LOGIN_PASSWORD);
     host.expect(Method::Get, "/redfish/v1/").reply(Reply::json(200, json!({"Vendor": "Lenovo"})));
     host.expect(Method::Get, "/redfish/v1/Managers/1").reply(Reply::json(
         401,

@@ -1,0 +1,136 @@
+//! The store data of one job (one plugin call against one BMC): the contexts of the host
+//! imports, the deny-all WASI context, the memory limits and the deadline, and the projections
+//! that hand each import its view.
+
+use super::host::clock::{ClockCtx, WallClock};
+use super::host::http::{HttpCtx, HttpView};
+use super::host::log::{LogCtx, LogView};
+use super::host::secrets::{SecretBindings, SecretsView};
+use crate::gateway::Outbound;
+use crate::gateway::redact::Redactor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Memory and instance limits of one store. Records what was refused so the runtime can report
+/// a memory bomb as such rather than as an anonymous trap.
+pub struct JobLimits {
+    max_memory: usize,
+    pub(crate) refused: Option<usize>,
+}
+
+impl wasmtime::ResourceLimiter for JobLimits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.refused = Some(desired);
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit of {} MiB exceeded (the plugin asked for {} MiB)",
+                self.max_memory >> 20,
+                desired.div_ceil(1 << 20)
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+/// What a job knows: its BMC, its secrets, its limits and what the guest did.
+pub struct JobState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    pub(crate) limits: JobLimits,
+    /// Every secret of the job, and every form of it the host has sent: what the guest must
+    /// never read back.
+    redactor: Redactor,
+    secrets: SecretBindings,
+    http: HttpCtx,
+    pub(crate) log: LogCtx,
+    clock: ClockCtx,
+    pub(crate) deadline: Instant,
+    pub(crate) deadline_hit: bool,
+}
+
+/// How one job is set up.
+pub struct JobSpec {
+    /// The plugin's id (or its file, before it has one), for logs.
+    pub plugin: String,
+    /// Where HTTP goes; `None` denies it.
+    pub outbound: Option<Arc<dyn Outbound>>,
+    /// The secrets bound for the call.
+    pub secrets: SecretBindings,
+    /// Wall-clock budget.
+    pub budget: Duration,
+    /// Linear memory the guest may use.
+    pub max_memory: usize,
+    /// The wall clock the guest sees.
+    pub clock: Arc<dyn WallClock>,
+}
+
+impl JobState {
+    /// A job as `spec` describes it, its deadline counted from now.
+    pub fn new(spec: JobSpec) -> Self {
+        let deadline = Instant::now() + spec.budget;
+        let mut redactor = Redactor::new();
+        for secret in spec.secrets.secrets() {
+            redactor.add_secret(secret);
+        }
+        let http = HttpCtx::new(&spec.plugin, spec.outbound, deadline);
+        let log = LogCtx::new(&spec.plugin, http.bmc());
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        JobState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            limits: JobLimits { max_memory: spec.max_memory, refused: None },
+            redactor,
+            secrets: spec.secrets,
+            http,
+            log,
+            clock: ClockCtx::new(spec.clock, deadline),
+            deadline,
+            deadline_hit: false,
+        }
+    }
+
+    /// The `secrets` import's view.
+    pub(crate) fn secrets(&mut self) -> SecretsView<'_> {
+        SecretsView { bound: &self.secrets, table: &mut self.table }
+    }
+
+    /// The `http` import's view.
+    pub(crate) fn http(&mut self) -> HttpView<'_> {
+        HttpView { ctx: &mut self.http, table: &mut self.table, redactor: &mut self.redactor }
+    }
+
+    /// The `log` import's view.
+    pub(crate) fn log(&mut self) -> LogView<'_> {
+        LogView { ctx: &mut self.log, redactor: &self.redactor }
+    }
+
+    /// The `clock` import's view.
+    pub(crate) fn clock(&mut self) -> &ClockCtx {
+        &self.clock
+    }
+}
+
+impl WasiView for JobState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

@@ -1,0 +1,302 @@
+//! `bmc:plugin@0.1.0` (the frozen `wit/v0.1` folder): its bindings, the conversions between its
+//! generated types and the host's, and its imports delegating to [`crate::runtime::host`].
+
+use super::Answer;
+use crate::gateway;
+use crate::runtime::contract::{ErrorKind, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target};
+use crate::runtime::host::clock::ClockCtx;
+use crate::runtime::host::http::{HttpView, SendError};
+use crate::runtime::host::log::{Level, LogView};
+use crate::runtime::host::secrets::{SecretHandle, SecretsView};
+use crate::runtime::job::JobState;
+use semver::Version;
+use wasmtime::Store;
+use wasmtime::component::{HasData, InstancePre, Linker, Resource};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "bmc:plugin/vendor-plugin",
+        // Every import may wait (HTTP, sleep) and must be cancellable with the job; `trappable`
+        // lets an invalid resource handle trap the guest instead of panicking the host.
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: { "bmc:plugin/secrets.secret": crate::runtime::host::secrets::SecretHandle },
+        trappable_error_type: { "bmc:plugin/http.http-error" => crate::runtime::host::http::SendError },
+    });
+}
+
+use bindings::bmc::plugin::{clock, http, log, secrets, types as wit};
+
+/// The contract version of this module.
+pub const VERSION: Version = Version::new(0, 1, 0);
+
+/// The contract's interfaces, without package or version.
+pub const INTERFACES: &[&str] = &["types", "secrets", "http", "log", "clock"];
+
+/// Each import gets its own view of the job (wasmtime-wasi's projections), so no import can
+/// reach another's state.
+struct Secrets;
+impl HasData for Secrets {
+    type Data<'a> = SecretsView<'a>;
+}
+struct Http;
+impl HasData for Http {
+    type Data<'a> = HttpView<'a>;
+}
+struct Log;
+impl HasData for Log {
+    type Data<'a> = LogView<'a>;
+}
+struct Clock;
+impl HasData for Clock {
+    type Data<'a> = &'a ClockCtx;
+}
+
+/// Links this version's imports.
+pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<JobState, Clock>(linker, JobState::clock)?;
+    secrets::add_to_linker::<JobState, Secrets>(linker, JobState::secrets)?;
+    http::add_to_linker::<JobState, Http>(linker, JobState::http)?;
+    log::add_to_linker::<JobState, Log>(linker, JobState::log)?;
+    clock::add_to_linker::<JobState, Clock>(linker, JobState::clock)
+}
+
+/// A component pre-instantiated as a v0.1 vendor plugin.
+pub(crate) struct Pre(bindings::VendorPluginPre<JobState>);
+
+impl Pre {
+    /// Fails when the component does not export the v0.1 world.
+    pub(crate) fn new(pre: InstancePre<JobState>) -> wasmtime::Result<Pre> {
+        Ok(Pre(bindings::VendorPluginPre::new(pre)?))
+    }
+
+    pub(crate) async fn instantiate(&self, store: &mut Store<JobState>) -> wasmtime::Result<Instance> {
+        Ok(Instance(self.0.instantiate_async(store).await?))
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        self.0.engine()
+    }
+}
+
+/// A live v0.1 plugin.
+pub(crate) struct Instance(bindings::VendorPlugin);
+
+impl Instance {
+    pub(crate) async fn info(&self, store: &mut Store<JobState>) -> Answer<PluginInfo> {
+        Ok(Ok(self.0.call_info(store).await?.into()))
+    }
+
+    pub(crate) async fn probe(&self, store: &mut Store<JobState>, target: &Target) -> Answer<ProbeResult> {
+        Ok(self.0.call_probe(store, &target.into()).await?.map(Into::into).map_err(Into::into))
+    }
+
+    pub(crate) async fn verify(&self, store: &mut Store<JobState>, target: &Target) -> Answer<()> {
+        Ok(self.0.call_verify(store, &target.into()).await?.map_err(Into::into))
+    }
+
+    pub(crate) async fn change_password(&self, store: &mut Store<JobState>, target: &Target) -> Answer<()> {
+        Ok(self.0.call_change_password(store, &target.into()).await?.map_err(Into::into))
+    }
+}
+
+// The imports: conversions around the host's own implementation.
+
+impl wit::Host for &ClockCtx {}
+
+impl secrets::Host for SecretsView<'_> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<Resource<SecretHandle>, String>> {
+        SecretsView::get(self, &name)
+    }
+}
+
+impl secrets::HostSecret for SecretsView<'_> {
+    async fn drop(&mut self, handle: Resource<SecretHandle>) -> wasmtime::Result<()> {
+        SecretsView::drop(self, handle)
+    }
+}
+
+impl http::Host for HttpView<'_> {
+    async fn send(&mut self, request: http::Request) -> Result<http::Response, SendError> {
+        let request = to_gateway(self, request)?;
+        let reply = self.request(request).await?;
+        Ok(http::Response {
+            status: reply.status,
+            headers: reply.headers,
+            body: reply.body,
+            session_token: reply.session_token,
+        })
+    }
+
+    fn convert_http_error(&mut self, err: SendError) -> wasmtime::Result<http::HttpError> {
+        use gateway::Failure;
+        match err {
+            SendError::Failed(Failure::Denied(m)) => Ok(http::HttpError::Denied(m)),
+            SendError::Failed(Failure::Connect(m)) => Ok(http::HttpError::Connect(m)),
+            SendError::Failed(Failure::NoResponse(m)) => Ok(http::HttpError::NoResponse(m)),
+            SendError::Failed(Failure::TooLarge(m)) => Ok(http::HttpError::ResponseTooLarge(m)),
+            SendError::Trap(trap) => Err(trap),
+        }
+    }
+}
+
+/// The guest's request with its handles resolved; a stale handle traps before anything is sent.
+fn to_gateway(view: &HttpView<'_>, request: http::Request) -> wasmtime::Result<gateway::Request> {
+    let method = match request.method {
+        http::Method::Get => gateway::Method::Get,
+        http::Method::Post => gateway::Method::Post,
+        http::Method::Patch => gateway::Method::Patch,
+        http::Method::Put => gateway::Method::Put,
+        http::Method::Delete => gateway::Method::Delete,
+    };
+    let auth = match &request.auth {
+        http::Auth::None => gateway::Auth::None,
+        http::Auth::Basic((user, password)) => {
+            gateway::Auth::Basic { user: user.clone(), password: view.secret(password)? }
+        }
+        http::Auth::Session(token) => gateway::Auth::Session(view.secret(token)?),
+    };
+    let mut body = Vec::with_capacity(request.body.len());
+    for part in request.body {
+        body.push(match part {
+            http::BodyPart::Text(t) => gateway::Part::Text(t),
+            http::BodyPart::SecretJsonString(s) => gateway::Part::SecretJson(view.secret(&s)?),
+        });
+    }
+    Ok(gateway::Request { method, path: request.path, headers: request.headers, auth, body })
+}
+
+impl log::Host for LogView<'_> {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            log::Level::Trace => Level::Trace,
+            log::Level::Debug => Level::Debug,
+            log::Level::Info => Level::Info,
+            log::Level::Warn => Level::Warn,
+            log::Level::Error => Level::Error,
+        };
+        LogView::log(self, level, &message);
+        Ok(())
+    }
+}
+
+impl clock::Host for &ClockCtx {
+    async fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(ClockCtx::now_ms(self))
+    }
+
+    async fn sleep_ms(&mut self, ms: u32) -> wasmtime::Result<()> {
+        ClockCtx::sleep_ms(self, ms).await;
+        Ok(())
+    }
+}
+
+// The exports' types.
+
+impl From<wit::PasswordPolicy> for PasswordPolicy {
+    fn from(p: wit::PasswordPolicy) -> Self {
+        PasswordPolicy {
+            min_length: p.min_length,
+            max_length: p.max_length,
+            min_classes: p.min_classes,
+            allowed_symbols: p.allowed_symbols,
+            reuse_cycle: p.reuse_cycle,
+            min_change_interval_hours: p.min_change_interval_hours,
+            max_repeated_chars: p.max_repeated_chars,
+            forbid_account_name: p.forbid_account_name,
+        }
+    }
+}
+
+impl From<wit::PluginInfo> for PluginInfo {
+    fn from(i: wit::PluginInfo) -> Self {
+        PluginInfo {
+            id: i.id,
+            vendor: i.vendor,
+            product: i.product,
+            version: i.version,
+            families: i.families,
+            policy: i.policy.into(),
+        }
+    }
+}
+
+impl From<wit::ProbeResult> for ProbeResult {
+    fn from(p: wit::ProbeResult) -> Self {
+        ProbeResult { family: p.family, firmware: p.firmware, account_uri: p.account_uri, policy: p.policy.into() }
+    }
+}
+
+impl From<&Target> for wit::Target {
+    fn from(t: &Target) -> Self {
+        wit::Target { address: t.address.clone(), account: t.account.clone(), login_account: t.login_account.clone() }
+    }
+}
+
+impl From<wit::PluginError> for PluginError {
+    fn from(e: wit::PluginError) -> Self {
+        let (kind, message) = match e {
+            wit::PluginError::Unreachable(m) => (ErrorKind::Unreachable, m),
+            wit::PluginError::AuthFailed(m) => (ErrorKind::AuthFailed, m),
+            wit::PluginError::LockedOut(m) => (ErrorKind::LockedOut, m),
+            wit::PluginError::PolicyRejected(m) => (ErrorKind::PolicyRejected, m),
+            wit::PluginError::AccountNotFound(m) => (ErrorKind::AccountNotFound, m),
+            wit::PluginError::PasswordChangeRequired(m) => (ErrorKind::PasswordChangeRequired, m),
+            wit::PluginError::PreconditionFailed(m) => (ErrorKind::PreconditionFailed, m),
+            wit::PluginError::Unsupported(m) => (ErrorKind::Unsupported, m),
+            wit::PluginError::Ambiguous(m) => (ErrorKind::Ambiguous, m),
+            wit::PluginError::Protocol(m) => (ErrorKind::Protocol, m),
+        };
+        PluginError { kind, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::host::clock::SystemClock;
+    use crate::runtime::host::secrets::{SecretBindings, SecretName};
+    use crate::runtime::job::JobSpec;
+    use secrecy::SecretString;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn job() -> JobState {
+        JobState::new(JobSpec {
+            plugin: "test".into(),
+            outbound: None,
+            secrets: SecretBindings::new()
+                .bind(SecretName::LoginPassword, Arc::new(SecretString::from("Old-1".to_owned()))),
+            budget: Duration::from_secs(30),
+            max_memory: 64 << 20,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    fn request(auth: http::Auth) -> http::Request {
+        http::Request { method: http::Method::Post, path: "/x".into(), headers: vec![], auth, body: vec![] }
+    }
+
+    #[tokio::test]
+    async fn a_stale_handle_traps_instead_of_sending() {
+        let mut job = job();
+        let handle =
+            secrets::Host::get(&mut job.secrets(), SecretName::LoginPassword.as_str().into()).await.unwrap().unwrap();
+        let rep = handle.rep();
+        secrets::HostSecret::drop(&mut job.secrets(), handle).await.unwrap();
+        let stale = Resource::<SecretHandle>::new_borrow(rep);
+        let mut http = job.http();
+        let err = http::Host::send(&mut http, request(http::Auth::Session(stale))).await.expect_err("refused");
+        assert!(http::Host::convert_http_error(&mut http, err).is_err(), "a stale handle traps");
+    }
+
+    #[tokio::test]
+    async fn refusals_reach_the_guest_as_http_errors() {
+        let mut job = job();
+        let mut http = job.http();
+        let err = http::Host::send(&mut http, request(http::Auth::None)).await.expect_err("no BMC");
+        let answer = http::Host::convert_http_error(&mut http, err).unwrap();
+        assert!(matches!(answer, http::HttpError::Denied(m) if m.contains("no BMC")));
+    }
+}
