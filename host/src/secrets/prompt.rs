@@ -24,6 +24,7 @@ pub(super) fn read_hidden(label: &str) -> std::io::Result<Zeroizing<String>> {
     let fd = tty.as_raw_fd();
     // SAFETY: termios is plain data; tcgetattr fills it for an open terminal descriptor.
     let mut mode: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is the open terminal above and `mode` a valid, writable termios.
     if unsafe { libc::tcgetattr(fd, &mut mode) } != 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -14,6 +14,7 @@ mod wasi_http {
     pub use self::wasi::http::handler::handle;
 }
 
+/// The guest.
 pub struct Escape;
 
 impl VendorPlugin for Escape {

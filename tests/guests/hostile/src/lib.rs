@@ -9,6 +9,7 @@
 
 use bmc_plugin_sdk::prelude::*;
 
+/// The guest.
 pub struct Hostile;
 
 fn send_path(bmc: &Bmc, path: &str) -> PluginError {

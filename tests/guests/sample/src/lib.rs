@@ -5,6 +5,7 @@
 use bmc_plugin_sdk::prelude::*;
 use bmc_plugin_sdk::redfish::ServiceRoot;
 
+/// The guest.
 pub struct Sample;
 
 const POLICY: PasswordPolicy = PasswordPolicy {
