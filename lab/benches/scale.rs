@@ -1,89 +1,78 @@
 //! Scale: `cargo bench -p bmc-lab --bench scale [-- BMCS SECONDS WORKERS]` (default 4096 10 128).
 //!
 //! Starts BMCS simulated BMCs (a persona mix) in one process, then WORKERS clients, each owning a
-//! share of the BMCs, run the rotation traffic mix through bmc-rotate's gateway over keep-alive
-//! TLS: session login, GET of the account, PATCH of its password (with If-Match), session
-//! logout. Prints requests/s and latency percentiles.
+//! share of the BMCs, run the rotation traffic mix through a plain HTTPS client per BMC (reqwest
+//! over rustls, pinned to the BMC's certificate) over keep-alive TLS: session login, GET of the
+//! account, PATCH of its password (with If-Match), session logout. Prints requests/s and latency
+//! percentiles.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use bmc_lab::{FleetSpec, Lab, SimulatedBmc};
-use bmc_rotate::gateway::{Auth, Gateway, Limits, Method, Part, Request};
-use secrecy::SecretString;
-use std::sync::Arc;
+use common::{Method, Pinned, send};
 use std::time::{Duration, Instant};
 
 struct Target {
-    gateway: Gateway,
+    client: Pinned,
     user: &'static str,
     account: String,
     password: String,
     generation: u64,
 }
 
-fn secret(s: &str) -> Arc<SecretString> {
-    Arc::new(SecretString::from(s.to_owned()))
-}
-
 fn target(bmc: &SimulatedBmc) -> Target {
     let profile = bmc.persona().profile();
-    let gateway = bmc_rotate::conformance::gateway_to(bmc, Limits::default()).expect("gateway");
     let account = format!("{}/{}", profile.account_collections[0], profile.default_account.0);
-    Target { gateway, user: profile.default_account.1, account, password: "Bench-Start-1".into(), generation: 0 }
+    Target {
+        client: Pinned::to(bmc),
+        user: profile.default_account.1,
+        account,
+        password: "Bench-Start-1".into(),
+        generation: 0,
+    }
 }
 
 /// One rotation round on one BMC: 4 requests. Returns each request's latency.
 async fn round(t: &mut Target, latencies: &mut Vec<Duration>) -> usize {
     let timed = |started: Instant, latencies: &mut Vec<Duration>| latencies.push(started.elapsed());
     let started = Instant::now();
-    let login = Request {
-        method: Method::Post,
-        path: "/redfish/v1/SessionService/Sessions".into(),
-        headers: vec![("Content-Type".into(), "application/json".into())],
-        auth: Auth::None,
-        body: vec![
-            Part::Text(format!("{{\"UserName\":\"{}\",\"Password\":", t.user)),
-            Part::SecretJson(secret(&t.password)),
-            Part::Text("}".into()),
-        ],
-    };
-    let answer = t.gateway.send(&login, None).await.expect("login");
+    let login = t
+        .client
+        .request(Method::POST, "/redfish/v1/SessionService/Sessions")
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"UserName": t.user, "Password": t.password}).to_string());
+    let answer = send(login).await.expect("login");
     assert_eq!(answer.status, 201, "login");
     timed(started, latencies);
-    let token = Arc::new(answer.session_token.expect("token"));
-    let location = answer.headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone()).expect("location");
+    let token = answer.header("x-auth-token").expect("token").to_owned();
+    let location = answer.header("location").expect("location").to_owned();
 
     let started = Instant::now();
-    let get = Request {
-        method: Method::Get,
-        path: t.account.clone(),
-        headers: vec![],
-        auth: Auth::Session(token.clone()),
-        body: vec![],
-    };
-    let answer = t.gateway.send(&get, None).await.expect("get");
+    let get = t.client.request(Method::GET, &t.account).header("X-Auth-Token", &token);
+    let answer = send(get).await.expect("get");
     assert_eq!(answer.status, 200, "get");
-    let etag = answer.headers.iter().find(|(k, _)| k == "etag").map(|(_, v)| v.clone()).expect("etag");
+    let etag = answer.header("etag").expect("etag").to_owned();
     timed(started, latencies);
 
     t.generation += 1;
     let next = format!("Bench-Pass-{}x", t.generation);
     let started = Instant::now();
-    let patch = Request {
-        method: Method::Patch,
-        path: t.account.clone(),
-        headers: vec![("If-Match".into(), etag), ("Content-Type".into(), "application/json".into())],
-        auth: Auth::Session(token.clone()),
-        body: vec![Part::Text("{\"Password\":".into()), Part::SecretJson(secret(&next)), Part::Text("}".into())],
-    };
-    let answer = t.gateway.send(&patch, None).await.expect("patch");
+    let patch = t
+        .client
+        .request(Method::PATCH, &t.account)
+        .header("X-Auth-Token", &token)
+        .header("If-Match", etag)
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"Password": next}).to_string());
+    let answer = send(patch).await.expect("patch");
     assert_eq!(answer.status, 200, "patch: {}", String::from_utf8_lossy(&answer.body));
     t.password = next;
     timed(started, latencies);
 
     // The change ended the session; the DELETE is what a client sends anyway (401 is fine).
     let started = Instant::now();
-    let logout =
-        Request { method: Method::Delete, path: location, headers: vec![], auth: Auth::Session(token), body: vec![] };
-    t.gateway.send(&logout, None).await.expect("logout");
+    send(t.client.request(Method::DELETE, &location).header("X-Auth-Token", &token)).await.expect("logout");
     timed(started, latencies);
     4
 }

@@ -1,54 +1,37 @@
-//! Simulated BMCs over real TLS, reached through bmc-rotate's gateway: faults as a client sees
-//! them, and fleets with their inventory.
+//! Simulated BMCs over real TLS, reached through a plain HTTPS client pinned to each BMC's
+//! certificate (`common`): faults as a client sees them, and fleets with their inventory.
+
+mod common;
 
 use bmc_lab::faults::Faults;
 use bmc_lab::{FleetSpec, Inventory, Lab, Persona, SimulatedBmc};
-use bmc_rotate::gateway::{Auth, Failure, Gateway, Limits, Method, Part, Request, Response};
-use secrecy::SecretString;
-use std::sync::Arc;
+use common::{Answer, Method, Pinned, send};
 use std::time::{Duration, Instant};
 
 const PW: &str = "Start-Pass-1";
 
-fn gateway(bmc: &SimulatedBmc, limits: Limits) -> Gateway {
-    bmc_rotate::conformance::gateway_to(bmc, limits).unwrap()
+/// No connection: the request was not sent.
+fn connect_failed(r: &Result<Answer, reqwest::Error>) -> bool {
+    matches!(r, Err(e) if e.is_connect())
 }
 
-fn secret(s: &str) -> Arc<SecretString> {
-    Arc::new(SecretString::from(s.to_owned()))
+/// Sent, but no complete answer (reset, dropped or timed out): its effect is unknown.
+fn no_response(r: &Result<Answer, reqwest::Error>) -> bool {
+    matches!(r, Err(e) if !e.is_connect())
 }
 
-fn request(method: Method, path: &str, user: &str) -> Request {
-    Request {
-        method,
-        path: path.into(),
-        headers: vec![],
-        auth: Auth::Basic { user: user.into(), password: secret(PW) },
-        body: vec![],
-    }
-}
-
-fn change(path: &str, user: &str, new: &str) -> Request {
-    Request {
-        method: Method::Patch,
-        headers: vec![("If-Match".into(), "*".into()), ("Content-Type".into(), "application/json".into())],
-        body: vec![Part::Text("{\"Password\":".into()), Part::SecretJson(secret(new)), Part::Text("}".into())],
-        ..request(Method::Patch, path, user)
-    }
-}
-
-fn json(answer: &Response) -> serde_json::Value {
-    serde_json::from_slice(&answer.body).unwrap()
+fn status(r: &Result<Answer, reqwest::Error>) -> Result<u16, String> {
+    r.as_ref().map(|a| a.status).map_err(|e| e.to_string())
 }
 
 #[tokio::test]
 async fn a_persona_serves_redfish_over_pinned_tls() {
     let bmc = SimulatedBmc::start_local(Persona::Idrac9, PW).await.unwrap();
-    let gw = gateway(&bmc, Limits::default());
-    let root = gw.send(&request(Method::Get, "/redfish/v1/", "root"), None).await.unwrap();
-    assert_eq!(json(&root)["Vendor"], "Dell");
-    let account = gw.send(&request(Method::Get, "/redfish/v1/AccountService/Accounts/2", "root"), None).await.unwrap();
-    assert_eq!(account.headers.iter().find(|(k, _)| k == "etag").map(|(_, v)| v.as_str()), Some("W/\"gen-1\""));
+    let client = Pinned::to(&bmc);
+    let root = client.get("/redfish/v1/", "root", PW).await.unwrap();
+    assert_eq!(root.json()["Vendor"], "Dell");
+    let account = client.get("/redfish/v1/AccountService/Accounts/2", "root", PW).await.unwrap();
+    assert_eq!(account.header("etag"), Some("W/\"gen-1\""));
     assert!(
         bmc.state().requests().iter().any(|r| r.path == "/redfish/v1/AccountService/Accounts/2" && r.status == 200)
     );
@@ -57,7 +40,7 @@ async fn a_persona_serves_redfish_over_pinned_tls() {
 #[tokio::test]
 async fn latency_500_and_intermittent_412() {
     let bmc = SimulatedBmc::start_local(Persona::Xcc2, PW).await.unwrap();
-    let gw = gateway(&bmc, Limits::default());
+    let client = Pinned::to(&bmc);
     bmc.set_faults(Faults {
         latency_ms: 150,
         error_500: vec!["GET /Managers x1".parse().unwrap()],
@@ -65,11 +48,12 @@ async fn latency_500_and_intermittent_412() {
         ..Faults::default()
     });
     let started = Instant::now();
-    let r = gw.send(&request(Method::Get, "/redfish/v1/Managers", "USERID"), None).await.unwrap();
+    let r = client.get("/redfish/v1/Managers", "USERID", PW).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(150));
     assert_eq!(r.status, 500);
     assert!(String::from_utf8_lossy(&r.body).contains("InternalError"));
-    let r = gw.send(&change("/redfish/v1/AccountService/Accounts/1", "USERID", "Other-Pass-2"), None).await.unwrap();
+    let r =
+        client.change_password("/redfish/v1/AccountService/Accounts/1", "USERID", PW, "Other-Pass-2").await.unwrap();
     assert_eq!(r.status, 412);
     assert!(bmc.state().password_is("USERID", PW));
 }
@@ -78,44 +62,40 @@ async fn latency_500_and_intermittent_412() {
 async fn reset_hang_and_apply_then_drop_look_like_lost_answers() {
     let bmc = SimulatedBmc::start_local(Persona::Ilo6, PW).await.unwrap();
     let path = "/redfish/v1/AccountService/Accounts/1";
-    let gw = gateway(&bmc, Limits { request_timeout: Duration::from_millis(500), ..Limits::default() });
+    let client = Pinned::with_timeout(&bmc, Duration::from_millis(500));
 
     bmc.set_faults(Faults { reset: vec!["PATCH /Accounts/ x1".parse().unwrap()], ..Faults::default() });
-    let r = gw.send(&change(path, "Administrator", "Next-Pass-22"), None).await;
-    assert!(matches!(r, Err(Failure::NoResponse(_))), "{:?}", r.map(|r| r.status));
+    let r = client.change_password(path, "Administrator", PW, "Next-Pass-22").await;
+    assert!(no_response(&r), "{:?}", status(&r));
     assert!(bmc.state().password_is("Administrator", PW), "reset: nothing applied");
 
     bmc.set_faults(Faults { hang: vec!["GET /Managers".parse().unwrap()], ..Faults::default() });
-    let r = gw.send(&request(Method::Get, "/redfish/v1/Managers", "Administrator"), None).await;
-    assert!(matches!(r, Err(Failure::NoResponse(_))));
+    let r = client.get("/redfish/v1/Managers", "Administrator", PW).await;
+    assert!(no_response(&r));
 
     bmc.set_faults(Faults { apply_then_drop: vec!["PATCH /Accounts/ x1".parse().unwrap()], ..Faults::default() });
-    let r = gw.send(&change(path, "Administrator", "Next-Pass-22"), None).await;
-    assert!(matches!(r, Err(Failure::NoResponse(_))), "{:?}", r.map(|r| r.status));
+    let r = client.change_password(path, "Administrator", PW, "Next-Pass-22").await;
+    assert!(no_response(&r), "{:?}", status(&r));
     assert!(bmc.state().password_is("Administrator", "Next-Pass-22"), "apply-then-drop: applied");
 }
 
 #[tokio::test]
 async fn session_limit_and_a_dead_bmc() {
     let bmc = SimulatedBmc::start_local(Persona::Xcc3, PW).await.unwrap();
-    let gw = gateway(&bmc, Limits::default());
+    let client = Pinned::to(&bmc);
     bmc.set_faults(Faults { session_limit: true, ..Faults::default() });
-    let login = Request {
-        method: Method::Post,
-        path: "/redfish/v1/SessionService/Sessions".into(),
-        headers: vec![],
-        auth: Auth::None,
-        body: vec![Part::Text(format!("{{\"UserName\":\"USERID\",\"Password\":\"{PW}\"}}"))],
-    };
-    let r = gw.send(&login, None).await.unwrap();
+    let login = client
+        .request(Method::POST, "/redfish/v1/SessionService/Sessions")
+        .body(format!("{{\"UserName\":\"USERID\",\"Password\":\"{PW}\"}}"));
+    let r = send(login).await.unwrap();
     assert_eq!(r.status, 503, "XCC3 answers a session limit with 503");
 
     bmc.set_faults(Faults { down: true, ..Faults::default() });
-    let fresh = gateway(&bmc, Limits::default()); // a new client: no pooled connection
-    let r = fresh.send(&request(Method::Get, "/redfish/v1/", "USERID"), None).await;
-    assert!(matches!(r, Err(Failure::Connect(_))), "{:?}", r.map(|r| r.status));
+    let fresh = Pinned::to(&bmc); // a new client: no pooled connection
+    let r = fresh.get("/redfish/v1/", "USERID", PW).await;
+    assert!(connect_failed(&r), "{:?}", status(&r));
     bmc.set_faults(Faults::default());
-    assert_eq!(fresh.send(&request(Method::Get, "/redfish/v1/", "USERID"), None).await.unwrap().status, 200);
+    assert_eq!(fresh.get("/redfish/v1/", "USERID", PW).await.unwrap().status, 200);
 }
 
 #[tokio::test]
@@ -150,9 +130,9 @@ async fn a_fleet_writes_an_inventory_without_secrets() {
     );
     for (entry, bmc) in inventory.bmc.iter().zip(lab.bmcs()) {
         assert_eq!(entry.tls, bmc.pin());
-        let gw = gateway(bmc, Limits::default());
+        let client = Pinned::to(bmc);
         let path = format!("{}/", bmc.state().profile().account_collections[0]);
-        let r = gw.send(&request(Method::Get, &path, "azsbmc"), None).await.unwrap();
+        let r = client.get(&path, "azsbmc", PW).await.unwrap();
         assert_eq!(r.status, 200, "{}: the rotation account logs in", entry.name);
     }
     assert!(lab.table().contains("lenovo-xcc2-01"));
