@@ -1,8 +1,10 @@
 //! Vendor personas: what distinguishes one BMC family's Redfish service from another's.
 //!
-//! Each rule here comes from `shared/reference/redfish-vendors.md` (vendor scripts, message
-//! registries, public issues). Where the reference marks a fact unverified, the persona follows
-//! the vendor's published behaviour and the choice is noted at the field.
+//! Each rule here comes from the vendors' published material (Dell's iDRAC-Redfish-Scripting,
+//! HPE's redfishdocs and iLO REST reference, Lenovo's XCC REST API pages), their message
+//! registries and public issues; `lab/README.md` lists the sources. Where no vendor publishes a
+//! fact, the persona follows the vendor's documented behaviour and the choice is noted at the
+//! field.
 
 use std::fmt;
 use std::str::FromStr;
@@ -123,7 +125,7 @@ pub enum SuccessShape {
 /// What repeated failed logins do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailedLogins {
-    /// The client address is blocked (iDRAC). Dell publishes no defaults (reference §7 q3):
+    /// The client address is blocked (iDRAC). Dell publishes no thresholds (an assumption):
     /// the persona blocks after `threshold` failures within `window` for `penalty`.
     BlockAddress {
         /// Failures that trigger a block.
@@ -302,7 +304,7 @@ impl Persona {
                 max_repeated_chars: 0,
             },
             default_account: (1, "Administrator"),
-            // Not documented for iLO (reference §2.2); the persona follows the standard and
+            // HPE does not document it; the persona follows the standard and
             // ends the sessions, so plugins must re-authenticate after a self-change.
             password_change_ends_sessions: true,
             registry: "iLO.2.34",

@@ -1,4 +1,4 @@
-//! The fleet-atomic rotation (architecture.md §5): preflight every BMC, change them with bounded
+//! The fleet-atomic rotation: preflight every BMC, change them with bounded
 //! concurrency, verify each, roll every changed BMC back if any fails, then hand the password to
 //! the PEP — so the run ends with every BMC and Azure Stack on one password, or says exactly
 //! which BMC holds which and leaves a journal that `resume` converges from.

@@ -11,7 +11,8 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 /// Symbols safe for every vendor, in JSON, for IPMI and through PowerShell (no quotes, backtick,
-/// `$ & < > %`, backslash or space). pep-protocol.md §1.3 (inference, kept conservative).
+/// `$ & < > %`, backslash or space). Microsoft documents no character rules for the BMC password
+/// (only ≤ 16 characters, the same on every BMC); this set is a conservative inference.
 pub const SAFE_SYMBOLS: &str = "-_.!+=";
 
 /// The rules a fleet's new password must satisfy.

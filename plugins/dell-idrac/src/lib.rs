@@ -1,6 +1,7 @@
 //! Dell iDRAC 8, 9 and 10.
 //!
-//! What differs from plain Redfish (facts: `shared/reference/redfish-vendors.md` §2.1):
+//! What differs from plain Redfish (sources: Dell's github.com/dell/iDRAC-Redfish-Scripting, its
+//! account scripts and issues #295, #342, #346):
 //! - the generation comes from the Manager's `Model` (`?$select=Model`): "12"/"13" iDRAC8,
 //!   "14"/"15"/"16" iDRAC9, anything else iDRAC10;
 //! - accounts are fixed slots, under `Managers/iDRAC.Embedded.1/Accounts` on iDRAC8/9 and

@@ -1,6 +1,7 @@
 //! HPE iLO 4, 5, 6 and 7.
 //!
-//! What differs from plain Redfish (facts: `shared/reference/redfish-vendors.md` §2.2):
+//! What differs from plain Redfish (sources: HPE's iLO Redfish documentation, "Managing iLO
+//! users" in github.com/HPEDevCom/redfishdocs, and HPE's python-ilorest-library examples):
 //! - iLO 4 speaks `Oem.Hp`, iLO 5 and later `Oem.Hpe`; the generation comes from
 //!   `Oem.Hpe.Manager[0].ManagerType` on the service root;
 //! - account ids are not slots: accounts are found by `UserName` — never by `Oem.Hpe.LoginName`,

@@ -1,6 +1,8 @@
 //! Lenovo XCC, XCC2 and XCC3.
 //!
-//! What differs from plain Redfish (facts: `shared/reference/redfish-vendors.md` §2.3):
+//! What differs from plain Redfish (sources: Lenovo's XCC REST API pages at
+//! pubs.lenovo.com/xcc-restapi, xcc2-restapi and xcc3-restapi, its account security policy
+//! settings, and ansible/ansible#56050 for the 428):
 //! - account changes require `If-Match` (428 without); the account's ETag is sent (header, or
 //!   `@odata.etag`, or `*` when there is none), and a 428 or 412 is answered by re-reading the
 //!   account once and retrying with its current tag — never more;
