@@ -1,6 +1,8 @@
 //! Hostile guests from `tests/guests/`: each misbehaviour is contained with a clear error.
 
 use bmc_rotate::gateway::{Endpoint, Gateway, Limits, Outbound, TlsPolicy};
+use bmc_rotate::runtime::contract::{MAX_MESSAGE_LEN, MAX_NAME_LEN};
+use bmc_rotate::runtime::host::log::{MAX_LOG_EMITTED, MAX_LOG_LINES};
 use bmc_rotate::runtime::metadata::MetadataError;
 use bmc_rotate::runtime::{CallContext, CallError, ErrorKind, LoadError, Plugin, SecretBindings, SecretName, Target};
 use bmc_tests::mini_bmc::MiniBmc;
@@ -103,6 +105,44 @@ async fn a_guest_never_sees_a_plaintext_secret() {
         assert!(!report.contains(leak), "`{leak}` reached the guest: {report}");
         assert!(!log.contains(leak), "`{leak}` reached the guest log: {log}");
     }
+}
+
+#[tokio::test]
+async fn guest_chosen_sizes_cost_the_host_no_more_than_the_bounds() {
+    let bmc = MiniBmc::start(&[("root", CANARY)]).await;
+    let budget = test_config().call_budget;
+    let outcome = hostile().await.change_password(ctx(Some(&bmc)), &misbehave("oversize")).await;
+    // Every request was refused before the host kept anything of it, and the 8 MiB log line was
+    // cut before it was searched: the call ends on its own, well inside its budget.
+    let error = outcome.result.unwrap_err();
+    let report = &error.plugin_error().expect("the guest returns what it was told").message;
+    assert_eq!(report.matches("limit is 256").count(), 8, "{}", &report[..report.len().min(300)]);
+    assert!(outcome.elapsed < budget, "took {:?} of a {budget:?} budget", outcome.elapsed);
+    let line = &outcome.log[0].message;
+    assert!(line.len() <= MAX_MESSAGE_LEN + '…'.len_utf8(), "{} bytes kept", line.len());
+}
+
+#[tokio::test]
+async fn a_log_flood_is_capped() {
+    let outcome = hostile().await.change_password(ctx(None), &misbehave("flood")).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result.err());
+    assert_eq!(outcome.log.len(), MAX_LOG_LINES);
+    assert_eq!(outcome.log_suppressed, 100_000 - u64::from(MAX_LOG_EMITTED));
+}
+
+#[tokio::test]
+async fn plugin_text_reaches_tables_and_logs_escaped_and_capped() {
+    let plugin = hostile().await;
+    let probe = plugin.probe(ctx(None), &misbehave("inject")).await.result.expect("probe answers");
+    let change = plugin.change_password(ctx(None), &misbehave("inject")).await;
+    let error = change.result.unwrap_err().plugin_error().expect("typed").message.clone();
+    for text in [&probe.family, &probe.firmware, &probe.account_uri, &error, &change.log[0].message] {
+        assert!(!text.chars().any(char::is_control), "raw control characters in {text:?}");
+        assert!(!text.contains('\u{202e}'), "a bidirectional override in {text:?}");
+    }
+    assert!(probe.family.starts_with("\\u{1b}[2J"), "{}", probe.family);
+    assert!(probe.firmware.len() <= MAX_NAME_LEN + '…'.len_utf8());
+    assert!(error.len() <= MAX_MESSAGE_LEN + '…'.len_utf8());
 }
 
 #[tokio::test]

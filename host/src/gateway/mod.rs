@@ -197,6 +197,7 @@ impl Gateway {
 
     /// Sends one request and reads the whole answer, within `deadline` if one is given.
     pub async fn send(&self, request: &Request, deadline: Option<Instant>) -> Result<Response, Failure> {
+        request::check_sizes(request).map_err(Failure::Denied)?;
         request::check_path(&request.path).map_err(Failure::Denied)?;
         let headers = request::check_headers(&request.headers).map_err(Failure::Denied)?;
         let mut timeout = self.limits.request_timeout;

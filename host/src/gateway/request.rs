@@ -93,8 +93,48 @@ const FORBIDDEN_HEADERS: &[&str] = &[
 
 /// Most headers a guest may add to one request.
 pub const MAX_HEADERS: usize = 32;
+/// Longest header name or value a guest may send.
+pub const MAX_HEADER_LEN: usize = 8 << 10;
 /// Longest path (with query) a guest may send.
 pub const MAX_PATH_LEN: usize = 2048;
+/// Longest Basic user name (Redfish account names are at most a few dozen characters).
+pub const MAX_USER_LEN: usize = 256;
+/// Largest request body (Redfish requests are a few hundred bytes).
+pub const MAX_BODY_LEN: usize = 64 << 10;
+
+/// Checks every guest-chosen size of a request before the host does anything else with it: what
+/// a guest sends must never cost the host more than these bounds, in memory or in time.
+pub fn check_sizes(request: &Request) -> Result<(), String> {
+    if request.path.len() > MAX_PATH_LEN {
+        return Err(format!("path is {} bytes long; the limit is {MAX_PATH_LEN}", request.path.len()));
+    }
+    if request.headers.len() > MAX_HEADERS {
+        return Err(format!("{} headers; the limit is {MAX_HEADERS}", request.headers.len()));
+    }
+    if let Some((name, value)) =
+        request.headers.iter().find(|(n, v)| n.len() > MAX_HEADER_LEN || v.len() > MAX_HEADER_LEN)
+    {
+        return Err(format!(
+            "header `{}` is {} bytes long; the limit is {MAX_HEADER_LEN} for a name or a value",
+            shorten(name),
+            name.len().max(value.len())
+        ));
+    }
+    if let Auth::Basic { user, .. } = &request.auth {
+        if user.len() > MAX_USER_LEN {
+            return Err(format!("the Basic user name is {} bytes long; the limit is {MAX_USER_LEN}", user.len()));
+        }
+        // RFC 7617: a user-id containing a colon cannot be told apart from the password.
+        if let Some(c) = user.chars().find(|c| c.is_control() || *c == ':') {
+            return Err(format!("the Basic user name contains {c:?}, which is not allowed"));
+        }
+    }
+    let body: usize = request.body.iter().map(|p| if let Part::Text(t) = p { t.len() } else { 0 }).sum();
+    if body > MAX_BODY_LEN {
+        return Err(format!("the body is {body} bytes long; the limit is {MAX_BODY_LEN}"));
+    }
+    Ok(())
+}
 
 /// Checks that a path can only address the BMC the job is bound to.
 pub fn check_path(path: &str) -> Result<(), String> {
@@ -212,6 +252,20 @@ mod tests {
         assert!(check_headers(&[("x".into(), "a\nb".into())]).is_err());
         let many: Vec<_> = (0..=MAX_HEADERS).map(|i| (format!("x-{i}"), "v".to_string())).collect();
         assert!(check_headers(&many).is_err());
+    }
+
+    #[test]
+    fn guest_chosen_sizes_are_bounded() {
+        let get = |auth: Auth| Request { method: Method::Get, path: "/x".into(), headers: vec![], auth, body: vec![] };
+        let basic = |user: String| get(Auth::Basic { user, password: secret("Pw-12345") });
+        assert!(check_sizes(&basic("root".into())).is_ok());
+        assert!(check_sizes(&basic("a".repeat(MAX_USER_LEN + 1))).unwrap_err().contains("limit is 256"));
+        assert!(check_sizes(&basic("ro:ot".into())).unwrap_err().contains("':'"));
+        assert!(check_sizes(&basic("ro\rot".into())).is_err());
+        let header = Request { headers: vec![("x-big".into(), "v".repeat(MAX_HEADER_LEN + 1))], ..get(Auth::None) };
+        assert!(check_sizes(&header).unwrap_err().contains("x-big"));
+        let body = Request { body: vec![Part::Text("x".repeat(MAX_BODY_LEN + 1))], ..get(Auth::None) };
+        assert!(check_sizes(&body).unwrap_err().contains("body"));
     }
 
     #[test]

@@ -127,3 +127,50 @@ impl fmt::Display for PluginError {
 }
 
 impl std::error::Error for PluginError {}
+
+/// Longest identifier-like text a plugin may report (ids, names, versions, families, firmware).
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest message a plugin may report (errors quote the vendor) or log.
+pub const MAX_MESSAGE_LEN: usize = 4096;
+
+/// Text from a plugin, made safe to print, log or serialise: at most `max` bytes of it (cut on a
+/// character boundary, then `…`), and every character that could move a terminal's cursor,
+/// forge a log line or reorder what is shown (C0/C1 controls, ESC, CR, LF, bidirectional
+/// overrides) written as a visible escape such as `\u{1b}`.
+pub fn untrusted(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        let dangerous =
+            c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        let escaped = if dangerous { c.escape_unicode().to_string() } else { String::new() };
+        let piece = if dangerous { escaped.as_str() } else { c.encode_utf8(&mut buf) };
+        if out.len() + piece.len() > max {
+            out.push('…');
+            break;
+        }
+        out.push_str(piece);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_text_cannot_drive_a_terminal_or_forge_a_line() {
+        let shown = untrusted("iDRAC9\u{1b}[2J\r\nFORGED line\u{202e}txt", MAX_NAME_LEN);
+        assert_eq!(shown, "iDRAC9\\u{1b}[2J\\u{d}\\u{a}FORGED line\\u{202e}txt");
+        assert!(!shown.chars().any(char::is_control));
+        assert_eq!(untrusted("plain text, ü", 64), "plain text, ü");
+    }
+
+    #[test]
+    fn plugin_text_is_capped_on_a_character_boundary() {
+        let long = "é".repeat(100);
+        let shown = untrusted(&long, 11);
+        assert_eq!(shown, format!("{}…", "é".repeat(5)));
+        assert_eq!(untrusted(&"\u{1b}".repeat(10), 20).matches("\\u{1b}").count(), 3);
+    }
+}

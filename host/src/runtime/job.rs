@@ -1,54 +1,18 @@
 //! The store data of one job (one plugin call against one BMC): the contexts of the host
-//! imports, the deny-all WASI context, the memory limits and the deadline, and the projections
+//! imports, the deny-all WASI context, the memory budget and the deadline, and the projections
 //! that hand each import its view.
 
 use super::host::clock::{ClockCtx, WallClock};
 use super::host::http::{HttpCtx, HttpView};
 use super::host::log::{LogCtx, LogView};
 use super::host::secrets::{SecretBindings, SecretsView};
+use super::limits::JobLimits;
 use crate::gateway::Outbound;
 use crate::gateway::redact::Redactor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-
-/// Memory and instance limits of one store. Records what was refused so the runtime can report
-/// a memory bomb as such rather than as an anonymous trap.
-pub struct JobLimits {
-    max_memory: usize,
-    pub(crate) refused: Option<usize>,
-}
-
-impl wasmtime::ResourceLimiter for JobLimits {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
-            self.refused = Some(desired);
-            return Err(wasmtime::Error::msg(format!(
-                "memory limit of {} MiB exceeded (the plugin asked for {} MiB)",
-                self.max_memory >> 20,
-                desired.div_ceil(1 << 20)
-            )));
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-
-    fn instances(&self) -> usize {
-        16
-    }
-
-    fn tables(&self) -> usize {
-        16
-    }
-
-    fn memories(&self) -> usize {
-        4
-    }
-}
 
 /// What a job knows: its BMC, its secrets, its limits and what the guest did.
 pub struct JobState {
@@ -97,7 +61,7 @@ impl JobState {
         JobState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
-            limits: JobLimits { max_memory: spec.max_memory, refused: None },
+            limits: JobLimits::new(spec.max_memory),
             redactor,
             secrets: spec.secrets,
             http,
@@ -115,12 +79,12 @@ impl JobState {
 
     /// The `http` import's view.
     pub(crate) fn http(&mut self) -> HttpView<'_> {
-        HttpView { ctx: &mut self.http, table: &mut self.table, redactor: &mut self.redactor }
+        HttpView { ctx: &mut self.http, table: &mut self.table, redactor: &mut self.redactor, limits: &mut self.limits }
     }
 
     /// The `log` import's view.
     pub(crate) fn log(&mut self) -> LogView<'_> {
-        LogView { ctx: &mut self.log, redactor: &self.redactor }
+        LogView { ctx: &mut self.log, redactor: &self.redactor, limits: &mut self.limits }
     }
 
     /// The `clock` import's view.

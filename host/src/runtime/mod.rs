@@ -6,7 +6,8 @@
 //! - [`metadata`]: what is read from a plugin's bytes before compiling.
 //! - [`wit`]: the contract versions and the seam between them and the host.
 //! - [`host`]: the host imports, one file per interface, version-independent.
-//! - `job`: the store data of one call; `plugin`: a loaded plugin and its calls.
+//! - `job`: the store data of one call; `limits`: its memory budget; `plugin`: a loaded plugin
+//!   and its calls.
 
 mod cache;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod contract;
 mod engine;
 pub mod host;
 mod job;
+mod limits;
 pub mod metadata;
 mod plugin;
 pub mod wit;

@@ -75,6 +75,8 @@ pub struct Outcome<T> {
     pub log: Vec<GuestLogLine>,
     /// Wall-clock time of the call, instantiation included.
     pub elapsed: Duration,
+    /// Log lines past the per-call cap, counted and not written.
+    pub log_suppressed: u64,
 }
 
 type BoxedAnswer<'a, T> = Pin<Box<dyn Future<Output = Answer<T>> + Send + 'a>>;
@@ -241,8 +243,9 @@ async fn call<E: Export>(
         Ok(Err(trap)) => Err(classify(trap, store.data(), budget, config.max_memory)),
         Err(_elapsed) => Err(CallError::Deadline(budget)),
     };
-    let log = std::mem::take(&mut store.data_mut().log.lines);
-    Outcome { result, log, elapsed: started.elapsed() }
+    let log = &mut store.data_mut().log;
+    log.report_suppressed();
+    Outcome { result, log: std::mem::take(&mut log.lines), elapsed: started.elapsed(), log_suppressed: log.suppressed }
 }
 
 /// Turns a trap into the error an operator can act on, using what the store recorded.

@@ -5,6 +5,8 @@
 use super::secrets::SecretHandle;
 use crate::gateway::redact::Redactor;
 use crate::gateway::{self, Failure, Outbound, Request};
+use crate::runtime::limits::JobLimits;
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable};
@@ -69,6 +71,7 @@ pub struct HttpView<'a> {
     pub(crate) ctx: &'a mut HttpCtx,
     pub(crate) table: &'a mut ResourceTable,
     pub(crate) redactor: &'a mut Redactor,
+    pub(crate) limits: &'a mut JobLimits,
 }
 
 impl HttpView<'_> {
@@ -90,13 +93,19 @@ impl HttpView<'_> {
             .into());
         }
         self.ctx.requests_left -= 1;
+        // Sizes first: nothing the guest chose may cost the host more than these bounds.
+        gateway::request::check_sizes(&request).map_err(Failure::Denied)?;
         if let gateway::Auth::Basic { user, password } = &request.auth {
+            let held = self.redactor.held_bytes();
             self.redactor.add_form(gateway::request::basic_token(user, password).as_bytes());
+            self.limits.charge(self.redactor.held_bytes() - held)?;
         }
         let inbound = outbound.send(&request, Some(self.ctx.deadline)).await?;
         let session_token = match inbound.session_token {
             Some(token) => {
+                let held = self.redactor.held_bytes();
                 self.redactor.add_secret(&token);
+                self.limits.charge(self.redactor.held_bytes() - held + token.expose_secret().len())?;
                 Some(self.table.push(SecretHandle(Arc::new(token))).map_err(wasmtime::Error::from)?)
             }
             None => None,
@@ -175,6 +184,7 @@ mod tests {
         http: HttpCtx,
         table: ResourceTable,
         redactor: Redactor,
+        limits: JobLimits,
         bound: SecretBindings,
     }
 
@@ -186,11 +196,16 @@ mod tests {
             let mut redactor = Redactor::new();
             bound.secrets().for_each(|s| redactor.add_secret(s));
             let http = HttpCtx::new("test", outbound, Instant::now() + Duration::from_secs(30));
-            Job { http, table: ResourceTable::new(), redactor, bound }
+            Job { http, table: ResourceTable::new(), redactor, limits: JobLimits::new(64 << 20), bound }
         }
 
         fn view(&mut self) -> HttpView<'_> {
-            HttpView { ctx: &mut self.http, table: &mut self.table, redactor: &mut self.redactor }
+            HttpView {
+                ctx: &mut self.http,
+                table: &mut self.table,
+                redactor: &mut self.redactor,
+                limits: &mut self.limits,
+            }
         }
 
         fn secret(&mut self, name: SecretName) -> Arc<SecretString> {
@@ -239,6 +254,33 @@ mod tests {
         let again = job.view().request(post("/echo", Auth::Session(token), vec![])).await.unwrap();
         let text = String::from_utf8(again.body).unwrap();
         assert!(text.contains(r#""auth":"<redacted>""#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn oversized_requests_are_refused_before_the_host_keeps_anything() {
+        let bmc = Arc::new(EchoBmc::default());
+        let mut job = Job::new(Some(bmc.clone()));
+        let password = job.secret(SecretName::LoginPassword);
+        let held = job.redactor.held_bytes();
+        let user = "u".repeat(2 << 20);
+        let answer = job.view().request(post("/echo", Auth::Basic { user, password }, vec![])).await;
+        assert!(matches!(answer, Err(SendError::Failed(Failure::Denied(m))) if m.contains("user name")));
+        assert_eq!(job.redactor.held_bytes(), held, "no needle was added for a refused request");
+        assert_eq!(job.limits.host_bytes(), 0);
+        assert_eq!(bmc.sent.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn what_the_host_keeps_for_the_guest_is_charged_to_its_budget() {
+        let mut job = Job::new(Some(Arc::new(EchoBmc::default())));
+        job.limits = JobLimits::new(16);
+        let password = job.secret(SecretName::LoginPassword);
+        let answer = job.view().request(post("/echo", Auth::Basic { user: "root".into(), password }, vec![])).await;
+        match answer {
+            Err(SendError::Trap(trap)) => assert!(trap.to_string().contains("memory limit"), "{trap}"),
+            Err(SendError::Failed(f)) => panic!("expected a trap, got {f:?}"),
+            Ok(_) => panic!("expected a trap, got an answer"),
+        }
     }
 
     #[tokio::test]

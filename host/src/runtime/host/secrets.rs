@@ -77,7 +77,8 @@ impl SecretsView<'_> {
         let Some(secret) = SecretName::parse(name).and_then(|n| self.bound.0.get(&n)) else {
             let bound: Vec<&str> = self.bound.0.keys().map(|n| n.as_str()).collect();
             return Ok(Err(format!(
-                "`{name}` is not bound for this call (bound: {})",
+                "`{}` is not bound for this call (bound: {})",
+                crate::runtime::contract::untrusted(name, 64),
                 if bound.is_empty() { "none".to_owned() } else { bound.join(", ") }
             )));
         };

@@ -3,7 +3,9 @@
 
 use super::Answer;
 use crate::gateway;
-use crate::runtime::contract::{ErrorKind, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target};
+use crate::runtime::contract::{
+    ErrorKind, MAX_MESSAGE_LEN, MAX_NAME_LEN, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target, untrusted,
+};
 use crate::runtime::host::clock::ClockCtx;
 use crate::runtime::host::http::{HttpView, SendError};
 use crate::runtime::host::log::{Level, LogView};
@@ -176,8 +178,7 @@ impl log::Host for LogView<'_> {
             log::Level::Warn => Level::Warn,
             log::Level::Error => Level::Error,
         };
-        LogView::log(self, level, &message);
-        Ok(())
+        LogView::log(self, level, &message)
     }
 }
 
@@ -192,7 +193,11 @@ impl clock::Host for &ClockCtx {
     }
 }
 
-// The exports' types.
+// The exports' types. Every string a plugin returns passes `untrusted` here, once, so no
+// caller (table, progress line, JSON, log, journal) ever holds raw plugin text.
+
+/// Most families a plugin may list.
+const MAX_FAMILIES: usize = 32;
 
 impl From<wit::PasswordPolicy> for PasswordPolicy {
     fn from(p: wit::PasswordPolicy) -> Self {
@@ -200,7 +205,7 @@ impl From<wit::PasswordPolicy> for PasswordPolicy {
             min_length: p.min_length,
             max_length: p.max_length,
             min_classes: p.min_classes,
-            allowed_symbols: p.allowed_symbols,
+            allowed_symbols: untrusted(&p.allowed_symbols, MAX_NAME_LEN),
             reuse_cycle: p.reuse_cycle,
             min_change_interval_hours: p.min_change_interval_hours,
             max_repeated_chars: p.max_repeated_chars,
@@ -212,11 +217,11 @@ impl From<wit::PasswordPolicy> for PasswordPolicy {
 impl From<wit::PluginInfo> for PluginInfo {
     fn from(i: wit::PluginInfo) -> Self {
         PluginInfo {
-            id: i.id,
-            vendor: i.vendor,
-            product: i.product,
-            version: i.version,
-            families: i.families,
+            id: untrusted(&i.id, MAX_NAME_LEN),
+            vendor: untrusted(&i.vendor, MAX_NAME_LEN),
+            product: untrusted(&i.product, MAX_NAME_LEN),
+            version: untrusted(&i.version, MAX_NAME_LEN),
+            families: i.families.iter().take(MAX_FAMILIES).map(|f| untrusted(f, MAX_NAME_LEN)).collect(),
             policy: i.policy.into(),
         }
     }
@@ -224,7 +229,12 @@ impl From<wit::PluginInfo> for PluginInfo {
 
 impl From<wit::ProbeResult> for ProbeResult {
     fn from(p: wit::ProbeResult) -> Self {
-        ProbeResult { family: p.family, firmware: p.firmware, account_uri: p.account_uri, policy: p.policy.into() }
+        ProbeResult {
+            family: untrusted(&p.family, MAX_NAME_LEN),
+            firmware: untrusted(&p.firmware, MAX_NAME_LEN),
+            account_uri: untrusted(&p.account_uri, gateway::request::MAX_PATH_LEN),
+            policy: p.policy.into(),
+        }
     }
 }
 
@@ -248,7 +258,7 @@ impl From<wit::PluginError> for PluginError {
             wit::PluginError::Ambiguous(m) => (ErrorKind::Ambiguous, m),
             wit::PluginError::Protocol(m) => (ErrorKind::Protocol, m),
         };
-        PluginError { kind, message }
+        PluginError { kind, message: untrusted(&message, MAX_MESSAGE_LEN) }
     }
 }
 

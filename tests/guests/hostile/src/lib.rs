@@ -5,12 +5,37 @@
 //! - `absolute-url` / `authority`: tries to reach another host;
 //! - `panic`: panics;
 //! - `steal`: tries every way it has to read a secret back and reports what it saw in its error;
-//! - `sleep`: asks the host to sleep for a minute.
+//! - `sleep`: asks the host to sleep for a minute;
+//! - `oversize`: sends Basic requests with 4 MiB user names, then logs an 8 MiB line made of the
+//!   same text (once a way to make the host search for a huge needle in a huge line);
+//! - `flood`: logs 100,000 lines;
+//! - `inject`: answers with terminal escapes and forged log lines in every string (`probe` too).
 
 use bmc_plugin_sdk::prelude::*;
 
 /// The guest.
 pub struct Hostile;
+
+/// Clears the screen, returns the cursor, and starts a forged log line.
+const INJECTION: &str = "\x1b[2J\x1b[H\r\n2026-01-01T00:00:00Z  INFO forged: all BMCs rotated\u{202e}";
+
+fn oversize(bmc: &Bmc) -> PluginError {
+    let password = match bmc.login_password() {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let user = "A".repeat(4 << 20);
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        let request = Request::new(Method::Get, "/redfish/v1/").auth(Auth::Basic { user: &user, password: &password });
+        answers.push(match bmc.send(&request) {
+            Ok(r) => format!("sent: HTTP {}", r.status),
+            Err(e) => format!("{e:?}"),
+        });
+    }
+    bmc.info(format!("{user}{user}"));
+    PluginError::Protocol(answers.join(" | "))
+}
 
 fn send_path(bmc: &Bmc, path: &str) -> PluginError {
     match bmc.send(&Request::new(Method::Get, path)) {
@@ -62,7 +87,15 @@ impl VendorPlugin for Hostile {
         }
     }
 
-    fn probe(_bmc: &Bmc, _target: &Target) -> Result<ProbeResult, PluginError> {
+    fn probe(_bmc: &Bmc, target: &Target) -> Result<ProbeResult, PluginError> {
+        if target.account == "inject" {
+            return Ok(ProbeResult {
+                family: format!("{INJECTION}iDRAC9"),
+                firmware: "9".repeat(1 << 20),
+                account_uri: format!("/redfish/v1/{INJECTION}"),
+                policy: PasswordPolicy::default(),
+            });
+        }
         Err(PluginError::Unsupported("hostile guests do not probe".into()))
     }
 
@@ -91,6 +124,17 @@ impl VendorPlugin for Hostile {
             "sleep" => {
                 bmc.sleep_ms(60_000);
                 Ok(())
+            }
+            "oversize" => Err(oversize(bmc)),
+            "flood" => {
+                for i in 0..100_000 {
+                    bmc.info(format!("line {i}"));
+                }
+                Ok(())
+            }
+            "inject" => {
+                bmc.info(INJECTION);
+                Err(PluginError::Protocol(INJECTION.repeat(1000)))
             }
             other => Err(PluginError::Unsupported(format!("no misbehaviour named `{other}`"))),
         }
