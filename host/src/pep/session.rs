@@ -9,7 +9,7 @@ use bmc_winrm::psrp::client::{self, ClientError, Config, Event, OsRng};
 use bmc_winrm::psrp::clixml::Command;
 use std::time::{Duration, Instant};
 
-pub(crate) use bmc_winrm::psrp::client::PipelineResult;
+use bmc_winrm::psrp::client::PipelineResult;
 
 pub(crate) struct Session {
     connection: Connection,

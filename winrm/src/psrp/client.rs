@@ -104,8 +104,8 @@ pub struct PipelineResult {
 }
 
 impl PipelineResult {
-    /// Completed without any error record: PowerShell's own `$?` can be true with non-terminating
-    /// errors written, and a cmdlet that wrote one did not do all it was asked.
+    /// Completed and no error record: a cmdlet that refuses part of its work writes a
+    /// non-terminating error record and its pipeline still completes.
     pub fn succeeded(&self) -> bool {
         self.state == PipelineState::Completed && self.errors.is_empty() && self.failure.is_none()
     }
