@@ -320,7 +320,7 @@ fn set_bmc_credential(password: &str) -> Command {
 fn a_whole_conversation_opens_exchanges_keys_runs_two_pipelines_and_closes() {
     let mut pair = Pair::new(Script::default());
     pair.open();
-    assert!(pair.client.session_key().is_some());
+    assert!(pair.client.has_session_key());
     assert_eq!(pair.operations, ["Create", "Receive", "Send", "Receive"]);
 
     let get_command =

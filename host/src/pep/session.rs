@@ -5,11 +5,9 @@
 
 use super::transport::{Connection, TransportError};
 use super::{PepError, PepEvent, Progress};
-use bmc_winrm::psrp::client::{self, ClientError, Config, Event, OsRng};
+use bmc_winrm::psrp::client::{self, ClientError, Config, Event, OsRng, PipelineResult};
 use bmc_winrm::psrp::clixml::Command;
 use std::time::{Duration, Instant};
-
-use bmc_winrm::psrp::client::PipelineResult;
 
 pub(crate) struct Session {
     connection: Connection,

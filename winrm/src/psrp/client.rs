@@ -351,9 +351,9 @@ impl<R: CryptoRngCore> Session<R> {
         self.pool
     }
 
-    /// The session key, once exchanged.
-    pub fn session_key(&self) -> Option<&SessionKey> {
-        self.key.as_ref()
+    /// The session key was exchanged: SecureStrings can be sent.
+    pub fn has_session_key(&self) -> bool {
+        self.key.is_some()
     }
 
     /// Nothing under way: the last activity finished (or failed) and no request is pending.
