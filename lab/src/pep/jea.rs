@@ -5,6 +5,7 @@
 
 use super::shell::Shell;
 use super::{PepPersona, Shared, StoredCredential};
+use bmc_winrm::psrp::PipelineState;
 use bmc_winrm::psrp::message::{Guid, MessageType};
 use bmc_winrm::psrp::server::{self, ErrorSpec, Invocation, Value};
 use std::sync::Arc;
@@ -45,9 +46,6 @@ fn syntax(name: &str) -> String {
     format!("\r\n{name} {body} [<CommonParameters>]\r\n")
 }
 
-const PIPELINE_COMPLETED: i32 = 4;
-const PIPELINE_FAILED: i32 = 5;
-
 /// One pipeline's output channel.
 struct Pipeline<'a> {
     shell: &'a Shell,
@@ -71,13 +69,13 @@ impl Pipeline<'_> {
         self.shell.emit(Some(self.id), MessageType::ERROR_RECORD, server::error_record(spec));
     }
 
-    fn end(&self, state: i32, error: Option<&ErrorSpec<'_>>, cut: bool) {
+    fn end(&self, state: PipelineState, error: Option<&ErrorSpec<'_>>, cut: bool) {
         self.shell.emit(Some(self.id), MessageType::PIPELINE_STATE, server::pipeline_state(state, error));
         self.shell.finish(self.id, cut);
     }
 
     fn fail(&self, spec: &ErrorSpec<'_>) {
-        self.end(PIPELINE_FAILED, Some(spec), false);
+        self.end(PipelineState::Failed, Some(spec), false);
     }
 }
 
@@ -183,9 +181,9 @@ pub(crate) async fn run(shell: Arc<Shell>, shared: Arc<Shared>, id: Guid, data: 
         "Close-PrivilegedEndpoint" => close(&pipeline, invocation, &shell, &shared),
         "Get-AzureStackStampInformation" => {
             pipeline.output(r#"{"StampVersion":"1.2406.0.8","DeploymentID":"00000000-0000-4000-8000-00000000a25c","RegionName":"lab"}"#);
-            pipeline.end(PIPELINE_COMPLETED, None, false);
+            pipeline.end(PipelineState::Completed, None, false);
         }
-        _ => pipeline.end(PIPELINE_COMPLETED, None, false),
+        _ => pipeline.end(PipelineState::Completed, None, false),
     }
 }
 
@@ -205,7 +203,7 @@ fn get_command(pipeline: &Pipeline<'_>, invocation: &Invocation, persona: PepPer
             None => pipeline.error(&not_found_spec(&not_found(&wanted), &wanted)),
         },
     }
-    pipeline.end(PIPELINE_COMPLETED, None, false);
+    pipeline.end(PipelineState::Completed, None, false);
 }
 
 async fn set_credential(
@@ -299,7 +297,7 @@ async fn set_credential(
             exception_type: "System.InvalidOperationException",
         };
         pipeline.error(&spec);
-        return pipeline.end(PIPELINE_COMPLETED, None, false);
+        return pipeline.end(PipelineState::Completed, None, false);
     }
     let cut = {
         let mut guard = shared.faults.lock().expect("faults");
@@ -323,7 +321,7 @@ async fn set_credential(
     }
     pipeline.verbose("Updated the BMC credential in the Azure Stack Hub internal store.");
     pipeline.output("The BMC credential has been updated.");
-    pipeline.end(PIPELINE_COMPLETED, None, cut);
+    pipeline.end(PipelineState::Completed, None, cut);
 }
 
 fn close(pipeline: &Pipeline<'_>, invocation: &Invocation, shell: &Shell, shared: &Shared) {
@@ -360,5 +358,5 @@ fn close(pipeline: &Pipeline<'_>, invocation: &Invocation, shell: &Shell, shared
     }
     shell.with_state(|s| s.closing = true);
     pipeline.output(&format!("Transcripts copied to {destination} and removed from the privileged endpoint."));
-    pipeline.end(PIPELINE_COMPLETED, None, false);
+    pipeline.end(PipelineState::Completed, None, false);
 }

@@ -4,6 +4,7 @@
 //! Delete close pipelines and pools.
 
 use super::{Shared, jea};
+use bmc_winrm::psrp::RunspaceState;
 use bmc_winrm::psrp::clixml;
 use bmc_winrm::psrp::crypto::{SessionKey, public_key_from_blob};
 use bmc_winrm::psrp::fragment::{Defragmenter, Fragmenter};
@@ -191,7 +192,7 @@ fn create(request: &Request, ercs: usize, user: &str, shared: &Arc<Shared>) -> O
     }
     shell.emit(None, MessageType::SESSION_CAPABILITY, clixml::session_capability());
     shell.emit(None, MessageType::APPLICATION_PRIVATE_DATA, server::application_private_data());
-    shell.emit(None, MessageType::RUNSPACEPOOL_STATE, server::runspace_pool_state(2));
+    shell.emit(None, MessageType::RUNSPACEPOOL_STATE, server::runspace_pool_state(RunspaceState::Opened));
     shared.shells.lock().expect("shells").insert(pool, shell);
     Outcome::Answer(200, service::created(request, "http://localhost:5985/wsman", pool))
 }

@@ -2,8 +2,8 @@
 //! `_xHHHH_` escaping, SecureStrings, the pool-opening objects, a command pipeline with typed
 //! arguments, and decoding of states, output, informational records and error records.
 
-use super::PsrpError;
 use super::crypto::SessionKey;
+use super::{PipelineState, PsrpError, RunspaceState};
 use std::fmt::Write as _;
 use zeroize::Zeroizing;
 
@@ -285,6 +285,16 @@ pub fn state(data: &str, property: &str) -> Result<(i32, Option<ErrorInfo>), Psr
     let state = root.i32(property).ok_or_else(|| PsrpError::new(format!("state message without {property}")))?;
     let error = root.prop("Obj", Some("ExceptionAsErrorRecord")).map(error_info);
     Ok((state, error))
+}
+
+/// A RUNSPACEPOOL_STATE's state and the error that ended the pool, if any.
+pub fn runspace_state(data: &str) -> Result<(RunspaceState, Option<ErrorInfo>), PsrpError> {
+    state(data, "RunspaceState").map(|(code, error)| (RunspaceState::from_code(code), error))
+}
+
+/// A PIPELINE_STATE's state and the error that ended the pipeline, if any.
+pub fn pipeline_state(data: &str) -> Result<(PipelineState, Option<ErrorInfo>), PsrpError> {
+    state(data, "PipelineState").map(|(code, error)| (PipelineState::from_code(code), error))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use super::PsrpError;
 use aes::Aes256;
 use base64::Engine as _;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use rsa::rand_core::CryptoRngCore;
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
 use zeroize::{Zeroize, Zeroizing};
@@ -26,10 +27,15 @@ pub struct ClientKey {
 }
 
 impl ClientKey {
-    /// A fresh RSA-2048 key pair.
+    /// A fresh RSA-2048 key pair from the operating system's generator.
     pub fn generate() -> Result<ClientKey, PsrpError> {
-        let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, BITS)
-            .map_err(|e| PsrpError::new(format!("cannot generate the RSA key: {e}")))?;
+        ClientKey::generate_with(&mut rsa::rand_core::OsRng)
+    }
+
+    /// A fresh RSA-2048 key pair from `rng`.
+    pub fn generate_with<R: CryptoRngCore + ?Sized>(rng: &mut R) -> Result<ClientKey, PsrpError> {
+        let private =
+            RsaPrivateKey::new(rng, BITS).map_err(|e| PsrpError::new(format!("cannot generate the RSA key: {e}")))?;
         Ok(ClientKey { private })
     }
 

@@ -64,10 +64,15 @@ impl Guid {
     /// The all-zero GUID (pool-level messages carry it as the pipeline id).
     pub const NIL: Guid = Guid([0; 16]);
 
-    /// A random (version 4) GUID.
+    /// A random (version 4) GUID from the operating system's generator.
     pub fn random() -> Guid {
         let mut b = [0u8; 16];
         rsa::rand_core::RngCore::fill_bytes(&mut rsa::rand_core::OsRng, &mut b);
+        Guid::from_random_bytes(b)
+    }
+
+    /// A version 4 GUID from 16 random bytes (the version and variant bits are overwritten).
+    pub fn from_random_bytes(mut b: [u8; 16]) -> Guid {
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         Guid(b)

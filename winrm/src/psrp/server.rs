@@ -2,8 +2,8 @@
 //! commands and typed arguments, and writing the state, output, informational and error records
 //! a Windows PowerShell 5.1 endpoint sends.
 
-use super::PsrpError;
 use super::clixml::{self, Clixml, ErrorInfo, Node, encode_string};
+use super::{PipelineState, PsrpError, RunspaceState};
 use crate::xml::escape;
 
 /// A parameter value as received. SecureStrings stay encrypted until the receiver asks.
@@ -89,8 +89,8 @@ pub fn pipeline(data: &str) -> Result<Vec<Invocation>, PsrpError> {
 }
 
 /// RUNSPACEPOOL_STATE data.
-pub fn runspace_pool_state(state: i32) -> String {
-    format!(r#"<Obj RefId="0"><MS><I32 N="RunspaceState">{state}</I32></MS></Obj>"#)
+pub fn runspace_pool_state(state: RunspaceState) -> String {
+    format!(r#"<Obj RefId="0"><MS><I32 N="RunspaceState">{}</I32></MS></Obj>"#, state.code())
 }
 
 /// APPLICATION_PRIVATE_DATA data: the PSVersionTable a 5.1 endpoint reports, trimmed.
@@ -171,9 +171,9 @@ pub fn error_record(spec: &ErrorSpec<'_>) -> String {
 }
 
 /// PIPELINE_STATE data, with the error that ended the pipeline when it failed.
-pub fn pipeline_state(state: i32, error: Option<&ErrorSpec<'_>>) -> String {
+pub fn pipeline_state(state: PipelineState, error: Option<&ErrorSpec<'_>>) -> String {
     let error = error.map(|e| error_object(e, Some("ExceptionAsErrorRecord"), 1)).unwrap_or_default();
-    format!(r#"<Obj RefId="0"><MS><I32 N="PipelineState">{state}</I32>{error}</MS></Obj>"#)
+    format!(r#"<Obj RefId="0"><MS><I32 N="PipelineState">{}</I32>{error}</MS></Obj>"#, state.code())
 }
 
 /// Reads back what [`error_record`] wrote (used by tests on both sides).
@@ -232,10 +232,11 @@ mod tests {
         let info = decode_error(&error_record(&spec)).unwrap();
         assert!(info.message.contains("no-language mode"));
         assert_eq!(info.error_id, "ScriptsNotAllowed");
-        let (state, error) = clixml::state(&pipeline_state(5, Some(&spec)), "PipelineState").unwrap();
+        let (state, error) =
+            clixml::state(&pipeline_state(PipelineState::Failed, Some(&spec)), "PipelineState").unwrap();
         assert_eq!(state, 5);
         assert_eq!(error.unwrap().target, "Get-Process; whoami");
-        assert_eq!(clixml::state(&runspace_pool_state(2), "RunspaceState").unwrap(), (2, None));
+        assert_eq!(clixml::state(&runspace_pool_state(RunspaceState::Opened), "RunspaceState").unwrap(), (2, None));
         assert!(clixml::parse(&application_private_data()).is_ok());
         assert_eq!(
             clixml::parse(&informational("line\none")).unwrap().string("InformationalRecord_Message").as_deref(),

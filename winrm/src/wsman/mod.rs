@@ -86,9 +86,15 @@ pub(crate) fn upper(g: Guid) -> String {
     g.to_string().to_uppercase()
 }
 
-/// Builds an envelope; returns its MessageID (the answer's RelatesTo must match) and the XML.
+/// Builds an envelope with a random MessageID; returns the id (the answer's RelatesTo must
+/// match) and the XML.
 pub fn envelope(endpoint: &Endpoint, op: &Operation<'_>) -> (Guid, String) {
     let message_id = Guid::random();
+    (message_id, envelope_with_id(endpoint, op, message_id))
+}
+
+/// Builds an envelope whose MessageID the caller chose.
+pub fn envelope_with_id(endpoint: &Endpoint, op: &Operation<'_>, message_id: Guid) -> String {
     let (action, options, shell, body) = match op {
         Operation::Create { shell, creation_xml } => (
             format!("{TRANSFER}/Create"),
@@ -137,7 +143,7 @@ pub fn envelope(endpoint: &Endpoint, op: &Operation<'_>) -> (Guid, String) {
     let selector = shell
         .map(|s| format!(r#"<w:SelectorSet><w:Selector Name="ShellId">{}</w:Selector></w:SelectorSet>"#, upper(s)))
         .unwrap_or_default();
-    let xml = format!(
+    format!(
         concat!(
             r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" "#,
             r#"xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd" "#,
@@ -162,8 +168,7 @@ pub fn envelope(endpoint: &Endpoint, op: &Operation<'_>) -> (Guid, String) {
         options = options,
         selector = selector,
         body = body,
-    );
-    (message_id, xml)
+    )
 }
 
 /// A SOAP fault.
