@@ -166,13 +166,14 @@ impl ArtifactCache {
             return Err(Refusal::Entry("it is not a regular file".into()));
         }
         if meta.uid() != self.euid {
-            return Err(Refusal::Entry(format!("it belongs to uid {}, not to this user (uid {})", meta.uid(), self.euid)));
+            return Err(Refusal::Entry(format!(
+                "it belongs to uid {}, not to this user (uid {})",
+                meta.uid(),
+                self.euid
+            )));
         }
         if meta.mode() & 0o022 != 0 {
-            return Err(Refusal::Entry(format!(
-                "it is writable by group or others (mode {:o})",
-                meta.mode() & 0o7777
-            )));
+            return Err(Refusal::Entry(format!("it is writable by group or others (mode {:o})", meta.mode() & 0o7777)));
         }
         if meta.len() < HEADER_LEN as u64 || meta.len() > MAX_ARTIFACT + HEADER_LEN as u64 {
             return Err(Refusal::Entry(format!("its size ({} bytes) is out of range", meta.len())));
@@ -568,10 +569,7 @@ fn read_key(dir: &File, euid: u32) -> Result<Key, KeyProblem> {
         return Err(KeyProblem::Bad(format!("it belongs to uid {}, not to this user (uid {euid})", meta.uid())));
     }
     if meta.mode() & 0o077 != 0 {
-        return Err(KeyProblem::Bad(format!(
-            "group or others may read or write it (mode {:o})",
-            meta.mode() & 0o7777
-        )));
+        return Err(KeyProblem::Bad(format!("group or others may read or write it (mode {:o})", meta.mode() & 0o7777)));
     }
     if meta.len() != KEY_LEN as u64 {
         return Err(KeyProblem::Bad(format!("it is {} bytes, not {KEY_LEN}", meta.len())));
