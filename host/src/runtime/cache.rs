@@ -802,6 +802,41 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Another user's directory or entry: needs root to set up (`chown`), which the CI and the
+    /// development containers run as; as an ordinary user only the message is left untested.
+    #[test]
+    fn what_another_user_owns_is_refused() {
+        if euid() != 0 {
+            eprintln!("skipped: chown needs root");
+            return;
+        }
+        let chown = |path: &Path, uid: u32| {
+            let c = c_name(path).unwrap();
+            // SAFETY: a NUL-terminated path, valid for the call; gid -1 leaves the group.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), uid, u32::MAX) }, 0);
+        };
+        let engine = engine();
+        let dir = scratch("owners");
+        // An ancestor of another user (65534, "nobody").
+        std::fs::create_dir_all(dir.join("theirs/wasm")).unwrap();
+        chmod(&dir.join("theirs"), 0o755);
+        chown(&dir.join("theirs"), 65534);
+        let error = ArtifactCache::open(&dir.join("theirs/wasm"), &engine).unwrap_err();
+        assert!(error.contains("belongs to uid 65534, neither this user"), "{error}");
+        // The cache directory itself.
+        std::fs::create_dir(dir.join("cache")).unwrap();
+        chmod(&dir.join("cache"), 0o700);
+        chown(&dir.join("cache"), 65534);
+        let error = ArtifactCache::open(&dir.join("cache"), &engine).unwrap_err();
+        assert!(error.contains("belongs to uid 65534, not to this user"), "{error}");
+        // An entry.
+        let cache = ArtifactCache::open(&dir.join("mine"), &engine).unwrap();
+        cache.store(SHA_A, &component(&engine));
+        chown(&dir.join("mine").join(cache.file_name(SHA_A)), 65534);
+        assert!(refusal(&cache, SHA_A).contains("belongs to uid 65534"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn a_key_others_can_read_is_replaced_and_invalidates_entries() {
         let engine = engine();
