@@ -3,12 +3,19 @@
 //! PowerShell on a jump host. The script travels as `-EncodedCommand` and holds no secret; every
 //! secret goes over stdin, one per line, and becomes a SecureString at once. The script answers
 //! with one JSON line that maps onto the same report and errors as the native client.
+//!
+//! The child gets a cleared environment plus [`INHERITED_ENV`] (what PowerShell needs to start
+//! and find its modules), so a secret given as `env:VAR` stays in this process. A TLS policy
+//! other than the system's trust store (a `sha256:` pin, a CA file, `insecure`) cannot be
+//! expressed to `New-PSSession`, so it is refused before anything is started or sent.
 
 use super::{
     Cmdlet, PepAction, PepClient, PepEndpoint, PepError, PepEvent, PepReport, PepRequest, PepTarget, Progress,
 };
+use crate::gateway::TlsPolicy;
 use base64::Engine as _;
 use secrecy::ExposeSecret;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Instant;
@@ -40,6 +47,91 @@ impl PowerShellClient {
                 .into(),
         ))
     }
+}
+
+/// The variables the child inherits, if set here; everything else is cleared. None of them is
+/// meant to carry a secret (proxy variables, which can hold a password, are not passed: the PEP
+/// is on the stamp's network).
+pub const INHERITED_ENV: &[&str] = &[
+    // Where the OS and PowerShell find programs and shared libraries.
+    "PATH",
+    // Home and per-user data: .NET and pwsh keep their config, module cache and CurrentUser
+    // modules (e.g. PSWSMan, which NTLM on Linux needs) there (Unix: HOME and the XDG base
+    // directories; Windows: the profile folders).
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "USERPROFILE",
+    "HOMEDRIVE",
+    "HOMEPATH",
+    "APPDATA",
+    "LOCALAPPDATA",
+    // .NET's temporary directory.
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    // Windows: networking and .NET fail without SystemRoot; the default module path is built
+    // from the program folders.
+    "SystemRoot",
+    "windir",
+    "SystemDrive",
+    "ProgramFiles",
+    "ProgramData",
+    // Where the operator installed modules.
+    "PSModulePath",
+    // Text encoding of stdin/stdout (the session's culture is set to en-US by the script).
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    // pwsh on hosts without ICU starts only in invariant-globalization mode.
+    "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT",
+    // A non-default OpenSSL trust store for `-UseSSL` on Linux.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    // `powershell.exe` started from WSL reaches Windows through the interop socket.
+    "WSL_INTEROP",
+    "WSL_DISTRO_NAME",
+];
+
+/// Set in the child whatever the parent has: no telemetry or update check (the child holds
+/// secrets and needs no network beyond the PEP).
+pub const FIXED_ENV: &[(&str, &str)] = &[("POWERSHELL_TELEMETRY_OPTOUT", "1"), ("POWERSHELL_UPDATECHECK", "Off")];
+
+/// Variable names are case-insensitive on Windows only.
+fn same_name(name: &OsString, wanted: &str) -> bool {
+    if cfg!(windows) { name.to_str().is_some_and(|n| n.eq_ignore_ascii_case(wanted)) } else { name == wanted }
+}
+
+/// The child's whole environment, from this process's.
+fn child_environment(parent: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = parent
+        .into_iter()
+        .filter(|(name, _)| INHERITED_ENV.iter().any(|allowed| same_name(name, allowed)))
+        .filter(|(name, _)| !FIXED_ENV.iter().any(|(fixed, _)| same_name(name, fixed)))
+        .collect();
+    env.extend(FIXED_ENV.iter().map(|(name, value)| (OsString::from(name), OsString::from(value))));
+    env
+}
+
+/// Refuses, before anything is started, a TLS policy the PowerShell client would silently
+/// replace with the system's trust store.
+fn check_tls(target: &PepTarget) -> Result<(), PepError> {
+    for endpoint in &target.endpoints {
+        let Some(policy) = &endpoint.tls else { continue };
+        let unsupported = match policy {
+            TlsPolicy::SystemRoots => continue,
+            TlsPolicy::PinnedSha256(_) => "pins the certificate",
+            TlsPolicy::CaFile(_) => "trusts only the given CA for the certificate",
+            TlsPolicy::Insecure => "skips the check of the certificate",
+        };
+        return Err(PepError::BadInput(format!(
+            "[pep] tls = \"{policy}\" {unsupported} of {endpoint}, which the PowerShell client cannot honour \
+             (New-PSSession -UseSSL checks certificates against the system's trust store only); nothing was sent. \
+             Use the native client (`--pep-client native`, the default), which enforces it"
+        )));
+    }
+    Ok(())
 }
 
 /// A PowerShell single-quoted literal.
@@ -163,9 +255,12 @@ impl PepClient for PowerShellClient {
         deadline: Instant,
         progress: &Progress,
     ) -> Result<PepReport, PepError> {
+        check_tls(target)?;
         let name = endpoint.to_string();
         progress(PepEvent::Connecting(name.clone()));
         let mut child = tokio::process::Command::new(&self.executable)
+            .env_clear()
+            .envs(child_environment(std::env::vars_os()))
             .args(["-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand"])
             .arg(encoded(&script(endpoint, target, request)))
             .stdin(Stdio::piped())
