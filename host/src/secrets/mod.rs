@@ -4,13 +4,14 @@
 //! refused without repeating what was typed (it might be the password).
 
 use secrecy::SecretString;
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::str::FromStr;
 use zeroize::Zeroizing;
 
 pub mod policy;
 mod prompt;
+pub mod protect;
 
 /// Where to read one secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,12 +66,9 @@ impl SecretReader {
             SecretSource::File(path) => read_file(path, what)?,
             SecretSource::Stdin => {
                 self.stdin_used += 1;
-                let mut line = Zeroizing::new(String::new());
-                let read = std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("{what}: stdin: {e}"))?;
-                if read == 0 {
-                    return Err(format!("{what}: stdin ended before line {} (one secret per line)", self.stdin_used));
-                }
-                strip_newline(line)
+                protect::read_line(protect::RawStdin).map_err(|e| format!("{what}: stdin: {e}"))?.ok_or_else(|| {
+                    format!("{what}: stdin ended before line {} (one secret per line)", self.stdin_used)
+                })?
             }
             SecretSource::Prompt => {
                 if !std::io::stdin().is_terminal() {
@@ -86,14 +84,6 @@ impl SecretReader {
         }
         Ok(SecretString::from(value.as_str().to_owned()))
     }
-}
-
-/// Drops the line ending (`\n`, `\r\n`).
-fn strip_newline(mut line: Zeroizing<String>) -> Zeroizing<String> {
-    while line.ends_with('\n') || line.ends_with('\r') {
-        line.pop();
-    }
-    line
 }
 
 fn read_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, String> {

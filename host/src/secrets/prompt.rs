@@ -1,7 +1,7 @@
 //! Reading a line from the controlling terminal with echo off (termios), restoring the terminal
 //! even when reading fails.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use zeroize::Zeroizing;
 
@@ -38,8 +38,7 @@ pub(super) fn read_hidden(label: &str) -> std::io::Result<Zeroizing<String>> {
     let mut out = &tty;
     out.write_all(label.as_bytes())?;
     out.flush()?;
-    let mut line = Zeroizing::new(String::new());
-    BufReader::new(&tty).read_line(&mut line)?;
+    let line = super::protect::read_line(&tty)?.unwrap_or_default();
     drop(guard);
-    Ok(super::strip_newline(line))
+    Ok(line)
 }
