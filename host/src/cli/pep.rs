@@ -80,11 +80,7 @@ fn load(args: &StampArgs) -> Result<Inventory, CliError> {
 }
 
 /// The PEP target the inventory's `[pep]` table names, with the CloudAdmin password read.
-pub(super) fn target(
-    settings: &PepSettings,
-    args: &PepArgs,
-    reader: &mut SecretReader,
-) -> Result<PepTarget, CliError> {
+pub(super) fn target(settings: &PepSettings, args: &PepArgs, reader: &mut SecretReader) -> Result<PepTarget, CliError> {
     let password = read_secret(reader, &args.cloudadmin_password, "the CloudAdmin password")?;
     Ok(PepTarget::new(settings.endpoints.clone(), settings.cloudadmin.clone(), password, args.pep_deadline))
 }

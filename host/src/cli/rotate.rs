@@ -254,8 +254,7 @@ impl RotatePlan {
                 inventory.path.display()
             )));
         };
-        let Some(journal) = args.journal.clone().or_else(|| paths::journal(&inventory.stamp, journal::now_ms()))
-        else {
+        let Some(journal) = args.journal.clone().or_else(|| paths::journal(&inventory.stamp, journal::now_ms())) else {
             return Err(CliError::bad_input("no place for the journal: give --journal"));
         };
         // Both files are created only once preflight passes; refuse now what would fail then.
@@ -311,8 +310,7 @@ pub async fn rotate(
     cache_dir: Option<PathBuf>,
 ) -> CmdResult {
     let plan = RotatePlan::resolve(&stamp, &args, &sources, cache_dir).await?;
-    let RotatePlan { inventory, members, secrets, pep, options, journal: journal_path, password_out, audit_log } =
-        plan;
+    let RotatePlan { inventory, members, secrets, pep, options, journal: journal_path, password_out, audit_log } = plan;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let old_for_journal = secrets.old.clone();
     let display = Display::new();
@@ -331,8 +329,7 @@ pub async fn rotate(
         Ok(journal)
     };
     let result =
-        rotation::rotate(members, &inventory.stamp, secrets, Some(pep), &options, before_change, display.clone())
-            .await;
+        rotation::rotate(members, &inventory.stamp, secrets, Some(pep), &options, before_change, display.clone()).await;
     drop(display);
     let audit_log = audit_log.as_deref();
     let (report, journal) = match result {
@@ -391,8 +388,8 @@ impl ResumePlan {
     /// Stdin order: old BMC password, new BMC password, CloudAdmin password.
     async fn resolve(args: &ResumeArgs, sources: &Sources, cache_dir: Option<PathBuf>) -> Result<ResumePlan, CliError> {
         let lines = journal::read(&args.journal).map_err(CliError::bad_input)?;
-        let state = resume::state(&lines)
-            .map_err(|e| CliError::bad_input(format!("{}: {e}", args.journal.display())))?;
+        let state =
+            resume::state(&lines).map_err(|e| CliError::bad_input(format!("{}: {e}", args.journal.display())))?;
         let inventory_path = args.inventory.clone().unwrap_or_else(|| state.inventory.clone());
         let Loaded { inventory, members } = load(&inventory_path, sources, cache_dir).await?;
         let mut reader = SecretReader::default();
