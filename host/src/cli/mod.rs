@@ -104,7 +104,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Inspect and test vendor plugins (WebAssembly components).
+    #[cfg_attr(feature = "lab", doc = "Inspect and test vendor plugins (WebAssembly components).")]
+    #[cfg_attr(not(feature = "lab"), doc = "Inspect vendor plugins (WebAssembly components).")]
     #[command(subcommand, visible_alias = "plugin")]
     Plugins(PluginsCommand),
     /// Hardware profiles: which plugin rotates which server model's BMC.
