@@ -12,7 +12,7 @@
 
 use bmc_lab::FleetSpec;
 use bmc_lab::pep::PepConfig;
-use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab};
+use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, LAB_PEP_DEADLINE, StampLab};
 use bmc_rotate::fleet::journal;
 use bmc_rotate::fleet::members;
 use bmc_rotate::fleet::rotation::{self, Observer, PepStep, Phase, RotationOptions, RunOutcome, RunSecrets};
@@ -138,14 +138,12 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
         let settings = inventory.pep.as_ref().unwrap();
         PepStep {
             client: NativeClient,
-            target: PepTarget {
-                endpoints: settings.endpoints.iter().map(|e| PepEndpoint { tls: None, ..e.clone() }).collect(),
-                user: settings.cloudadmin.clone(),
-                password: SecretString::from(LAB_CLOUDADMIN_PASSWORD),
-                deadline: Duration::from_secs(120),
-                operation_timeout: Duration::from_secs(20),
-                connect_timeout: Duration::from_secs(5),
-            },
+            target: PepTarget::new(
+                settings.endpoints.iter().map(|e| PepEndpoint { tls: None, ..e.clone() }).collect(),
+                settings.cloudadmin.clone(),
+                SecretString::from(LAB_CLOUDADMIN_PASSWORD),
+                LAB_PEP_DEADLINE,
+            ),
             close: None,
         }
     };

@@ -14,6 +14,10 @@ use std::time::Duration;
 /// The lab's CloudAdmin password (lab only).
 pub const LAB_CLOUDADMIN_PASSWORD: &str = "Cloud-Adm1n-Lab!";
 
+/// The whole PEP step against the lab: on loopback it takes seconds, so a stuck simulator fails
+/// a test in minutes rather than after the operator's 30.
+pub const LAB_PEP_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Simulated BMCs, a PEP and the inventory file naming them.
 pub struct StampLab {
     /// The BMCs.
@@ -51,16 +55,10 @@ impl StampLab {
     pub fn pep_step(&self, password: &str) -> PepStep<NativeClient> {
         let endpoints =
             self.pep.addrs().iter().map(|a| PepEndpoint { host: a.ip().to_string(), port: a.port(), tls: None });
+        let password = SecretString::from(password.to_owned());
         PepStep {
             client: NativeClient,
-            target: PepTarget {
-                endpoints: endpoints.collect(),
-                user: self.pep.account(),
-                password: SecretString::from(password.to_owned()),
-                deadline: Duration::from_secs(120),
-                operation_timeout: Duration::from_secs(20),
-                connect_timeout: Duration::from_secs(5),
-            },
+            target: PepTarget::new(endpoints.collect(), self.pep.account(), password, LAB_PEP_DEADLINE),
             close: None,
         }
     }

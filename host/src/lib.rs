@@ -4,12 +4,19 @@
 //! - [`gateway`]: the only path from a plugin to the network.
 //! - [`runtime`]: the wasm engine, plugin loading and the per-job sandbox.
 //! - [`cli`]: the command line.
+//! - [`paths`]: where files go when the operator does not say.
+//!
+//! The `lab` feature (on by default) adds [`demo`] and [`conformance`], which run the lab's
+//! simulators in-process; a production build turns it off (`--no-default-features`).
 
 pub mod cli;
+#[cfg(feature = "lab")]
 pub mod conformance;
+#[cfg(feature = "lab")]
 pub mod demo;
 pub mod fleet;
 pub mod gateway;
+pub mod paths;
 pub mod pep;
 pub mod runtime;
 pub mod secrets;

@@ -65,6 +65,7 @@ fn help_explains_the_commands() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+#[cfg(feature = "lab")]
 #[test]
 fn plugin_test_passes_every_vendor_plugin_against_its_personas() {
     for (name, personas) in [("dell_idrac", 2), ("hpe_ilo", 2), ("lenovo_xcc", 2)] {
@@ -77,6 +78,7 @@ fn plugin_test_passes_every_vendor_plugin_against_its_personas() {
     }
 }
 
+#[cfg(feature = "lab")]
 #[test]
 fn plugin_test_fails_a_plugin_that_does_not_fit() {
     // The sample plugin speaks plain Redfish: against an XCC it cannot send If-Match and never
@@ -110,4 +112,13 @@ fn profiles_list_show_and_user_overrides() {
     let missing = run(&["profiles", "show", "hpe-proliant-dl999"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("there are:"));
+}
+
+#[cfg(not(feature = "lab"))]
+#[test]
+fn a_production_build_has_no_lab_commands() {
+    for args in [&["demo"][..], &["plugin", "test", "x.wasm"][..]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+    }
 }

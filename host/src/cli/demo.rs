@@ -4,7 +4,7 @@
 
 use super::progress::Display;
 use super::rotate::{exit_code, print, save_generated};
-use super::{Output, exit};
+use super::{CliError, CmdResult, Output, exit};
 use crate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab, mixed_fleet};
 use crate::fleet::journal;
 use crate::fleet::members;
@@ -15,35 +15,69 @@ use bmc_lab::faults::Faults;
 use bmc_lab::pep::PepConfig;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
 const USER: &str = "azsbmc";
 const PLUGINS: [&str; 3] = ["dell-idrac", "hpe-ilo", "lenovo-xcc"];
 
-/// Where this source tree builds plugins (when the binary runs from it).
-fn workspace() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.to_owned();
-    dir.join("plugins").is_dir().then_some(dir)
+fn file_name(plugin: &str) -> String {
+    format!("{}.wasm", plugin.replace('-', "_"))
 }
 
-/// The vendor plugins: from `dir` if given, else built from this source tree (cargo is quick
-/// when they are up to date), copied into `into` so nothing else in the build directory loads.
-fn plugins(dir: Option<PathBuf>, into: &Path) -> Result<PathBuf, String> {
-    if let Some(dir) = dir {
+/// The workspace this binary was built from, only while `cargo run` runs it there: cargo sets
+/// `CARGO_MANIFEST_DIR` for the process it runs, and it matches the one compiled in. An
+/// installed binary (or a copy on another machine) must never run cargo or rustup in whatever
+/// happens to sit at the path it was built from.
+fn source_tree() -> Option<PathBuf> {
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if Path::new(&std::env::var_os("CARGO_MANIFEST_DIR")?) != built_in {
+        return None;
+    }
+    let workspace = built_in.parent()?;
+    workspace.join("plugins").is_dir().then(|| workspace.to_owned())
+}
+
+/// The vendor plugins: from `dir` if given; else, under `cargo run`, built from the source tree
+/// (cargo is quick when they are up to date) and copied into `into` so nothing else in the
+/// build directory loads; else the installed ones.
+fn plugins(dir: Option<PathBuf>, into: &Path) -> Result<PathBuf, CliError> {
+    match (dir, source_tree()) {
+        (Some(dir), _) => Ok(dir),
+        (None, Some(workspace)) => build(&workspace, into).map_err(CliError::bad_input),
+        (None, None) => installed(),
+    }
+}
+
+fn installed() -> Result<PathBuf, CliError> {
+    let wanted: Vec<String> = PLUGINS.iter().map(|p| file_name(p)).collect();
+    let Some(dir) = crate::paths::plugins() else {
+        return Err(CliError::bad_input(format!(
+            "no plugins: give --plugin-dir DIR with {} (no $XDG_DATA_HOME or $HOME to find the installed ones)",
+            wanted.join(", ")
+        )));
+    };
+    let missing: Vec<&str> = wanted.iter().filter(|f| !dir.join(f).is_file()).map(String::as_str).collect();
+    if missing.is_empty() {
         return Ok(dir);
     }
-    let workspace = workspace().ok_or(
-        "no plugins: give --plugin-dir with dell_idrac.wasm, hpe_ilo.wasm and lenovo_xcc.wasm (built from this repository)",
-    )?;
+    Err(CliError::bad_input(format!(
+        "no vendor plugins in {} (missing {}): install the plugins there, give --plugin-dir DIR, or run \
+         `cargo run -p bmc-rotate -- demo` in the source tree to build them",
+        dir.display(),
+        missing.join(", ")
+    )))
+}
+
+fn build(workspace: &Path, into: &Path) -> Result<PathBuf, String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
         .join("wasm");
     eprintln!("building the vendor plugins (wasm32-wasip2) …");
-    let _ = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).current_dir(&workspace).output();
+    let _ = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).current_dir(workspace).output();
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(&workspace)
+        .current_dir(workspace)
         .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "plugin"])
         .args(PLUGINS.iter().flat_map(|p| ["-p", p]))
         .env("CARGO_TARGET_DIR", &target)
@@ -54,7 +88,7 @@ fn plugins(dir: Option<PathBuf>, into: &Path) -> Result<PathBuf, String> {
     }
     std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
     for plugin in PLUGINS {
-        let file = format!("{}.wasm", plugin.replace('-', "_"));
+        let file = file_name(plugin);
         let from = target.join("wasm32-wasip2/plugin").join(&file);
         std::fs::copy(&from, into.join(&file)).map_err(|e| format!("{}: {e}", from.display()))?;
     }
@@ -114,32 +148,16 @@ fn confirm(stamp: &StampLab, password: &SecretString, what: &str) -> bool {
 }
 
 /// `demo`.
-pub async fn demo(plugin_dir: Option<PathBuf>, per_persona: u32, cache_dir: Option<PathBuf>) -> u8 {
+pub async fn demo(plugin_dir: Option<PathBuf>, per_persona: u32, cache_dir: Option<PathBuf>) -> CmdResult {
     let dir = std::env::temp_dir().join(format!("bmc-rotate-demo-{}", std::process::id()));
-    let plugin_dir = match plugins(plugin_dir, &dir.join("plugins")) {
-        Ok(dir) => dir,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
+    let plugin_dir = plugins(plugin_dir, &dir.join("plugins"))?;
     let start = SecretString::from("Lab-Start_2024!");
-    let stamp = match StampLab::start(mixed_fleet(USER, start.expose_secret(), per_persona), PepConfig::default(), &dir)
+    let fleet = mixed_fleet(USER, start.expose_secret(), per_persona);
+    let stamp = StampLab::start(fleet, PepConfig::default(), &dir)
         .await
-    {
-        Ok(stamp) => stamp,
-        Err(e) => {
-            eprintln!("error: cannot start the lab: {e:#}");
-            return exit::FAILED;
-        }
-    };
-    let runtime = match Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() }) {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the plugin runtime: {e:#}");
-            return exit::FAILED;
-        }
-    };
+        .map_err(|e| CliError::failed(format!("cannot start the lab: {e:#}")))?;
+    let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })
+        .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))?;
     println!(
         "bmc-rotate demo: {} simulated BMCs (iDRAC9/10, iLO 5/6, XCC2/3) on loopback HTTPS and a privileged endpoint \
          with 3 ERCS VMs (WinRM, NTLM, PSRP). Inventory: {}\n",
@@ -147,36 +165,23 @@ pub async fn demo(plugin_dir: Option<PathBuf>, per_persona: u32, cache_dir: Opti
         stamp.inventory.display()
     );
     println!("1) A full rotation: preflight, change with a generated password, verify, Set-BmcCredential.\n");
-    let (outcome, new) = match run_once(&stamp, &runtime, &plugin_dir, &dir, 1, &start).await {
-        Ok(done) => done,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
-    };
+    let (outcome, new) = run_once(&stamp, &runtime, &plugin_dir, &dir, 1, &start).await.map_err(CliError::failed)?;
     let Some(new) = new.filter(|_| outcome == RunOutcome::Rotated) else {
-        eprintln!("error: the first rotation ended {}", outcome.as_str());
-        return exit_code(outcome);
+        return Err(CliError::new(exit_code(outcome), format!("the first rotation ended {}", outcome.as_str())));
     };
     if !confirm(&stamp, &new, "new") {
-        return exit::FAILED;
+        // `confirm` said what broke.
+        return Ok(ExitCode::from(exit::FAILED));
     }
 
     let victim = stamp.lab.bmcs().iter().find(|b| b.name().starts_with("hpe-ilo6")).unwrap_or(&stamp.lab.bmcs()[0]);
     victim
         .set_faults(Faults { error_500: vec!["PATCH /Accounts/".parse().expect("valid match")], ..Faults::default() });
     println!("2) Again, with {} failing every password change (HTTP 500): the fleet rolls back.\n", victim.name());
-    let outcome = match run_once(&stamp, &runtime, &plugin_dir, &dir, 2, &new).await {
-        Ok((outcome, _)) => outcome,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
-    };
+    let (outcome, _) = run_once(&stamp, &runtime, &plugin_dir, &dir, 2, &new).await.map_err(CliError::failed)?;
     victim.set_faults(Faults::default());
     if outcome != RunOutcome::RolledBack || !confirm(&stamp, &new, "previous") {
-        eprintln!("error: the second rotation ended {}", outcome.as_str());
-        return exit::FAILED;
+        return Err(CliError::failed(format!("the second rotation ended {}", outcome.as_str())));
     }
     println!(
         "Journals, the generated passwords (mode 0600) and the inventory are in {}.\n\
@@ -184,5 +189,5 @@ pub async fn demo(plugin_dir: Option<PathBuf>, per_persona: u32, cache_dir: Opti
         dir.display(),
         dir.join("run2.jsonl").display()
     );
-    exit::OK
+    Ok(ExitCode::SUCCESS)
 }

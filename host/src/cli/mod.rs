@@ -1,6 +1,7 @@
 //! The command line: argument parsing, dispatch, exit codes.
 
 mod args;
+#[cfg(feature = "lab")]
 mod demo;
 pub mod pep;
 mod plugins;
@@ -10,6 +11,7 @@ mod render;
 mod rotate;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,6 +28,57 @@ pub mod exit {
     /// The outcome is not known everywhere (a lost answer, a crash): run again or `resume`.
     pub const NEEDS_RESUME: u8 = 4;
 }
+
+/// Why a command did not do its job: the exit code and what to tell the operator. Commands
+/// return it and [`main`] prints it, once, so no code path prints an error and forgets the code
+/// (or the other way round).
+#[derive(Debug)]
+pub struct CliError {
+    /// The exit code, one of [`exit`].
+    pub code: u8,
+    /// One `error:` line each: an inventory can be wrong in several places at once, and the
+    /// operator should see them all in one go.
+    pub messages: Vec<String>,
+    /// What to do about it, printed after the errors as `hint:`.
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    /// One error with this exit code.
+    pub fn new(code: u8, message: impl Display) -> CliError {
+        CliError { code, messages: vec![message.to_string()], hint: None }
+    }
+
+    /// Arguments, files or settings are wrong; nothing was changed.
+    pub fn bad_input(message: impl Display) -> CliError {
+        CliError::new(exit::BAD_INPUT, message)
+    }
+
+    /// The command failed.
+    pub fn failed(message: impl Display) -> CliError {
+        CliError::new(exit::FAILED, message)
+    }
+
+    /// Adds what the operator can do next.
+    pub fn with_hint(mut self, hint: impl Display) -> CliError {
+        self.hint = Some(hint.to_string());
+        self
+    }
+
+    fn report(&self) -> ExitCode {
+        for message in &self.messages {
+            eprintln!("error: {message}");
+        }
+        if let Some(hint) = &self.hint {
+            eprintln!("hint: {hint}");
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+/// What every command returns: the exit code of a job done (whose outcome, good or bad, is in
+/// the output already), or the error [`main`] prints.
+pub type CmdResult = Result<ExitCode, CliError>;
 
 /// Rotate BMC passwords across an Azure Stack Hub fleet through sandboxed vendor plugins.
 #[derive(Debug, Parser)]
@@ -51,7 +104,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Inspect and test vendor plugins (WebAssembly components).
+    #[cfg_attr(feature = "lab", doc = "Inspect and test vendor plugins (WebAssembly components).")]
+    #[cfg_attr(not(feature = "lab"), doc = "Inspect vendor plugins (WebAssembly components).")]
     #[command(subcommand, visible_alias = "plugin")]
     Plugins(PluginsCommand),
     /// Hardware profiles: which plugin rotates which server model's BMC.
@@ -63,7 +117,7 @@ enum Command {
     /// CloudAdmin password, transcript share password.
     Rotate {
         #[command(flatten)]
-        pep: pep::PepArgs,
+        stamp: pep::StampArgs,
         #[command(flatten)]
         args: rotate::RotateArgs,
         #[command(flatten)]
@@ -99,10 +153,14 @@ enum Command {
     Pep(PepCommand),
     /// Run the whole tool against a lab on loopback: simulated iDRAC, iLO and XCC BMCs and a
     /// privileged endpoint; one full rotation, then one with an injected failure that rolls
-    /// back. Builds the vendor plugins first when run from the source tree.
+    /// back. Builds the vendor plugins first when run from the source tree (`cargo run`),
+    /// otherwise uses the installed ones.
+    #[cfg(feature = "lab")]
     Demo {
-        /// Use the plugins in this directory instead of building them.
-        #[arg(long, value_name = "DIR")]
+        /// Use the plugins in this directory (dell_idrac.wasm, hpe_ilo.wasm, lenovo_xcc.wasm).
+        /// [default: built from the source tree under `cargo run`, else the installed plugins,
+        /// $XDG_DATA_HOME/bmc-rotate/plugins]
+        #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
         plugin_dir: Option<PathBuf>,
         /// Simulated BMCs per vendor generation (six generations).
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -121,7 +179,7 @@ enum PepCommand {
     /// print the call a rotation would make. Changes nothing.
     Check {
         #[command(flatten)]
-        pep: pep::PepArgs,
+        stamp: pep::StampArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -131,7 +189,7 @@ enum PepCommand {
     /// stdin they are read one per line: new BMC password, CloudAdmin password, share password.
     SetCredential {
         #[command(flatten)]
-        pep: pep::PepArgs,
+        stamp: pep::StampArgs,
         /// Where to read the new BMC password: prompt, env:VAR, file:PATH (mode 0600) or stdin.
         #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = args::SecretSourceParser)]
         new_password: crate::secrets::SecretSource,
@@ -198,6 +256,7 @@ enum PluginsCommand {
     /// Run the conformance suite: the plugin against simulated BMCs of its vendor (in-process,
     /// on loopback): probe, verify, refused credentials, self-change, reconcile, policy refusal,
     /// lost answers, a 500, a dead BMC, and another vendor's BMC. Exit code 0 only if all pass.
+    #[cfg(feature = "lab")]
     Test {
         /// The plugin file (`.wasm` component).
         file: PathBuf,
@@ -211,19 +270,13 @@ enum PluginsCommand {
     },
 }
 
-/// Prints `message` as an error and returns `code`.
-fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {message}");
-    code
-}
-
 /// Reads one secret; a source that cannot give it is bad input.
 fn read_secret(
     reader: &mut crate::secrets::SecretReader,
     source: &crate::secrets::SecretSource,
     what: &str,
-) -> Result<secrecy::SecretString, u8> {
-    reader.read(source, what).map_err(|e| fail(exit::BAD_INPUT, e))
+) -> Result<secrecy::SecretString, CliError> {
+    reader.read(source, what).map_err(CliError::bad_input)
 }
 
 /// How results are printed.
@@ -237,38 +290,41 @@ pub enum Output {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Err(e) = init_logging(&cli.log) {
-        eprintln!("error: --log: {e}");
-        return ExitCode::from(exit::BAD_INPUT);
+    match start(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => error.report(),
     }
+}
+
+fn start(cli: Cli) -> CmdResult {
+    init_logging(&cli.log).map_err(|e| CliError::bad_input(format!("--log: {e}")))?;
     // One thread: the work is waiting on BMCs, and plugin calls are tens of microseconds. The
     // fleet benchmark measured a third less CPU per BMC than with a work-stealing pool, whose
     // cross-thread wake-ups cost more than they save here.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILED);
-        }
-    };
-    let code = runtime.block_on(run(cli));
-    ExitCode::from(code)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(run(cli))
 }
 
-async fn run(cli: Cli) -> u8 {
-    let cache_dir = if cli.no_cache { None } else { cli.cache_dir.or_else(crate::runtime::ArtifactCache::default_dir) };
+async fn run(cli: Cli) -> CmdResult {
+    let cache_dir = if cli.no_cache { None } else { cli.cache_dir.or_else(crate::paths::plugin_cache) };
     match cli.command {
         Command::Plugins(PluginsCommand::List { dir, output }) => plugins::list(dir, output, cache_dir).await,
         Command::Plugins(PluginsCommand::Inspect { file, output }) => plugins::inspect(&file, output, cache_dir).await,
+        #[cfg(feature = "lab")]
         Command::Plugins(PluginsCommand::Test { file, personas, output }) => {
             plugins::test(&file, personas, output, cache_dir).await
         }
         Command::Profiles(ProfilesCommand::List { dir, output }) => profiles::list(dir, output),
         Command::Profiles(ProfilesCommand::Show { name, dir, output }) => profiles::show(&name, dir, output),
-        Command::Rotate { pep, args, sources, output } => rotate::rotate(pep, args, sources, output, cache_dir).await,
+        Command::Rotate { stamp, args, sources, output } => {
+            rotate::rotate(stamp, args, sources, output, cache_dir).await
+        }
         Command::Resume { args, sources, output } => rotate::resume(args, sources, output, cache_dir).await,
         Command::Status { journal, output } => rotate::status(&journal, output),
+        #[cfg(feature = "lab")]
         Command::Demo { plugin_dir, per_generation } => demo::demo(plugin_dir, per_generation, cache_dir).await,
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -277,11 +333,11 @@ async fn run(cli: Cli) -> u8 {
                 "bmc-rotate",
                 &mut std::io::stdout(),
             );
-            exit::OK
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Pep(PepCommand::Check { pep, output }) => pep::check(pep, output).await,
-        Command::Pep(PepCommand::SetCredential { pep, new_password, update_bmcs, transcripts_password, output }) => {
-            pep::set_credential(pep, new_password, update_bmcs, transcripts_password, output).await
+        Command::Pep(PepCommand::Check { stamp, output }) => pep::check(stamp, output).await,
+        Command::Pep(PepCommand::SetCredential { stamp, new_password, update_bmcs, transcripts_password, output }) => {
+            pep::set_credential(stamp, new_password, update_bmcs, transcripts_password, output).await
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `bmc-rotate pep check|set-credential`: the PEP step on its own.
 
 use super::args::{SecretSourceParser, parse_duration};
-use super::{Output, exit, fail, read_secret, render};
+use super::{CliError, CmdResult, Output, exit, read_secret, render};
 use crate::fleet::inventory::{Inventory, PepSettings};
 use crate::pep::native::NativeClient;
 use crate::pep::powershell::PowerShellClient;
@@ -12,6 +12,7 @@ use crate::pep::{
 use crate::secrets::{SecretReader, SecretSource};
 use clap::ValueEnum;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,13 +25,12 @@ pub enum PepClientKind {
     Powershell,
 }
 
-/// Options every PEP-touching command shares.
+/// How to reach the privileged endpoint: every command that may touch it (`rotate`, `resume`,
+/// `pep check`, `pep set-credential`) flattens this one declaration.
 #[derive(Debug, clap::Args)]
 pub struct PepArgs {
-    /// The stamp's inventory; its `[pep]` table names the ERCS VMs and the CloudAdmin account.
-    #[arg(long, value_name = "FILE")]
-    pub inventory: PathBuf,
     /// Where to read the CloudAdmin password: prompt, env:VAR, file:PATH (mode 0600) or stdin.
+    /// Read only when the PEP must be told.
     #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = SecretSourceParser)]
     pub cloudadmin_password: SecretSource,
     /// The client that talks to the privileged endpoint.
@@ -40,6 +40,17 @@ pub struct PepArgs {
     /// Set-BmcCredential can run for many minutes.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
     pub pep_deadline: Duration,
+}
+
+/// The stamp a command works on, and how to reach its privileged endpoint.
+#[derive(Debug, clap::Args)]
+pub struct StampArgs {
+    /// The stamp's inventory; its `[pep]` table names the ERCS VMs and the CloudAdmin account.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// How to reach the privileged endpoint.
+    #[command(flatten)]
+    pub pep: PepArgs,
 }
 
 /// One line for a PEP event.
@@ -60,9 +71,9 @@ pub fn progress_lines() -> Progress {
     Arc::new(|event| eprintln!("pep: {}", describe_event(event)))
 }
 
-fn load(args: &PepArgs) -> Result<Inventory, u8> {
-    let inventory = Inventory::load(&args.inventory).map_err(|e| fail(exit::BAD_INPUT, e))?;
-    inventory.pep().map_err(|e| fail(exit::BAD_INPUT, e))?;
+fn load(args: &StampArgs) -> Result<Inventory, CliError> {
+    let inventory = Inventory::load(&args.inventory).map_err(CliError::bad_input)?;
+    inventory.pep().map_err(CliError::bad_input)?;
     for warning in &inventory.warnings {
         eprintln!("warning: {warning}");
     }
@@ -70,15 +81,9 @@ fn load(args: &PepArgs) -> Result<Inventory, u8> {
 }
 
 /// The PEP target the inventory's `[pep]` table names, with the CloudAdmin password read.
-pub(super) fn target(settings: &PepSettings, args: &PepArgs, reader: &mut SecretReader) -> Result<PepTarget, u8> {
-    Ok(PepTarget {
-        endpoints: settings.endpoints.clone(),
-        user: settings.cloudadmin.clone(),
-        password: read_secret(reader, &args.cloudadmin_password, "the CloudAdmin password")?,
-        deadline: args.pep_deadline,
-        operation_timeout: Duration::from_secs(20),
-        connect_timeout: Duration::from_secs(15),
-    })
+pub(super) fn target(settings: &PepSettings, args: &PepArgs, reader: &mut SecretReader) -> Result<PepTarget, CliError> {
+    let password = read_secret(reader, &args.cloudadmin_password, "the CloudAdmin password")?;
+    Ok(PepTarget::new(settings.endpoints.clone(), settings.cloudadmin.clone(), password, args.pep_deadline))
 }
 
 /// The transcript hand-off the inventory names, if any, with the share's password read from
@@ -87,7 +92,7 @@ pub(super) fn transcript_share(
     settings: &PepSettings,
     source: Option<&SecretSource>,
     reader: &mut SecretReader,
-) -> Result<Option<TranscriptShare>, u8> {
+) -> Result<Option<TranscriptShare>, CliError> {
     let Some((path, user)) = &settings.transcripts else { return Ok(None) };
     let source = source.cloned().unwrap_or(SecretSource::Prompt);
     let password = read_secret(reader, &source, &format!("the password of {user} (transcript share)"))?;
@@ -112,15 +117,17 @@ pub async fn execute(
     run(&client(kind)?, target, request, progress).await
 }
 
-fn print(result: &Result<PepReport, PepError>, output: Output) -> u8 {
-    let code = match result {
+/// Shows the step's result. JSON carries a failure in the document itself; a table leaves it to
+/// the one error path.
+fn report(result: Result<PepReport, PepError>, output: Output) -> CmdResult {
+    let code = match &result {
         Ok(_) => exit::OK,
         Err(PepError::BadInput(_)) => exit::BAD_INPUT,
         Err(e) if e.outcome_unknown() => exit::NEEDS_RESUME,
         Err(_) => exit::FAILED,
     };
-    match output {
-        Output::Json => {
+    match (output, result) {
+        (Output::Json, result) => {
             let json = match result {
                 Ok(report) => serde_json::json!({ "status": "ok", "report": report }),
                 Err(e) => serde_json::json!({
@@ -130,18 +137,16 @@ fn print(result: &Result<PepReport, PepError>, output: Output) -> u8 {
                 }),
             };
             println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
+            Ok(ExitCode::from(code))
         }
-        Output::Table => match result {
-            Ok(report) => print!("{}", describe(report)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                if e.outcome_unknown() {
-                    eprintln!("hint: run the same command again; storing the same credential twice is harmless");
-                }
-            }
-        },
+        (Output::Table, Ok(report)) => {
+            print!("{}", describe(&report));
+            Ok(ExitCode::SUCCESS)
+        }
+        (Output::Table, Err(e)) if e.outcome_unknown() => Err(CliError::new(code, e)
+            .with_hint("run the same command again; storing the same credential twice is harmless")),
+        (Output::Table, Err(e)) => Err(CliError::new(code, e)),
     }
-    code
 }
 
 fn describe(report: &PepReport) -> String {
@@ -168,51 +173,34 @@ fn describe(report: &PepReport) -> String {
 }
 
 /// `pep check`.
-pub async fn check(args: PepArgs, output: Output) -> u8 {
-    let inventory = match load(&args) {
-        Ok(inventory) => inventory,
-        Err(code) => return code,
-    };
+pub async fn check(args: StampArgs, output: Output) -> CmdResult {
+    let inventory = load(&args)?;
     let settings = inventory.pep.as_ref().expect("load checked the [pep] table");
-    let target = match target(settings, &args, &mut SecretReader::default()) {
-        Ok(target) => target,
-        Err(code) => return code,
-    };
+    let target = target(settings, &args.pep, &mut SecretReader::default())?;
     let request = PepRequest { action: PepAction::Check { bmc_user: Some(inventory.bmc_user.clone()) }, close: None };
-    let result = execute(args.pep_client, &target, &request, &progress_lines()).await;
-    print(&result, output)
+    report(execute(args.pep.pep_client, &target, &request, &progress_lines()).await, output)
 }
 
 /// `pep set-credential`.
 pub async fn set_credential(
-    args: PepArgs,
+    args: StampArgs,
     new_password: SecretSource,
     update_bmcs: bool,
     transcripts_password: Option<SecretSource>,
     output: Output,
-) -> u8 {
-    let inventory = match load(&args) {
-        Ok(inventory) => inventory,
-        Err(code) => return code,
-    };
+) -> CmdResult {
+    let inventory = load(&args)?;
     let settings = inventory.pep.as_ref().expect("load checked the [pep] table");
     if transcripts_password.is_some() && settings.transcripts.is_none() {
-        return fail(
-            exit::BAD_INPUT,
+        return Err(CliError::bad_input(
             "--transcripts-password needs `transcripts` and `transcripts_user` in the inventory's [pep] table",
-        );
+        ));
     }
+    // Stdin order: new BMC password, CloudAdmin password, share password.
     let mut reader = SecretReader::default();
-    let secrets = (|| {
-        let new = read_secret(&mut reader, &new_password, "the new BMC password")?;
-        let target = target(settings, &args, &mut reader)?;
-        let close = transcript_share(settings, transcripts_password.as_ref(), &mut reader)?;
-        Ok::<_, u8>((new, target, close))
-    })();
-    let (new, target, close) = match secrets {
-        Ok(secrets) => secrets,
-        Err(code) => return code,
-    };
+    let new = read_secret(&mut reader, &new_password, "the new BMC password")?;
+    let target = target(settings, &args.pep, &mut reader)?;
+    let close = transcript_share(settings, transcripts_password.as_ref(), &mut reader)?;
     let request = PepRequest {
         action: PepAction::SetCredential(BmcCredential {
             user: Some(inventory.bmc_user.clone()),
@@ -221,6 +209,5 @@ pub async fn set_credential(
         }),
         close,
     };
-    let result = execute(args.pep_client, &target, &request, &progress_lines()).await;
-    print(&result, output)
+    report(execute(args.pep.pep_client, &target, &request, &progress_lines()).await, output)
 }

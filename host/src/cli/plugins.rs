@@ -1,24 +1,20 @@
-//! `bmc-rotate plugins list|inspect`.
+//! `bmc-rotate plugins list|inspect|test`.
 
 use super::render;
-use super::{Output, exit};
+use super::{CliError, CmdResult, Output, exit};
 use crate::runtime::{PasswordPolicy, Plugin, Runtime, RuntimeConfig};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime, u8> {
-    Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() }).map_err(|e| {
-        eprintln!("error: cannot start the plugin runtime: {e:#}");
-        exit::FAILED
-    })
+fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime, CliError> {
+    Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })
+        .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))
 }
 
-/// Loads one plugin file, reporting a refusal on stderr.
-async fn load(file: &Path, cache_dir: Option<PathBuf>) -> Result<std::sync::Arc<Plugin>, u8> {
-    runtime(cache_dir)?.load_file(file).await.map_err(|e| {
-        eprintln!("error: {e}");
-        exit::FAILED
-    })
+/// Loads one plugin file; a refusal is the command's failure.
+async fn load(file: &Path, cache_dir: Option<PathBuf>) -> Result<std::sync::Arc<Plugin>, CliError> {
+    runtime(cache_dir)?.load_file(file).await.map_err(CliError::failed)
 }
 
 /// Everything `inspect` shows, also its JSON form.
@@ -76,11 +72,8 @@ fn describe_policy(p: &PasswordPolicy) -> String {
 }
 
 /// `plugins inspect FILE`.
-pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) -> u8 {
-    let plugin = match load(file, cache_dir).await {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
+    let plugin = load(file, cache_dir).await?;
     let view = Inspection::of(&plugin);
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&view).expect("serialisable")),
@@ -101,7 +94,7 @@ pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) ->
             ])
         ),
     }
-    exit::OK
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Serialize)]
@@ -121,30 +114,15 @@ struct ListedPlugin {
     api_version: String,
 }
 
-pub(super) fn default_plugin_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
-    Some(base.join("bmc-rotate").join("plugins"))
-}
-
 /// `plugins list [--dir DIR]`.
-pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBuf>) -> u8 {
-    let Some(dir) = dir.or_else(default_plugin_dir) else {
-        eprintln!("error: no plugin directory: pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR");
-        return exit::BAD_INPUT;
+pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
+    let Some(dir) = dir.or_else(crate::paths::plugins) else {
+        return Err(CliError::bad_input("no plugin directory: pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR"));
     };
-    let runtime = match runtime(cache_dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let results = match runtime.load_dir(&dir).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}; pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR");
-            return exit::BAD_INPUT;
-        }
-    };
+    let results = runtime(cache_dir)?
+        .load_dir(&dir)
+        .await
+        .map_err(|e| CliError::bad_input(format!("{e}; pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR")))?;
     let listed: Vec<Listed> = results
         .iter()
         .map(|(path, result)| {
@@ -200,19 +178,24 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
             print!("{}", render::table(&["FILE", "ID", "VERSION", "VENDOR", "FAMILIES", "API"], &rows));
         }
     }
-    if failed { exit::FAILED } else { exit::OK }
+    Ok(if failed { ExitCode::from(exit::FAILED) } else { ExitCode::SUCCESS })
 }
 
 /// `plugins test FILE [--persona NAME]...`.
-pub async fn test(file: &Path, personas: Vec<bmc_lab::Persona>, output: Output, cache_dir: Option<PathBuf>) -> u8 {
-    let plugin = match load(file, cache_dir).await {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+#[cfg(feature = "lab")]
+pub async fn test(
+    file: &Path,
+    personas: Vec<bmc_lab::Persona>,
+    output: Output,
+    cache_dir: Option<PathBuf>,
+) -> CmdResult {
+    let plugin = load(file, cache_dir).await?;
     let personas = if personas.is_empty() { crate::conformance::personas_for(&plugin) } else { personas };
     if personas.is_empty() {
-        eprintln!("error: the lab has no persona of vendor `{}`; pass --persona NAME to pick one", plugin.info.vendor);
-        return exit::BAD_INPUT;
+        return Err(CliError::bad_input(format!(
+            "the lab has no persona of vendor `{}`; pass --persona NAME to pick one",
+            plugin.info.vendor
+        )));
     }
     if output == Output::Table {
         let names: Vec<&str> = personas.iter().map(|p| p.name()).collect();
@@ -239,5 +222,5 @@ pub async fn test(file: &Path, personas: Vec<bmc_lab::Persona>, output: Output, 
             println!("{} passed, {} failed", verdicts.len() - failed, failed);
         }
     }
-    if failed == 0 { exit::OK } else { exit::FAILED }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(exit::FAILED) })
 }

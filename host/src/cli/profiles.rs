@@ -1,15 +1,13 @@
 //! `bmc-rotate profiles list|show`.
 
 use super::render;
-use super::{Output, exit};
+use super::{CliError, CmdResult, Output};
 use crate::fleet::profiles::{HardwareProfile, Profiles, Source};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-fn load(dir: Option<PathBuf>) -> Result<Profiles, u8> {
-    Profiles::load(dir.or_else(Profiles::default_dir).as_deref()).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::BAD_INPUT
-    })
+fn load(dir: Option<PathBuf>) -> Result<Profiles, CliError> {
+    Profiles::load(dir.or_else(crate::paths::profiles).as_deref()).map_err(CliError::bad_input)
 }
 
 fn source(p: &HardwareProfile) -> String {
@@ -20,11 +18,8 @@ fn source(p: &HardwareProfile) -> String {
 }
 
 /// `profiles list`.
-pub fn list(dir: Option<PathBuf>, output: Output) -> u8 {
-    let profiles = match load(dir) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+pub fn list(dir: Option<PathBuf>, output: Output) -> CmdResult {
+    let profiles = load(dir)?;
     match output {
         Output::Json => {
             let all: Vec<&HardwareProfile> = profiles.iter().collect();
@@ -46,22 +41,13 @@ pub fn list(dir: Option<PathBuf>, output: Output) -> u8 {
             print!("{}", render::table(&["PROFILE", "PLUGIN", "FAMILIES", "SOURCE", "DESCRIPTION"], &rows));
         }
     }
-    exit::OK
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `profiles show NAME`.
-pub fn show(name: &str, dir: Option<PathBuf>, output: Output) -> u8 {
-    let profiles = match load(dir) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let p = match profiles.get(name) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
+pub fn show(name: &str, dir: Option<PathBuf>, output: Output) -> CmdResult {
+    let profiles = load(dir)?;
+    let p = profiles.get(name).map_err(CliError::bad_input)?;
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(p).expect("serialisable")),
         Output::Table => {
@@ -91,5 +77,5 @@ pub fn show(name: &str, dir: Option<PathBuf>, output: Output) -> u8 {
             );
         }
     }
-    exit::OK
+    Ok(ExitCode::SUCCESS)
 }

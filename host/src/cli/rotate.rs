@@ -1,18 +1,18 @@
 //! `bmc-rotate rotate`, `resume` and `status`: the operator's commands around the fleet run.
 
 use super::args::SecretSourceParser;
-use super::pep::{PepArgs, client};
+use super::pep::{PepArgs, StampArgs, client};
 use super::progress::Display;
-use super::{Output, exit, fail, read_secret, render};
+use super::{CliError, CmdResult, Output, exit, read_secret, render};
 use crate::fleet::audit::{self, AuditEntry};
-use crate::fleet::inventory::Inventory;
+use crate::fleet::inventory::{Inventory, PepSettings};
 use crate::fleet::journal::{self, Journal};
 use crate::fleet::members::{self, Member};
-use crate::fleet::profiles::Profiles;
 use crate::fleet::resume::{self, ResumeError, RunState};
 use crate::fleet::rotation::Observer as _;
 use crate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunReport, RunSecrets};
 use crate::gateway::Limits;
+use crate::paths;
 use crate::pep::AnyClient;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::secrets::{SecretReader, SecretSource};
@@ -21,8 +21,8 @@ use secrecy::{ExposeSecret, SecretString};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// What a failed PEP step does to the BMCs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -92,38 +92,33 @@ struct Loaded {
     members: Vec<Member>,
 }
 
-async fn load(inventory: &Path, sources: &Sources, cache_dir: Option<PathBuf>) -> Result<Loaded, u8> {
-    let Some(dir) = sources.plugin_dir.clone().or_else(super::plugins::default_plugin_dir) else {
-        return Err(fail(exit::BAD_INPUT, "no plugin directory: give --plugin-dir"));
+async fn load(inventory: &Path, sources: &Sources, cache_dir: Option<PathBuf>) -> Result<Loaded, CliError> {
+    let Some(dir) = sources.plugin_dir.clone().or_else(paths::plugins) else {
+        return Err(CliError::bad_input("no plugin directory: give --plugin-dir"));
     };
     let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })
-        .map_err(|e| fail(exit::FAILED, format!("cannot start the plugin runtime: {e:#}")))?;
-    let profile_dir = sources.profile_dir.clone().or_else(Profiles::default_dir);
+        .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))?;
+    let profile_dir = sources.profile_dir.clone().or_else(paths::profiles);
     let (inventory, members) = members::load(inventory, profile_dir.as_deref(), &dir, &runtime, Limits::default())
         .await
-        .map_err(|errors| {
-            for e in errors {
-                eprintln!("error: {e}");
-            }
-            exit::BAD_INPUT
-        })?;
+        .map_err(|errors| CliError { code: exit::BAD_INPUT, messages: errors, hint: None })?;
     for warning in &inventory.warnings {
         eprintln!("warning: {warning}");
     }
     Ok(Loaded { inventory, members })
 }
 
-fn read(reader: &mut SecretReader, source: &SecretSource, what: &str) -> Result<Arc<SecretString>, u8> {
+fn read(reader: &mut SecretReader, source: &SecretSource, what: &str) -> Result<Arc<SecretString>, CliError> {
     read_secret(reader, source, what).map(Arc::new)
 }
 
 /// The new password from its source; a prompt asks twice.
-fn read_new(reader: &mut SecretReader, source: &SecretSource) -> Result<Arc<SecretString>, u8> {
+fn read_new(reader: &mut SecretReader, source: &SecretSource) -> Result<Arc<SecretString>, CliError> {
     let new = read(reader, source, "the new BMC password")?;
     if *source == SecretSource::Prompt {
         let again = read(reader, source, "the new BMC password (again)")?;
         if again.expose_secret() != new.expose_secret() {
-            return Err(fail(exit::BAD_INPUT, "the two new passwords differ"));
+            return Err(CliError::bad_input("the two new passwords differ"));
         }
     }
     Ok(new)
@@ -131,21 +126,15 @@ fn read_new(reader: &mut SecretReader, source: &SecretSource) -> Result<Arc<Secr
 
 /// The PEP step from the inventory's `[pep]` table and the operator's secrets.
 fn pep_step(
-    inventory: &Inventory,
+    settings: &PepSettings,
     pep: &PepArgs,
     reader: &mut SecretReader,
     transcripts_password: Option<&SecretSource>,
-) -> Result<Option<PepStep<AnyClient>>, u8> {
-    let Some(settings) = &inventory.pep else { return Ok(None) };
+) -> Result<PepStep<AnyClient>, CliError> {
     let target = super::pep::target(settings, pep, reader)?;
     let close = super::pep::transcript_share(settings, transcripts_password, reader)?;
-    let client = client(pep.pep_client).map_err(|e| fail(exit::BAD_INPUT, e))?;
-    Ok(Some(PepStep { client, target, close }))
-}
-
-fn default_journal(stamp: &str) -> Option<PathBuf> {
-    let ms = journal::now_ms();
-    audit::state_dir().map(|d| d.join("journals").join(format!("{stamp}-{ms}.jsonl")))
+    let client = client(pep.pep_client).map_err(CliError::bad_input)?;
+    Ok(PepStep { client, target, close })
 }
 
 /// Writes a generated password where the operator asked, before anything changes.
@@ -169,10 +158,11 @@ pub(super) fn save_generated(out: &Path, password: &SecretString) -> Result<(), 
         .map_err(|e| format!("{}: {e}", out.display()))
 }
 
-fn audit_log(sources: &Sources, entry: &AuditEntry) {
-    let path = sources.audit_log.clone().or_else(|| audit::state_dir().map(|d| d.join("audit.jsonl")));
+/// Appends to the audit log; a log that cannot be written is a warning, not a reason to hide
+/// what the run did.
+fn audit(path: Option<&Path>, entry: &AuditEntry) {
     if let Some(path) = path
-        && let Err(e) = audit::append(&path, entry)
+        && let Err(e) = audit::append(path, entry)
     {
         eprintln!("warning: {e}");
     }
@@ -225,73 +215,107 @@ pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) 
     }
 }
 
-/// `rotate`.
-pub async fn rotate(
-    pep: PepArgs,
-    args: RotateArgs,
-    sources: Sources,
-    output: Output,
-    cache_dir: Option<PathBuf>,
-) -> u8 {
-    let Loaded { inventory, members } = match load(&pep.inventory, &sources, cache_dir).await {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    if args.transcripts_password.is_some() && inventory.pep.as_ref().and_then(|p| p.transcripts.as_ref()).is_none() {
-        return fail(exit::BAD_INPUT, "--transcripts-password needs `transcripts` in the inventory's [pep] table");
-    }
-    if inventory.pep.is_none() {
-        return fail(
-            exit::BAD_INPUT,
-            format!(
+/// A rotation with every argument checked and every secret read: [`RotatePlan::resolve`] does
+/// all that may fail on bad input before the first BMC is contacted, so an operator who typed
+/// something wrong learns it at once, with nothing changed and no journal written.
+struct RotatePlan {
+    inventory: Inventory,
+    members: Vec<Member>,
+    secrets: RunSecrets,
+    pep: PepStep<AnyClient>,
+    options: RotationOptions,
+    journal: PathBuf,
+    /// Where a generated password goes; `None` when the operator gave the new one.
+    password_out: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
+}
+
+impl RotatePlan {
+    /// Loads the inventory, profiles and plugins, settles where the journal, audit log and a
+    /// generated password go, and reads the secrets (stdin order: current BMC password, new BMC
+    /// password, CloudAdmin password, transcript share password).
+    async fn resolve(
+        stamp: &StampArgs,
+        args: &RotateArgs,
+        sources: &Sources,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<RotatePlan, CliError> {
+        let Loaded { inventory, members } = load(&stamp.inventory, sources, cache_dir).await?;
+        let share = inventory.pep.as_ref().and_then(|p| p.transcripts.as_ref());
+        if args.transcripts_password.is_some() && share.is_none() {
+            return Err(CliError::bad_input(
+                "--transcripts-password needs `transcripts` in the inventory's [pep] table",
+            ));
+        }
+        let Some(settings) = &inventory.pep else {
+            return Err(CliError::bad_input(format!(
                 "{}: no [pep] table; a rotation ends by storing the password in Azure Stack Hub, so the inventory \
                  needs `endpoints` and `cloudadmin` (see host/inventory.example.toml)",
                 inventory.path.display()
-            ),
-        );
-    }
-    let Some(journal_path) = args.journal.clone().or_else(|| default_journal(&inventory.stamp)) else {
-        return fail(exit::BAD_INPUT, "no place for the journal: give --journal");
-    };
-    // Both files are created only once preflight passes; refuse now what would fail then.
-    if journal_path.exists() {
-        return fail(
-            exit::BAD_INPUT,
-            format!(
+            )));
+        };
+        let Some(journal) = args.journal.clone().or_else(|| paths::journal(&inventory.stamp, journal::now_ms())) else {
+            return Err(CliError::bad_input("no place for the journal: give --journal"));
+        };
+        // Both files are created only once preflight passes; refuse now what would fail then.
+        if journal.exists() {
+            return Err(CliError::bad_input(format!(
                 "the journal {} exists: a journal is never overwritten; give a new --journal",
-                journal_path.display()
-            ),
-        );
-    }
-    if let Some(out) = args.password_out.as_deref().filter(|o| *o != Path::new("-") && o.exists()) {
-        return fail(exit::BAD_INPUT, format!("{} exists: --password-out never overwrites a file", out.display()));
-    }
-    let mut reader = SecretReader::default();
-    let secrets = (|| {
+                journal.display()
+            )));
+        }
+        if let Some(out) = args.password_out.as_deref().filter(|o| *o != Path::new("-") && o.exists()) {
+            return Err(CliError::bad_input(format!(
+                "{} exists: --password-out never overwrites a file",
+                out.display()
+            )));
+        }
+        let mut reader = SecretReader::default();
         let old = read(&mut reader, &args.bmc_password, "the current BMC password")?;
         let new = match (&args.new_password, args.generate_password) {
             (_, true) => None,
             (Some(source), false) => Some(read_new(&mut reader, source)?),
             (None, false) => Some(read_new(&mut reader, &SecretSource::Prompt)?),
         };
-        let step = pep_step(&inventory, &pep, &mut reader, args.transcripts_password.as_ref())?;
-        Ok::<_, u8>((RunSecrets { old, new }, step))
-    })();
-    let (secrets, step) = match secrets {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let options = RotationOptions {
-        concurrency: sources.concurrency as usize,
-        dry_run: args.dry_run,
-        rollback_on_pep_failure: args.on_pep_failure == OnPepFailure::Rollback,
-    };
+        let pep = pep_step(settings, &stamp.pep, &mut reader, args.transcripts_password.as_ref())?;
+        let options = RotationOptions {
+            concurrency: sources.concurrency as usize,
+            dry_run: args.dry_run,
+            rollback_on_pep_failure: args.on_pep_failure == OnPepFailure::Rollback,
+        };
+        let password_out = if args.generate_password {
+            Some(args.password_out.clone().expect("clap requires --password-out"))
+        } else {
+            None
+        };
+        Ok(RotatePlan {
+            inventory,
+            members,
+            secrets: RunSecrets { old, new },
+            pep,
+            options,
+            journal,
+            password_out,
+            audit_log: sources.audit_log.clone().or_else(paths::audit_log),
+        })
+    }
+}
+
+/// `rotate`.
+pub async fn rotate(
+    stamp: StampArgs,
+    args: RotateArgs,
+    sources: Sources,
+    output: Output,
+    cache_dir: Option<PathBuf>,
+) -> CmdResult {
+    let plan = RotatePlan::resolve(&stamp, &args, &sources, cache_dir).await?;
+    let RotatePlan { inventory, members, secrets, pep, options, journal: journal_path, password_out, audit_log } = plan;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let old_for_journal = secrets.old.clone();
     let display = Display::new();
     let before_change = |new: &SecretString| -> Result<Journal, String> {
-        if args.generate_password {
-            let out = args.password_out.as_deref().expect("clap requires --password-out");
+        if let Some(out) = &password_out {
             display.suspend(|| save_generated(out, new))?;
         }
         let journal = journal::start_run(
@@ -305,29 +329,29 @@ pub async fn rotate(
         Ok(journal)
     };
     let result =
-        rotation::rotate(members, &inventory.stamp, secrets, step, &options, before_change, display.clone()).await;
+        rotation::rotate(members, &inventory.stamp, secrets, Some(pep), &options, before_change, display.clone()).await;
     drop(display);
+    let audit_log = audit_log.as_deref();
     let (report, journal) = match result {
         Ok(done) => done,
         Err(e) if !journal_path.exists() => {
             // Before the first change (the journal is created first): nothing was changed.
-            let code = fail(exit::FAILED, format!("{e}; nothing was changed"));
-            audit_log(&sources, &AuditEntry::now("rotate", &inventory.stamp, names, "failed", None));
-            return code;
+            audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "failed", None));
+            return Err(CliError::failed(format!("{e}; nothing was changed")));
         }
         Err(e) => {
             // The journal could not be written: stop; it records everything up to here.
-            let code = fail(
+            let entry = AuditEntry::now("rotate", &inventory.stamp, names, "stopped", Some(journal_path.clone()));
+            audit(audit_log, &entry);
+            return Err(CliError::new(
                 exit::NEEDS_RESUME,
                 format!("{e}; the run stopped. `bmc-rotate status --journal {}` shows where", journal_path.display()),
-            );
-            audit_log(&sources, &AuditEntry::now("rotate", &inventory.stamp, names, "stopped", Some(journal_path)));
-            return code;
+            ));
         }
     };
-    audit_log(&sources, &AuditEntry::now("rotate", &inventory.stamp, names, report.outcome.as_str(), journal.clone()));
+    audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, report.outcome.as_str(), journal.clone()));
     print(&report, journal.as_deref(), output);
-    exit_code(report.outcome)
+    Ok(ExitCode::from(exit_code(report.outcome)))
 }
 
 /// `resume`'s options.
@@ -345,80 +369,70 @@ pub struct ResumeArgs {
     /// Where to read the run's new BMC password.
     #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = SecretSourceParser)]
     pub new_password: SecretSource,
-    /// Where to read the CloudAdmin password (needed only if the PEP must be told).
-    #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = SecretSourceParser)]
-    pub cloudadmin_password: SecretSource,
-    /// The client that talks to the privileged endpoint.
-    #[arg(long, value_enum, default_value_t = super::pep::PepClientKind::Native)]
-    pub pep_client: super::pep::PepClientKind,
-    /// How long the PEP step may take in all.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = super::args::parse_duration)]
-    pub pep_deadline: Duration,
+    #[command(flatten)]
+    pub pep: PepArgs,
+}
+
+/// A resume with the journal read, the fleet loaded and the secrets checked against the
+/// journal's fingerprints, before any BMC is contacted.
+struct ResumePlan {
+    inventory: Inventory,
+    members: Vec<Member>,
+    old: Arc<SecretString>,
+    new: Arc<SecretString>,
+    pep: Option<PepStep<AnyClient>>,
+    audit_log: Option<PathBuf>,
+}
+
+impl ResumePlan {
+    /// Stdin order: old BMC password, new BMC password, CloudAdmin password.
+    async fn resolve(args: &ResumeArgs, sources: &Sources, cache_dir: Option<PathBuf>) -> Result<ResumePlan, CliError> {
+        let lines = journal::read(&args.journal).map_err(CliError::bad_input)?;
+        let state =
+            resume::state(&lines).map_err(|e| CliError::bad_input(format!("{}: {e}", args.journal.display())))?;
+        let inventory_path = args.inventory.clone().unwrap_or_else(|| state.inventory.clone());
+        let Loaded { inventory, members } = load(&inventory_path, sources, cache_dir).await?;
+        let mut reader = SecretReader::default();
+        let old = read(&mut reader, &args.bmc_password, "the run's old BMC password")?;
+        let new = read(&mut reader, &args.new_password, "the run's new BMC password")?;
+        state.check_secrets(&old, &new).map_err(CliError::bad_input)?;
+        // Resume may change direction, so the PEP may need telling whatever the journal says now.
+        let pep = match &inventory.pep {
+            Some(settings) if !state.converged() => Some(pep_step(settings, &args.pep, &mut reader, None)?),
+            _ => None,
+        };
+        let audit_log = sources.audit_log.clone().or_else(paths::audit_log);
+        Ok(ResumePlan { inventory, members, old, new, pep, audit_log })
+    }
 }
 
 /// `resume`.
-pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_dir: Option<PathBuf>) -> u8 {
-    let lines = match journal::read(&args.journal) {
-        Ok(lines) => lines,
-        Err(e) => return fail(exit::BAD_INPUT, e),
-    };
-    let state = match resume::state(&lines) {
-        Ok(state) => state,
-        Err(e) => return fail(exit::BAD_INPUT, format!("{}: {e}", args.journal.display())),
-    };
-    let inventory_path = args.inventory.clone().unwrap_or_else(|| state.inventory.clone());
-    let Loaded { inventory, members } = match load(&inventory_path, &sources, cache_dir).await {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    let mut reader = SecretReader::default();
-    let pep_args = PepArgs {
-        inventory: inventory_path,
-        cloudadmin_password: args.cloudadmin_password.clone(),
-        pep_client: args.pep_client,
-        pep_deadline: args.pep_deadline,
-    };
-    let secrets = (|| {
-        let old = read(&mut reader, &args.bmc_password, "the run's old BMC password")?;
-        let new = read(&mut reader, &args.new_password, "the run's new BMC password")?;
-        state.check_secrets(&old, &new).map_err(|e| fail(exit::BAD_INPUT, e))?;
-        // Resume may change direction, so the PEP may need telling whatever the journal says now.
-        let step = if state.converged() { None } else { pep_step(&inventory, &pep_args, &mut reader, None)? };
-        Ok::<_, u8>((old, new, step))
-    })();
-    let (old, new, step) = match secrets {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
+    let ResumePlan { inventory, members, old, new, pep, audit_log } =
+        ResumePlan::resolve(&args, &sources, cache_dir).await?;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let display = Display::new();
-    let result = resume::resume(&args.journal, members, old, new, step, display.clone()).await;
+    let result = resume::resume(&args.journal, members, old, new, pep, display.clone()).await;
     drop(display);
+    let journal = Some(args.journal.clone());
     let report = match result {
         Ok(report) => report,
-        Err(ResumeError::BadInput(e)) => return fail(exit::BAD_INPUT, e),
+        Err(ResumeError::BadInput(e)) => return Err(CliError::bad_input(e)),
         Err(ResumeError::Stopped(e)) => {
-            audit_log(
-                &sources,
-                &AuditEntry::now("resume", &inventory.stamp, names, "stopped", Some(args.journal.clone())),
-            );
-            return fail(exit::NEEDS_RESUME, e);
+            audit(audit_log.as_deref(), &AuditEntry::now("resume", &inventory.stamp, names, "stopped", journal));
+            return Err(CliError::new(exit::NEEDS_RESUME, e));
         }
     };
-    audit_log(
-        &sources,
-        &AuditEntry::now("resume", &inventory.stamp, names, report.outcome.as_str(), Some(args.journal.clone())),
-    );
+    let entry = AuditEntry::now("resume", &inventory.stamp, names, report.outcome.as_str(), journal);
+    audit(audit_log.as_deref(), &entry);
     print(&report, Some(&args.journal), output);
-    exit_code(report.outcome)
+    Ok(ExitCode::from(exit_code(report.outcome)))
 }
 
 /// `status`.
-pub fn status(journal: &Path, output: Output) -> u8 {
-    let state: RunState = match journal::read(journal).and_then(|lines| resume::state(&lines)) {
-        Ok(state) => state,
-        Err(e) => return fail(exit::BAD_INPUT, e),
-    };
+pub fn status(journal: &Path, output: Output) -> CmdResult {
+    let state: RunState =
+        journal::read(journal).and_then(|lines| resume::state(&lines)).map_err(CliError::bad_input)?;
     let code = if state.converged() { exit::OK } else { exit::NEEDS_RESUME };
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&state).expect("serialisable")),
@@ -442,5 +456,5 @@ pub fn status(journal: &Path, output: Output) -> u8 {
             }
         }
     }
-    code
+    Ok(ExitCode::from(code))
 }

@@ -48,14 +48,6 @@ pub fn operator() -> String {
         .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }))
 }
 
-/// `$XDG_STATE_HOME/bmc-rotate` (default `~/.local/state/bmc-rotate`): journals and the audit log.
-pub fn state_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
-    Some(base.join("bmc-rotate"))
-}
-
 /// Appends one entry.
 pub fn append(path: &Path, entry: &AuditEntry) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -110,7 +110,10 @@ struct RawBmc {
     address: Spanned<String>,
     profile: Option<Spanned<String>>,
     tls: Option<Spanned<String>>,
-    /// Written by bmc-lab: the simulated persona. Informational.
+    /// Written by bmc-lab (which cannot stop writing it without a change of its own): the
+    /// simulated persona, informational. Only a build that carries the lab reads lab inventories;
+    /// a production build refuses the key like any other unknown one.
+    #[cfg(feature = "lab")]
     #[allow(dead_code)]
     persona: Option<String>,
 }

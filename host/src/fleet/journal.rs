@@ -116,11 +116,14 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     seq: u64,
+    #[cfg(feature = "test-hooks")]
     crash_after: Option<u64>,
 }
 
-/// For the crash tests only: `BMC_ROTATE_TEST_CRASH_AFTER_RECORD=k` kills the process with
-/// SIGKILL right after record `k` is durable, the harshest crash there is.
+/// For the crash tests only (the `test-hooks` feature, which no product build enables):
+/// `BMC_ROTATE_TEST_CRASH_AFTER_RECORD=k` kills the process with SIGKILL right after record `k`
+/// is durable, the harshest crash there is.
+#[cfg(feature = "test-hooks")]
 const CRASH_HOOK: &str = "BMC_ROTATE_TEST_CRASH_AFTER_RECORD";
 
 /// Unix time in milliseconds.
@@ -166,8 +169,13 @@ impl Journal {
     }
 
     fn with(file: File, path: &Path, seq: u64) -> Journal {
-        let crash_after = std::env::var(CRASH_HOOK).ok().and_then(|v| v.parse().ok());
-        Journal { file, path: path.to_owned(), seq, crash_after }
+        Journal {
+            file,
+            path: path.to_owned(),
+            seq,
+            #[cfg(feature = "test-hooks")]
+            crash_after: std::env::var(CRASH_HOOK).ok().and_then(|v| v.parse().ok()),
+        }
     }
 
     /// The file.
@@ -195,6 +203,7 @@ impl Journal {
             .write_all(text.as_bytes())
             .and_then(|()| self.file.sync_data())
             .map_err(|e| format!("cannot write the journal {}: {e}", self.path.display()))?;
+        #[cfg(feature = "test-hooks")]
         if self.crash_after == Some(self.seq) {
             // SAFETY: kill(2) on our own pid; the test harness asked for exactly this.
             unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };

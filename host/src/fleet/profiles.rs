@@ -2,7 +2,7 @@
 //! server model's BMC, its default account, what TLS to expect, and policy overrides.
 //!
 //! Built-in profiles ship inside the binary (`host/profiles/*.toml`); profiles in the user's
-//! directory (`$BMC_ROTATE_PROFILE_DIR`, default `$XDG_CONFIG_HOME/bmc-rotate/profiles`) add to
+//! directory (`$BMC_ROTATE_PROFILE_DIR`, default [`crate::paths::profiles`]) add to
 //! them and override built-ins of the same name (the file name, without `.toml`).
 
 use crate::runtime::{PasswordPolicy, Plugin};
@@ -189,14 +189,6 @@ pub struct Profiles {
 }
 
 impl Profiles {
-    /// The default user directory.
-    pub fn default_dir() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-        Some(base.join("bmc-rotate").join("profiles"))
-    }
-
     /// The built-in profiles.
     pub fn built_in() -> Profiles {
         let map = BUILT_IN

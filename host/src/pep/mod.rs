@@ -23,6 +23,13 @@ use std::time::{Duration, Instant};
 /// Azure Stack's limit on the BMC user name and password (ASD-rotate, ≥ 1910).
 pub const MAX_CREDENTIAL_CHARS: usize = 16;
 
+/// WS-Man `OperationTimeout` of every PEP session: one Receive long-poll waits this long before
+/// the client asks again, so a cmdlet that runs for minutes never looks like a dead connection.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Connecting to one ERCS VM (TCP, TLS, NTLM) gives up after this and the next VM is tried.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Who connects to the PEP, where, and for how long.
 pub struct PepTarget {
     /// The ERCS VMs, tried in order.
@@ -37,6 +44,20 @@ pub struct PepTarget {
     pub operation_timeout: Duration,
     /// Connecting to one endpoint (TCP + authentication) gives up after this.
     pub connect_timeout: Duration,
+}
+
+impl PepTarget {
+    /// A target with the standard per-connection timeouts; `deadline` bounds the whole step.
+    pub fn new(endpoints: Vec<PepEndpoint>, user: String, password: SecretString, deadline: Duration) -> PepTarget {
+        PepTarget {
+            endpoints,
+            user,
+            password,
+            deadline,
+            operation_timeout: OPERATION_TIMEOUT,
+            connect_timeout: CONNECT_TIMEOUT,
+        }
+    }
 }
 
 /// The credential every BMC now holds, for Azure Stack's store.

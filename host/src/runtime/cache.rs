@@ -91,18 +91,6 @@ pub struct ArtifactCache {
 }
 
 impl ArtifactCache {
-    /// The default location: `$BMC_ROTATE_CACHE_DIR`, else `$XDG_CACHE_HOME/bmc-rotate/wasm`, else
-    /// `~/.cache/bmc-rotate/wasm`.
-    pub fn default_dir() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("BMC_ROTATE_CACHE_DIR") {
-            return Some(PathBuf::from(dir));
-        }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-        Some(base.join("bmc-rotate").join("wasm"))
-    }
-
     /// Opens (creating missing components with mode 0700) a cache directory and its MAC key,
     /// refusing a directory that anyone but this user (or root, for ancestors) could change.
     pub fn open(dir: &Path, engine: &Engine) -> Result<ArtifactCache, String> {

@@ -1,6 +1,5 @@
 //! Sandbox settings shared by every job, and the epoch tick that bounds guest execution.
 
-use super::cache::ArtifactCache;
 use super::host::clock::{SystemClock, WallClock};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +25,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            cache_dir: ArtifactCache::default_dir(),
+            cache_dir: crate::paths::plugin_cache(),
             max_memory: 64 << 20,
             call_budget: Duration::from_secs(300),
             clock: Arc::new(SystemClock),

@@ -29,12 +29,21 @@ fn the_documented_example_parses() {
     assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
 }
 
+const LAB_INVENTORY: &str = "stamp = \"lab\"\nbmc_user = \"azsbmc\"\n\n[[bmc]]\nname = \"dell-idrac9-01\"\naddress = \"127.0.0.1:40123\"\npersona = \"dell-idrac9\"\nprofile = \"dell-poweredge-r640\"\ntls = \"sha256:3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f\"\n";
+
+#[cfg(feature = "lab")]
 #[test]
 fn a_lab_inventory_parses() {
-    let text = "stamp = \"lab\"\nbmc_user = \"azsbmc\"\n\n[[bmc]]\nname = \"dell-idrac9-01\"\naddress = \"127.0.0.1:40123\"\npersona = \"dell-idrac9\"\nprofile = \"dell-poweredge-r640\"\ntls = \"sha256:3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f\"\n";
-    let inv = parse(text).unwrap();
+    let inv = parse(LAB_INVENTORY).unwrap();
     assert!(inv.pep.is_none());
     assert!(inv.pep().unwrap_err().to_string().contains("no `[pep]` table"));
+}
+
+#[cfg(not(feature = "lab"))]
+#[test]
+fn a_production_build_refuses_the_lab_persona_key() {
+    let error = parse(LAB_INVENTORY).unwrap_err();
+    assert!(error.message.contains("unknown field `persona`"), "{error}");
 }
 
 #[test]
