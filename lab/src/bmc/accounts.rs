@@ -4,11 +4,11 @@
 //!
 //! A password change is checked completely before anything is applied, so a refused PATCH leaves
 //! the account exactly as it was; an applied one bumps the account's version, which moves its
-//! ETag (see `wire`). The lab keeps salted hashes only, never a plaintext password.
+//! ETag (the end of this module). The lab keeps salted hashes only, never a plaintext password.
 
 use super::Bmc;
-use super::wire::{LabRequest, LabResponse, error, malformed, message, not_found, success_message};
-use crate::persona::{AccountIds, Complexity, FailedLogins, PolicyRules, SuccessShape, Vendor};
+use super::wire::{LabRequest, LabResponse, error, malformed, message, not_found, stale_etag, success_message};
+use crate::persona::{AccountIds, Complexity, EtagStyle, FailedLogins, IfMatchRule, PolicyRules, SuccessShape, Vendor};
 use crate::policy::{self, Violation};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -480,7 +480,7 @@ impl Bmc {
         if let Some(password) = body.get("Password").and_then(Value::as_str) {
             let account = &self.accounts[&id];
             if account.dell_default_password {
-                return super::dell::default_password_in_use();
+                return default_password_in_use();
             }
             let user = new_user.clone().unwrap_or_else(|| account.user.clone());
             if let Err(v) = self.check_history(account, password, now) {
@@ -581,5 +581,58 @@ fn describe(v: &Violation) -> String {
         Violation::ContainsUserName => "it must not contain the user name, forward or reversed".into(),
         Violation::Reused(n) => format!("it was used within the last {n} passwords"),
         Violation::TooSoon(h) => format!("the password was changed less than {h} hours ago"),
+    }
+}
+
+/// 400 `IDRAC.2.9.SWC1908`: the account's password PATCH is refused while the default password
+/// is in use.
+pub(super) fn default_password_in_use() -> LabResponse {
+    error(
+        400,
+        "Base.1.12.GeneralError",
+        vec![message(
+            "IDRAC.2.9.SWC1908",
+            "Unable to complete the operation because the default password is still in use and must be changed.",
+            &[],
+            "Critical",
+            "Change the password using the DellAttributes resource and retry the operation.",
+        )],
+    )
+}
+
+// ---- ETags ----
+
+impl Bmc {
+    /// The account's ETag, in the vendor's format (the same value as its `@odata.etag`).
+    pub(super) fn etag(&self, account: &Account) -> String {
+        let digest = Sha256::digest(format!("{}:{}:{}", account.id, account.version, self.profile.persona));
+        match self.profile.etag {
+            EtagStyle::DellWeak => format!("W/\"gen-{}\"", account.version),
+            EtagStyle::HpeWeak => format!("W/\"{}\"", hex::encode_upper(&digest[..4])),
+            EtagStyle::LenovoQuoted => format!("\"{} \"", hex::encode(&digest[..10])),
+        }
+    }
+
+    /// The `If-Match` precondition of a change: required (428 without it) or optional per
+    /// persona; `*` or the current tag passes, anything else is stale (412).
+    pub(super) fn check_if_match(&self, request: &LabRequest, account: &Account) -> Result<(), LabResponse> {
+        let current = self.etag(account);
+        match request.get_header("if-match") {
+            None if self.profile.if_match == IfMatchRule::Required => Err(error(
+                428,
+                "Base.1.18.GeneralError",
+                vec![message(
+                    "Base.1.18.PreconditionRequired",
+                    "A precondition header or annotation is required to change this resource.",
+                    &[],
+                    "Critical",
+                    "Try the request again with an If-Match header.",
+                )],
+            )),
+            None => Ok(()),
+            Some("*") => Ok(()),
+            Some(tag) if tag.split(',').any(|t| t.trim() == current || t.trim_start() == current) => Ok(()),
+            Some(_) => Err(stale_etag()),
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! An iDRAC still holding its factory-default password refuses a standard `ManagerAccount`
 //! password PATCH with `IDRAC.2.9.SWC1908` ("the default password is still in use and must be
 //! changed"; seen publicly in dell/iDRAC-Redfish-Scripting#346). The way out is Dell's OEM
-//! attribute resource: a PATCH of `Users.2.Password` (the default `root` account, slot 2) on
+//! attribute resource (the refusal itself is the accounts module's, since it answers the standard
+//! PATCH): a PATCH of `Users.2.Password` (the default `root` account, slot 2) on
 //! `Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1`, which this module serves.
 
 use super::Bmc;
@@ -15,22 +16,6 @@ use serde_json::{Value, json};
 /// The iDRAC attribute resource that takes `Users.N.*` settings.
 pub(super) const DELL_ATTRIBUTES: &str =
     "/redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1";
-
-/// 400 `IDRAC.2.9.SWC1908`: the account's password PATCH is refused while the default password
-/// is in use.
-pub(super) fn default_password_in_use() -> LabResponse {
-    error(
-        400,
-        "Base.1.12.GeneralError",
-        vec![message(
-            "IDRAC.2.9.SWC1908",
-            "Unable to complete the operation because the default password is still in use and must be changed.",
-            &[],
-            "Critical",
-            "Change the password using the DellAttributes resource and retry the operation.",
-        )],
-    )
-}
 
 impl Bmc {
     /// `PATCH` of [`DELL_ATTRIBUTES`] with `Attributes/Users.2.Password`: sets the password of

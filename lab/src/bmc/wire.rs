@@ -1,5 +1,5 @@
 //! What travels on the wire: the request and answer types the state machine speaks, the headers
-//! every Redfish answer carries, ETags and `If-Match`, and the Redfish error envelope.
+//! every Redfish answer carries, and the Redfish error envelope.
 //!
 //! Kept apart from the resources so every resource answers in the same shape: DSP0266 (the DMTF
 //! Redfish specification) fixes the error envelope (`error` with `code`, `message` and
@@ -7,10 +7,7 @@
 //! successful read; the MessageIds come from the DMTF Base message registry.
 
 use super::Bmc;
-use super::accounts::Account;
-use crate::persona::{EtagStyle, IfMatchRule};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -294,44 +291,11 @@ pub(super) fn unbase64(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-// ---- URIs and ETags ---------------------------------------------------------------------
+// ---- URIs ---------------------------------------------------------------------
 
 impl Bmc {
     /// A URI in the persona's style (iLO 5 ends resource URIs with `/`).
     pub(super) fn slash(&self, uri: String) -> String {
         if self.profile.trailing_slash { uri + "/" } else { uri }
-    }
-
-    /// The account's ETag, in the vendor's format (the same value as its `@odata.etag`).
-    pub(super) fn etag(&self, account: &Account) -> String {
-        let digest = Sha256::digest(format!("{}:{}:{}", account.id, account.version, self.profile.persona));
-        match self.profile.etag {
-            EtagStyle::DellWeak => format!("W/\"gen-{}\"", account.version),
-            EtagStyle::HpeWeak => format!("W/\"{}\"", hex::encode_upper(&digest[..4])),
-            EtagStyle::LenovoQuoted => format!("\"{} \"", hex::encode(&digest[..10])),
-        }
-    }
-
-    /// The `If-Match` precondition of a change: required (428 without it) or optional per
-    /// persona; `*` or the current tag passes, anything else is stale (412).
-    pub(super) fn check_if_match(&self, request: &LabRequest, account: &Account) -> Result<(), LabResponse> {
-        let current = self.etag(account);
-        match request.get_header("if-match") {
-            None if self.profile.if_match == IfMatchRule::Required => Err(error(
-                428,
-                "Base.1.18.GeneralError",
-                vec![message(
-                    "Base.1.18.PreconditionRequired",
-                    "A precondition header or annotation is required to change this resource.",
-                    &[],
-                    "Critical",
-                    "Try the request again with an If-Match header.",
-                )],
-            )),
-            None => Ok(()),
-            Some("*") => Ok(()),
-            Some(tag) if tag.split(',').any(|t| t.trim() == current || t.trim_start() == current) => Ok(()),
-            Some(_) => Err(stale_etag()),
-        }
     }
 }
