@@ -34,7 +34,7 @@ fn visible(persona: PepPersona) -> Vec<&'static str> {
     all
 }
 
-/// The `Get-Command -Syntax` text (shape unverified on a real stamp; pep-protocol.md §11.1).
+/// The `Get-Command -Syntax` text (an assumption: its exact shape was not seen on a real stamp).
 fn syntax(name: &str) -> String {
     let body = match name {
         "Set-BmcCredential" => "[-BmcPassword] <securestring> [[-BmcUser] <string>] [-BypassBMCUpdate] [-AsJob]",

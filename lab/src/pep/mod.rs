@@ -3,7 +3,9 @@
 //! session configuration (`PrivilegedEndpoint`) and behaves like a JEA NoLanguage endpoint:
 //! command objects only (script text fails with `ScriptsNotAllowed`), a fixed set of visible
 //! commands, and the Azure Stack rules on `Set-BmcCredential`. It records the credential it was
-//! given (decrypted) so tests can assert the end state. Facts: pep-protocol.md §11.
+//! given (decrypted) so tests can assert the end state. Sources: Microsoft's "Use the privileged
+//! endpoint in Azure Stack Hub" and "Rotate secrets" pages, JEA's NoLanguage mode, and the
+//! MS-PSRP/MS-WSMV specifications; the simulator is checked against the pypsrp client.
 //!
 //! - `http`: connections, the NTLM handshake and message sealing.
 //! - `shell`: WS-Man shell operations and the PSRP runspace pool and pipelines.
