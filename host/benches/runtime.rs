@@ -2,12 +2,27 @@
 //!
 //! Prints median and p95 for: plugin cold load (compile), warm load from the disk cache (a new
 //! process's first load), warm load from memory, instantiate + call of a trivial export, and the
-//! gateway's overhead per request over a raw reqwest call to the same loopback HTTPS server.
+//! gateway's overhead per request over a raw reqwest call to the same loopback HTTPS server; then
+//! how long the host takes to refuse each attack of the hostile guest, and the process's peak RSS
+//! after it.
 
 use bmc_lab::HttpsServer;
 use bmc_rotate::gateway::{Auth, Endpoint, Gateway, Limits, Method, Request, TlsPolicy, client_config};
-use bmc_rotate::runtime::{Runtime, RuntimeConfig};
+use bmc_rotate::gateway::Outbound;
+use bmc_rotate::runtime::{CallContext, Runtime, RuntimeConfig, SecretBindings, SecretName, Target};
+use bmc_tests::mini_bmc::MiniBmc;
+use secrecy::SecretString;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The process's peak resident set, in MiB.
+fn peak_rss_mib() -> u64 {
+    // SAFETY: `usage` is a valid, writable rusage for getrusage to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as u64 / 1024
+}
 
 fn stats(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
@@ -109,4 +124,35 @@ async fn main() {
     let raw_median = report("GET over keep-alive TLS, raw reqwest", raw_samples);
     let gw_median = report("GET over keep-alive TLS, through the gateway", gw_samples);
     println!("{:<44} median {:>10.1?}", "gateway overhead per request", gw_median.saturating_sub(raw_median));
+
+    // Hostile guests, each against a BMC that would answer: the time until the host has refused or
+    // contained the attack, and the peak RSS of this process after it (a 64 MiB job budget).
+    println!();
+    let hostile = std::fs::read(bmc_tests::wasm("guest_hostile")).unwrap();
+    let hostile = runtime.load_bytes(hostile, "hostile".into()).await.unwrap();
+    let bmc = MiniBmc::start(&[("root", "Bench-Pw-1")]).await;
+    let addr = bmc.server().addr();
+    let tls = TlsPolicy::PinnedSha256(bmc.server().sha256());
+    let gateway: Arc<dyn Outbound> =
+        Arc::new(Gateway::pinned(Endpoint::new("127.0.0.1", addr.port()), addr, tls, Limits::default()).unwrap());
+    for (attack, what) in [
+        ("oversize", "8 Basic requests with 4 MiB user names + an 8 MiB log line"),
+        ("flood", "100,000 log lines"),
+        ("grow", "memory bomb"),
+        ("spin", "infinite loop, 2 s budget"),
+    ] {
+        let secrets = SecretBindings::new()
+            .bind(SecretName::LoginPassword, Arc::new(SecretString::from("Bench-Pw-1".to_owned())))
+            .bind(SecretName::NewPassword, Arc::new(SecretString::from("Bench-Pw-2".to_owned())));
+        let ctx = CallContext { gateway: Some(gateway.clone()), secrets, budget: Some(Duration::from_secs(2)) };
+        let target = Target { address: "bench".into(), account: attack.into(), login_account: "root".into() };
+        let started = Instant::now();
+        let outcome = hostile.change_password(ctx, &target).await;
+        let elapsed = started.elapsed();
+        let verdict = match &outcome.result {
+            Ok(()) => format!("contained ({} log lines suppressed)", outcome.log_suppressed),
+            Err(e) => e.to_string().chars().take(60).collect(),
+        };
+        println!("hostile `{attack}` ({what}): {elapsed:>9.1?}, peak RSS {} MiB — {verdict}", peak_rss_mib());
+    }
 }
