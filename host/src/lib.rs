@@ -4,10 +4,12 @@
 //! - [`gateway`]: the only path from a plugin to the network.
 //! - [`runtime`]: the wasm engine, plugin loading and the per-job sandbox.
 //! - [`cli`]: the command line.
+//! - [`files`]: bounded, type-checked reads of every file the tool is given.
 
 pub mod cli;
 pub mod conformance;
 pub mod demo;
+pub mod files;
 pub mod fleet;
 pub mod gateway;
 pub mod pep;
