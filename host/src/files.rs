@@ -107,7 +107,7 @@ impl std::error::Error for FileError {}
 fn size_text(n: u64) -> String {
     for (unit, name) in [(MIB, "MiB"), (KIB, "KiB")] {
         if n >= unit {
-            return if n % unit == 0 {
+            return if n.is_multiple_of(unit) {
                 format!("{} {name}", n / unit)
             } else {
                 format!("{:.1} {name} ({n} bytes)", n as f64 / unit as f64)
@@ -373,6 +373,159 @@ mod tests {
         std::fs::write(&path, b"ab\xffcd").unwrap();
         let err = read_bounded_string(&path, "the hardware profile", MAX_PROFILE).unwrap_err();
         assert!(err.to_string().contains("not UTF-8 text (byte 2)"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// Each kind of file the tool reads goes through [`open_bounded`]: a FIFO, a device or an
+/// oversized file is refused at the call site with the helper's message.
+#[cfg(test)]
+mod call_sites {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bmc-rotate-call-sites-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A sparse file of `len` bytes, mode 0600.
+    fn sparse(path: &Path, len: u64) {
+        let file = File::create(path).unwrap();
+        file.set_len(len).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn inventory() {
+        use crate::fleet::inventory::Inventory;
+        let dir = scratch("inventory");
+        let fifo = dir.join("inventory.toml");
+        mkfifo(&fifo);
+        let started = Instant::now();
+        let err = Inventory::load(&fifo).unwrap_err().to_string();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(
+            err,
+            format!("{}: not a regular file (a FIFO); the inventory must be a regular file", fifo.display())
+        );
+        let err = Inventory::load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(err.contains("/dev/zero: not a regular file (a character device)"), "{err}");
+        let big = dir.join("big.toml");
+        sparse(&big, MAX_INVENTORY + 1);
+        let err = Inventory::load(&big).unwrap_err().to_string();
+        assert!(err.ends_with("big.toml: 4.0 MiB (4194305 bytes); the inventory is at most 4 MiB"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn hardware_profiles() {
+        // A profile directory holding a FIFO named x.toml is refused (not skipped): like a
+        // profile that does not parse, nothing is half-loaded.
+        use crate::fleet::profiles::Profiles;
+        let dir = scratch("profiles");
+        mkfifo(&dir.join("x.toml"));
+        let started = Instant::now();
+        let err = Profiles::load(Some(&dir)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            err.ends_with("x.toml: not a regular file (a FIFO); the hardware profile must be a regular file"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.join("x.toml")).unwrap();
+        sparse(&dir.join("y.toml"), MAX_PROFILE + 1);
+        let err = Profiles::load(Some(&dir)).unwrap_err();
+        assert!(err.contains("y.toml: 1.0 MiB (1048577 bytes); the hardware profile is at most 1 MiB"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn ca_files() {
+        use crate::gateway::{TlsPolicy, client_config};
+        let policy: TlsPolicy = "ca-file:/dev/zero".parse().unwrap();
+        let err = client_config(&policy).unwrap_err();
+        assert_eq!(err, "/dev/zero: not a regular file (a character device); the CA file must be a regular file");
+        let dir = scratch("ca");
+        let fifo = dir.join("ca.pem");
+        mkfifo(&fifo);
+        let err = client_config(&TlsPolicy::CaFile(fifo)).unwrap_err();
+        assert!(err.contains("ca.pem: not a regular file (a FIFO)"), "{err}");
+        let big = dir.join("big.pem");
+        sparse(&big, MAX_CA_FILE + 1);
+        let err = client_config(&TlsPolicy::CaFile(big)).unwrap_err();
+        assert!(err.contains("the CA file is at most 4 MiB"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secret_files() {
+        use crate::secrets::{SecretReader, SecretSource};
+        let dir = scratch("secret");
+        let fifo = dir.join("pw");
+        mkfifo(&fifo);
+        let mut reader = SecretReader::default();
+        let started = Instant::now();
+        let err = reader.read(&SecretSource::File(fifo), "the new BMC password").unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.starts_with("the new BMC password: "), "{err}");
+        assert!(err.contains("pw: not a regular file (a FIFO); the secret file must be a regular file"), "{err}");
+        assert!(err.contains("use `stdin`"), "{err}");
+        let err = reader.read(&SecretSource::File("/dev/urandom".into()), "the new BMC password").unwrap_err();
+        assert!(err.contains("/dev/urandom: not a regular file (a character device)"), "{err}");
+        let big = dir.join("big");
+        std::fs::write(&big, format!("Big-Pw-1\n{}", "x".repeat(MAX_SECRET_FILE as usize))).unwrap();
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = reader.read(&SecretSource::File(big), "the new BMC password").unwrap_err();
+        assert!(err.contains("; the secret file is at most 64 KiB"), "{err}");
+        assert!(!err.contains("Big-Pw-1"), "never echoes the content: {err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn journals() {
+        use crate::fleet::journal;
+        let dir = scratch("journal");
+        let fifo = dir.join("run.jsonl");
+        mkfifo(&fifo);
+        let started = Instant::now();
+        let err = journal::read(&fifo).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.ends_with("run.jsonl: not a regular file (a FIFO); the journal must be a regular file"), "{err}");
+        let err = journal::Journal::append(&fifo).err().unwrap();
+        assert!(err.contains("not a regular file (a FIFO)"), "{err}");
+        let big = dir.join("big.jsonl");
+        sparse(&big, MAX_JOURNAL + 1);
+        let err = journal::read(&big).unwrap_err();
+        assert!(err.contains("256.0 MiB (268435457 bytes); the journal is at most 256 MiB"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn plugins() {
+        use crate::runtime::{LoadError, Runtime, RuntimeConfig};
+        let runtime = Runtime::new(RuntimeConfig { cache_dir: None, ..RuntimeConfig::default() }).unwrap();
+        let dir = scratch("plugins");
+        let fifo = dir.join("x.wasm");
+        mkfifo(&fifo);
+        let started = Instant::now();
+        let err = runtime.load_file(&fifo).await.err().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(err, LoadError::Read { .. }), "{err}");
+        assert!(
+            err.to_string().ends_with("x.wasm: not a regular file (a FIFO); the plugin must be a regular file"),
+            "{err}"
+        );
+        // A directory listing reports it on its own line, next to the others.
+        let loaded = runtime.load_dir(&dir).await.unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert!(loaded[0].1.as_ref().err().unwrap().to_string().contains("not a regular file (a FIFO)"));
+        let big = dir.join("big.wasm");
+        sparse(&big, MAX_PLUGIN + 1);
+        let err = runtime.load_file(&big).await.err().unwrap();
+        assert!(err.to_string().contains("the plugin is at most 64 MiB"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
