@@ -4,6 +4,7 @@
 //! - [`gateway`]: the only path from a plugin to the network.
 //! - [`runtime`]: the wasm engine, plugin loading and the per-job sandbox.
 //! - [`cli`]: the command line.
+//! - [`files`]: bounded, type-checked reads of every file the tool is given.
 //! - [`paths`]: where files go when the operator does not say.
 //!
 //! The `lab` feature (on by default) adds [`demo`] and [`conformance`], which run the lab's
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod conformance;
 #[cfg(feature = "lab")]
 pub mod demo;
+pub mod files;
 pub mod fleet;
 pub mod gateway;
 pub mod paths;

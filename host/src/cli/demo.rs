@@ -130,7 +130,10 @@ async fn run_once(
     .await?;
     drop(display);
     print(&report, journal.as_deref(), Output::Table);
-    let new = std::fs::read_to_string(&password_path).ok().map(|p| SecretString::from(p.trim_end().to_owned()));
+    let new = crate::files::open_bounded(&password_path, "the generated password", crate::files::MAX_SECRET_FILE)
+        .and_then(|file| file.read_secret())
+        .ok()
+        .and_then(|bytes| std::str::from_utf8(&bytes).ok().map(|p| SecretString::from(p.trim_end().to_owned())));
     Ok((report.outcome, new))
 }
 

@@ -193,12 +193,8 @@ fn account_name(value: &Spanned<String>, field: &str, locate: &Locator<'_>) -> R
 impl Inventory {
     /// Reads and checks an inventory file.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|e| InventoryError {
-            path: path.to_owned(),
-            line: None,
-            field: None,
-            message: format!("cannot read the inventory: {e}"),
-        })?;
+        let text = crate::files::read_bounded_string(path, "the inventory", crate::files::MAX_INVENTORY)
+            .map_err(|e| InventoryError { path: path.to_owned(), line: None, field: None, message: e.reason() })?;
         Inventory::parse(path, &text)
     }
 

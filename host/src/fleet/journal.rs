@@ -245,7 +245,8 @@ pub fn read(path: &Path) -> Result<Vec<Line>, String> {
 
 /// The records and the file's text, read once.
 fn load(path: &Path) -> Result<(Vec<Line>, String), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
+    let file = crate::files::open_bounded(path, "the journal", crate::files::MAX_JOURNAL).map_err(|e| e.to_string())?;
+    let meta = file.metadata();
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
             "the journal {} is accessible to group or others (mode {:o}); run `chmod 600 {}`",
@@ -254,7 +255,7 @@ fn load(path: &Path) -> Result<(Vec<Line>, String), String> {
             path.display()
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
+    let text = file.read_string().map_err(|e| e.to_string())?;
     let raw: Vec<&str> = text.lines().collect();
     let mut lines = Vec::new();
     for (i, line) in raw.iter().enumerate() {

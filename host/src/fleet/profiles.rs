@@ -217,7 +217,8 @@ impl Profiles {
         paths.sort();
         for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = crate::files::read_bounded_string(&path, "the hardware profile", crate::files::MAX_PROFILE)
+                .map_err(|e| e.to_string())?;
             let profile =
                 HardwareProfile::parse(&name, &text, &path.display().to_string(), Source::File(path.clone()))?;
             profiles.map.insert(name, profile);

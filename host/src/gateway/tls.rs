@@ -2,6 +2,7 @@
 //! SHA-256, or (loudly) not at all. BMCs mostly ship self-signed certificates, so pinning is the
 //! practical secure choice; `insecure` exists for labs and is reported wherever it is used.
 
+use crate::files;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -87,7 +88,7 @@ pub fn client_config(policy: &TlsPolicy) -> Result<ClientConfig, String> {
             builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
         }
         TlsPolicy::CaFile(path) => {
-            let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+            let pem = files::read_bounded(path, "the CA file", files::MAX_CA_FILE).map_err(|e| e.to_string())?;
             let mut roots = rustls::RootCertStore::empty();
             let mut count = 0;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {

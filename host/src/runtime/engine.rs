@@ -112,11 +112,21 @@ impl Runtime {
         self.cache.as_ref()
     }
 
-    /// Loads a plugin file.
+    /// Loads a plugin file: a regular file of at most [`crate::files::MAX_PLUGIN`] bytes.
     pub async fn load_file(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|e| LoadError::Read { path: path.to_owned(), reason: e.to_string() })?;
+        let owned = path.to_owned();
+        let bytes = tokio::task::spawn_blocking(move || {
+            crate::files::read_bounded(&owned, "the plugin", crate::files::MAX_PLUGIN)
+        })
+        .await
+        .map_err(|e| LoadError::Read { path: path.to_owned(), reason: e.to_string() })?
+        .map_err(|e| LoadError::Read {
+            path: path.to_owned(),
+            reason: match &e.problem {
+                crate::files::Problem::Io(io) => io.to_string(),
+                _ => e.reason(),
+            },
+        })?;
         self.load_bytes(bytes, path.display().to_string()).await
     }
 

@@ -3,6 +3,7 @@
 //! on the command line: a source names where to read it, and a source that does not parse is
 //! refused without repeating what was typed (it might be the password).
 
+use crate::files;
 use secrecy::SecretString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -86,9 +87,16 @@ impl SecretReader {
     }
 }
 
+/// The first line of a secret file: a regular file of at most [`files::MAX_SECRET_FILE`] bytes
+/// and mode 0600 or stricter (both checked on the opened descriptor), read into one zeroizing
+/// buffer.
 fn read_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, String> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{what}: {}: {e}", path.display()))?;
+    let file = files::open_bounded(path, "the secret file", files::MAX_SECRET_FILE).map_err(|e| match &e.problem {
+        files::Problem::NotRegular { .. } => format!("{what}: {e} (to pipe a secret in, use `stdin`)"),
+        _ => format!("{what}: {e}"),
+    })?;
+    let meta = file.metadata();
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
             "{what}: {} is readable by group or others (mode {:o}); run `chmod 600 {}` first",
@@ -97,7 +105,10 @@ fn read_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, St
             path.display()
         ));
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{what}: {}: {e}", path.display()))?);
+    let bytes = file.read_secret().map_err(|e| format!("{what}: {e}"))?;
+    // Never echo the content: a byte offset is all the error says.
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| format!("{what}: {}: not UTF-8 text (byte {})", path.display(), e.valid_up_to()))?;
     let first = text.lines().next().unwrap_or_default();
     Ok(Zeroizing::new(first.to_owned()))
 }
