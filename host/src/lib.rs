@@ -11,5 +11,6 @@ pub mod demo;
 pub mod fleet;
 pub mod gateway;
 pub mod pep;
+pub mod plugin_build;
 pub mod runtime;
 pub mod secrets;

@@ -119,6 +119,12 @@ struct ListedPlugin {
     vendor: String,
     families: Vec<String>,
     api_version: String,
+    sha256: String,
+    /// Whether another file of the directory has the same plugin id.
+    duplicate: bool,
+    /// The other files of the directory carrying the same plugin id (profiles without a
+    /// `plugin_sha256` pin refuse to choose between them).
+    same_id_as: Vec<String>,
 }
 
 pub(super) fn default_plugin_dir() -> Option<PathBuf> {
@@ -126,6 +132,23 @@ pub(super) fn default_plugin_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
     Some(base.join("bmc-rotate").join("plugins"))
+}
+
+/// Fills `same_id_as`: for each plugin, the other files with its id.
+fn mark_duplicates(listed: &mut [Listed]) {
+    let ids: Vec<Option<(String, String)>> =
+        listed.iter().map(|l| l.plugin.as_ref().map(|p| (p.id.clone(), l.file.clone()))).collect();
+    for l in listed.iter_mut() {
+        if let Some(p) = l.plugin.as_mut() {
+            p.same_id_as = ids
+                .iter()
+                .flatten()
+                .filter(|(id, file)| *id == p.id && *file != l.file)
+                .map(|(_, file)| file.clone())
+                .collect();
+            p.duplicate = !p.same_id_as.is_empty();
+        }
+    }
 }
 
 /// `plugins list [--dir DIR]`.
@@ -145,7 +168,7 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
             return exit::BAD_INPUT;
         }
     };
-    let listed: Vec<Listed> = results
+    let mut listed: Vec<Listed> = results
         .iter()
         .map(|(path, result)| {
             let file =
@@ -159,6 +182,9 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                         vendor: p.info.vendor.clone(),
                         families: p.info.families.clone(),
                         api_version: p.metadata.api_version.to_string(),
+                        sha256: p.sha256.clone(),
+                        duplicate: false,
+                        same_id_as: Vec::new(),
                     }),
                     error: None,
                 },
@@ -171,6 +197,7 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
             }
         })
         .collect();
+    mark_duplicates(&mut listed);
     let failed = listed.iter().any(|l| l.error.is_some());
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&listed).expect("serialisable")),
@@ -181,7 +208,7 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                 .map(|l| match (&l.plugin, &l.error) {
                     (Some(p), _) => vec![
                         l.file.clone(),
-                        p.id.clone(),
+                        if !p.duplicate { p.id.clone() } else { format!("{} (DUPLICATE)", p.id) },
                         p.version.clone(),
                         p.vendor.clone(),
                         p.families.join(","),
@@ -198,6 +225,18 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                 })
                 .collect();
             print!("{}", render::table(&["FILE", "ID", "VERSION", "VENDOR", "FAMILIES", "API"], &rows));
+            for l in &listed {
+                if let Some(p) = l.plugin.as_ref().filter(|p| p.duplicate) {
+                    println!(
+                        "DUPLICATE: {} (sha256 {}) has plugin id `{}`, like {}: a profile that does not pin \
+                         `plugin_sha256` refuses to choose; remove one or pin it",
+                        l.file,
+                        p.sha256,
+                        p.id,
+                        p.same_id_as.join(", ")
+                    );
+                }
+            }
         }
     }
     if failed { exit::FAILED } else { exit::OK }

@@ -136,7 +136,8 @@ impl HardwareProfile {
         self.check(&plugin.info.id, &plugin.info.version, &plugin.sha256, &plugin.origin)
     }
 
-    fn check(&self, id: &str, version: &str, sha256: &str, origin: &str) -> Result<(), String> {
+    /// The same check on what is known of a file: its plugin id, version, digest and name.
+    pub(crate) fn check(&self, id: &str, version: &str, sha256: &str, origin: &str) -> Result<(), String> {
         if id != self.plugin {
             return Err(format!(
                 "profile `{}` needs plugin `{}`, but {origin} is plugin `{id}`",
