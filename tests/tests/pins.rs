@@ -10,7 +10,11 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 fn profile_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/profiles").join(format!("{name}.toml"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .join("host/profiles")
+        .join(format!("{name}.toml"))
 }
 
 /// `text` with its `plugin_sha256` line set to `pin` (added after `plugin_version` if missing).
