@@ -134,7 +134,7 @@ pub(super) fn default_plugin_dir() -> Option<PathBuf> {
     Some(base.join("bmc-rotate").join("plugins"))
 }
 
-/// Fills `same_id_as`: for each plugin, the other files with its id.
+/// Marks each plugin that shares its id with other files of the directory, naming them.
 fn mark_duplicates(listed: &mut [Listed]) {
     let ids: Vec<Option<(String, String)>> =
         listed.iter().map(|l| l.plugin.as_ref().map(|p| (p.id.clone(), l.file.clone()))).collect();
@@ -208,7 +208,7 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                 .map(|l| match (&l.plugin, &l.error) {
                     (Some(p), _) => vec![
                         l.file.clone(),
-                        if !p.duplicate { p.id.clone() } else { format!("{} (DUPLICATE)", p.id) },
+                        if p.duplicate { format!("{} (DUPLICATE)", p.id) } else { p.id.clone() },
                         p.version.clone(),
                         p.vendor.clone(),
                         p.families.join(","),
