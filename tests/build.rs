@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "../host/src/plugin_build.rs"]
+mod plugin_build;
+
 const COMPONENTS: &[&str] = &[
     "dell-idrac",
     "hpe-ilo",
@@ -21,6 +24,8 @@ fn main() {
     for dir in ["sdk", "wit", "plugins", "tests/guests", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
+    println!("cargo:rerun-if-changed={}", workspace.join("host/src/plugin_build.rs").display());
+    println!("cargo:rerun-if-env-changed=CARGO_HOME");
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
@@ -28,22 +33,12 @@ fn main() {
     ensure_wasm_target();
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(&workspace)
-        .args(["build", "--target", "wasm32-wasip2", "--profile", "plugin"])
-        .args(COMPONENTS.iter().flat_map(|c| ["-p", c]))
-        .env("CARGO_TARGET_DIR", &target_dir)
-        // What the outer build set for the host must not leak into the wasm build (clippy's
-        // wrapper, host rustflags).
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET");
+    // The same command `bmc-rotate demo` runs: path-independent output, so the vendor plugins
+    // built here are byte for byte the ones the built-in profiles pin (`tests/tests/pins.rs`).
+    let mut build = plugin_build::command(&cargo, &workspace, &target_dir, COMPONENTS);
     let status = build.status().expect("cannot run cargo to build the wasm components");
     assert!(status.success(), "building the wasm components failed (see the cargo output above)");
-    let out = target_dir.join("wasm32-wasip2").join("plugin");
+    let out = target_dir.join(plugin_build::TARGET).join(plugin_build::PROFILE);
     println!("cargo:rustc-env=BMC_TEST_WASM_DIR={}", out.display());
 }
 

@@ -20,5 +20,7 @@ pub mod fleet;
 pub mod gateway;
 pub mod paths;
 pub mod pep;
+#[cfg(feature = "lab")]
+pub mod plugin_build;
 pub mod runtime;
 pub mod secrets;

@@ -49,6 +49,42 @@ fn list_shows_every_plugin_and_fails_if_one_is_refused() {
 }
 
 #[test]
+fn list_marks_files_that_share_a_plugin_id() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-duplicate-plugins");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sample = std::fs::read(wasm("guest_sample")).unwrap();
+    std::fs::write(dir.join("guest_sample.wasm"), &sample).unwrap();
+    std::fs::write(dir.join("other_sample.wasm"), bmc_tests::with_custom_section(&sample, "x", b"foreign")).unwrap();
+    std::fs::copy(wasm("hpe_ilo"), dir.join("hpe_ilo.wasm")).unwrap();
+
+    let out = run(&["plugins", "list", "--dir", dir.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |file: &str| rows.iter().find(|r| r["file"] == file).unwrap().clone();
+    let (a, b, ilo) = (row("guest_sample.wasm"), row("other_sample.wasm"), row("hpe_ilo.wasm"));
+    assert_eq!((&a["duplicate"], &a["same_id_as"]), (&true.into(), &serde_json::json!(["other_sample.wasm"])));
+    assert_eq!((&b["duplicate"], &b["same_id_as"]), (&true.into(), &serde_json::json!(["guest_sample.wasm"])));
+    assert_eq!((&ilo["duplicate"], &ilo["same_id_as"]), (&false.into(), &serde_json::json!([])));
+    assert_ne!(a["sha256"], b["sha256"]);
+    assert_eq!(a["sha256"].as_str().unwrap().len(), 64);
+
+    let table = text(&run(&["plugins", "list", "--dir", dir.to_str().unwrap()]).stdout);
+    let line = |file: &str| table.lines().find(|l| l.starts_with(file)).unwrap_or_default().to_owned();
+    assert!(line("guest_sample.wasm").contains("sample (DUPLICATE)"), "{table}");
+    assert!(line("other_sample.wasm").contains("sample (DUPLICATE)"), "{table}");
+    assert!(!line("hpe_ilo.wasm").contains("DUPLICATE"), "{table}");
+    assert!(
+        table.contains(&format!(
+            "DUPLICATE: guest_sample.wasm (sha256 {}) has plugin id `sample`, like other_sample.wasm",
+            a["sha256"].as_str().unwrap()
+        )) && table.contains("pin"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_missing_directory_is_bad_input() {
     let out = run(&["plugins", "list", "--dir", "/nonexistent/plugins"]);
     assert_eq!(out.status.code(), Some(2));

@@ -49,6 +49,32 @@ pub fn vendor_plugin_dir() -> PathBuf {
     .clone()
 }
 
+/// `component` with a custom section appended: another file with the same plugin id, version
+/// and behaviour but a different SHA-256 — a foreign build of a stock plugin, as far as the host
+/// can tell.
+pub fn with_custom_section(component: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut body = Vec::new();
+    leb128(name.len(), &mut body);
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(payload);
+    let mut out = component.to_vec();
+    out.push(0); // custom section id
+    leb128(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    out
+}
+
 /// Everything traced (at TRACE) while `work` runs on this thread, as text: for asserting that no
 /// secret reaches the logs.
 pub fn traced<T>(work: impl FnOnce() -> T) -> (T, String) {

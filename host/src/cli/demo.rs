@@ -76,11 +76,10 @@ fn build(workspace: &Path, into: &Path) -> Result<PathBuf, String> {
         .join("wasm");
     eprintln!("building the vendor plugins (wasm32-wasip2) …");
     let _ = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).current_dir(workspace).output();
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(workspace)
-        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "plugin"])
-        .args(PLUGINS.iter().flat_map(|p| ["-p", p]))
-        .env("CARGO_TARGET_DIR", &target)
+    // The reproducible build the built-in profiles' sha256 pins were taken from.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = crate::plugin_build::command(&cargo, workspace, &target, &PLUGINS)
+        .arg("--quiet")
         .status()
         .map_err(|e| format!("cannot run cargo to build the plugins: {e}"))?;
     if !status.success() {

@@ -112,6 +112,29 @@ struct ListedPlugin {
     vendor: String,
     families: Vec<String>,
     api_version: String,
+    sha256: String,
+    /// Whether another file of the directory has the same plugin id.
+    duplicate: bool,
+    /// The other files of the directory carrying the same plugin id (profiles without a
+    /// `plugin_sha256` pin refuse to choose between them).
+    same_id_as: Vec<String>,
+}
+
+/// Marks each plugin that shares its id with other files of the directory, naming them.
+fn mark_duplicates(listed: &mut [Listed]) {
+    let ids: Vec<Option<(String, String)>> =
+        listed.iter().map(|l| l.plugin.as_ref().map(|p| (p.id.clone(), l.file.clone()))).collect();
+    for l in listed.iter_mut() {
+        if let Some(p) = l.plugin.as_mut() {
+            p.same_id_as = ids
+                .iter()
+                .flatten()
+                .filter(|(id, file)| *id == p.id && *file != l.file)
+                .map(|(_, file)| file.clone())
+                .collect();
+            p.duplicate = !p.same_id_as.is_empty();
+        }
+    }
 }
 
 /// `plugins list [--dir DIR]`.
@@ -123,7 +146,7 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
         .load_dir(&dir)
         .await
         .map_err(|e| CliError::bad_input(format!("{e}; pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR")))?;
-    let listed: Vec<Listed> = results
+    let mut listed: Vec<Listed> = results
         .iter()
         .map(|(path, result)| {
             let file =
@@ -137,6 +160,9 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                         vendor: p.info.vendor.clone(),
                         families: p.info.families.clone(),
                         api_version: p.metadata.api_version.to_string(),
+                        sha256: p.sha256.clone(),
+                        duplicate: false,
+                        same_id_as: Vec::new(),
                     }),
                     error: None,
                 },
@@ -149,6 +175,7 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
             }
         })
         .collect();
+    mark_duplicates(&mut listed);
     let failed = listed.iter().any(|l| l.error.is_some());
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&listed).expect("serialisable")),
@@ -159,7 +186,7 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                 .map(|l| match (&l.plugin, &l.error) {
                     (Some(p), _) => vec![
                         l.file.clone(),
-                        p.id.clone(),
+                        if p.duplicate { format!("{} (DUPLICATE)", p.id) } else { p.id.clone() },
                         p.version.clone(),
                         p.vendor.clone(),
                         p.families.join(","),
@@ -176,6 +203,18 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                 })
                 .collect();
             print!("{}", render::table(&["FILE", "ID", "VERSION", "VENDOR", "FAMILIES", "API"], &rows));
+            for l in &listed {
+                if let Some(p) = l.plugin.as_ref().filter(|p| p.duplicate) {
+                    println!(
+                        "DUPLICATE: {} (sha256 {}) has plugin id `{}`, like {}: a profile that does not pin \
+                         `plugin_sha256` refuses to choose; remove one or pin it",
+                        l.file,
+                        p.sha256,
+                        p.id,
+                        p.same_id_as.join(", ")
+                    );
+                }
+            }
         }
     }
     Ok(if failed { ExitCode::from(exit::FAILED) } else { ExitCode::SUCCESS })

@@ -6,9 +6,9 @@ use super::inventory::{BmcEntry, Inventory};
 use super::profiles::{HardwareProfile, Profiles, TlsExpectation};
 use crate::gateway::{Gateway, Limits, Outbound, TlsPolicy};
 use crate::runtime::{Plugin, Runtime, Target};
-use semver::Version;
+use semver::{Op, Version, VersionReq};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One BMC, ready to be worked on. Cloning is cheap: the plugin and gateway are shared.
@@ -33,55 +33,136 @@ impl Member {
     }
 }
 
-/// The usable plugins of a directory, by id.
+/// The usable plugins of a directory, by id, each with the file it was loaded from.
 pub struct PluginSet {
-    by_id: BTreeMap<String, Vec<Arc<Plugin>>>,
+    by_id: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>>,
     refused: Vec<String>,
+}
+
+/// What selection knows of one file: where it is, its version and its digest.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    /// The file.
+    pub path: &'a Path,
+    /// The plugin id its `info` reported.
+    pub id: &'a str,
+    /// The plugin version its `info` reported.
+    pub version: &'a str,
+    /// SHA-256 of the file, hex.
+    pub sha256: &'a str,
+}
+
+/// The first hex digits of a digest shown in messages (enough to tell files apart; the full
+/// value is what a pin needs: `plugins list --output json` or `plugins inspect FILE`).
+const SHORT_SHA256: usize = 12;
+
+/// Whether the requirement names one exact version (`=1.2.3`), not a range.
+fn exact_version(req: &VersionReq) -> Option<Version> {
+    match req.comparators.as_slice() {
+        [c] if c.op == Op::Exact => Some(Version {
+            major: c.major,
+            minor: c.minor?,
+            patch: c.patch?,
+            pre: c.pre.clone(),
+            build: semver::BuildMetadata::EMPTY,
+        }),
+        _ => None,
+    }
+}
+
+/// Which of the files carrying `profile.plugin` the profile uses (an index into `candidates`).
+///
+/// The rule: with a `plugin_sha256` pin, the file with that digest (its version must still fit)
+/// and no other; without a pin, the one file of that id, if there is only one. When several files
+/// carry the id, an unpinned profile is refused — a stock and a foreign plugin of the same id must
+/// never be settled by version order — unless its `plugin_version` is an exact version (`=X.Y.Z`)
+/// that only one of them has.
+///
+/// `refused` (files of the directory that did not load) is appended when no file fits.
+pub fn choose(profile: &HardwareProfile, candidates: &[Candidate<'_>], refused: &[String]) -> Result<usize, String> {
+    let candidates: Vec<(usize, &Candidate<'_>)> =
+        candidates.iter().enumerate().filter(|(_, c)| c.id == profile.plugin).collect();
+    let none_fits = |reasons: Vec<String>| {
+        let mut message = format!(
+            "profile `{}` needs plugin `{}` {}, and the plugin directory has none that fits",
+            profile.name, profile.plugin, profile.plugin_version
+        );
+        for reason in reasons.iter().chain(refused) {
+            message.push_str(&format!("; {reason}"));
+        }
+        message
+    };
+    let check = |c: &Candidate<'_>| profile.check(c.id, c.version, c.sha256, &c.path.display().to_string());
+    if profile.plugin_sha256.is_some() {
+        // The pin names the file: the others are not considered at all.
+        let mut reasons = Vec::new();
+        for (i, c) in &candidates {
+            match check(c) {
+                Ok(()) => return Ok(*i),
+                Err(e) => reasons.push(e),
+            }
+        }
+        return Err(none_fits(reasons));
+    }
+    if let [(i, c)] = candidates.as_slice() {
+        return check(c).map(|()| *i).map_err(|e| none_fits(vec![e]));
+    }
+    if candidates.is_empty() {
+        return Err(none_fits(Vec::new()));
+    }
+    if let Some(exact) = exact_version(&profile.plugin_version) {
+        let with_it: Vec<&(usize, &Candidate<'_>)> =
+            candidates.iter().filter(|(_, c)| Version::parse(c.version).is_ok_and(|v| v == exact)).collect();
+        if let [(i, c)] = with_it.as_slice() {
+            return check(c).map(|()| *i).map_err(|e| none_fits(vec![e]));
+        }
+    }
+    let files: Vec<String> = candidates
+        .iter()
+        .map(|(_, c)| {
+            format!(
+                "{} (version {}, sha256 {}…)",
+                c.path.display(),
+                c.version,
+                c.sha256.get(..SHORT_SHA256).unwrap_or(c.sha256)
+            )
+        })
+        .collect();
+    Err(format!(
+        "profile `{}` does not say which of {} files of plugin `{}` to use: {}; refusing to choose one by \
+         version. Remove the file you did not install from the plugin directory, or pin the one to use in the \
+         profile with `plugin_sha256 = \"<its sha256>\"` (`bmc-rotate plugins list --output json` shows the full \
+         digests) or with an exact `plugin_version = \"=X.Y.Z\"` that only that file has",
+        profile.name,
+        files.len(),
+        profile.plugin,
+        files.join(" and ")
+    ))
 }
 
 impl PluginSet {
     /// Loads every `*.wasm` of `dir`; plugins that fail to load are remembered with the reason.
     pub async fn load(runtime: &Runtime, dir: &Path) -> Result<PluginSet, String> {
         let loaded = runtime.load_dir(dir).await.map_err(|e| format!("plugin directory {}: {e}", dir.display()))?;
-        let mut by_id: BTreeMap<String, Vec<Arc<Plugin>>> = BTreeMap::new();
+        let mut by_id: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>> = BTreeMap::new();
         let mut refused = Vec::new();
         for (path, result) in loaded {
             match result {
-                Ok(plugin) => by_id.entry(plugin.info.id.clone()).or_default().push(plugin),
+                Ok(plugin) => by_id.entry(plugin.info.id.clone()).or_default().push((path, plugin)),
                 Err(e) => refused.push(format!("{}: {e}", path.display())),
             }
         }
         Ok(PluginSet { by_id, refused })
     }
 
-    /// The newest plugin the profile accepts.
+    /// The plugin the profile names (see [`choose`] for the rule).
     pub fn select(&self, profile: &HardwareProfile) -> Result<Arc<Plugin>, String> {
-        let candidates = self.by_id.get(&profile.plugin).map(Vec::as_slice).unwrap_or_default();
-        let mut reasons = Vec::new();
-        let mut best: Option<&Arc<Plugin>> = None;
-        for plugin in candidates {
-            match profile.check_plugin(plugin) {
-                Ok(()) => {
-                    let newer = |b: &&Arc<Plugin>| {
-                        Version::parse(&plugin.info.version).ok() > Version::parse(&b.info.version).ok()
-                    };
-                    if best.as_ref().is_none_or(newer) {
-                        best = Some(plugin);
-                    }
-                }
-                Err(e) => reasons.push(e),
-            }
-        }
-        best.cloned().ok_or_else(|| {
-            let mut message = format!(
-                "profile `{}` needs plugin `{}` {}, and the plugin directory has none that fits",
-                profile.name, profile.plugin, profile.plugin_version
-            );
-            for reason in reasons.iter().chain(&self.refused) {
-                message.push_str(&format!("; {reason}"));
-            }
-            message
-        })
+        let files = self.by_id.get(&profile.plugin).map(Vec::as_slice).unwrap_or_default();
+        let candidates: Vec<Candidate<'_>> = files
+            .iter()
+            .map(|(path, p)| Candidate { path, id: &p.info.id, version: &p.info.version, sha256: &p.sha256 })
+            .collect();
+        choose(profile, &candidates, &self.refused).map(|i| files[i].1.clone())
     }
 }
 
@@ -147,4 +228,98 @@ pub async fn load(
     let plugins = PluginSet::load(runtime, plugin_dir).await.map_err(|e| vec![e])?;
     let members = plan(&inventory, &profiles, &plugins, limits).await?;
     Ok((inventory, members))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::profiles::Profiles;
+
+    const STOCK: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    const FOREIGN: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn profile(version: &str, pin: Option<&str>) -> HardwareProfile {
+        let mut p = Profiles::built_in().get("hpe-proliant-dl380-gen10").unwrap().clone();
+        p.plugin_version = VersionReq::parse(version).unwrap();
+        p.plugin_sha256 = pin.map(str::to_owned);
+        p
+    }
+
+    fn candidate<'a>(path: &'a str, id: &'a str, version: &'a str, sha256: &'a str) -> Candidate<'a> {
+        Candidate { path: Path::new(path), id, version, sha256 }
+    }
+
+    /// A stock hpe-ilo 0.1.0 and a foreign one of a higher version in one directory, plus another
+    /// vendor's plugin that never counts.
+    fn stock_and_foreign() -> Vec<Candidate<'static>> {
+        vec![
+            candidate(
+                "/p/dell_idrac.wasm",
+                "dell-idrac",
+                "0.1.0",
+                "3333333333333333333333333333333333333333333333333333333333333333",
+            ),
+            candidate("/p/hpe_ilo.wasm", "hpe-ilo", "0.1.0", STOCK),
+            candidate("/p/zz_hpe_ilo.wasm", "hpe-ilo", "0.1.9", FOREIGN),
+        ]
+    }
+
+    #[test]
+    fn one_file_of_the_id_is_chosen_when_its_version_fits() {
+        let files = &stock_and_foreign()[..2];
+        assert_eq!(choose(&profile("^0.1", None), files, &[]), Ok(1));
+        let err = choose(&profile("^0.2", None), files, &[]).unwrap_err();
+        assert!(err.contains("none that fits") && err.contains("is version 0.1.0"), "{err}");
+    }
+
+    #[test]
+    fn two_files_of_one_id_and_no_pin_are_refused_naming_both() {
+        let err = choose(&profile("^0.1", None), &stock_and_foreign(), &[]).unwrap_err();
+        for part in [
+            "profile `hpe-proliant-dl380-gen10` does not say which of 2 files of plugin `hpe-ilo` to use",
+            "/p/hpe_ilo.wasm (version 0.1.0, sha256 111111111111…)",
+            "/p/zz_hpe_ilo.wasm (version 0.1.9, sha256 222222222222…)",
+            "refusing to choose one by version",
+            "Remove the file",
+            "plugin_sha256 = ",
+            "plugin_version = \"=X.Y.Z\"",
+        ] {
+            assert!(err.contains(part), "missing `{part}` in: {err}");
+        }
+        assert!(!err.contains("dell_idrac"), "another plugin id is no candidate: {err}");
+        // A range that only one of them fits does not say which file either: still refused.
+        let err = choose(&profile(">=0.1.5", None), &stock_and_foreign(), &[]).unwrap_err();
+        assert!(err.contains("does not say which of 2 files"), "{err}");
+    }
+
+    #[test]
+    fn a_pin_picks_its_file_and_ignores_the_others() {
+        assert_eq!(choose(&profile("^0.1", Some(STOCK)), &stock_and_foreign(), &[]), Ok(1));
+        assert_eq!(choose(&profile("^0.1", Some(FOREIGN)), &stock_and_foreign(), &[]), Ok(2));
+        // The pinned file must still fit the version range.
+        let err = choose(&profile("=0.1.0", Some(FOREIGN)), &stock_and_foreign(), &[]).unwrap_err();
+        assert!(err.contains("none that fits") && err.contains("zz_hpe_ilo.wasm is version 0.1.9"), "{err}");
+        // A pin no file has: nothing is chosen, even though files of the id are there.
+        let other = "4".repeat(64);
+        let err =
+            choose(&profile("^0.1", Some(&other)), &stock_and_foreign(), &["/p/x.wasm: refused".into()]).unwrap_err();
+        assert!(
+            err.contains(&format!("pins plugin file sha256 {other}")) && err.contains("/p/x.wasm: refused"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_exact_version_only_one_file_has_picks_it() {
+        assert_eq!(choose(&profile("=0.1.9", None), &stock_and_foreign(), &[]), Ok(2));
+        assert_eq!(choose(&profile("=0.1.0", None), &stock_and_foreign(), &[]), Ok(1));
+        // Both files at the same version (a foreign rebuild): the exact version does not decide.
+        let mut same = stock_and_foreign();
+        same[2].version = "0.1.0";
+        let err = choose(&profile("=0.1.0", None), &same, &[]).unwrap_err();
+        assert!(err.contains("does not say which of 2 files"), "{err}");
+        // `=0.1` is a range (0.1.x), not one version.
+        let err = choose(&profile("=0.1", None), &stock_and_foreign(), &[]).unwrap_err();
+        assert!(err.contains("does not say which of 2 files"), "{err}");
+    }
 }

@@ -136,7 +136,8 @@ impl HardwareProfile {
         self.check(&plugin.info.id, &plugin.info.version, &plugin.sha256, &plugin.origin)
     }
 
-    fn check(&self, id: &str, version: &str, sha256: &str, origin: &str) -> Result<(), String> {
+    /// The same check on what is known of a file: its plugin id, version, digest and name.
+    pub(crate) fn check(&self, id: &str, version: &str, sha256: &str, origin: &str) -> Result<(), String> {
         if id != self.plugin {
             return Err(format!(
                 "profile `{}` needs plugin `{}`, but {origin} is plugin `{id}`",
@@ -303,6 +304,9 @@ mod tests {
     #[test]
     fn plugins_are_checked_by_id_version_and_digest() {
         let mut p = Profiles::built_in().get("hpe-proliant-dl380-gen10").unwrap().clone();
+        // The built-in ships pinned to this release's build; start from the unpinned profile.
+        assert!(p.plugin_sha256.is_some(), "built-in profiles pin their plugin");
+        p.plugin_sha256 = None;
         let digest = "cd".repeat(32);
         assert!(p.check("hpe-ilo", "0.1.3", &digest, "hpe_ilo.wasm").is_ok());
         assert!(p.check("dell-idrac", "0.1.0", &digest, "x.wasm").unwrap_err().contains("needs plugin `hpe-ilo`"));
