@@ -7,8 +7,8 @@
 //! after it.
 
 use bmc_lab::HttpsServer;
-use bmc_rotate::gateway::{Auth, Endpoint, Gateway, Limits, Method, Request, TlsPolicy, client_config};
 use bmc_rotate::gateway::Outbound;
+use bmc_rotate::gateway::{Auth, Endpoint, Gateway, Limits, Method, Request, TlsPolicy, client_config};
 use bmc_rotate::runtime::{CallContext, Runtime, RuntimeConfig, SecretBindings, SecretName, Target};
 use bmc_tests::mini_bmc::MiniBmc;
 use secrecy::SecretString;

@@ -18,6 +18,7 @@ async fn echo(headers: HeaderMap, body: Bytes) -> impl IntoResponse {
         "authorization": header("authorization"),
         "x-auth-token": header("x-auth-token"),
         "if-match": header("if-match"),
+        "accept-encoding": header("accept-encoding"),
         "body": String::from_utf8_lossy(&body),
     });
     ([("x-auth-token", "tok-123456"), ("set-cookie", "sid=1"), ("etag", "W/\"7\"")], axum::Json(reply))
@@ -28,6 +29,13 @@ fn router() -> Router {
         .route("/echo", any(echo))
         .route("/redirect", get(|| async { (StatusCode::FOUND, [("location", "https://elsewhere.example/steal")]) }))
         .route("/big", get(|| async { vec![b'x'; 2 << 20] }))
+        .route(
+            "/partial",
+            get(|| async {
+                (StatusCode::PARTIAL_CONTENT, [("content-range", "bytes 0-3/16"), ("x-real", "kept")], "Abcd")
+            }),
+        )
+        .route("/gzip", get(|| async { ([("content-encoding", "gzip")], vec![0x1f_u8, 0x8b, 8, 0]) }))
         .route(
             "/slow",
             get(|| async {
@@ -148,6 +156,32 @@ async fn secrets_are_spliced_escaped_and_tokens_captured() {
     let session = Request { auth: Auth::Session(secret("tok-123456")), ..get_("/echo") };
     let echoed = json(&pinned(&server).send(&session, None).await.unwrap().body);
     assert_eq!(echoed["x-auth-token"], "tok-123456");
+}
+
+#[tokio::test]
+async fn no_length_encoding_or_range_side_channel_reaches_the_guest() {
+    let server = server().await;
+    let gateway = pinned(&server);
+    // The host asks for identity encoding itself, and a guest may not ask for anything else.
+    let echoed = json(&gateway.send(&get_("/echo"), None).await.unwrap().body);
+    assert_eq!(echoed["accept-encoding"], "identity");
+    for (name, value) in [("Accept-Encoding", "gzip"), ("Range", "bytes=0-3"), ("Expect", "100-continue")] {
+        let request = Request { headers: vec![(name.into(), value.into())], ..get_("/echo") };
+        match gateway.send(&request, None).await {
+            Err(Failure::Denied(m)) => assert!(m.contains("may not be set"), "{name}: {m}"),
+            other => panic!("{name} was sent: {:?}", other.map(|r| r.status)),
+        }
+    }
+    // Lengths and ranges of the wire never reach the guest; other headers do.
+    let partial = gateway.send(&get_("/partial"), None).await.unwrap();
+    let names: Vec<&str> = partial.headers.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(!names.contains(&"content-length") && !names.contains(&"content-range"), "{names:?}");
+    assert!(names.contains(&"x-real"), "{names:?}");
+    // An encoded answer is discarded whole: the redactor could not see into it.
+    match gateway.send(&get_("/gzip"), None).await {
+        Err(Failure::NoResponse(m)) => assert!(m.contains("Content-Encoding `gzip`"), "{m}"),
+        other => panic!("a gzip answer was accepted: {:?}", other.map(|r| r.status)),
+    }
 }
 
 #[tokio::test]

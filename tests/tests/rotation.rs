@@ -135,6 +135,20 @@ async fn a_mixed_fleet_with_a_generated_password_rotates_xcc_last() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_policy_cannot_shorten_the_generated_password() {
+    // An iDRAC whose live policy (read by its plugin) allows at most 12 characters: a generated
+    // password is never shorter than 14, so preflight names that BMC and changes nothing.
+    let groups =
+        "[fleet]\nhpe-ilo5 = 1\n[[group]]\npersona = \"dell-idrac9\"\ncount = 1\npolicy = { max_length = 12 }\n";
+    let run = Run::start("floor", groups).await;
+    let (report, journal, _) = run.rotate(None, LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::PreflightFailed, "{:#?}", report.notes);
+    let note = report.notes.iter().find(|n| n.contains("cannot generate")).expect("a note on the floor");
+    assert!(note.contains("dell") && note.contains("at most 12") && note.contains("at least 14"), "{note}");
+    assert!(journal.is_none() && run.all_hold(OLD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_and_a_failed_preflight_change_nothing() {
     let run = Run::start("dry", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
     let dry = RotationOptions { dry_run: true, ..options() };

@@ -123,6 +123,17 @@ async fn guest_chosen_sizes_cost_the_host_no_more_than_the_bounds() {
 }
 
 #[tokio::test]
+async fn no_length_range_or_encoding_side_channel() {
+    let bmc = MiniBmc::start(&[("root", CANARY)]).await;
+    let outcome = hostile().await.change_password(ctx(Some(&bmc)), &misbehave("lengths")).await;
+    let report = outcome.result.unwrap_err().plugin_error().expect("typed").message.clone();
+    let headers = report.split(" | ").next().unwrap();
+    assert!(headers.starts_with("headers: ") && headers.contains("content-type"), "{report}");
+    assert!(!headers.contains("content-length") && !headers.contains("content-range"), "{report}");
+    assert_eq!(report.matches("may not be set").count(), 2, "Range and Accept-Encoding are refused: {report}");
+}
+
+#[tokio::test]
 async fn a_log_flood_is_capped() {
     let outcome = hostile().await.change_password(ctx(None), &misbehave("flood")).await;
     assert!(outcome.result.is_ok(), "{:?}", outcome.result.err());

@@ -212,6 +212,20 @@ impl Work {
     }
 }
 
+/// The BMCs that cannot take a generated password, each with why: a plugin's reported policy
+/// may not weaken the fleet's password, so such a BMC fails preflight instead.
+fn generation_floor(works: &[Shared<Work>]) -> Option<String> {
+    let refused: Vec<String> = works
+        .iter()
+        .filter_map(|w| {
+            let w = w.lock().expect("work");
+            let why = FleetPolicy::below_generation_floor(w.policy.as_ref()?)?;
+            Some(format!("{}: {why}", w.member.entry.name))
+        })
+        .collect();
+    (!refused.is_empty()).then(|| format!("cannot generate the new password: {}", refused.join("; ")))
+}
+
 type Shared<T> = Arc<Mutex<T>>;
 
 pub(crate) fn context(member: &Member, login: &Arc<SecretString>, new: Option<&Arc<SecretString>>) -> CallContext {
@@ -485,7 +499,7 @@ pub async fn rotate<C: PepClient>(
                 }
                 Some(new.clone())
             }
-            None => match policy.generate(&account) {
+            None => match generation_floor(&works).map_or_else(|| policy.generate(&account), Err) {
                 Ok(generated) => Some(Arc::new(generated)),
                 Err(e) => {
                     errors.push(e);

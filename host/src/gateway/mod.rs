@@ -50,7 +50,8 @@ impl Default for Limits {
 pub struct Response {
     /// HTTP status.
     pub status: u16,
-    /// Headers, lower-case names, without `x-auth-token` and `set-cookie`.
+    /// Headers, lower-case names, without [`request::HIDDEN_RESPONSE_HEADERS`] (credentials and
+    /// the wire's lengths and encodings).
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
@@ -213,7 +214,14 @@ impl Gateway {
             return Err(Failure::Denied("the path leaves the job's BMC".into()));
         }
 
-        let mut builder = self.client.request(request.method.to_http(), url).headers(headers).timeout(timeout);
+        let mut builder = self
+            .client
+            .request(request.method.to_http(), url)
+            .headers(headers)
+            // The host reads only identity-encoded answers: a compressed body would hide an
+            // echoed secret from the redactor and hand the guest its compressed length.
+            .header(http::header::ACCEPT_ENCODING, "identity")
+            .timeout(timeout);
         match &request.auth {
             Auth::None => {}
             Auth::Basic { user, password } => {
@@ -246,6 +254,15 @@ impl Gateway {
         {
             return Err(self.too_large(len));
         }
+        if let Some(encoding) = response.headers().get(http::header::CONTENT_ENCODING)
+            && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+        {
+            return Err(Failure::NoResponse(format!(
+                "the BMC answered with Content-Encoding `{}` although only identity was accepted; the answer was \
+                 discarded",
+                String::from_utf8_lossy(encoding.as_bytes())
+            )));
+        }
         let mut headers = Vec::with_capacity(response.headers().len());
         let mut session_token = None;
         for (name, value) in response.headers() {
@@ -253,7 +270,7 @@ impl Gateway {
                 "x-auth-token" => {
                     session_token = Some(SecretString::from(String::from_utf8_lossy(value.as_bytes()).into_owned()))
                 }
-                "set-cookie" => {}
+                n if request::HIDDEN_RESPONSE_HEADERS.contains(&n) => {}
                 n => headers.push((n.to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())),
             }
         }

@@ -89,7 +89,19 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "upgrade",
     "content-length",
     "proxy-connection",
+    // Side channels: a compressed or partial answer would let a guest learn the length or the
+    // bytes of an echoed secret the host cannot recognise; `Expect` would split the exchange.
+    "accept-encoding",
+    "content-encoding",
+    "range",
+    "if-range",
+    "expect",
 ];
+
+/// Response headers a guest never sees: they describe the bytes on the wire, so after the host
+/// has rewritten or refused a body they would tell the guest what was there.
+pub const HIDDEN_RESPONSE_HEADERS: &[&str] =
+    &["content-length", "content-range", "content-encoding", "transfer-encoding", "x-auth-token", "set-cookie"];
 
 /// Most headers a guest may add to one request.
 pub const MAX_HEADERS: usize = 32;
@@ -241,9 +253,20 @@ mod tests {
 
     #[test]
     fn credentials_cannot_be_smuggled_in_headers() {
-        for name in
-            ["Authorization", "x-auth-token", "Cookie", "Host", "Proxy-Authorization", "Transfer-Encoding", "Proxy-Foo"]
-        {
+        for name in [
+            "Authorization",
+            "x-auth-token",
+            "Cookie",
+            "Host",
+            "Proxy-Authorization",
+            "Transfer-Encoding",
+            "Proxy-Foo",
+            "Accept-Encoding",
+            "Range",
+            "Expect",
+            "TE",
+            "Connection",
+        ] {
             let err = check_headers(&[(name.into(), "v".into())]).unwrap_err();
             assert!(err.contains("may not be set"), "{name}: {err}");
         }

@@ -15,6 +15,13 @@ use zeroize::Zeroizing;
 /// (only ≤ 16 characters, the same on every BMC); this set is a conservative inference.
 pub const SAFE_SYMBOLS: &str = "-_.!+=";
 
+/// Fewest characters of a generated password, whatever a BMC's policy (which a plugin reports)
+/// says: a hostile plugin must not be able to make the fleet's password short. Within Azure
+/// Stack's 16.
+pub const GENERATED_MIN_LENGTH: u32 = 14;
+/// Fewest character classes of a generated password (upper, lower and digits are always usable).
+pub const GENERATED_MIN_CLASSES: u32 = 3;
+
 /// The rules a fleet's new password must satisfy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FleetPolicy {
@@ -115,9 +122,34 @@ impl FleetPolicy {
         out
     }
 
-    /// A random password that satisfies these rules, as long as allowed.
+    /// Why a BMC with `policy` cannot take a generated password, if it cannot: its policy (as
+    /// its plugin reports it) allows fewer than [`GENERATED_MIN_LENGTH`] characters.
+    pub fn below_generation_floor(policy: &PasswordPolicy) -> Option<String> {
+        (policy.max_length > 0 && policy.max_length < GENERATED_MIN_LENGTH).then(|| {
+            format!(
+                "its policy allows at most {} characters, and a generated password has at least \
+                 {GENERATED_MIN_LENGTH}: raise the BMC's limit, or give a new password yourself",
+                policy.max_length
+            )
+        })
+    }
+
+    /// A random password that satisfies these rules, as long as allowed, and never shorter than
+    /// [`GENERATED_MIN_LENGTH`] nor with fewer than [`GENERATED_MIN_CLASSES`] classes, whatever
+    /// the BMCs' policies say.
     pub fn generate(&self, account: &str) -> Result<SecretString, String> {
         self.satisfiable()?;
+        if self.max_length < GENERATED_MIN_LENGTH {
+            return Err(format!(
+                "a generated password has at least {GENERATED_MIN_LENGTH} characters, but the fleet allows at most {}",
+                self.max_length
+            ));
+        }
+        let floor = FleetPolicy {
+            min_length: self.min_length.max(GENERATED_MIN_LENGTH),
+            min_classes: self.min_classes.max(GENERATED_MIN_CLASSES),
+            ..self.clone()
+        };
         let alphabet: Vec<char> = ('A'..='Z').chain('a'..='z').chain('0'..='9').chain(self.symbols.chars()).collect();
         let sets: Vec<Vec<char>> = [
             ('A'..='Z').collect::<Vec<_>>(),
@@ -142,7 +174,7 @@ impl FleetPolicy {
                 chars.swap(i, random_below(i + 1)?);
             }
             let candidate = SecretString::from(chars.iter().collect::<String>());
-            if self.violations(&candidate, account).is_empty() {
+            if floor.violations(&candidate, account).is_empty() {
                 return Ok(candidate);
             }
         }
@@ -241,5 +273,25 @@ mod tests {
             assert_eq!(p.expose_secret().len(), 16);
         }
         assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn no_reported_policy_can_weaken_a_generated_password() {
+        // A policy that would allow 1-character passwords with one class and no symbols.
+        let weak = PasswordPolicy { min_length: 1, max_length: 15, min_classes: 1, ..PasswordPolicy::default() };
+        assert!(FleetPolicy::below_generation_floor(&weak).is_none(), "15 characters are above the floor");
+        let mut fleet = FleetPolicy::azure_stack();
+        fleet.intersect(&weak);
+        for _ in 0..50 {
+            let p = fleet.generate("azsbmc").unwrap();
+            assert!(p.expose_secret().len() >= GENERATED_MIN_LENGTH as usize);
+            assert!(classes(p.expose_secret()) >= GENERATED_MIN_CLASSES);
+        }
+        // One that allows only 8 characters cannot take a generated password at all.
+        let short = PasswordPolicy { max_length: 8, ..weak };
+        let why = FleetPolicy::below_generation_floor(&short).expect("below the floor");
+        assert!(why.contains("at most 8") && why.contains("at least 14"), "{why}");
+        fleet.intersect(&short);
+        assert!(fleet.generate("azsbmc").unwrap_err().contains("at least 14"));
     }
 }

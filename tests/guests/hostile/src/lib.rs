@@ -9,7 +9,9 @@
 //! - `oversize`: sends Basic requests with 4 MiB user names, then logs an 8 MiB line made of the
 //!   same text (once a way to make the host search for a huge needle in a huge line);
 //! - `flood`: logs 100,000 lines;
-//! - `inject`: answers with terminal escapes and forged log lines in every string (`probe` too).
+//! - `inject`: answers with terminal escapes and forged log lines in every string (`probe` too);
+//! - `lengths`: looks for the body's length in the answer's headers, and asks for a range and a
+//!   compressed answer (ways to measure a body the host rewrote).
 
 use bmc_plugin_sdk::prelude::*;
 
@@ -126,6 +128,23 @@ impl VendorPlugin for Hostile {
                 Ok(())
             }
             "oversize" => Err(oversize(bmc)),
+            "lengths" => {
+                let mut seen = Vec::new();
+                if let Ok(r) = bmc.send(&Request::new(Method::Get, "/redfish/v1/")) {
+                    seen.push(format!(
+                        "headers: {}",
+                        r.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(",")
+                    ));
+                }
+                for (name, value) in [("Range", "bytes=0-3"), ("Accept-Encoding", "gzip")] {
+                    let request = Request::new(Method::Get, "/redfish/v1/").header(name, value);
+                    seen.push(match bmc.send(&request) {
+                        Ok(r) => format!("{name}: HTTP {}", r.status),
+                        Err(e) => format!("{name}: {e:?}"),
+                    });
+                }
+                Err(PluginError::Protocol(seen.join(" | ")))
+            }
             "flood" => {
                 for i in 0..100_000 {
                     bmc.info(format!("line {i}"));
