@@ -496,3 +496,97 @@ fn bmc_report(member: &Member, holds: Which, result: &str, error: Option<String>
         rollback_safe: true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::journal::{Contents, parse_all};
+
+    fn line(seq: u64, record: Record) -> Line {
+        Line { seq, at_ms: 1, record }
+    }
+
+    fn started(recovered: bool) -> Record {
+        Record::RunStarted {
+            run: "r1".into(),
+            stamp: "lab".into(),
+            inventory: "inv.toml".into(),
+            bmc_user: "azsbmc".into(),
+            bmcs: vec!["a".into(), "b".into()],
+            salt: "00".into(),
+            old: "o".into(),
+            new: "n".into(),
+            rollback_on_pep_failure: true,
+            recovered,
+        }
+    }
+
+    /// The lines as a file, with file line `damaged` (1-based) replaced by garbage.
+    fn contents(lines: &[Line], damaged: Option<usize>) -> Contents {
+        let mut text = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            if damaged == Some(i + 1) {
+                text.push_str("{\"seq\":9999,\"at\n");
+            }
+            text.push_str(&serde_json::to_string(l).unwrap());
+            text.push('\n');
+        }
+        if damaged == Some(lines.len() + 1) {
+            text.push_str("{\"seq\":9999,\"at\n");
+        }
+        parse_all(text.as_bytes())
+    }
+
+    fn finished_run() -> Vec<Line> {
+        vec![
+            line(1, started(false)),
+            line(2, Record::Changing { bmc: "a".into(), to: Which::New }),
+            line(3, Record::Holds { bmc: "a".into(), password: Which::New, note: String::new() }),
+            line(4, Record::Finished { outcome: "needs-resume".into() }),
+        ]
+    }
+
+    #[test]
+    fn an_intact_journal_reads_as_before() {
+        let run = state_of(&contents(&finished_run(), None)).unwrap();
+        assert_eq!(run.bmcs, [("a".into(), Which::New), ("b".into(), Which::Old)]);
+        assert_eq!((run.pep, run.damage.clone()), (Which::Old, None));
+    }
+
+    #[test]
+    fn damage_makes_azure_stack_unknown_and_damage_after_the_end_undoes_it() {
+        let mut lines = finished_run();
+        lines[3] = line(4, Record::Finished { outcome: "rotated".into() });
+        // Damage before the last `finished`: the run did end there.
+        let run = state_of(&contents(&lines, Some(2))).unwrap();
+        assert!(run.converged());
+        assert_eq!(run.skipped, [2]);
+        // Damage after it: something happened later (a resume), so it is not over, and what
+        // Azure Stack stores is not known.
+        let run = state_of(&contents(&lines, Some(5))).unwrap();
+        assert!(!run.converged());
+        assert_eq!(run.pep, Which::Unknown);
+        assert!(run.damage.unwrap().contains("skipped 1 damaged line(s) (line 5)"));
+    }
+
+    #[test]
+    fn no_start_record_is_the_one_error_and_a_recovered_start_knows_nothing() {
+        let lines = finished_run();
+        assert_eq!(state_of(&contents(&lines[1..], None)).unwrap_err(), NO_START);
+        assert_eq!(state_of(&parse_all(b"")).unwrap_err(), NO_START);
+        // A resume without the start record writes a recovered one; from there on everything
+        // starts unknown and the later records count.
+        let mut lines = lines[1..].to_vec();
+        lines.push(line(5, started(true)));
+        lines.push(line(6, Record::Holds { bmc: "b".into(), password: Which::New, note: String::new() }));
+        let run = state_of(&contents(&lines, None)).unwrap();
+        assert_eq!(run.bmcs, [("a".into(), Which::Unknown), ("b".into(), Which::New)]);
+        assert_eq!(run.pep, Which::Unknown);
+        let recovery = Recovery { stamp: "lab".into(), inventory: "inv.toml".into() };
+        let blind = RunState::recovered(&recovery, "azsbmc", vec!["a".into()], &parse_all(b""));
+        assert!(blind.recovered && !blind.converged());
+        let same = SecretString::from("Pw-1");
+        assert!(blind.check_secrets(&same, &SecretString::from("Pw-1")).is_err(), "old = new refused");
+        assert!(blind.check_secrets(&same, &SecretString::from("Pw-2")).is_ok(), "nothing to check against");
+    }
+}
