@@ -42,6 +42,11 @@ impl Stamp {
 
     /// Runs the binary on a blocking thread (the lab keeps serving on the test's runtime).
     async fn bmc_rotate(&self, args: Vec<String>, crash_after: Option<u64>) -> Output {
+        self.bmc_rotate_env(args, crash_after.map(|k| ("BMC_ROTATE_TEST_CRASH_AFTER_RECORD", k.to_string()))).await
+    }
+
+    /// The same, with one test hook set.
+    async fn bmc_rotate_env(&self, args: Vec<String>, hook: Option<(&str, String)>) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
         command
             .args(&args)
@@ -49,9 +54,10 @@ impl Stamp {
             .env("CRASH_OLD", OLD)
             .env("CRASH_NEW", NEW)
             .env("CRASH_CLOUD", LAB_CLOUDADMIN_PASSWORD)
-            .env_remove("BMC_ROTATE_TEST_CRASH_AFTER_RECORD");
-        if let Some(k) = crash_after {
-            command.env("BMC_ROTATE_TEST_CRASH_AFTER_RECORD", k.to_string());
+            .env_remove("BMC_ROTATE_TEST_CRASH_AFTER_RECORD")
+            .env_remove("BMC_ROTATE_TEST_FAIL_WRITE_AT_RECORD");
+        if let Some((name, value)) = hook {
+            command.env(name, value);
         }
         tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
     }
@@ -189,4 +195,140 @@ async fn resume_refuses_secrets_that_do_not_match_the_journal() {
     let out = s.bmc_rotate(args, None).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("the new BMC password is not the one this run set"), "{}", text(&out.stderr));
+}
+
+impl Stamp {
+    /// Refused logins (401) each BMC has answered so far.
+    fn refusals(&self) -> Vec<usize> {
+        self.lab.lab.bmcs().iter().map(|b| b.state().requests().iter().filter(|r| r.status == 401).count()).collect()
+    }
+
+    async fn resume_with_inventory(&self) -> Output {
+        let mut args = vec!["resume".to_owned(), "--journal".into(), self.journal().display().to_string()];
+        args.extend(["--inventory".to_owned(), self.lab.inventory.display().to_string()]);
+        args.extend(self.common());
+        self.bmc_rotate(args, None).await
+    }
+}
+
+/// Ways a journal gets damaged, each applied to the journal of a run killed mid-change.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    /// The testers' journal: part of record 4, then record 6 on the same line; record 5 lost.
+    TearMiddle,
+    /// One byte of a middle record changed.
+    FlipByte,
+    /// A byte-order mark in front and the first records appended again at the end.
+    BomAndDuplicates,
+    /// Nothing left.
+    Truncate,
+}
+
+fn damage(journal: &Path, how: Damage) {
+    let text = std::fs::read_to_string(journal).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let damaged = match how {
+        Damage::TearMiddle => {
+            let torn = lines[3][..lines[3].len() / 2].to_owned();
+            lines[3] = format!("{torn}{}", lines[5]);
+            lines.remove(5);
+            lines.remove(4);
+            lines.join("\n") + "\n"
+        }
+        Damage::FlipByte => {
+            let middle = lines[3].len() / 2;
+            let mut bytes = std::mem::take(&mut lines[3]).into_bytes();
+            bytes[middle] ^= 0x01;
+            lines[3] = String::from_utf8(bytes).unwrap();
+            lines.join("\n") + "\n"
+        }
+        Damage::BomAndDuplicates => {
+            let again: Vec<String> = lines[..3].to_vec();
+            lines.extend(again);
+            format!("\u{feff}{}\n", lines.join("\n"))
+        }
+        Damage::Truncate => String::new(),
+    };
+    std::fs::write(journal, damaged).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_converges_a_run_whose_journal_was_damaged_after_a_crash() {
+    // Killed after record 6: some BMCs changed, others not, the PEP not told.
+    let crash_at = 6;
+    for how in [Damage::TearMiddle, Damage::FlipByte, Damage::BomAndDuplicates, Damage::Truncate] {
+        let s = stamp(&format!("damaged-{how:?}"), false).await;
+        let killed = s.rotate(Some(crash_at)).await;
+        assert_eq!(killed.status.signal(), Some(9), "{how:?}: {}", text(&killed.stderr));
+        assert_eq!(records(&s.journal()), crash_at);
+        damage(&s.journal(), how);
+        let status = s.status().await;
+        let before = s.refusals();
+        let resumed = match how {
+            Damage::Truncate => {
+                // No run-started record: status cannot tell, and resume needs the inventory.
+                assert_eq!(status.status.code(), Some(2), "{how:?}: {}", text(&status.stderr));
+                assert!(text(&status.stderr).contains("resume --inventory"), "{}", text(&status.stderr));
+                let refused = s.resume().await;
+                assert_eq!(refused.status.code(), Some(2), "{how:?}: {}", text(&refused.stderr));
+                assert!(text(&refused.stderr).contains("give --inventory"), "{}", text(&refused.stderr));
+                s.resume_with_inventory().await
+            }
+            _ => {
+                assert_eq!(status.status.code(), Some(4), "{how:?}: {}{}", text(&status.stdout), text(&status.stderr));
+                let warned = text(&status.stderr);
+                let expected =
+                    if matches!(how, Damage::BomAndDuplicates) { "skipped 3 damaged" } else { "skipped 1 damaged" };
+                assert!(warned.contains(expected), "{how:?}: one warning with the count: {warned}");
+                s.resume().await
+            }
+        };
+        assert_eq!(resumed.status.code(), Some(0), "{how:?}: {}{}", text(&resumed.stdout), text(&resumed.stderr));
+        assert!(s.converged_on(NEW), "{how:?}: not converged on the new password");
+        let after = s.refusals();
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            assert!(a - b <= 1, "{how:?}: BMC {i} refused {} logins during one resume", a - b);
+        }
+        // The journal reads whole again: status says converged.
+        let status = s.status().await;
+        assert_eq!(status.status.code(), Some(0), "{how:?}: {}{}", text(&status.stdout), text(&status.stderr));
+        s.assert_no_secret(&[&killed, &resumed, &status]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_write_failure_stops_the_run_and_resume_converges() {
+    let whole = stamp("full-whole", false).await;
+    let out = whole.rotate(None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let total = records(&whole.journal());
+    for k in 1..=total {
+        let s = stamp(&format!("full-k{k}"), false).await;
+        let hook = Some(("BMC_ROTATE_TEST_FAIL_WRITE_AT_RECORD", k.to_string()));
+        let mut args = vec!["rotate".to_owned(), "--inventory".into(), s.lab.inventory.display().to_string()];
+        args.extend(["--journal".to_owned(), s.journal().display().to_string()]);
+        args.extend(s.common());
+        let failed = s.bmc_rotate_env(args, hook).await;
+        // The journal is valid up to the last good record: the partial one was cut, nothing after.
+        let written = std::fs::read_to_string(s.journal()).unwrap();
+        assert_eq!(records(&s.journal()), k - 1, "k={k}: {written}");
+        assert!(written.is_empty() || written.ends_with('\n'), "k={k}");
+        let changed = written.contains("\"event\":\"changing\"");
+        let expected = if changed { 4 } else { 1 };
+        assert_eq!(failed.status.code(), Some(expected), "k={k}: {}", text(&failed.stderr));
+        assert!(text(&failed.stderr).contains("cannot write the journal"), "k={k}: {}", text(&failed.stderr));
+        if !changed {
+            assert!(text(&failed.stderr).contains("nothing was changed"), "k={k}: {}", text(&failed.stderr));
+            assert!(s.converged_on(OLD), "k={k}: nothing changed");
+        }
+        if k == 1 {
+            continue;
+        }
+        let before = s.refusals();
+        let resumed = s.resume().await;
+        assert_eq!(resumed.status.code(), Some(0), "k={k}: {}{}", text(&resumed.stdout), text(&resumed.stderr));
+        assert!(s.converged_on(NEW), "k={k}: not converged on the new password");
+        assert!(s.refusals().iter().zip(&before).all(|(a, b)| a - b <= 1), "k={k}: a BMC refused two logins");
+        s.assert_no_secret(&[&failed, &resumed]);
+    }
 }

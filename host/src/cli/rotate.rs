@@ -334,9 +334,11 @@ pub async fn rotate(
     let audit_log = audit_log.as_deref();
     let (report, journal) = match result {
         Ok(done) => done,
-        Err(e) if !journal_path.exists() => {
-            // Before the first change (the journal is created first): nothing was changed.
-            audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "failed", None));
+        Err(e) if !journal::any_change(&journal_path) => {
+            // No `changing` record is durable (the journal is created, and each change recorded,
+            // before it is sent): nothing was changed.
+            let journal = journal_path.exists().then(|| journal_path.clone());
+            audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "failed", journal));
             return Err(CliError::failed(format!("{e}; nothing was changed")));
         }
         Err(e) => {
@@ -382,16 +384,33 @@ struct ResumePlan {
     new: Arc<SecretString>,
     pep: Option<PepStep<AnyClient>>,
     audit_log: Option<PathBuf>,
+    recovery: Option<resume::Recovery>,
 }
 
 impl ResumePlan {
     /// Stdin order: old BMC password, new BMC password, CloudAdmin password.
     async fn resolve(args: &ResumeArgs, sources: &Sources, cache_dir: Option<PathBuf>) -> Result<ResumePlan, CliError> {
-        let lines = journal::read(&args.journal).map_err(CliError::bad_input)?;
-        let state =
-            resume::state(&lines).map_err(|e| CliError::bad_input(format!("{}: {e}", args.journal.display())))?;
+        let contents = journal::read_all(&args.journal).map_err(CliError::bad_input)?;
+        let state = match (resume::state_of(&contents), &args.inventory) {
+            (Ok(state), _) => state,
+            (Err(e), None) => {
+                return Err(CliError::bad_input(format!(
+                    "{}: {e}; give --inventory to resume from the inventory and what each BMC holds",
+                    args.journal.display()
+                )));
+            }
+            // Recovery: filled in from the inventory below.
+            (Err(_), Some(path)) => {
+                let recovery = resume::Recovery { stamp: String::new(), inventory: path.clone() };
+                RunState::recovered(&recovery, "", Vec::new(), &contents)
+            }
+        };
         let inventory_path = args.inventory.clone().unwrap_or_else(|| state.inventory.clone());
         let Loaded { inventory, members } = load(&inventory_path, sources, cache_dir).await?;
+        let recovery = state.recovered.then(|| resume::Recovery {
+            stamp: inventory.stamp.clone(),
+            inventory: std::fs::canonicalize(&inventory.path).unwrap_or_else(|_| inventory.path.clone()),
+        });
         let mut reader = SecretReader::default();
         let old = read(&mut reader, &args.bmc_password, "the run's old BMC password")?;
         let new = read(&mut reader, &args.new_password, "the run's new BMC password")?;
@@ -402,17 +421,17 @@ impl ResumePlan {
             _ => None,
         };
         let audit_log = sources.audit_log.clone().or_else(paths::audit_log);
-        Ok(ResumePlan { inventory, members, old, new, pep, audit_log })
+        Ok(ResumePlan { inventory, members, old, new, pep, audit_log, recovery })
     }
 }
 
 /// `resume`.
 pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
-    let ResumePlan { inventory, members, old, new, pep, audit_log } =
+    let ResumePlan { inventory, members, old, new, pep, audit_log, recovery } =
         ResumePlan::resolve(&args, &sources, cache_dir).await?;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let display = Display::new();
-    let result = resume::resume(&args.journal, members, old, new, pep, display.clone()).await;
+    let result = resume::resume_with(&args.journal, members, old, new, pep, display.clone(), recovery).await;
     drop(display);
     let journal = Some(args.journal.clone());
     let report = match result {
@@ -431,8 +450,9 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_di
 
 /// `status`.
 pub fn status(journal: &Path, output: Output) -> CmdResult {
-    let state: RunState =
-        journal::read(journal).and_then(|lines| resume::state(&lines)).map_err(CliError::bad_input)?;
+    let state: RunState = journal::read_all(journal).and_then(|contents| resume::state_of(&contents)).map_err(|e| {
+        CliError::bad_input(format!("{}: {e}; `resume --inventory` can still converge the stamp", journal.display()))
+    })?;
     let code = if state.converged() { exit::OK } else { exit::NEEDS_RESUME };
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&state).expect("serialisable")),
@@ -449,6 +469,7 @@ pub fn status(journal: &Path, output: Output) -> CmdResult {
                 ("azure stack", format!("stores the {} password", rotation::name(state.pep))),
                 ("finished", state.finished.clone().unwrap_or_else(|| "no".into())),
                 ("records", state.records.to_string()),
+                ("damage", state.damage.clone().unwrap_or_else(|| "none".into())),
             ];
             print!("{}", render::fields(&pairs));
             if !state.converged() {

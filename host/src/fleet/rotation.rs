@@ -236,17 +236,31 @@ pub(crate) fn context(member: &Member, login: &Arc<SecretString>, new: Option<&A
     CallContext { gateway: member.outbound(), secrets, budget: None }
 }
 
-/// The journal, shared by the concurrent jobs; a write failure stops the run where it stands.
+/// The journal, shared by the concurrent jobs; a write failure stops the run where it stands:
+/// the journal refuses every later record, and no job starts another step.
 #[derive(Clone)]
-pub(crate) struct SharedJournal(Shared<Journal>);
+pub(crate) struct SharedJournal(Shared<Journal>, Arc<std::sync::atomic::AtomicBool>);
 
 impl SharedJournal {
     pub(crate) fn new(journal: Journal) -> SharedJournal {
-        SharedJournal(Arc::new(Mutex::new(journal)))
+        SharedJournal(Arc::new(Mutex::new(journal)), Arc::default())
     }
 
     pub(crate) fn write(&self, record: Record) -> Result<(), String> {
-        self.0.lock().expect("journal").write(record)
+        let mut journal = self.0.lock().expect("journal");
+        let written = journal.write(record);
+        if written.is_err() {
+            self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        written
+    }
+
+    /// Refuses to start a step once a record could not be written.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if !self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        Err(self.0.lock().expect("journal").broken().unwrap_or("the journal could not be written").to_owned())
     }
 
     pub(crate) fn path(&self) -> std::path::PathBuf {
@@ -298,6 +312,7 @@ pub(crate) async fn change_one(
     to: (&Arc<SecretString>, Which),
     journal: &SharedJournal,
 ) -> Result<(Which, Option<String>), String> {
+    journal.check()?;
     journal.write(Record::Changing { bmc: member.entry.name.clone(), to: to.1 })?;
     let changed = member.plugin.change_password(context(member, from.0, Some(to.0)), &member.target).await.result;
     let (holds, note, error) = match changed {
