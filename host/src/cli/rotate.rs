@@ -7,6 +7,7 @@ use super::{CliError, CmdResult, Output, exit, read_secret, render};
 use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::inventory::{Inventory, PepSettings};
 use crate::fleet::journal::{self, Journal};
+use crate::fleet::lock::StampLock;
 use crate::fleet::members::{self, Member};
 use crate::fleet::resume::{self, ResumeError, RunState};
 use crate::fleet::rotation::Observer as _;
@@ -228,6 +229,8 @@ struct RotatePlan {
     /// Where a generated password goes; `None` when the operator gave the new one.
     password_out: Option<PathBuf>,
     audit_log: Option<PathBuf>,
+    /// The stamp's lock, held until the command ends.
+    _lock: StampLock,
 }
 
 impl RotatePlan {
@@ -270,6 +273,9 @@ impl RotatePlan {
                 out.display()
             )));
         }
+        // A dry run takes the lock too: its logins with the current password would fail on BMCs
+        // another run has just changed.
+        let lock = super::lock_stamp(&inventory, "rotate", Some(&journal))?;
         let mut reader = SecretReader::default();
         let old = read(&mut reader, &args.bmc_password, "the current BMC password")?;
         let new = match (&args.new_password, args.generate_password) {
@@ -297,6 +303,7 @@ impl RotatePlan {
             journal,
             password_out,
             audit_log: sources.audit_log.clone().or_else(paths::audit_log),
+            _lock: lock,
         })
     }
 }
@@ -310,7 +317,8 @@ pub async fn rotate(
     cache_dir: Option<PathBuf>,
 ) -> CmdResult {
     let plan = RotatePlan::resolve(&stamp, &args, &sources, cache_dir).await?;
-    let RotatePlan { inventory, members, secrets, pep, options, journal: journal_path, password_out, audit_log } = plan;
+    let RotatePlan { inventory, members, secrets, pep, options, journal: journal_path, password_out, audit_log, _lock } =
+        plan;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let old_for_journal = secrets.old.clone();
     let display = Display::new();
@@ -382,6 +390,8 @@ struct ResumePlan {
     new: Arc<SecretString>,
     pep: Option<PepStep<AnyClient>>,
     audit_log: Option<PathBuf>,
+    /// The stamp's lock, held until the command ends.
+    _lock: StampLock,
 }
 
 impl ResumePlan {
@@ -392,6 +402,7 @@ impl ResumePlan {
             resume::state(&lines).map_err(|e| CliError::bad_input(format!("{}: {e}", args.journal.display())))?;
         let inventory_path = args.inventory.clone().unwrap_or_else(|| state.inventory.clone());
         let Loaded { inventory, members } = load(&inventory_path, sources, cache_dir).await?;
+        let lock = super::lock_stamp(&inventory, "resume", Some(&args.journal))?;
         let mut reader = SecretReader::default();
         let old = read(&mut reader, &args.bmc_password, "the run's old BMC password")?;
         let new = read(&mut reader, &args.new_password, "the run's new BMC password")?;
@@ -402,13 +413,13 @@ impl ResumePlan {
             _ => None,
         };
         let audit_log = sources.audit_log.clone().or_else(paths::audit_log);
-        Ok(ResumePlan { inventory, members, old, new, pep, audit_log })
+        Ok(ResumePlan { inventory, members, old, new, pep, audit_log, _lock: lock })
     }
 }
 
 /// `resume`.
 pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
-    let ResumePlan { inventory, members, old, new, pep, audit_log } =
+    let ResumePlan { inventory, members, old, new, pep, audit_log, _lock } =
         ResumePlan::resolve(&args, &sources, cache_dir).await?;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let display = Display::new();

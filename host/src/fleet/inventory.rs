@@ -190,6 +190,29 @@ fn account_name(value: &Spanned<String>, field: &str, locate: &Locator<'_>) -> R
     Ok(name.to_owned())
 }
 
+/// The longest stamp name.
+pub const MAX_STAMP_CHARS: usize = 64;
+
+/// A stamp name names files (the default journal, the stamp lock) and appears in reports: 1 to
+/// 64 of `A-Z a-z 0-9 . _ -`, and not `.` or `..`.
+pub fn check_stamp_name(stamp: &str) -> Result<(), String> {
+    let example = "expected the stamp's name, e.g. \"contoso-east\"";
+    if stamp.is_empty() {
+        return Err(example.into());
+    }
+    let len = stamp.chars().count();
+    if len > MAX_STAMP_CHARS {
+        return Err(format!("{len} characters: a stamp name has at most {MAX_STAMP_CHARS}"));
+    }
+    if stamp == "." || stamp == ".." {
+        return Err(format!("`{stamp}` is not a stamp name; {example}"));
+    }
+    if let Some(bad) = stamp.chars().find(|c| !(c.is_ascii_alphanumeric() || ".-_".contains(*c))) {
+        return Err(format!("{:?} is not allowed in a stamp name: use letters, digits, `.`, `_` and `-`", bad));
+    }
+    Ok(())
+}
+
 impl Inventory {
     /// Reads and checks an inventory file.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
@@ -209,9 +232,7 @@ impl Inventory {
             message: e.message().trim().to_owned(),
         })?;
         let stamp = raw.stamp.get_ref().trim().to_owned();
-        if stamp.is_empty() {
-            return Err(locate.at(&raw.stamp, "stamp", "expected the stamp's name, e.g. \"contoso-east\""));
-        }
+        check_stamp_name(&stamp).map_err(|e| locate.at(&raw.stamp, "stamp", e))?;
         let bmc_user = account_name(&raw.bmc_user, "bmc_user", &locate)?;
         let mut warnings = Vec::new();
         if ["admin", "root", "administrator", "userid"].contains(&bmc_user.to_ascii_lowercase().as_str()) {

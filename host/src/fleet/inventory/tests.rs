@@ -109,3 +109,16 @@ fn the_pep_table_is_checked() {
     let admin = parse(&MINIMAL.replace("azsbmc", "root")).unwrap();
     assert!(admin.warnings[0].contains("well-known"));
 }
+
+#[test]
+fn stamp_names_that_could_not_name_a_file_are_refused_at_load() {
+    let long = "x".repeat(300);
+    for bad in ["../etc", "a/b", "..", ".", "", "  ", "a\\nb", "east stamp", "ü", long.as_str()] {
+        let error = parse(&MINIMAL.replace("stamp = \"lab\"", &format!("stamp = \"{bad}\""))).unwrap_err();
+        assert_eq!((error.line, error.field.as_deref()), (Some(2), Some("stamp")), "{bad:?}: {error}");
+    }
+    assert!(parse(&MINIMAL.replace("\"lab\"", &format!("\"{long}\""))).unwrap_err().message.contains("at most 64"));
+    for good in ["contoso-east", "lab_2.b", &"x".repeat(64)] {
+        assert_eq!(parse(&MINIMAL.replace("\"lab\"", &format!("\"{good}\""))).unwrap().stamp, good);
+    }
+}
