@@ -26,7 +26,7 @@ fn state_home() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-rotate-state")
 }
 
-async fn bmc_rotate(args: Vec<String>) -> Output {
+async fn bmc_rotate<S: AsRef<std::ffi::OsStr>>(args: Vec<S>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
     command
         .args(args)
@@ -144,7 +144,7 @@ async fn bad_input_is_refused_with_its_place_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_are_generated_for_the_usual_shells() {
     for shell in ["bash", "zsh", "fish"] {
-        let out = bmc_rotate(vec!["completions".into(), shell.into()]).await;
+        let out = bmc_rotate(vec!["completions", shell]).await;
         assert_eq!(out.status.code(), Some(0));
         let script = text(&out.stdout);
         assert!(script.contains("bmc-rotate") && script.contains("resume"), "{shell}");
@@ -192,4 +192,27 @@ async fn a_second_run_on_a_locked_stamp_is_refused_before_it_contacts_anything()
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("note: taking over the lock of pid 999999, which is no longer running"), "{stderr}");
     assert!(stderr.contains(&format!("status --journal {}", other_journal.display())), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_path_that_is_not_utf8_works_to_the_end() {
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::OsStrExt;
+    let (stamp, dir) = stamp("latin1").await;
+    let journal = dir.join(OsStr::from_bytes(b"run-\xe9t\xe9.jsonl"));
+    let mut args: Vec<OsString> = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--output", "json"])
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+    let at = args.iter().position(|a| a == "--journal").unwrap() + 1;
+    args[at] = journal.clone().into_os_string();
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["report"]["outcome"], "rotated");
+    assert!(json["journal"].as_str().unwrap().ends_with("run-\u{fffd}t\u{fffd}.jsonl"), "{json}");
+    assert!(journal.exists());
+    assert_eq!(stamp.holding(USER, LAB_CLOUDADMIN_PASSWORD), 3);
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"outcome\":\"rotated\"") && audit.contains("run-\u{fffd}t"), "{audit}");
 }

@@ -294,7 +294,7 @@ fn lock_stamp(
             "no place for the stamp lock: set XDG_STATE_HOME or HOME (locks live in $XDG_STATE_HOME/bmc-rotate/locks)",
         ));
     };
-    let digest = address_digest(inventory.bmcs.iter().map(|b| b.endpoint.to_string()));
+    let digest = address_digest(inventory.bmcs.iter().map(|b| crate::fleet::inventory::canonical_address(&b.endpoint)));
     let me = Holder::me(command, &inventory.stamp, journal, digest);
     match StampLock::acquire(&dir, &me) {
         Ok(lock) => {

@@ -181,6 +181,8 @@ pub(super) fn exit_code(outcome: RunOutcome) -> u8 {
 pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) {
     match output {
         Output::Json => {
+            // Lossy: a path need not be UTF-8, and serde refuses one that is not.
+            let journal = journal.map(|j| j.to_string_lossy());
             let json = serde_json::json!({ "report": report, "journal": journal });
             println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
         }
@@ -243,6 +245,15 @@ impl RotatePlan {
         sources: &Sources,
         cache_dir: Option<PathBuf>,
     ) -> Result<RotatePlan, CliError> {
+        // The journal records the inventory's path as JSON text, which must be UTF-8.
+        let real = std::fs::canonicalize(&stamp.inventory).unwrap_or_else(|_| stamp.inventory.clone());
+        if stamp.inventory.to_str().is_none() || real.to_str().is_none() {
+            return Err(CliError::bad_input(format!(
+                "--inventory {}: the path is not UTF-8, and the run's journal records it; rename the file or link to \
+                 it from a UTF-8 path",
+                real.display()
+            )));
+        }
         let Loaded { inventory, members } = load(&stamp.inventory, sources, cache_dir).await?;
         let share = inventory.pep.as_ref().and_then(|p| p.transcripts.as_ref());
         if args.transcripts_password.is_some() && share.is_none() {
