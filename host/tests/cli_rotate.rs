@@ -216,3 +216,24 @@ async fn a_journal_path_that_is_not_utf8_works_to_the_end() {
     let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
     assert!(audit.contains("\"outcome\":\"rotated\"") && audit.contains("run-\u{fffd}t"), "{audit}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_path_that_is_not_utf8_is_refused_before_anything_runs() {
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::OsStrExt;
+    let (stamp, dir) = stamp("latin1-inventory").await;
+    let inventory = dir.join(OsStr::from_bytes(b"inv-\xe9.toml"));
+    std::fs::copy(&stamp.inventory, &inventory).unwrap();
+    let mut args: Vec<OsString> =
+        rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"]).into_iter().map(OsString::from).collect();
+    args[2] = inventory.into_os_string();
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the path is not UTF-8, and the run's journal records it"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.join("run.jsonl").exists());
+    assert_eq!(stamp.holding(USER, OLD), 3);
+}
