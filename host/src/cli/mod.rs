@@ -305,6 +305,7 @@ fn lock_stamp(
                     old.describe()
                 );
                 if let Some(journal) = &old.journal {
+                    let journal = crate::fleet::lock::printable(journal);
                     eprintln!("note: `bmc-rotate status --journal {journal}` shows where that run stopped");
                 }
             }
@@ -313,7 +314,7 @@ fn lock_stamp(
         Err(e @ LockError::Held { .. }) => {
             let resume = match &e {
                 LockError::Held { holder: Some(holder), .. } => match &holder.journal {
-                    Some(j) => format!(" and run `bmc-rotate resume --journal {j}`"),
+                    Some(j) => format!(" and run `bmc-rotate resume --journal {}`", crate::fleet::lock::printable(j)),
                     None => String::new(),
                 },
                 _ => String::new(),

@@ -226,7 +226,7 @@ fn utc(ms: u64) -> String {
 }
 
 /// Text from a lock file, with control characters escaped (it is printed on a terminal).
-fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
@@ -312,6 +312,15 @@ mod tests {
         let a = address_digest(["b:443".to_owned(), "a:443".to_owned(), "a:443".to_owned()]);
         assert_eq!(a, address_digest(["a:443".to_owned(), "b:443".to_owned()]));
         assert_ne!(a, address_digest(["a:443".to_owned()]));
+    }
+
+    #[test]
+    fn a_record_with_control_characters_is_printed_escaped() {
+        let dir = dir("escape");
+        let holder = Holder { journal: Some("/j\x1b[2J\n.jsonl".into()), ..me("rotate") };
+        let _held = StampLock::acquire(&dir, &holder).unwrap();
+        let text = StampLock::acquire(&dir, &me("rotate")).unwrap_err().to_string();
+        assert!(text.contains("(journal /j\\u{1b}[2J\\n.jsonl)") && !text.contains('\x1b'), "{text}");
     }
 
     #[test]
