@@ -43,3 +43,8 @@ pub fn journal(stamp: &str, now_ms: u64) -> Option<PathBuf> {
 pub fn audit_log() -> Option<PathBuf> {
     state().map(|d| d.join("audit.jsonl"))
 }
+
+/// Stamp locks (`fleet::lock`): `<state>/locks/STAMP.lock`.
+pub fn locks() -> Option<PathBuf> {
+    state().map(|d| d.join("locks"))
+}

@@ -13,7 +13,9 @@ fn inventory(sim: &PepSimulator, dir: &Path, extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let endpoints: Vec<String> = sim.addrs().iter().map(|a| format!("\"{a}\"")).collect();
     let text = format!(
-        "stamp = \"lab\"\nbmc_user = \"azsbmc\"\nprofile = \"dell-poweredge-r640\"\n\n[pep]\nendpoints = [{}]\ncloudadmin = '{}'\n{extra}\n[[bmc]]\nname = \"node01\"\naddress = \"127.0.0.1:1\"\n",
+        "stamp = \"{}\"\nbmc_user = \"azsbmc\"\nprofile = \"dell-poweredge-r640\"\n\n[pep]\nendpoints = [{}]\ncloudadmin = '{}'\n{extra}\n[[bmc]]\nname = \"node01\"\naddress = \"127.0.0.1:1\"\n",
+        // One stamp per test directory: each has its own stamp lock.
+        dir.file_name().unwrap().to_string_lossy(),
         endpoints.join(", "),
         sim.account()
     );
@@ -29,6 +31,7 @@ fn scratch(name: &str) -> PathBuf {
 fn bmc_rotate(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"))
         .args(args)
+        .env("XDG_STATE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-pep-state"))
         .env("PEP_TEST_CLOUD", CLOUD)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -14,17 +14,24 @@ async fn stamp(name: &str) -> (StampLab, PathBuf) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-rotate-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     let spec = FleetSpec::parse(&format!(
-        "stamp = \"lab\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\ndell-idrac10 = 1\nhpe-ilo6 = 1\nlenovo-xcc3 = 1\n"
+        // One stamp name per test: each has its own stamp lock.
+        "stamp = \"{name}\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\ndell-idrac10 = 1\nhpe-ilo6 = 1\nlenovo-xcc3 = 1\n"
     ))
     .unwrap();
     (StampLab::start(spec, PepConfig::default(), &dir).await.unwrap(), dir)
 }
 
-async fn bmc_rotate(args: Vec<String>) -> Output {
+/// The binary's state directory (stamp locks), never the user's.
+fn state_home() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-rotate-state")
+}
+
+async fn bmc_rotate<S: AsRef<std::ffi::OsStr>>(args: Vec<S>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
     command
         .args(args)
         .env("BMC_ROTATE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-artifact-cache"))
+        .env("XDG_STATE_HOME", state_home())
         .env("CLI_OLD", OLD)
         .env("CLI_CLOUD", LAB_CLOUDADMIN_PASSWORD);
     tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
@@ -137,9 +144,96 @@ async fn bad_input_is_refused_with_its_place_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_are_generated_for_the_usual_shells() {
     for shell in ["bash", "zsh", "fish"] {
-        let out = bmc_rotate(vec!["completions".into(), shell.into()]).await;
+        let out = bmc_rotate(vec!["completions", shell]).await;
         assert_eq!(out.status.code(), Some(0));
         let script = text(&out.stdout);
         assert!(script.contains("bmc-rotate") && script.contains("resume"), "{shell}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_a_locked_stamp_is_refused_before_it_contacts_anything() {
+    use bmc_rotate::fleet::lock::{Holder, StampLock, address_digest};
+    let (stamp, dir) = stamp("locked").await;
+    let requests = || stamp.lab.bmcs().iter().map(|b| b.state().requests().len()).sum::<usize>();
+    let before = requests();
+    // Another run holds the stamp: this test, through the same module the binary uses.
+    let other_journal = dir.join("other.jsonl");
+    let holder = Holder::me("rotate", "locked", Some(&other_journal), address_digest(Vec::new()));
+    let held = StampLock::acquire(&state_home().join("bmc-rotate").join("locks"), &holder).unwrap();
+
+    let started = std::time::Instant::now();
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"])).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let expected = format!("error: stamp locked is being rotated by pid {} since ", std::process::id());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains(&format!("(journal {})", other_journal.display())), "{stderr}");
+    assert!(stderr.contains("another set of BMC addresses") && stderr.contains("nothing was changed"), "{stderr}");
+    assert!(stderr.contains("hint: wait for that run to end"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "refused at once: {:?}", started.elapsed());
+    assert_eq!(requests(), before, "no BMC was contacted");
+    assert_eq!(stamp.holding(USER, OLD), 3);
+    assert!(stamp.pep.stored().is_none());
+    assert!(!dir.join("run.jsonl").exists(), "no journal");
+
+    // The same command once the other run has ended: the lock was the only reason.
+    drop(held);
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--dry-run"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("taking over"), "the holder ended normally");
+
+    // A holder killed mid-run leaves its record, but the kernel took its flock away: taken over.
+    let dead = Holder { pid: 999_999, ..holder };
+    let lock_file = state_home().join("bmc-rotate").join("locks").join("locked.lock");
+    std::fs::write(&lock_file, serde_json::to_string(&dead).unwrap()).unwrap();
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--dry-run"])).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("note: taking over the lock of pid 999999, which is no longer running"), "{stderr}");
+    assert!(stderr.contains(&format!("status --journal {}", other_journal.display())), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_path_that_is_not_utf8_works_to_the_end() {
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::OsStrExt;
+    let (stamp, dir) = stamp("latin1").await;
+    let journal = dir.join(OsStr::from_bytes(b"run-\xe9t\xe9.jsonl"));
+    let mut args: Vec<OsString> = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--output", "json"])
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+    let at = args.iter().position(|a| a == "--journal").unwrap() + 1;
+    args[at] = journal.clone().into_os_string();
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["report"]["outcome"], "rotated");
+    assert!(json["journal"].as_str().unwrap().ends_with("run-\u{fffd}t\u{fffd}.jsonl"), "{json}");
+    assert!(journal.exists());
+    assert_eq!(stamp.holding(USER, LAB_CLOUDADMIN_PASSWORD), 3);
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"outcome\":\"rotated\"") && audit.contains("run-\u{fffd}t"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_path_that_is_not_utf8_is_refused_before_anything_runs() {
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::OsStrExt;
+    let (stamp, dir) = stamp("latin1-inventory").await;
+    let inventory = dir.join(OsStr::from_bytes(b"inv-\xe9.toml"));
+    std::fs::copy(&stamp.inventory, &inventory).unwrap();
+    let mut args: Vec<OsString> =
+        rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"]).into_iter().map(OsString::from).collect();
+    args[2] = inventory.into_os_string();
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the path is not UTF-8, and the run's journal records it"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.join("run.jsonl").exists());
+    assert_eq!(stamp.holding(USER, OLD), 3);
 }

@@ -24,7 +24,7 @@ async fn stamp(name: &str, failing: bool) -> Stamp {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("crash-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     let spec = FleetSpec::parse(&format!(
-        "stamp = \"lab\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\nlenovo-xcc2 = 1\n"
+        "stamp = \"{name}\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\nlenovo-xcc2 = 1\n"
     ))
     .unwrap();
     let lab = StampLab::start(spec, PepConfig::default(), &dir).await.unwrap();
@@ -51,6 +51,7 @@ impl Stamp {
         command
             .args(&args)
             .env("BMC_ROTATE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-artifact-cache"))
+            .env("XDG_STATE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash-state"))
             .env("CRASH_OLD", OLD)
             .env("CRASH_NEW", NEW)
             .env("CRASH_CLOUD", LAB_CLOUDADMIN_PASSWORD)

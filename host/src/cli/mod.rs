@@ -279,6 +279,55 @@ fn read_secret(
     reader.read(source, what).map_err(CliError::bad_input)
 }
 
+/// Takes the stamp's lock for `command` (`fleet::lock`), held until the value drops; refused at
+/// once, before anything is contacted or a secret is asked for, when another process holds it.
+/// Refused is exit code 1, not 2: nothing about the operator's input is wrong, nothing was
+/// changed, and the same command succeeds once the other run has ended.
+fn lock_stamp(
+    inventory: &crate::fleet::inventory::Inventory,
+    command: &str,
+    journal: Option<&std::path::Path>,
+) -> Result<crate::fleet::lock::StampLock, CliError> {
+    use crate::fleet::lock::{Holder, LockError, StampLock, address_digest};
+    let Some(dir) = crate::paths::locks() else {
+        return Err(CliError::bad_input(
+            "no place for the stamp lock: set XDG_STATE_HOME or HOME (locks live in $XDG_STATE_HOME/bmc-rotate/locks)",
+        ));
+    };
+    let digest = address_digest(inventory.bmcs.iter().map(|b| crate::fleet::inventory::canonical_address(&b.endpoint)));
+    let me = Holder::me(command, &inventory.stamp, journal, digest);
+    match StampLock::acquire(&dir, &me) {
+        Ok(lock) => {
+            if let Some(old) = &lock.taken_over {
+                eprintln!(
+                    "note: taking over the lock of pid {}, which is no longer running; the stamp was being {}",
+                    old.pid,
+                    old.describe()
+                );
+                if let Some(journal) = &old.journal {
+                    let journal = crate::fleet::lock::printable(journal);
+                    eprintln!("note: `bmc-rotate status --journal {journal}` shows where that run stopped");
+                }
+            }
+            Ok(lock)
+        }
+        Err(e @ LockError::Held { .. }) => {
+            let resume = match &e {
+                LockError::Held { holder: Some(holder), .. } => match &holder.journal {
+                    Some(j) => format!(" and run `bmc-rotate resume --journal {}`", crate::fleet::lock::printable(j)),
+                    None => String::new(),
+                },
+                _ => String::new(),
+            };
+            Err(CliError::failed(format!("{e}; nothing was changed")).with_hint(format!(
+                "wait for that run to end; if it is stuck, stop it (the lock goes with the process){resume}"
+            )))
+        }
+        Err(e @ LockError::BadStamp(_)) => Err(CliError::bad_input(e)),
+        Err(e @ LockError::Io(_)) => Err(CliError::failed(format!("{e}; nothing was changed"))),
+    }
+}
+
 /// How results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {

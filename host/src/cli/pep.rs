@@ -196,6 +196,7 @@ pub async fn set_credential(
             "--transcripts-password needs `transcripts` and `transcripts_user` in the inventory's [pep] table",
         ));
     }
+    let _lock = super::lock_stamp(&inventory, "pep set-credential", None)?;
     // Stdin order: new BMC password, CloudAdmin password, share password.
     let mut reader = SecretReader::default();
     let new = read_secret(&mut reader, &new_password, "the new BMC password")?;

@@ -7,6 +7,7 @@ use super::{CliError, CmdResult, Output, exit, read_secret, render};
 use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::inventory::{Inventory, PepSettings};
 use crate::fleet::journal::{self, Journal};
+use crate::fleet::lock::StampLock;
 use crate::fleet::members::{self, Member};
 use crate::fleet::resume::{self, ResumeError, RunState};
 use crate::fleet::rotation::Observer as _;
@@ -180,6 +181,8 @@ pub(super) fn exit_code(outcome: RunOutcome) -> u8 {
 pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) {
     match output {
         Output::Json => {
+            // Lossy: a path need not be UTF-8, and serde refuses one that is not.
+            let journal = journal.map(|j| j.to_string_lossy());
             let json = serde_json::json!({ "report": report, "journal": journal });
             println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
         }
@@ -228,6 +231,8 @@ struct RotatePlan {
     /// Where a generated password goes; `None` when the operator gave the new one.
     password_out: Option<PathBuf>,
     audit_log: Option<PathBuf>,
+    /// The stamp's lock, held until the command ends.
+    _lock: StampLock,
 }
 
 impl RotatePlan {
@@ -240,6 +245,15 @@ impl RotatePlan {
         sources: &Sources,
         cache_dir: Option<PathBuf>,
     ) -> Result<RotatePlan, CliError> {
+        // The journal records the inventory's path as JSON text, which must be UTF-8.
+        let real = std::fs::canonicalize(&stamp.inventory).unwrap_or_else(|_| stamp.inventory.clone());
+        if stamp.inventory.to_str().is_none() || real.to_str().is_none() {
+            return Err(CliError::bad_input(format!(
+                "--inventory {}: the path is not UTF-8, and the run's journal records it; rename the file or link to \
+                 it from a UTF-8 path",
+                real.display()
+            )));
+        }
         let Loaded { inventory, members } = load(&stamp.inventory, sources, cache_dir).await?;
         let share = inventory.pep.as_ref().and_then(|p| p.transcripts.as_ref());
         if args.transcripts_password.is_some() && share.is_none() {
@@ -270,6 +284,9 @@ impl RotatePlan {
                 out.display()
             )));
         }
+        // A dry run takes the lock too: its logins with the current password would fail on BMCs
+        // another run has just changed.
+        let lock = super::lock_stamp(&inventory, "rotate", Some(&journal))?;
         let mut reader = SecretReader::default();
         let old = read(&mut reader, &args.bmc_password, "the current BMC password")?;
         let new = match (&args.new_password, args.generate_password) {
@@ -297,6 +314,7 @@ impl RotatePlan {
             journal,
             password_out,
             audit_log: sources.audit_log.clone().or_else(paths::audit_log),
+            _lock: lock,
         })
     }
 }
@@ -310,7 +328,8 @@ pub async fn rotate(
     cache_dir: Option<PathBuf>,
 ) -> CmdResult {
     let plan = RotatePlan::resolve(&stamp, &args, &sources, cache_dir).await?;
-    let RotatePlan { inventory, members, secrets, pep, options, journal: journal_path, password_out, audit_log } = plan;
+    let RotatePlan { inventory, members, secrets, pep, options, journal: journal_path, password_out, audit_log, _lock } =
+        plan;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let old_for_journal = secrets.old.clone();
     let display = Display::new();
@@ -385,6 +404,8 @@ struct ResumePlan {
     pep: Option<PepStep<AnyClient>>,
     audit_log: Option<PathBuf>,
     recovery: Option<resume::Recovery>,
+    /// The stamp's lock, held until the command ends.
+    _lock: StampLock,
 }
 
 impl ResumePlan {
@@ -411,6 +432,7 @@ impl ResumePlan {
             stamp: inventory.stamp.clone(),
             inventory: std::fs::canonicalize(&inventory.path).unwrap_or_else(|_| inventory.path.clone()),
         });
+        let lock = super::lock_stamp(&inventory, "resume", Some(&args.journal))?;
         let mut reader = SecretReader::default();
         let old = read(&mut reader, &args.bmc_password, "the run's old BMC password")?;
         let new = read(&mut reader, &args.new_password, "the run's new BMC password")?;
@@ -421,13 +443,13 @@ impl ResumePlan {
             _ => None,
         };
         let audit_log = sources.audit_log.clone().or_else(paths::audit_log);
-        Ok(ResumePlan { inventory, members, old, new, pep, audit_log, recovery })
+        Ok(ResumePlan { inventory, members, old, new, pep, audit_log, recovery, _lock: lock })
     }
 }
 
 /// `resume`.
 pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
-    let ResumePlan { inventory, members, old, new, pep, audit_log, recovery } =
+    let ResumePlan { inventory, members, old, new, pep, audit_log, recovery, _lock } =
         ResumePlan::resolve(&args, &sources, cache_dir).await?;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let display = Display::new();

@@ -21,7 +21,8 @@ pub struct AuditEntry {
     pub bmcs: Vec<String>,
     /// How it ended.
     pub outcome: String,
-    /// The run's journal, if one was written.
+    /// The run's journal, if one was written. Written as (lossy) UTF-8: a path need not be.
+    #[serde(serialize_with = "lossy_path")]
     pub journal: Option<PathBuf>,
 }
 
@@ -37,6 +38,14 @@ impl AuditEntry {
             outcome: outcome.into(),
             journal,
         }
+    }
+}
+
+/// A path as JSON text: serde refuses a path that is not UTF-8, and the log must still be written.
+fn lossy_path<S: serde::Serializer>(path: &Option<PathBuf>, serializer: S) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => serializer.serialize_some(&path.to_string_lossy()),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -64,4 +73,23 @@ pub fn append(path: &Path, entry: &AuditEntry) -> Result<(), String> {
     file.write_all(line.as_bytes())
         .and_then(|()| file.sync_data())
         .map_err(|e| format!("cannot write the audit log {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn a_journal_path_that_is_not_utf8_is_logged_lossily() {
+        let dir = std::env::temp_dir().join(format!("bmc-rotate-audit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let journal = dir.join(OsStr::from_bytes(b"run-\xff.jsonl"));
+        let log = dir.join("audit.jsonl");
+        append(&log, &AuditEntry::now("rotate", "lab", vec!["node01".into()], "rotated", Some(journal))).unwrap();
+        let line: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+        assert!(line["journal"].as_str().unwrap().ends_with("run-\u{fffd}.jsonl"), "{line}");
+        assert_eq!(line["outcome"], "rotated");
+    }
 }

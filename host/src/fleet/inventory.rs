@@ -5,7 +5,7 @@
 use crate::gateway::{Endpoint, TlsPolicy};
 use crate::pep::{MAX_CREDENTIAL_CHARS, PepEndpoint};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -190,6 +190,80 @@ fn account_name(value: &Spanned<String>, field: &str, locate: &Locator<'_>) -> R
     Ok(name.to_owned())
 }
 
+/// One spelling per BMC address, so one BMC listed twice under aliases is found: host names in
+/// lower case without a trailing dot; IPv4 in every form `inet_aton` accepts (`127.1`,
+/// `0x7f.0.0.1`, `017700000001`, `2130706433`) as dotted decimal; IPv6 in RFC 5952 form, and an
+/// IPv4-mapped one (`::ffff:127.0.0.1`) as its IPv4 address. With the port: `127.0.0.1:443`.
+pub fn canonical_address(endpoint: &Endpoint) -> String {
+    let host = endpoint.host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let host = if let Some(v4) = ipv4_any_form(&host) {
+        v4.to_string()
+    } else if let Ok(v6) = host.parse::<std::net::Ipv6Addr>() {
+        match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => format!("[{v6}]"),
+        }
+    } else {
+        host
+    };
+    format!("{host}:{}", endpoint.port)
+}
+
+/// An IPv4 address in any form `inet_aton` accepts: one to four parts, each decimal, octal
+/// (leading `0`) or hex (`0x`), the last filling the remaining bytes.
+fn ipv4_any_form(text: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let numbers: Vec<u64> = parts
+        .iter()
+        .map(|p| {
+            let (digits, radix) = match p.strip_prefix("0x") {
+                Some(hex) => (hex, 16),
+                None if p.len() > 1 && p.starts_with('0') => (&p[1..], 8),
+                None => (*p, 10),
+            };
+            if digits.is_empty() && radix == 10 || digits.len() > 12 {
+                return None;
+            }
+            if digits.is_empty() {
+                return Some(0); // `0x` is 0 to inet_aton
+            }
+            u64::from_str_radix(digits, radix).ok()
+        })
+        .collect::<Option<_>>()?;
+    let (last, head) = numbers.split_last()?;
+    if head.iter().any(|n| *n > 255) || *last >= 1u64 << (8 * (4 - head.len())) {
+        return None;
+    }
+    let value = head.iter().enumerate().fold(*last, |acc, (i, n)| acc | n << (8 * (3 - i)));
+    Some(std::net::Ipv4Addr::from(u32::try_from(value).ok()?))
+}
+
+/// The longest stamp name.
+pub const MAX_STAMP_CHARS: usize = 64;
+
+/// A stamp name names files (the default journal, the stamp lock) and appears in reports: 1 to
+/// 64 of `A-Z a-z 0-9 . _ -`, and not `.` or `..`.
+pub fn check_stamp_name(stamp: &str) -> Result<(), String> {
+    let example = "expected the stamp's name, e.g. \"contoso-east\"";
+    if stamp.is_empty() {
+        return Err(example.into());
+    }
+    let len = stamp.chars().count();
+    if len > MAX_STAMP_CHARS {
+        return Err(format!("{len} characters: a stamp name has at most {MAX_STAMP_CHARS}"));
+    }
+    if stamp == "." || stamp == ".." {
+        return Err(format!("`{stamp}` is not a stamp name; {example}"));
+    }
+    if let Some(bad) = stamp.chars().find(|c| !(c.is_ascii_alphanumeric() || ".-_".contains(*c))) {
+        return Err(format!("{:?} is not allowed in a stamp name: use letters, digits, `.`, `_` and `-`", bad));
+    }
+    Ok(())
+}
+
 impl Inventory {
     /// Reads and checks an inventory file.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
@@ -209,9 +283,7 @@ impl Inventory {
             message: e.message().trim().to_owned(),
         })?;
         let stamp = raw.stamp.get_ref().trim().to_owned();
-        if stamp.is_empty() {
-            return Err(locate.at(&raw.stamp, "stamp", "expected the stamp's name, e.g. \"contoso-east\""));
-        }
+        check_stamp_name(&stamp).map_err(|e| locate.at(&raw.stamp, "stamp", e))?;
         let bmc_user = account_name(&raw.bmc_user, "bmc_user", &locate)?;
         let mut warnings = Vec::new();
         if ["admin", "root", "administrator", "userid"].contains(&bmc_user.to_ascii_lowercase().as_str()) {
@@ -231,7 +303,9 @@ impl Inventory {
                 message: "no BMC: add one `[[bmc]]` table (name, address) per server".into(),
             });
         }
-        let (mut names, mut addresses) = (HashSet::new(), HashSet::new());
+        let mut names = HashSet::new();
+        // Canonical address → the index of the BMC that has it.
+        let mut addresses: HashMap<String, usize> = HashMap::new();
         let mut bmcs = Vec::new();
         for (i, entry) in raw.bmc.iter().enumerate() {
             let bmc = entry.get_ref();
@@ -249,8 +323,19 @@ impl Inventory {
             }
             let endpoint: Endpoint =
                 bmc.address.get_ref().parse().map_err(|e: String| locate.at(&bmc.address, field("address"), e))?;
-            if !addresses.insert(endpoint.clone()) {
-                return Err(locate.at(&bmc.address, field("address"), format!("{endpoint} is listed twice")));
+            let canonical = canonical_address(&endpoint);
+            if let Some(first) = addresses.insert(canonical.clone(), i) {
+                let other = &raw.bmc[first].get_ref().address;
+                return Err(locate.at(
+                    &bmc.address,
+                    field("address"),
+                    format!(
+                        "{endpoint} is listed twice: it is {canonical}, as is bmc[{first}].address `{}` (line {}); \
+                         one BMC must appear once",
+                        other.get_ref().trim(),
+                        locate.line(other.span().start)
+                    ),
+                ));
             }
             let profile = match (&bmc.profile, &raw.profile) {
                 (Some(p), _) | (None, Some(p)) => p.get_ref().trim().to_owned(),

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod inventory;
 pub mod journal;
+pub mod lock;
 pub mod members;
 pub mod profiles;
 pub mod resume;

@@ -109,3 +109,47 @@ fn the_pep_table_is_checked() {
     let admin = parse(&MINIMAL.replace("azsbmc", "root")).unwrap();
     assert!(admin.warnings[0].contains("well-known"));
 }
+
+#[test]
+fn stamp_names_that_could_not_name_a_file_are_refused_at_load() {
+    let long = "x".repeat(300);
+    for bad in ["../etc", "a/b", "..", ".", "", "  ", "a\\nb", "east stamp", "ü", long.as_str()] {
+        let error = parse(&MINIMAL.replace("stamp = \"lab\"", &format!("stamp = \"{bad}\""))).unwrap_err();
+        assert_eq!((error.line, error.field.as_deref()), (Some(2), Some("stamp")), "{bad:?}: {error}");
+    }
+    assert!(parse(&MINIMAL.replace("\"lab\"", &format!("\"{long}\""))).unwrap_err().message.contains("at most 64"));
+    for good in ["contoso-east", "lab_2.b", &"x".repeat(64)] {
+        assert_eq!(parse(&MINIMAL.replace("\"lab\"", &format!("\"{good}\""))).unwrap().stamp, good);
+    }
+}
+
+#[test]
+fn addresses_are_compared_in_canonical_form() {
+    let canonical = |a: &str| canonical_address(&a.parse().unwrap());
+    for alias in ["127.0.0.1", "127.1", "0x7f.0.0.1", "0x7F.1", "2130706433", "017700000001", "[::ffff:127.0.0.1]"] {
+        assert_eq!(canonical(alias), "127.0.0.1:443", "{alias}");
+    }
+    assert_eq!(canonical("[::FFFF:7f00:1]:8443"), "127.0.0.1:8443");
+    assert_eq!(canonical("BMC-01.Contoso.Local."), "bmc-01.contoso.local:443");
+    assert_eq!(canonical("[FD00:0:0::1]"), "[fd00::1]:443");
+    // Not IPv4: kept as host names.
+    for name in ["1e100.net", "256.1.1.1.1", "08.1.1.1", "127.0.0.256"] {
+        assert_eq!(canonical(name), format!("{name}:443"), "{name}");
+    }
+    assert_eq!(canonical("1.2.3.256"), "1.2.3.256:443", "a part over 255 is no address");
+}
+
+#[test]
+fn one_bmc_listed_twice_under_aliases_is_refused_with_both_places() {
+    for alias in ["127.1", "0x7f.0.0.1", "2130706433", "[::ffff:127.0.0.1]", "LOCALHOST.", "localhost"] {
+        let first = if alias.to_ascii_lowercase().starts_with("localhost") { "localhost" } else { "127.0.0.1" };
+        let text = MINIMAL.replace("10.0.0.11", first);
+        let error = parse(&format!("{text}[[bmc]]\nname = \"node02\"\naddress = \"{alias}\"\n")).unwrap_err();
+        assert_eq!((error.line, error.field.as_deref()), (Some(10), Some("bmc[1].address")), "{alias}: {error}");
+        assert!(error.message.contains("listed twice") && error.message.contains("bmc[0].address"), "{error}");
+        assert!(error.message.contains("(line 7)"), "{error}");
+    }
+    // Another port is another service.
+    let other_port = MINIMAL.replace("10.0.0.11", "127.0.0.1");
+    parse(&format!("{other_port}[[bmc]]\nname = \"node02\"\naddress = \"127.1:8443\"\n")).unwrap();
+}
