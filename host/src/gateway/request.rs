@@ -21,6 +21,12 @@ pub enum Method {
     Delete,
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.to_http().as_str())
+    }
+}
+
 impl Method {
     pub(crate) fn to_http(self) -> http::Method {
         match self {

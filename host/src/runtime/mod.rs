@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: settings shared by every job.
 //! - [`engine`]: the engine, the linker and plugin loading.
+//! - [`capabilities`]: a plugin's declared requests, enforced by the `http` import.
 //! - [`metadata`]: what is read from a plugin's bytes before compiling.
 //! - [`wit`]: the contract versions and the seam between them and the host.
 //! - [`host`]: the host imports, one file per interface, version-independent.
@@ -10,6 +11,7 @@
 //!   and its calls.
 
 mod cache;
+pub mod capabilities;
 pub mod config;
 pub mod contract;
 mod engine;

@@ -8,6 +8,7 @@
 //! a scripted BMC behind [`crate::gateway::Outbound`] instead of a TLS server.
 
 pub mod clock;
+pub mod guard;
 pub mod http;
 pub mod log;
 pub mod secrets;

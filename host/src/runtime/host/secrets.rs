@@ -59,6 +59,11 @@ impl SecretBindings {
         self
     }
 
+    /// The secret bound to `name`.
+    pub fn get(&self, name: SecretName) -> Option<&Arc<SecretString>> {
+        self.0.get(&name)
+    }
+
     /// Every bound secret.
     pub(crate) fn secrets(&self) -> impl Iterator<Item = &Arc<SecretString>> {
         self.0.values()
