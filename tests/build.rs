@@ -26,10 +26,16 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={}", workspace.join("host/src/plugin_build.rs").display());
     println!("cargo:rerun-if-env-changed=CARGO_HOME");
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"))
-        .join("wasm");
+    println!("cargo:rerun-if-env-changed=BMC_TEST_WASM_TARGET");
+    // `BMC_TEST_WASM_TARGET` keeps two checkouts that share a target directory (worktrees) from
+    // overwriting each other's components.
+    let target_dir = match std::env::var_os("BMC_TEST_WASM_TARGET") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"))
+            .join("wasm"),
+    };
     ensure_wasm_target();
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -2,7 +2,9 @@
 //! in-process, the scenarios every vendor plugin must pass (the same ones the project's own
 //! integration tests run), each with a verdict and a timing.
 
+use crate::fleet::profiles::{HardwareProfile, Profiles};
 use crate::gateway::{Endpoint, Gateway, Limits};
+use crate::runtime::capabilities::Manifest;
 use crate::runtime::{CallContext, ErrorKind, Plugin, SecretBindings, SecretName, Target};
 use bmc_lab::faults::Faults;
 use bmc_lab::persona::Vendor;
@@ -208,10 +210,37 @@ fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// Runs every scenario against each persona, then checks that another vendor's BMC is refused
-/// in `probe` with `unsupported`.
+/// Whether the plugin's capability manifest stays within what every built-in hardware profile
+/// for its id grants (the baseline, for an id no profile names), with the manifest as detail.
+pub fn capabilities_verdict(plugin: &Plugin) -> Verdict {
+    let started = Instant::now();
+    let profiles = Profiles::built_in();
+    let mine: Vec<&HardwareProfile> = profiles.iter().filter(|p| p.plugin == plugin.info.id).collect();
+    let manifest = plugin.metadata.capabilities.rules().iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    let refusals: Vec<String> = if mine.is_empty() {
+        let beyond = plugin.metadata.capabilities.beyond(&Manifest::baseline());
+        beyond.iter().map(|r| format!("`{r}` is beyond the baseline (no built-in profile names this plugin)")).collect()
+    } else {
+        mine.iter().filter_map(|p| p.check_capabilities(&plugin.metadata.capabilities, &plugin.origin).err()).collect()
+    };
+    let scope = if mine.is_empty() {
+        "baseline".to_owned()
+    } else {
+        mine.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    Verdict {
+        scenario: "capabilities within the vendor profile",
+        persona: scope,
+        passed: refusals.is_empty(),
+        elapsed: started.elapsed(),
+        detail: if refusals.is_empty() { format!("declares: {manifest}") } else { refusals.join("; ") },
+    }
+}
+
+/// Checks the plugin's capabilities against its profiles, runs every scenario against each
+/// persona, then checks that another vendor's BMC is refused in `probe` with `unsupported`.
 pub async fn run(plugin: Arc<Plugin>, personas: &[Persona]) -> Vec<Verdict> {
-    let mut verdicts = Vec::new();
+    let mut verdicts = vec![capabilities_verdict(&plugin)];
     for persona in personas {
         for (name, scenario) in scenarios() {
             let started = Instant::now();

@@ -53,6 +53,7 @@ impl Backend for HostBackend {
                 session_token: r.session_token.map(|h| Secret(Repr::Host(h))),
             }),
             Err(wit_http::HttpError::Denied(m)) => Err(HttpError::Denied(m)),
+            Err(wit_http::HttpError::Forbidden(m)) => Err(HttpError::Forbidden(m)),
             Err(wit_http::HttpError::Connect(m)) => Err(HttpError::Connect(m)),
             Err(wit_http::HttpError::NoResponse(m)) => Err(HttpError::NoResponse(m)),
             Err(wit_http::HttpError::ResponseTooLarge(m)) => Err(HttpError::ResponseTooLarge(m)),
@@ -175,9 +176,9 @@ pub fn change_password<P: VendorPlugin>(target: wit::Target) -> Result<(), wit::
     P::change_password(&bmc, &target.into()).map_err(Into::into)
 }
 
-/// The API version as the bytes of the `bmc:api-version` custom section.
-pub const fn api_version_bytes<const N: usize>() -> [u8; N] {
-    let src = crate::API_VERSION.as_bytes();
+/// A constant string as the bytes of a custom section (`bmc:api-version`, `bmc:capabilities`).
+pub const fn section_bytes<const N: usize>(text: &str) -> [u8; N] {
+    let src = text.as_bytes();
     let mut out = [0u8; N];
     let mut i = 0;
     while i < N {

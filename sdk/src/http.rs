@@ -227,6 +227,9 @@ impl Response {
 pub enum HttpError {
     /// The host refused to send it.
     Denied(String),
+    /// The plugin's capability manifest or the host's secret placement rules forbid the
+    /// request; the text names the rule. Nothing was sent.
+    Forbidden(String),
     /// No connection or TLS session could be made: the request was not sent.
     Connect(String),
     /// The request may have reached the BMC but no complete answer came back.
@@ -241,6 +244,7 @@ impl HttpError {
     pub fn into_plugin_error(self, method: Method, path: &str) -> PluginError {
         match self {
             HttpError::Denied(m) => PluginError::Protocol(format!("host refused {} {path}: {m}", method.as_str())),
+            HttpError::Forbidden(m) => PluginError::Protocol(format!("host forbade {} {path}: {m}", method.as_str())),
             HttpError::Connect(m) => PluginError::Unreachable(m),
             HttpError::NoResponse(m) if method.changes_state() => PluginError::Ambiguous(format!(
                 "{} {path} was sent but no answer came back ({m}); it may have been applied",

@@ -80,7 +80,18 @@ pub use types::{PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target};
 
 /// The version of the `bmc:plugin` WIT contract this SDK implements. `register_plugin!` writes it
 /// into the `bmc:api-version` custom section, which the host reads before compiling a plugin.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";
+
+/// The capabilities every Redfish plugin needs and every hardware profile grants: read the
+/// service, log in and out (its own sessions only), and set the target account's `Password`.
+/// The host pins `{account}` to the `ManagerAccount` the BMC showed, in the same call, to be
+/// named `target.account`, and `{session}` to the sessions the call created.
+pub const BASELINE_CAPABILITIES: &str = "\
+GET /redfish/v1/**
+POST /redfish/v1/SessionService/Sessions
+DELETE {session}
+PATCH {account} password=/Password
+";
 
 /// The secret name of the login account's password.
 pub const LOGIN_PASSWORD: &str = "login-password";
@@ -93,8 +104,8 @@ pub mod prelude {
     pub use crate::redfish::{IfMatch, Redfish, RedfishError, Resource, ServiceRoot};
     pub use crate::serde_json::{Value, json};
     pub use crate::{
-        Bmc, LOGIN_PASSWORD, Level, NEW_PASSWORD, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, Target,
-        VendorPlugin, register_plugin,
+        BASELINE_CAPABILITIES, Bmc, LOGIN_PASSWORD, Level, NEW_PASSWORD, PasswordPolicy, PluginError, PluginInfo,
+        ProbeResult, Secret, Target, VendorPlugin, register_plugin,
     };
 }
 
@@ -104,11 +115,11 @@ pub mod __private {
     pub use crate::bindings;
     pub use crate::bindings::Guest;
     pub use crate::bindings::bmc::plugin::types as wit;
-    pub use crate::glue::{api_version_bytes, change_password, info, probe, verify};
+    pub use crate::glue::{change_password, info, probe, section_bytes, verify};
 }
 
 /// Exports a [`VendorPlugin`] as the component's implementation of the `vendor-plugin` world,
-/// writes the API version section and installs a panic hook that reports panics to the host log.
+/// writes the API version and capability sections and installs a panic hook that reports panics to the host log.
 /// Call it once, at the root of the plugin crate.
 #[macro_export]
 macro_rules! register_plugin {
@@ -144,6 +155,13 @@ macro_rules! register_plugin {
         #[cfg(target_arch = "wasm32")]
         #[unsafe(link_section = "bmc:api-version")]
         #[used]
-        static __BMC_API_VERSION: [u8; $crate::API_VERSION.len()] = $crate::__private::api_version_bytes();
+        static __BMC_API_VERSION: [u8; $crate::API_VERSION.len()] =
+            $crate::__private::section_bytes($crate::API_VERSION);
+
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "bmc:capabilities")]
+        #[used]
+        static __BMC_CAPABILITIES: [u8; <$plugin as $crate::VendorPlugin>::CAPABILITIES.len()] =
+            $crate::__private::section_bytes(<$plugin as $crate::VendorPlugin>::CAPABILITIES);
     };
 }

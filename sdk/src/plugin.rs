@@ -9,6 +9,14 @@ use crate::{PluginError, PluginInfo, ProbeResult, Secret, Target};
 /// Every method gets the [`Bmc`] under work, through which all I/O goes, so the same code runs
 /// inside the host and natively against [`testing::MockHost`](crate::testing) (feature `testing`).
 pub trait VendorPlugin {
+    /// The Redfish requests the plugin sends, one rule per line (`METHOD PATH
+    /// [password=POINTER]`), written by [`register_plugin!`](crate::register_plugin) into the
+    /// component's `bmc:capabilities` section. The host refuses any request no rule covers, and
+    /// a plugin whose rules go beyond what its hardware profile allows. The default,
+    /// [`BASELINE_CAPABILITIES`](crate::BASELINE_CAPABILITIES), is what plain Redfish needs; a
+    /// vendor path is added by extending it, e.g. with `concat!`.
+    const CAPABILITIES: &'static str = crate::BASELINE_CAPABILITIES;
+
     /// Static facts about the plugin.
     fn info() -> PluginInfo;
 

@@ -131,7 +131,9 @@ async fn account(State(state): State<Shared>, Path(id): Path<u32>, headers: Head
         return error(StatusCode::NOT_FOUND, "Base.1.12.ResourceMissingAtURI", "no such account");
     };
     let etag = format!("W/\"{}\"", a.version);
-    ([("etag", etag)], Json(json!({"Id": a.id.to_string(), "UserName": a.user, "Password": null}))).into_response()
+    let body = json!({"@odata.type": "#ManagerAccount.v1_12_0.ManagerAccount", "@odata.id": format!("{ACCOUNTS}/{}", a.id),
+        "Id": a.id.to_string(), "UserName": a.user, "Password": null});
+    ([("etag", etag)], Json(body)).into_response()
 }
 
 async fn change(State(state): State<Shared>, Path(id): Path<u32>, headers: HeaderMap, body: Bytes) -> Response {
@@ -174,7 +176,7 @@ async fn change(State(state): State<Shared>, Path(id): Path<u32>, headers: Heade
 async fn echo(headers: HeaderMap, body: Bytes) -> Response {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let reply = json!({"body": String::from_utf8_lossy(&body), "authorization": header("authorization"),
-        "x-auth-token": header("x-auth-token"), "issued": "echo-token-0001"});
+        "x-auth-token": header("x-auth-token")});
     ([("x-auth-token", "echo-token-0001"), ("x-seen-authorization", header("authorization").as_str())], Json(reply))
         .into_response()
 }

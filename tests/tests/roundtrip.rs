@@ -37,7 +37,7 @@ async fn every_export_round_trips() {
     let plugin = runtime().load_file(&wasm("guest_sample")).await.unwrap();
     assert_eq!(plugin.info.id, "sample");
     assert_eq!(plugin.info.families, ["redfish"]);
-    assert_eq!(plugin.metadata.api_version.to_string(), "0.1.0");
+    assert_eq!(plugin.metadata.api_version.to_string(), "0.2.0");
 
     let probe = plugin.probe(ctx(&gw, "Old-Pass-1", None), &target("root", "root")).await.result.unwrap();
     assert_eq!(probe.account_uri, "/redfish/v1/AccountService/Accounts/2");

@@ -89,21 +89,79 @@ async fn a_host_sleep_is_cut_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn a_guest_never_sees_a_plaintext_secret() {
+async fn a_guest_never_reads_an_answer_holding_a_secret() {
     let bmc = MiniBmc::start(&[("root", CANARY)]).await;
     let outcome = hostile().await.change_password(ctx(Some(&bmc)), &misbehave("steal")).await;
+    // The secret-bearing body to `/echo` is refused before sending; the Basic credential it
+    // then sends comes back reflected, and the call ends there: the guest reads nothing.
     let error = outcome.result.unwrap_err();
-    let report = error.plugin_error().expect("the guest reports what it saw").message.clone();
-    // The guest did get answers (so the test is not vacuous) ...
-    assert!(report.contains("<redacted>") && report.contains("x-seen-authorization"), "{report}");
-    assert!(report.contains("may not be set"), "header smuggling must be refused: {report}");
-    // ... but nothing in them, in its error or in its log is a secret.
+    let CallError::SecretEchoed(text) = &error else { panic!("expected the call to end on the echo, got {error:?}") };
+    assert!(text.contains("POST /echo") && text.contains("contained a secret"), "{text}");
     let log: String = outcome.log.iter().map(|l| l.message.as_str()).collect();
-    assert!(log.contains("stolen"));
+    assert!(!log.contains("stolen"), "the guest never got to report: {log}");
     let escaped = serde_json::to_string(CANARY).unwrap();
     for leak in [CANARY, &escaped[1..escaped.len() - 1], "Canary-New-43", "echo-token-0001"] {
-        assert!(!report.contains(leak), "`{leak}` reached the guest: {report}");
-        assert!(!log.contains(leak), "`{leak}` reached the guest log: {log}");
+        assert!(!text.contains(leak) && !log.contains(leak), "`{leak}` leaked: {text} / {log}");
+    }
+}
+
+/// The target account `root` on a mini BMC, the mode in the address.
+fn attack(mode: &str) -> Target {
+    Target { address: format!("hostile:{mode}"), account: "root".into(), login_account: "root".into() }
+}
+
+#[tokio::test]
+async fn every_oracle_and_every_misplaced_secret_is_forbidden_before_sending() {
+    let bmc = MiniBmc::start(&[("admin", "Admin-Pass-1"), ("root", CANARY)]).await;
+    let outcome = hostile().await.change_password(ctx(Some(&bmc)), &attack("oracles")).await;
+    let report = outcome.result.unwrap_err().plugin_error().expect("the guest reports each attempt").message.clone();
+    let attempts: Vec<&str> = report.split(" | ").collect();
+    let secret_bearing = [
+        "create-with-secret",
+        "rename-target",
+        "guess-beside-secret",
+        "secret-as-name",
+        "secret-twice",
+        "login-secret-to-account",
+        "secret-elsewhere",
+        "login-as-other",
+        "basic-as-other",
+    ];
+    for label in secret_bearing {
+        let line =
+            attempts.iter().find(|a| a.starts_with(label)).unwrap_or_else(|| panic!("{label} missing: {report}"));
+        assert!(line.contains("Forbidden("), "{label} was not forbidden: {line}");
+    }
+    // Granted by this guest's (deliberately broad) manifest, and carrying no secret: sent.
+    for label in ["create-account", "delete-account"] {
+        let line = attempts.iter().find(|a| a.starts_with(label)).unwrap();
+        assert!(line.contains("HTTP"), "{label}: {line}");
+    }
+    // Nothing changed: no PATCH ever reached the BMC, both passwords are as they were.
+    assert!(bmc.requests().iter().all(|r| !r.starts_with("PATCH")), "{:?}", bmc.requests());
+    assert_eq!(bmc.password_of("root").as_deref(), Some(CANARY));
+    assert_eq!(bmc.password_of("admin").as_deref(), Some("Admin-Pass-1"));
+}
+
+#[tokio::test]
+async fn a_guest_that_guesses_right_is_ended_not_answered() {
+    let bmc = MiniBmc::start(&[("root", CANARY)]).await;
+    let plugin = hostile().await;
+    let wrong = plugin.change_password(ctx(Some(&bmc)), &attack("equality:Not-The-Password")).await;
+    let report = wrong.result.unwrap_err().plugin_error().expect("answered").message.clone();
+    assert!(report.contains("equality: HTTP 200"), "{report}");
+    // The right guess is not answered differently: the call ends before the guest reads it.
+    let right = plugin.change_password(ctx(Some(&bmc)), &attack(&format!("equality:{CANARY}"))).await;
+    assert!(matches!(right.result, Err(CallError::SecretEchoed(_))), "{:?}", right.result.err());
+}
+
+#[tokio::test]
+async fn the_profiles_refuse_a_plugin_that_asks_to_create_or_delete_accounts() {
+    let plugin = hostile().await;
+    let profiles = bmc_rotate::fleet::profiles::Profiles::built_in();
+    for profile in profiles.iter() {
+        let err = profile.check_capabilities(&plugin.metadata.capabilities, &plugin.origin).unwrap_err();
+        assert!(err.contains("POST /redfish/v1/AccountService/Accounts") && err.contains("DELETE"), "{err}");
     }
 }
 
@@ -164,7 +222,7 @@ async fn an_unsupported_api_version_is_refused_before_compiling() {
         "{error}"
     );
     let text = error.to_string();
-    assert!(text.contains("9.0.0") && text.contains("^0.1.0"), "{text}");
+    assert!(text.contains("9.0.0") && text.contains("^0.2.0"), "{text}");
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@ struct Inspection<'a> {
     api_version: String,
     policy: &'a PasswordPolicy,
     sha256: &'a str,
+    capabilities: Vec<String>,
     imports: &'a [String],
     exports: &'a [String],
 }
@@ -45,6 +46,7 @@ impl<'a> Inspection<'a> {
             api_version: plugin.metadata.api_version.to_string(),
             policy: &plugin.info.policy,
             sha256: &plugin.sha256,
+            capabilities: plugin.metadata.capabilities.rules().iter().map(ToString::to_string).collect(),
             imports: &plugin.metadata.imports,
             exports: &plugin.metadata.exports,
         }
@@ -89,6 +91,7 @@ pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) ->
                 ("api version", view.api_version.clone()),
                 ("policy", describe_policy(view.policy)),
                 ("sha256", view.sha256.to_owned()),
+                ("capabilities", view.capabilities.join("\n             ")),
                 ("imports", view.imports.join("\n             ")),
                 ("exports", view.exports.join(", ")),
             ])

@@ -5,6 +5,7 @@
 use super::inventory::{BmcEntry, Inventory};
 use super::profiles::{HardwareProfile, Profiles, TlsExpectation};
 use crate::gateway::{Gateway, Limits, Outbound, TlsPolicy};
+use crate::runtime::capabilities::Manifest;
 use crate::runtime::{Plugin, Runtime, Target};
 use semver::{Op, Version, VersionReq};
 use std::collections::BTreeMap;
@@ -50,6 +51,8 @@ pub struct Candidate<'a> {
     pub version: &'a str,
     /// SHA-256 of the file, hex.
     pub sha256: &'a str,
+    /// The capabilities it declares.
+    pub capabilities: &'a Manifest,
 }
 
 /// The first hex digits of a digest shown in messages (enough to tell files apart; the full
@@ -92,7 +95,11 @@ pub fn choose(profile: &HardwareProfile, candidates: &[Candidate<'_>], refused: 
         }
         message
     };
-    let check = |c: &Candidate<'_>| profile.check(c.id, c.version, c.sha256, &c.path.display().to_string());
+    let check = |c: &Candidate<'_>| {
+        let origin = c.path.display().to_string();
+        profile.check(c.id, c.version, c.sha256, &origin)?;
+        profile.check_capabilities(c.capabilities, &origin)
+    };
     if profile.plugin_sha256.is_some() {
         // The pin names the file: the others are not considered at all.
         let mut reasons = Vec::new();
@@ -160,7 +167,13 @@ impl PluginSet {
         let files = self.by_id.get(&profile.plugin).map(Vec::as_slice).unwrap_or_default();
         let candidates: Vec<Candidate<'_>> = files
             .iter()
-            .map(|(path, p)| Candidate { path, id: &p.info.id, version: &p.info.version, sha256: &p.sha256 })
+            .map(|(path, p)| Candidate {
+                path,
+                id: &p.info.id,
+                version: &p.info.version,
+                sha256: &p.sha256,
+                capabilities: &p.metadata.capabilities,
+            })
             .collect();
         choose(profile, &candidates, &self.refused).map(|i| files[i].1.clone())
     }
@@ -246,7 +259,8 @@ mod tests {
     }
 
     fn candidate<'a>(path: &'a str, id: &'a str, version: &'a str, sha256: &'a str) -> Candidate<'a> {
-        Candidate { path: Path::new(path), id, version, sha256 }
+        static BASELINE: std::sync::LazyLock<Manifest> = std::sync::LazyLock::new(Manifest::baseline);
+        Candidate { path: Path::new(path), id, version, sha256, capabilities: &BASELINE }
     }
 
     /// A stock hpe-ilo 0.1.0 and a foreign one of a higher version in one directory, plus another

@@ -5,6 +5,7 @@
 //! directory (`$BMC_ROTATE_PROFILE_DIR`, default [`crate::paths::profiles`]) add to
 //! them and override built-ins of the same name (the file name, without `.toml`).
 
+use crate::runtime::capabilities::Manifest;
 use crate::runtime::{PasswordPolicy, Plugin};
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,8 @@ struct ProfileFile {
     tls: TlsExpectation,
     #[serde(default)]
     policy: PolicyOverrides,
+    #[serde(default)]
+    capabilities: Vec<String>,
 }
 
 /// Where a profile came from.
@@ -93,11 +96,15 @@ pub struct HardwareProfile {
     pub tls: TlsExpectation,
     /// Policy overrides.
     pub policy: PolicyOverrides,
+    /// The capabilities a plugin may declare for this hardware: the baseline every profile
+    /// grants, plus the vendor rules the profile lists (`capabilities = [...]`).
+    #[serde(serialize_with = "display")]
+    pub capabilities: Manifest,
     /// Where it came from.
     pub source: Source,
 }
 
-fn display<S: serde::Serializer>(v: &VersionReq, s: S) -> Result<S::Ok, S::Error> {
+fn display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
 
@@ -116,6 +123,16 @@ impl HardwareProfile {
         {
             return Err(format!("{origin}: field `plugin_sha256`: expected 64 hex digits, found `{pin}`"));
         }
+        let mut capabilities = Manifest::baseline();
+        if !file.capabilities.is_empty() {
+            let extra = Manifest::parse(&file.capabilities.join("\n")).map_err(|e| {
+                format!(
+                    "{origin}: field `capabilities`, entry {}: {} (expected `METHOD PATH [password=POINTER]`)",
+                    e.line, e.message
+                )
+            })?;
+            capabilities = capabilities.with(&extra);
+        }
         Ok(HardwareProfile {
             name: name.to_owned(),
             description: file.description,
@@ -126,6 +143,7 @@ impl HardwareProfile {
             default_account: file.default_account,
             tls: file.tls,
             policy: file.policy,
+            capabilities,
             source,
         })
     }
@@ -133,7 +151,23 @@ impl HardwareProfile {
     /// Checks that `plugin` is the one this profile names: id, version range and, if pinned,
     /// the file's digest.
     pub fn check_plugin(&self, plugin: &Plugin) -> Result<(), String> {
-        self.check(&plugin.info.id, &plugin.info.version, &plugin.sha256, &plugin.origin)
+        self.check(&plugin.info.id, &plugin.info.version, &plugin.sha256, &plugin.origin)?;
+        self.check_capabilities(&plugin.metadata.capabilities, &plugin.origin)
+    }
+
+    /// Whether a plugin's manifest stays within what this profile grants; the error lists every
+    /// rule beyond it.
+    pub fn check_capabilities(&self, asked: &Manifest, origin: &str) -> Result<(), String> {
+        let beyond = asked.beyond(&self.capabilities);
+        if beyond.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{origin} declares capabilities profile `{}` does not grant: {}; a profile grants the baseline plus its \
+             `capabilities` list, so review what the plugin asks for before adding it there",
+            self.name,
+            beyond.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+        ))
     }
 
     /// The same check on what is known of a file: its plugin id, version, digest and name.
@@ -308,12 +342,37 @@ mod tests {
         assert!(p.plugin_sha256.is_some(), "built-in profiles pin their plugin");
         p.plugin_sha256 = None;
         let digest = "cd".repeat(32);
-        assert!(p.check("hpe-ilo", "0.1.3", &digest, "hpe_ilo.wasm").is_ok());
-        assert!(p.check("dell-idrac", "0.1.0", &digest, "x.wasm").unwrap_err().contains("needs plugin `hpe-ilo`"));
-        assert!(p.check("hpe-ilo", "0.2.0", &digest, "x.wasm").unwrap_err().contains("accepts plugin `hpe-ilo` ^0.1"));
+        assert!(p.check("hpe-ilo", "0.2.3", &digest, "hpe_ilo.wasm").is_ok());
+        assert!(p.check("dell-idrac", "0.2.0", &digest, "x.wasm").unwrap_err().contains("needs plugin `hpe-ilo`"));
+        assert!(p.check("hpe-ilo", "0.3.0", &digest, "x.wasm").unwrap_err().contains("accepts plugin `hpe-ilo` ^0.2"));
         p.plugin_sha256 = Some("ab".repeat(32));
-        let err = p.check("hpe-ilo", "0.1.0", &digest, "x.wasm").unwrap_err();
+        let err = p.check("hpe-ilo", "0.2.0", &digest, "x.wasm").unwrap_err();
         assert!(err.contains(&"ab".repeat(32)) && err.contains(&digest) && err.contains("refusing"), "{err}");
+    }
+
+    #[test]
+    fn a_plugin_asking_for_more_than_its_profile_grants_is_refused_rule_by_rule() {
+        let profiles = Profiles::built_in();
+        let (hpe, dell) =
+            (profiles.get("hpe-proliant-dl380-gen10").unwrap(), profiles.get("dell-poweredge-r760").unwrap());
+        let attrs = "PATCH /redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1 \
+                     password=/Attributes/Users.{account-id}.Password";
+        let dell_asks = Manifest::baseline().with(&Manifest::parse(attrs).unwrap());
+        assert!(dell.check_capabilities(&dell_asks, "dell.wasm").is_ok());
+        assert!(hpe.check_capabilities(&Manifest::baseline(), "hpe.wasm").is_ok());
+        let err = hpe.check_capabilities(&dell_asks, "x.wasm").unwrap_err();
+        assert!(err.contains("DellAttributes") && err.contains("hpe-proliant-dl380-gen10"), "{err}");
+        let creates = Manifest::baseline().with(&Manifest::parse("POST /redfish/v1/AccountService/Accounts").unwrap());
+        let err = dell.check_capabilities(&creates, "x.wasm").unwrap_err();
+        assert!(err.contains("`POST /redfish/v1/AccountService/Accounts`") && !err.contains("GET"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_capability_in_a_profile_is_named() {
+        let text = "description = \"x\"\nplugin = \"p\"\nplugin_version = \"^0.2\"\ndefault_account = \"a\"\n\
+                    tls = \"system\"\ncapabilities = [\"GET /a/**\", \"PATCH {account}\"]\n";
+        let err = HardwareProfile::parse("x", text, "x.toml", Source::BuiltIn).unwrap_err();
+        assert!(err.contains("x.toml: field `capabilities`, entry 2"), "{err}");
     }
 
     #[test]

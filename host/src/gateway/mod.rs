@@ -65,6 +65,8 @@ pub struct Response {
 pub enum Failure {
     /// Refused before sending.
     Denied(String),
+    /// Refused before sending by the plugin's capability manifest or the secret placement rules.
+    Forbidden(String),
     /// No connection: the request was not sent.
     Connect(String),
     /// Sent, but no complete answer: its effect is unknown.

@@ -2,12 +2,16 @@
 //! imports, the deny-all WASI context, the memory budget and the deadline, and the projections
 //! that hand each import its view.
 
+use super::capabilities::Manifest;
+use super::contract::Target;
 use super::host::clock::{ClockCtx, WallClock};
-use super::host::http::{HttpCtx, HttpView};
+use super::host::guard::{Call, Guard};
+use super::host::http::{Ended, HttpCtx, HttpView};
 use super::host::log::{LogCtx, LogView};
 use super::host::secrets::{SecretBindings, SecretsView};
 use super::limits::JobLimits;
 use crate::gateway::Outbound;
+use crate::gateway::echo::EchoDetector;
 use crate::gateway::redact::Redactor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,9 +23,10 @@ pub struct JobState {
     table: ResourceTable,
     wasi: WasiCtx,
     pub(crate) limits: JobLimits,
-    /// Every secret of the job, and every form of it the host has sent: what the guest must
-    /// never read back.
+    /// Every secret of the job, and every form of it the host has sent: scrubbed from logs.
     redactor: Redactor,
+    /// The same secrets, searched for in every answer before the guest may read it.
+    detector: EchoDetector,
     secrets: SecretBindings,
     http: HttpCtx,
     pub(crate) log: LogCtx,
@@ -44,6 +49,12 @@ pub struct JobSpec {
     pub max_memory: usize,
     /// The wall clock the guest sees.
     pub clock: Arc<dyn WallClock>,
+    /// The export called: what the call may do.
+    pub call: Call,
+    /// The BMC and accounts of the call, if it has them.
+    pub target: Option<Target>,
+    /// The plugin's capability manifest.
+    pub capabilities: Arc<Manifest>,
 }
 
 impl JobState {
@@ -51,10 +62,13 @@ impl JobState {
     pub fn new(spec: JobSpec) -> Self {
         let deadline = Instant::now() + spec.budget;
         let mut redactor = Redactor::new();
+        let mut detector = EchoDetector::new();
         for secret in spec.secrets.secrets() {
             redactor.add_secret(secret);
+            detector.add_secret(secret);
         }
-        let http = HttpCtx::new(&spec.plugin, spec.outbound, deadline);
+        let guard = Guard::new(spec.capabilities, spec.call, spec.target, spec.secrets.clone());
+        let http = HttpCtx::new(&spec.plugin, spec.outbound, deadline, guard);
         let log = LogCtx::new(&spec.plugin, http.bmc());
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
@@ -63,6 +77,7 @@ impl JobState {
             wasi: wasi.build(),
             limits: JobLimits::new(spec.max_memory),
             redactor,
+            detector,
             secrets: spec.secrets,
             http,
             log,
@@ -79,7 +94,18 @@ impl JobState {
 
     /// The `http` import's view.
     pub(crate) fn http(&mut self) -> HttpView<'_> {
-        HttpView { ctx: &mut self.http, table: &mut self.table, redactor: &mut self.redactor, limits: &mut self.limits }
+        HttpView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            redactor: &mut self.redactor,
+            detector: &mut self.detector,
+            limits: &mut self.limits,
+        }
+    }
+
+    /// Why the host ended the call from inside an import, if it did.
+    pub(crate) fn ended(&self) -> Option<&Ended> {
+        self.http.ended.as_ref()
     }
 
     /// The `log` import's view.

@@ -1,8 +1,11 @@
 //! A loaded plugin and its calls. Each call runs in a fresh store (fresh memory, fresh handle
 //! table) that is dropped afterwards, so nothing a guest does survives into the next job.
 
+use super::capabilities::Manifest;
 use super::config::{EPOCH_TICK, RuntimeConfig};
-use super::contract::{PluginError, PluginInfo, ProbeResult, Target};
+use super::contract::{ErrorKind, PluginError, PluginInfo, ProbeResult, Target};
+use super::host::guard::Call;
+use super::host::http::Ended;
 use super::host::log::GuestLogLine;
 use super::host::secrets::SecretBindings;
 use super::job::{JobSpec, JobState};
@@ -38,6 +41,10 @@ pub enum CallError {
         /// What was asked for.
         requested_mib: usize,
     },
+    /// The BMC's answer held a secret of the job; the host ended the call before the plugin
+    /// could read it. A change may have been applied.
+    #[error("{0}")]
+    SecretEchoed(String),
     /// The guest panicked; the text is the panic message the SDK reported.
     #[error("the plugin panicked: {0}")]
     Panic(String),
@@ -86,6 +93,14 @@ type BoxedAnswer<'a, T> = Pin<Box<dyn Future<Output = Answer<T>> + Send + 'a>>;
 trait Export {
     type Output;
 
+    /// Which export this is: what the call may do.
+    const CALL: Call;
+
+    /// The call's target, if it has one.
+    fn target(&self) -> Option<&Target> {
+        None
+    }
+
     /// Boxed: an opaque future here would have to be proven `Send` for every lifetime the
     /// fleet's concurrent jobs borrow with, which the compiler cannot yet do (rust#100013).
     fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, Self::Output>
@@ -101,6 +116,8 @@ struct ChangePassword<'t>(&'t Target);
 impl Export for Info {
     type Output = PluginInfo;
 
+    const CALL: Call = Call::Info;
+
     fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, PluginInfo>
     where
         Self: 'a,
@@ -111,6 +128,12 @@ impl Export for Info {
 
 impl Export for Probe<'_> {
     type Output = ProbeResult;
+
+    const CALL: Call = Call::Probe;
+
+    fn target(&self) -> Option<&Target> {
+        Some(self.0)
+    }
 
     fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, ProbeResult>
     where
@@ -123,6 +146,12 @@ impl Export for Probe<'_> {
 impl Export for Verify<'_> {
     type Output = ();
 
+    const CALL: Call = Call::Verify;
+
+    fn target(&self) -> Option<&Target> {
+        Some(self.0)
+    }
+
     fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, ()>
     where
         Self: 'a,
@@ -133,6 +162,12 @@ impl Export for Verify<'_> {
 
 impl Export for ChangePassword<'_> {
     type Output = ();
+
+    const CALL: Call = Call::ChangePassword;
+
+    fn target(&self) -> Option<&Target> {
+        Some(self.0)
+    }
 
     fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, ()>
     where
@@ -152,6 +187,8 @@ pub struct Plugin {
     pub sha256: String,
     /// What was read from its bytes.
     pub metadata: Metadata,
+    /// Its capability manifest, shared by its calls.
+    capabilities: Arc<Manifest>,
     /// What its `info` export returned at load time.
     pub info: PluginInfo,
     /// Whether the compiled code came from the disk cache.
@@ -168,14 +205,15 @@ impl Plugin {
         from_cache: bool,
     ) -> Result<Plugin, String> {
         // `info` runs before the plugin has a name: its log lines are attributed to the file.
-        let info = call(&pre, &config, &origin, CallContext::default(), Info)
+        let capabilities = Arc::new(metadata.capabilities.clone());
+        let info = call(&pre, &config, (&origin, &capabilities), CallContext::default(), Info)
             .await
             .result
             .map_err(|e| format!("its `info` export failed: {e}"))?;
         if info.id.is_empty() {
             return Err("its `info` export returned an empty id".into());
         }
-        let plugin = Plugin { pre, config, origin, sha256, metadata, info, from_cache };
+        let plugin = Plugin { pre, config, origin, sha256, metadata, capabilities, info, from_cache };
         Ok(plugin)
     }
 
@@ -200,7 +238,7 @@ impl Plugin {
     }
 
     async fn call<E: Export>(&self, ctx: CallContext, export: E) -> Outcome<E::Output> {
-        call(&self.pre, &self.config, &self.info.id, ctx, export).await
+        call(&self.pre, &self.config, (&self.info.id, &self.capabilities), ctx, export).await
     }
 }
 
@@ -208,7 +246,7 @@ impl Plugin {
 async fn call<E: Export>(
     pre: &GuestPre,
     config: &RuntimeConfig,
-    plugin: &str,
+    (plugin, capabilities): (&str, &Arc<Manifest>),
     ctx: CallContext,
     export: E,
 ) -> Outcome<E::Output> {
@@ -221,6 +259,9 @@ async fn call<E: Export>(
         budget,
         max_memory: config.max_memory,
         clock: config.clock.clone(),
+        call: E::CALL,
+        target: export.target().cloned(),
+        capabilities: capabilities.clone(),
     });
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limits);
@@ -250,6 +291,13 @@ async fn call<E: Export>(
 
 /// Turns a trap into the error an operator can act on, using what the store recorded.
 fn classify(trap: wasmtime::Error, state: &JobState, budget: Duration, max_memory: usize) -> CallError {
+    match state.ended() {
+        Some(ended @ Ended::PolicyRejected { .. }) => {
+            return CallError::Plugin(PluginError { kind: ErrorKind::PolicyRejected, message: ended.to_string() });
+        }
+        Some(ended @ Ended::SecretEchoed { .. }) => return CallError::SecretEchoed(ended.to_string()),
+        None => {}
+    }
     if state.deadline_hit {
         return CallError::Deadline(budget);
     }

@@ -116,6 +116,17 @@ fn authenticate(bmc: &Bmc, user: &str, password: Secret) -> Result<(), PluginErr
 }
 
 impl VendorPlugin for Idrac {
+    /// Plain Redfish, plus the DellAttributes member of the account's own slot for the forced
+    /// default-password change.
+    const CAPABILITIES: &'static str = concat!(
+        "GET /redfish/v1/**\n",
+        "POST /redfish/v1/SessionService/Sessions\n",
+        "DELETE {session}\n",
+        "PATCH {account} password=/Password\n",
+        "PATCH /redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1 ",
+        "password=/Attributes/Users.{account-id}.Password\n",
+    );
+
     fn info() -> PluginInfo {
         PluginInfo {
             id: "dell-idrac".into(),

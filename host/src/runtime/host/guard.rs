@@ -107,18 +107,17 @@ impl Guard {
         }
         let admitted = if has_secret {
             self.admit_secret_body(request, &path)?
+        } else if request.method != Method::Get && self.is_account(&path) {
+            // Renaming the target account (or changing its role) would let a plugin set up a
+            // policy refusal that compares the password with a name of its choosing.
+            return Err(format!(
+                "{} {shown}: the target account is changed only by setting its new password",
+                request.method
+            ));
         } else {
-            let rule = self.rule_for(request.method, &path).ok_or_else(|| {
-                format!(
-                    "{} {shown} is not in the plugin's capability manifest{}",
-                    request.method,
-                    if request.method == Method::Patch && self.is_account(&path) {
-                        " (the target account may only be PATCHed with its new password)"
-                    } else {
-                        ""
-                    }
-                )
-            })?;
+            let rule = self
+                .rule_for(request.method, &path)
+                .ok_or_else(|| format!("{} {shown} is not in the plugin's capability manifest", request.method))?;
             if rule.password.is_some() {
                 return Err(format!("{} {shown}: this rule only admits the new password, as declared", request.method));
             }
@@ -517,7 +516,19 @@ mod tests {
         }
         // Other properties of the target account are not the plugin's to change.
         let rename = body(vec![text(r#"{"UserName":"x"}"#)]);
-        assert!(g.admit(&rename).unwrap_err().contains("only admits the new password"));
+        assert!(g.admit(&rename).unwrap_err().contains("only by setting its new password"));
+        // Even when the manifest grants PATCH on accounts in general.
+        let (mut g, _) =
+            guard(Call::ChangePassword, "GET /redfish/v1/**\nPATCH /redfish/v1/AccountService/Accounts/*\n", false);
+        read_account(&mut g, ACCOUNT_URI, "azsbmc");
+        assert!(g.admit(&rename).unwrap_err().contains("only by setting its new password"));
+        let other = request(
+            Method::Patch,
+            "/redfish/v1/AccountService/Accounts/1",
+            Auth::None,
+            vec![text(r#"{"Enabled":true}"#)],
+        );
+        assert!(g.admit(&other).is_ok(), "granted by the manifest");
     }
 
     #[test]

@@ -1,29 +1,41 @@
 //! `http`: the guest's requests to the one BMC of its job, through an [`Outbound`] (the
-//! gateway), with the job's request budget, and answers scrubbed of every secret of the job
-//! before the guest reads them. A session token the BMC issues becomes a handle, never text.
+//! gateway), with the job's request budget. Every request passes the [`Guard`] first (the
+//! plugin's capability manifest and the secret placement rules); every answer is searched for
+//! the job's secrets before the guest may read it, and one that holds a secret ends the call
+//! instead ([`Ended`]): the guest never reads an answer from which something was removed, so
+//! neither a rewrite nor its length can tell it anything. A session token the BMC issues becomes
+//! a handle, never text.
 
+use super::guard::{Admitted, Guard};
 use super::secrets::SecretHandle;
+use crate::gateway::echo::EchoDetector;
 use crate::gateway::redact::Redactor;
 use crate::gateway::{self, Failure, Outbound, Request};
+use crate::runtime::contract::untrusted;
 use crate::runtime::limits::JobLimits;
 use secrecy::ExposeSecret;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable};
 
-/// A job's HTTP state: where requests go and how many are left.
+/// A job's HTTP state: where requests go, how many are left, what the guard has learned.
 pub struct HttpCtx {
     outbound: Option<Arc<dyn Outbound>>,
     requests_left: u32,
     deadline: Instant,
     plugin: String,
+    guard: Guard,
+    /// Why the host ended the call, if it did.
+    pub(crate) ended: Option<Ended>,
 }
 
 impl HttpCtx {
-    /// HTTP for `plugin` through `outbound` (none: every request is denied), until `deadline`.
-    pub fn new(plugin: &str, outbound: Option<Arc<dyn Outbound>>, deadline: Instant) -> HttpCtx {
+    /// HTTP for `plugin` through `outbound` (none: every request is denied), until `deadline`,
+    /// every request checked by `guard`.
+    pub fn new(plugin: &str, outbound: Option<Arc<dyn Outbound>>, deadline: Instant, guard: Guard) -> HttpCtx {
         let requests_left = outbound.as_ref().map_or(0, |o| o.max_requests_per_job());
-        HttpCtx { outbound, requests_left, deadline, plugin: plugin.to_owned() }
+        HttpCtx { outbound, requests_left, deadline, plugin: plugin.to_owned(), guard, ended: None }
     }
 
     /// The BMC, as shown in logs; `-` when the job has none.
@@ -33,12 +45,13 @@ impl HttpCtx {
 }
 
 /// Why a request produced no answer: a refusal the guest is told about (the contract's
-/// `http-error`), or a trap that ends the guest (a stale handle, a full resource table).
+/// `http-error`), or a trap that ends the guest (a stale handle, a full resource table, an
+/// answer holding a secret).
 #[derive(Debug)]
 pub enum SendError {
     /// No answer, for a reason the guest may act on.
     Failed(Failure),
-    /// The guest broke the contract; the call traps.
+    /// The guest broke the contract, or must not go on; the call traps.
     Trap(wasmtime::Error),
 }
 
@@ -54,23 +67,52 @@ impl From<wasmtime::Error> for SendError {
     }
 }
 
+/// Why the host ended a call from inside `send`: the BMC's answer held a secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Ended {
+    /// The answer to a password change refused it and quoted the value (Dell's and Lenovo's
+    /// `PropertyValueFormatError`): a policy refusal, the value withheld. The vendor's messages
+    /// go to the operator, never to the plugin.
+    #[error("the BMC refused the new password (HTTP {status}): {messages} [the value it quoted is withheld]")]
+    PolicyRejected {
+        /// The HTTP status.
+        status: u16,
+        /// The answer's Redfish messages, each secret in them replaced; a message in which a
+        /// secret is still recognisable is reduced to its id.
+        messages: String,
+    },
+    /// Any other answer holding a secret.
+    #[error(
+        "the BMC's answer to {request} (HTTP {status}) contained a secret of this job; the call was ended before the \
+         plugin could read it"
+    )]
+    SecretEchoed {
+        /// Method and path of the request.
+        request: String,
+        /// The HTTP status.
+        status: u16,
+    },
+}
+
 /// The BMC's answer as the guest receives it.
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
-    /// Headers, scrubbed.
+    /// Headers.
     pub headers: Vec<(String, String)>,
-    /// Body, scrubbed.
+    /// Body.
     pub body: Vec<u8>,
     /// The session token the BMC issued, as a handle.
     pub session_token: Option<Resource<SecretHandle>>,
 }
 
-/// The `http` import over one job's HTTP state, resource table and redactor.
+/// The `http` import over one job's HTTP state, resource table, and the secrets it must keep
+/// out of the guest's reach (searched in answers) and out of logs (scrubbed).
 pub struct HttpView<'a> {
     pub(crate) ctx: &'a mut HttpCtx,
     pub(crate) table: &'a mut ResourceTable,
     pub(crate) redactor: &'a mut Redactor,
+    pub(crate) detector: &'a mut EchoDetector,
     pub(crate) limits: &'a mut JobLimits,
 }
 
@@ -80,11 +122,14 @@ impl HttpView<'_> {
         super::secrets::resolve(self.table, handle)
     }
 
-    /// Sends one request and returns the scrubbed answer.
+    /// Sends one request and returns the answer, or ends the call if the answer holds a secret.
     pub async fn request(&mut self, request: Request) -> Result<Reply, SendError> {
         let Some(outbound) = self.ctx.outbound.clone() else {
             return Err(Failure::Denied("this call has no BMC: HTTP is not available".into()).into());
         };
+        if let Some(ended) = &self.ctx.ended {
+            return Err(wasmtime::Error::msg(ended.to_string()).into());
+        }
         if self.ctx.requests_left == 0 {
             return Err(Failure::Denied(format!(
                 "request limit reached: a job may send at most {} requests",
@@ -95,29 +140,104 @@ impl HttpView<'_> {
         self.ctx.requests_left -= 1;
         // Sizes first: nothing the guest chose may cost the host more than these bounds.
         gateway::request::check_sizes(&request).map_err(Failure::Denied)?;
+        let admitted = self.ctx.guard.admit(&request).map_err(Failure::Forbidden)?;
         if let gateway::Auth::Basic { user, password } = &request.auth {
-            let held = self.redactor.held_bytes();
-            self.redactor.add_form(gateway::request::basic_token(user, password).as_bytes());
-            self.limits.charge(self.redactor.held_bytes() - held)?;
+            self.keep_form(gateway::request::basic_token(user, password).as_bytes())?;
         }
         let inbound = outbound.send(&request, Some(self.ctx.deadline)).await?;
+        // The token joins the job's secrets before the answer is searched: a body repeating it
+        // is an echo like any other.
         let session_token = match inbound.session_token {
             Some(token) => {
-                let held = self.redactor.held_bytes();
+                let held = self.held();
                 self.redactor.add_secret(&token);
-                self.limits.charge(self.redactor.held_bytes() - held + token.expose_secret().len())?;
+                self.detector.add_secret(&token);
+                self.limits.charge(self.held() - held + token.expose_secret().len())?;
                 Some(self.table.push(SecretHandle(Arc::new(token))).map_err(wasmtime::Error::from)?)
             }
             None => None,
         };
-        // Scrub after capturing the token, so a body repeating the token is scrubbed too.
-        let mut body = inbound.body;
-        if self.redactor.scrub(&mut body) {
-            tracing::warn!(plugin = %self.ctx.plugin, bmc = %outbound.bmc(), "the BMC echoed a secret; it was redacted before the plugin saw it");
+        let echoed = self.detector.found_in(&inbound.body)
+            || inbound
+                .headers
+                .iter()
+                .any(|(k, v)| self.detector.found_in(k.as_bytes()) || self.detector.found_in(v.as_bytes()));
+        if echoed {
+            return Err(self.end(&request, &admitted, inbound.status, &inbound.body, outbound.as_ref()));
         }
-        let headers = inbound.headers.into_iter().map(|(k, v)| (k, self.redactor.scrub_str(&v))).collect();
-        Ok(Reply { status: inbound.status, headers, body, session_token })
+        self.ctx.guard.observe(&admitted, inbound.status, &inbound.headers, &inbound.body);
+        Ok(Reply { status: inbound.status, headers: inbound.headers, body: inbound.body, session_token })
     }
+
+    fn held(&self) -> usize {
+        self.redactor.held_bytes() + self.detector.held_bytes()
+    }
+
+    /// Keeps a form of a secret the host built (the Basic credential), for search and scrub.
+    fn keep_form(&mut self, form: &[u8]) -> Result<(), SendError> {
+        let held = self.held();
+        self.redactor.add_form(form);
+        self.detector.add_form(form);
+        self.limits.charge(self.held() - held)?;
+        Ok(())
+    }
+
+    /// Ends the call: records why, and traps so the guest never reads the answer.
+    fn end(
+        &mut self,
+        request: &Request,
+        admitted: &Admitted,
+        status: u16,
+        body: &[u8],
+        bmc: &dyn Outbound,
+    ) -> SendError {
+        let ended = if *admitted == Admitted::PasswordChange && (400..500).contains(&status) {
+            Ended::PolicyRejected { status, messages: refusal(body, self.redactor, self.detector) }
+        } else {
+            let (path, _) = super::guard::normalise(&request.path).unwrap_or_default();
+            Ended::SecretEchoed { request: format!("{} {}", request.method, untrusted(&path, 200)), status }
+        };
+        tracing::warn!(plugin = %self.ctx.plugin, bmc = %bmc.bmc(), "{ended}");
+        self.ctx.ended = Some(ended.clone());
+        SendError::Trap(wasmtime::Error::msg(ended.to_string()))
+    }
+}
+
+/// The Redfish messages of a refusal, for the operator: each `MessageId` with its `Message`,
+/// secrets scrubbed; a message in which the detector still finds a secret (an encoding the
+/// scrubber does not undo) keeps only its id.
+fn refusal(body: &[u8], redactor: &Redactor, detector: &EchoDetector) -> String {
+    fn collect(value: &Value, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(id) = map.get("MessageId").and_then(Value::as_str) {
+                    let message = map.get("Message").and_then(Value::as_str).unwrap_or_default();
+                    out.push((id.to_owned(), message.to_owned()));
+                }
+                map.values().for_each(|v| collect(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    let mut messages = Vec::new();
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        collect(&value, &mut messages);
+    }
+    let shown: Vec<String> = messages
+        .iter()
+        .take(4)
+        .filter(|(id, _)| !detector.found_in(id.as_bytes()))
+        .map(|(id, message)| {
+            let message = redactor.scrub_str(message);
+            if message.is_empty() || detector.found_in(message.as_bytes()) {
+                untrusted(id, 128)
+            } else {
+                format!("{}: {}", untrusted(id, 128), untrusted(&message, 512))
+            }
+        })
+        .collect();
+    if shown.is_empty() { "no Redfish message".to_owned() } else { shown.join("; ") }
 }
 
 #[cfg(test)]
@@ -126,6 +246,9 @@ mod tests {
 
     use super::*;
     use crate::gateway::{Auth, Method, Part, Response};
+    use crate::runtime::capabilities::Manifest;
+    use crate::runtime::contract::Target;
+    use crate::runtime::host::guard::Call;
     use crate::runtime::host::secrets::{SecretBindings, SecretName, SecretsView};
     use secrecy::{ExposeSecret, SecretString};
     use std::future::Future;
@@ -134,10 +257,13 @@ mod tests {
     use std::time::Duration;
 
     const PASSWORD: &str = r#"Old"Pass\1ü"#;
+    const NEW: &str = "NewPass-2xyz";
     const TOKEN: &str = "Tok-Secret-99";
+    const ACCOUNT: &str = "/redfish/v1/AccountService/Accounts/3";
 
-    /// A BMC that reflects everything: the request body as it would go on the wire, the
-    /// credentials it received, and a token it issues (in a header and in its own body).
+    /// A BMC that reflects what it is sent: the body as it went on the wire and the credentials
+    /// it received, and issues a session token in a header. `/leak-token` repeats the token in
+    /// its body; a PATCH of the account is refused quoting the value, as Dell and Lenovo do.
     #[derive(Default)]
     struct EchoBmc {
         sent: AtomicU32,
@@ -149,7 +275,7 @@ mod tests {
         }
 
         fn max_requests_per_job(&self) -> u32 {
-            2
+            4
         }
 
         fn send<'a>(
@@ -165,15 +291,26 @@ mod tests {
                 }
                 Auth::Session(token) => token.expose_secret().to_owned(),
             };
-            let wire = gateway::request::splice(&request.body);
-            let body = format!(
-                r#"{{"echo":{},"auth":"{auth}","issued":"{TOKEN}"}}"#,
-                serde_json::to_string(&String::from_utf8_lossy(&wire)).unwrap()
-            );
+            let wire = String::from_utf8_lossy(&gateway::request::splice(&request.body)).into_owned();
+            let (status, body) = match (request.method, request.path.as_str()) {
+                (Method::Get, ACCOUNT) => (
+                    200,
+                    serde_json::json!({"@odata.type": "#ManagerAccount.v1_12_0.ManagerAccount", "Id": "3", "UserName": "azsbmc"}),
+                ),
+                (Method::Patch, ACCOUNT) => (
+                    400,
+                    serde_json::json!({"error": {"@Message.ExtendedInfo": [{
+                        "MessageId": "Base.1.8.PropertyValueFormatError",
+                        "Message": format!("The value {wire} for the property Password is of a different format"),
+                    }]}}),
+                ),
+                (_, "/leak-token") => (200, serde_json::json!({ "token": TOKEN })),
+                _ => (200, serde_json::json!({ "echo": wire, "auth": auth })),
+            };
             let response = Response {
-                status: 200,
-                headers: vec![("x-echo-auth".into(), auth)],
-                body: body.into_bytes(),
+                status,
+                headers: vec![("x-seen".into(), if auth.is_empty() { "-".into() } else { "auth".into() })],
+                body: body.to_string().into_bytes(),
                 session_token: Some(SecretString::from(TOKEN.to_owned())),
             };
             Box::pin(async move { Ok(response) })
@@ -184,6 +321,7 @@ mod tests {
         http: HttpCtx,
         table: ResourceTable,
         redactor: Redactor,
+        detector: EchoDetector,
         limits: JobLimits,
         bound: SecretBindings,
     }
@@ -192,11 +330,19 @@ mod tests {
         fn new(outbound: Option<Arc<dyn Outbound>>) -> Job {
             let bound = SecretBindings::new()
                 .bind(SecretName::LoginPassword, Arc::new(SecretString::from(PASSWORD.to_owned())))
-                .bind(SecretName::NewPassword, Arc::new(SecretString::from("NewPass-2".to_owned())));
+                .bind(SecretName::NewPassword, Arc::new(SecretString::from(NEW.to_owned())));
             let mut redactor = Redactor::new();
-            bound.secrets().for_each(|s| redactor.add_secret(s));
-            let http = HttpCtx::new("test", outbound, Instant::now() + Duration::from_secs(30));
-            Job { http, table: ResourceTable::new(), redactor, limits: JobLimits::new(64 << 20), bound }
+            let mut detector = EchoDetector::new();
+            bound.secrets().for_each(|s| {
+                redactor.add_secret(s);
+                detector.add_secret(s);
+            });
+            let manifest =
+                Manifest::parse(&format!("{}POST /echo\nGET /leak-token\n", crate::runtime::capabilities::BASELINE));
+            let target = Target { address: "echo".into(), account: "azsbmc".into(), login_account: "root".into() };
+            let guard = Guard::new(Arc::new(manifest.unwrap()), Call::ChangePassword, Some(target), bound.clone());
+            let http = HttpCtx::new("test", outbound, Instant::now() + Duration::from_secs(30), guard);
+            Job { http, table: ResourceTable::new(), redactor, detector, limits: JobLimits::new(64 << 20), bound }
         }
 
         fn view(&mut self) -> HttpView<'_> {
@@ -204,6 +350,7 @@ mod tests {
                 ctx: &mut self.http,
                 table: &mut self.table,
                 redactor: &mut self.redactor,
+                detector: &mut self.detector,
                 limits: &mut self.limits,
             }
         }
@@ -215,45 +362,86 @@ mod tests {
         }
     }
 
-    fn post(path: &str, auth: Auth, body: Vec<Part>) -> Request {
-        Request { method: Method::Post, path: path.into(), headers: vec![], auth, body }
+    fn request(method: Method, path: &str, auth: Auth, body: Vec<Part>) -> Request {
+        Request { method, path: path.into(), headers: vec![], auth, body }
+    }
+
+    fn post(path: &str, auth: Auth) -> Request {
+        request(Method::Post, path, auth, vec![Part::Text("{}".into())])
+    }
+
+    fn ended(answer: Result<Reply, SendError>) -> String {
+        match answer {
+            Err(SendError::Trap(trap)) => trap.to_string(),
+            Err(SendError::Failed(f)) => panic!("expected the call to end, got {f:?}"),
+            Ok(reply) => panic!("expected the call to end, got HTTP {}", reply.status),
+        }
     }
 
     #[tokio::test]
     async fn without_a_bmc_http_is_denied() {
         let mut job = Job::new(None);
-        let answer = job.view().request(post("/x", Auth::None, vec![])).await;
+        let answer = job.view().request(post("/echo", Auth::None)).await;
         assert!(matches!(answer, Err(SendError::Failed(Failure::Denied(m))) if m.contains("no BMC")));
     }
 
     #[tokio::test]
-    async fn echoed_secrets_never_reach_the_guest() {
-        let mut job = Job::new(Some(Arc::new(EchoBmc::default())));
+    async fn an_echoed_credential_ends_the_call_and_no_answer_is_read_after_it() {
+        let bmc = Arc::new(EchoBmc::default());
+        let mut job = Job::new(Some(bmc.clone()));
         let login = job.secret(SecretName::LoginPassword);
+        let answer = job.view().request(post("/echo", Auth::Basic { user: "root".into(), password: login })).await;
+        let text = ended(answer);
+        assert!(text.contains("POST /echo") && text.contains("contained a secret"), "{text}");
+        assert!(!text.contains(PASSWORD), "{text}");
+        assert!(matches!(job.http.ended, Some(Ended::SecretEchoed { status: 200, .. })));
+        // The call is over: nothing more is sent.
+        ended(job.view().request(post("/echo", Auth::None)).await);
+        assert_eq!(bmc.sent.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn an_issued_token_repeated_in_the_body_ends_the_call() {
+        let mut job = Job::new(Some(Arc::new(EchoBmc::default())));
+        // Without an echo the token comes back as a handle that works as a credential.
+        let answer = job.view().request(post("/echo", Auth::None)).await.unwrap();
+        let token = job.view().secret(&answer.session_token.expect("token handle")).unwrap();
+        assert_eq!(token.expose_secret(), TOKEN);
+        assert!(!String::from_utf8_lossy(&answer.body).contains(TOKEN));
+        let text = ended(job.view().request(request(Method::Get, "/leak-token", Auth::None, vec![])).await);
+        assert!(text.contains("GET /leak-token"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_quoting_the_new_password_is_a_policy_refusal_with_the_value_withheld() {
+        let mut job = Job::new(Some(Arc::new(EchoBmc::default())));
+        let new = job.secret(SecretName::NewPassword);
+        job.view().request(request(Method::Get, ACCOUNT, Auth::None, vec![])).await.unwrap();
+        let body = vec![Part::Text(r#"{"Password":"#.into()), Part::SecretJson(new), Part::Text("}".into())];
+        let text = ended(job.view().request(request(Method::Patch, ACCOUNT, Auth::None, body)).await);
+        assert!(!text.contains(NEW), "{text}");
+        let Some(Ended::PolicyRejected { status: 400, messages }) = &job.http.ended else {
+            panic!("expected a policy refusal, got {:?}", job.http.ended)
+        };
+        assert!(messages.starts_with("Base.1.8.PropertyValueFormatError: The value <redacted> for"), "{messages}");
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_request_is_refused_before_sending() {
+        let bmc = Arc::new(EchoBmc::default());
+        let mut job = Job::new(Some(bmc.clone()));
         let new = job.secret(SecretName::NewPassword);
         let body = vec![
-            Part::Text("{\"a\":".into()),
-            Part::SecretJson(login.clone()),
-            Part::Text(",\"b\":".into()),
+            Part::Text(r#"{"UserName":"guess","Password":"#.into()),
             Part::SecretJson(new),
             Part::Text("}".into()),
         ];
-        let auth = Auth::Basic { user: "root".into(), password: login };
-        let answer = job.view().request(post("/echo", auth, body)).await.unwrap();
-        let text = String::from_utf8(answer.body.clone()).unwrap();
-        let basic = gateway::request::basic_token("root", &SecretString::from(PASSWORD.to_owned()));
-        for leak in [PASSWORD, r#"Old\"Pass\\1ü"#, "NewPass-2", TOKEN, basic.as_str()] {
-            assert!(!text.contains(leak), "`{leak}` reached the guest: {text}");
-            assert!(answer.headers.iter().all(|(_, v)| !v.contains(leak)), "`{leak}` in headers");
-        }
-        assert!(text.contains("<redacted>"), "{text}");
-        // The token came back as a handle that works as a credential, and is scrubbed when echoed.
-        let token = answer.session_token.expect("token handle");
-        let token = job.view().secret(&token).unwrap();
-        assert_eq!(token.expose_secret(), TOKEN);
-        let again = job.view().request(post("/echo", Auth::Session(token), vec![])).await.unwrap();
-        let text = String::from_utf8(again.body).unwrap();
-        assert!(text.contains(r#""auth":"<redacted>""#), "{text}");
+        let answer =
+            job.view().request(request(Method::Post, "/redfish/v1/AccountService/Accounts", Auth::None, body)).await;
+        assert!(matches!(answer, Err(SendError::Failed(Failure::Forbidden(_)))));
+        let answer = job.view().request(request(Method::Delete, ACCOUNT, Auth::None, vec![])).await;
+        assert!(matches!(answer, Err(SendError::Failed(Failure::Forbidden(m))) if m.contains("capability manifest")));
+        assert_eq!(bmc.sent.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
@@ -261,11 +449,11 @@ mod tests {
         let bmc = Arc::new(EchoBmc::default());
         let mut job = Job::new(Some(bmc.clone()));
         let password = job.secret(SecretName::LoginPassword);
-        let held = job.redactor.held_bytes();
+        let held = job.redactor.held_bytes() + job.detector.held_bytes();
         let user = "u".repeat(2 << 20);
-        let answer = job.view().request(post("/echo", Auth::Basic { user, password }, vec![])).await;
+        let answer = job.view().request(post("/echo", Auth::Basic { user, password })).await;
         assert!(matches!(answer, Err(SendError::Failed(Failure::Denied(m))) if m.contains("user name")));
-        assert_eq!(job.redactor.held_bytes(), held, "no needle was added for a refused request");
+        assert_eq!(job.redactor.held_bytes() + job.detector.held_bytes(), held, "nothing kept for a refused request");
         assert_eq!(job.limits.host_bytes(), 0);
         assert_eq!(bmc.sent.load(Ordering::Relaxed), 0);
     }
@@ -275,23 +463,19 @@ mod tests {
         let mut job = Job::new(Some(Arc::new(EchoBmc::default())));
         job.limits = JobLimits::new(16);
         let password = job.secret(SecretName::LoginPassword);
-        let answer = job.view().request(post("/echo", Auth::Basic { user: "root".into(), password }, vec![])).await;
-        match answer {
-            Err(SendError::Trap(trap)) => assert!(trap.to_string().contains("memory limit"), "{trap}"),
-            Err(SendError::Failed(f)) => panic!("expected a trap, got {f:?}"),
-            Ok(_) => panic!("expected a trap, got an answer"),
-        }
+        let answer = job.view().request(post("/echo", Auth::Basic { user: "root".into(), password })).await;
+        assert!(ended(answer).contains("memory limit"));
     }
 
     #[tokio::test]
     async fn requests_per_job_are_capped_before_sending() {
         let bmc = Arc::new(EchoBmc::default());
         let mut job = Job::new(Some(bmc.clone()));
-        for _ in 0..2 {
-            assert!(job.view().request(post("/echo", Auth::None, vec![])).await.is_ok());
+        for _ in 0..4 {
+            assert!(job.view().request(post("/echo", Auth::None)).await.is_ok());
         }
-        let third = job.view().request(post("/echo", Auth::None, vec![])).await;
-        assert!(matches!(third, Err(SendError::Failed(Failure::Denied(m))) if m.contains("at most 2 requests")));
-        assert_eq!(bmc.sent.load(Ordering::Relaxed), 2);
+        let fifth = job.view().request(post("/echo", Auth::None)).await;
+        assert!(matches!(fifth, Err(SendError::Failed(Failure::Denied(m))) if m.contains("at most 4 requests")));
+        assert_eq!(bmc.sent.load(Ordering::Relaxed), 4);
     }
 }

@@ -11,7 +11,17 @@
 //! - `flood`: logs 100,000 lines;
 //! - `inject`: answers with terminal escapes and forged log lines in every string (`probe` too);
 //! - `lengths`: looks for the body's length in the answer's headers, and asks for a range and a
-//!   compressed answer (ways to measure a body the host rewrote).
+//!   compressed answer (ways to measure a body the host rewrote);
+//! - `oracles`: every way it has to make the BMC compare a secret with something of its choosing,
+//!   or to keep the secret somewhere it can read later: a new account named by a guess, the
+//!   target account renamed, the secret as a user name or another account's password, twice in a
+//!   body, logins as someone else, plus account creation and deletion without a secret. Each
+//!   attempt is reported with the host's answer;
+//! - `equality:GUESS` (in `target.address`, so `target.account` can name a real account): has
+//!   the BMC echo `GUESS` back, as a 404 quoting a path of candidates once could.
+//!
+//! Its manifest is broad on purpose (account creation, PATCH of any account): the placement
+//! rules must hold whatever a manifest declares; profiles refuse such a manifest separately.
 
 use bmc_plugin_sdk::prelude::*;
 
@@ -54,15 +64,19 @@ fn steal(bmc: &Bmc, target: &Target) -> PluginError {
     let mut seen = Vec::new();
     // 1. Echo it in a body to an endpoint that reflects requests.
     let body = JsonBody::object().secret("Password", &login);
-    let echo = Request::new(Method::Post, "/echo")
-        .auth(Auth::Basic { user: &target.login_account, password: &login })
-        .json(body);
-    if let Ok(r) = bmc.send(&echo) {
+    let echo = Request::new(Method::Post, "/echo").json(body);
+    match bmc.send(&echo) {
+        Ok(r) => seen.push(String::from_utf8_lossy(&r.body).into_owned()),
+        Err(e) => seen.push(format!("{e:?}")),
+    }
+    // 2. Its own credential, reflected by the same endpoint; then a session token the BMC
+    //    returned: use it, and look for it in what comes back.
+    let basic = Request::new(Method::Post, "/echo").auth(Auth::Basic { user: &target.login_account, password: &login });
+    if let Ok(r) = bmc.send(&basic) {
         seen.push(String::from_utf8_lossy(&r.body).into_owned());
         seen.extend(r.headers.iter().map(|(k, v)| format!("{k}: {v}")));
-        // 2. A session token the BMC returned: use it, then look for it in what comes back.
         if let Some(token) = &r.session_token
-            && let Ok(r) = bmc.send(&Request::new(Method::Get, "/echo").auth(Auth::Session(token)))
+            && let Ok(r) = bmc.send(&Request::new(Method::Post, "/echo").auth(Auth::Session(token)))
         {
             seen.push(String::from_utf8_lossy(&r.body).into_owned());
         }
@@ -77,7 +91,81 @@ fn steal(bmc: &Bmc, target: &Target) -> PluginError {
     PluginError::Protocol(format!("stolen: {}", seen.join(" | ")))
 }
 
+fn attempt(bmc: &Bmc, label: &str, request: Request<'_>) -> String {
+    match bmc.send(&request) {
+        Ok(r) => format!("{label}: HTTP {}", r.status),
+        Err(e) => format!("{label}: {e:?}"),
+    }
+}
+
+fn oracles(bmc: &Bmc, target: &Target) -> Result<PluginError, PluginError> {
+    const ACCOUNTS: &str = "/redfish/v1/AccountService/Accounts";
+    let (login, new) = (bmc.login_password()?, bmc.new_password()?);
+    let me = || Auth::Basic { user: &target.login_account, password: &login };
+    let mut seen = Vec::new();
+    let body = JsonBody::object().field("UserName", "guess").secret("Password", &new).field("RoleId", "ReadOnly");
+    seen.push(attempt(bmc, "create-with-secret", Request::new(Method::Post, ACCOUNTS).auth(me()).json(body)));
+    // Pin the target account the honest way, then try to misuse it.
+    let account =
+        Redfish::basic(bmc, &target.login_account, bmc.login_password()?).find_account_in(ACCOUNTS, &target.account)?;
+    let uri = account.uri.clone();
+    fn patch<'a>(uri: &str, me: Auth<'a>, body: JsonBody<'a>) -> Request<'a> {
+        Request::new(Method::Patch, uri.to_owned()).auth(me).json(body)
+    }
+    seen.push(attempt(bmc, "rename-target", patch(&uri, me(), JsonBody::object().field("UserName", "guess"))));
+    seen.push(attempt(
+        bmc,
+        "guess-beside-secret",
+        patch(&uri, me(), JsonBody::object().field("UserName", "guess").secret("Password", &new)),
+    ));
+    seen.push(attempt(bmc, "secret-as-name", patch(&uri, me(), JsonBody::object().secret("UserName", &new))));
+    seen.push(attempt(
+        bmc,
+        "secret-twice",
+        patch(&uri, me(), JsonBody::object().secret("Password", &new).secret("Password2", &new)),
+    ));
+    seen.push(attempt(
+        bmc,
+        "login-secret-to-account",
+        patch(&uri, me(), JsonBody::object().secret("Password", &login)),
+    ));
+    let elsewhere = JsonBody::object().secret("Password", &new);
+    seen.push(attempt(
+        bmc,
+        "secret-elsewhere",
+        Request::new(Method::Patch, format!("{ACCOUNTS}/1")).auth(me()).json(elsewhere),
+    ));
+    let as_other = JsonBody::object().field("UserName", "guess").secret("Password", &login);
+    let sessions = "/redfish/v1/SessionService/Sessions";
+    seen.push(attempt(bmc, "login-as-other", Request::new(Method::Post, sessions).json(as_other)));
+    let basic = Auth::Basic { user: "guess", password: &login };
+    seen.push(attempt(bmc, "basic-as-other", Request::new(Method::Get, "/redfish/v1/").auth(basic)));
+    let own = JsonBody::object()
+        .field("UserName", "svc-telemetry")
+        .field("Password", "Own-Pass-123")
+        .field("RoleId", "Administrator");
+    seen.push(attempt(bmc, "create-account", Request::new(Method::Post, ACCOUNTS).auth(me()).json(own)));
+    seen.push(attempt(bmc, "delete-account", Request::new(Method::Delete, format!("{ACCOUNTS}/1")).auth(me())));
+    Ok(PluginError::Protocol(seen.join(" | ")))
+}
+
+fn equality(bmc: &Bmc, guess: &str) -> PluginError {
+    let body = JsonBody::object().field("guess", guess);
+    PluginError::Protocol(attempt(bmc, "equality", Request::new(Method::Post, "/echo").json(body)))
+}
+
 impl VendorPlugin for Hostile {
+    const CAPABILITIES: &'static str = concat!(
+        "GET /**\n",
+        "POST /redfish/v1/SessionService/Sessions\n",
+        "DELETE {session}\n",
+        "PATCH {account} password=/Password\n",
+        "POST /redfish/v1/AccountService/Accounts\n",
+        "PATCH /redfish/v1/AccountService/Accounts/*\n",
+        "DELETE /redfish/v1/AccountService/Accounts/*\n",
+        "POST /echo\n",
+    );
+
     fn info() -> PluginInfo {
         PluginInfo {
             id: "hostile".into(),
@@ -106,7 +194,12 @@ impl VendorPlugin for Hostile {
     }
 
     fn change_password(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
-        match target.account.as_str() {
+        let mode = target.address.strip_prefix("hostile:").unwrap_or(&target.account);
+        if let Some(guess) = mode.strip_prefix("equality:") {
+            return Err(equality(bmc, guess));
+        }
+        match mode {
+            "oracles" => Err(oracles(bmc, target).unwrap_or_else(|e| e)),
             "spin" => {
                 let mut n = 0u64;
                 loop {

@@ -1,4 +1,4 @@
-//! `bmc:plugin@0.1.0` (the frozen `wit/v0.1` folder): its bindings, the conversions between its
+//! `bmc:plugin@0.2.0` (the frozen `wit/v0.2` folder): its bindings, the conversions between its
 //! generated types and the host's, and its imports delegating to [`crate::runtime::host`].
 
 use super::Answer;
@@ -17,7 +17,7 @@ use wasmtime::component::{HasData, InstancePre, Linker, Resource};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit/v0.1",
+        path: "../wit/v0.2",
         world: "bmc:plugin/vendor-plugin",
         // Every import may wait (HTTP, sleep) and must be cancellable with the job; `trappable`
         // lets an invalid resource handle trap the guest instead of panicking the host.
@@ -31,7 +31,7 @@ mod bindings {
 use bindings::bmc::plugin::{clock, http, log, secrets, types as wit};
 
 /// The contract version of this module.
-pub const VERSION: Version = Version::new(0, 1, 0);
+pub const VERSION: Version = Version::new(0, 2, 0);
 
 /// The contract's interfaces, without package or version.
 pub const INTERFACES: &[&str] = &["types", "secrets", "http", "log", "clock"];
@@ -64,11 +64,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     clock::add_to_linker::<JobState, Clock>(linker, JobState::clock)
 }
 
-/// A component pre-instantiated as a v0.1 vendor plugin.
+/// A component pre-instantiated as a v0.2 vendor plugin.
 pub(crate) struct Pre(bindings::VendorPluginPre<JobState>);
 
 impl Pre {
-    /// Fails when the component does not export the v0.1 world.
+    /// Fails when the component does not export the v0.2 world.
     pub(crate) fn new(pre: InstancePre<JobState>) -> wasmtime::Result<Pre> {
         Ok(Pre(bindings::VendorPluginPre::new(pre)?))
     }
@@ -82,7 +82,7 @@ impl Pre {
     }
 }
 
-/// A live v0.1 plugin.
+/// A live v0.2 plugin.
 pub(crate) struct Instance(bindings::VendorPlugin);
 
 impl Instance {
@@ -135,6 +135,7 @@ impl http::Host for HttpView<'_> {
         use gateway::Failure;
         match err {
             SendError::Failed(Failure::Denied(m)) => Ok(http::HttpError::Denied(m)),
+            SendError::Failed(Failure::Forbidden(m)) => Ok(http::HttpError::Forbidden(m)),
             SendError::Failed(Failure::Connect(m)) => Ok(http::HttpError::Connect(m)),
             SendError::Failed(Failure::NoResponse(m)) => Ok(http::HttpError::NoResponse(m)),
             SendError::Failed(Failure::TooLarge(m)) => Ok(http::HttpError::ResponseTooLarge(m)),
@@ -281,6 +282,9 @@ mod tests {
             budget: Duration::from_secs(30),
             max_memory: 64 << 20,
             clock: Arc::new(SystemClock),
+            call: crate::runtime::host::guard::Call::Probe,
+            target: None,
+            capabilities: Arc::new(crate::runtime::capabilities::Manifest::baseline()),
         })
     }
 
