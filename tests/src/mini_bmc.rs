@@ -181,6 +181,32 @@ async fn echo(headers: HeaderMap, body: Bytes) -> Response {
         .into_response()
 }
 
+/// The encodings `/echo/{encoding}` applies to the Basic password it received.
+pub const ENCODINGS: &[&str] = &["raw", "json-twice", "percent", "html", "base64", "base64-in-stream", "upper"];
+
+/// Reflects the Basic password it received in one encoding, inside a JSON document: how a
+/// careless BMC might quote what it was sent.
+async fn echo_encoded(Path(encoding): Path<String>, headers: HeaderMap) -> Response {
+    use base64::Engine as _;
+    let basic = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic "));
+    let Some(password) = basic.and_then(decode_base64).and_then(|d| d.split_once(':').map(|(_, p)| p.to_owned()))
+    else {
+        return error(StatusCode::UNAUTHORIZED, "Base.1.12.NoValidSession", "Basic credentials required");
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let value = match encoding.as_str() {
+        "raw" => password,
+        "json-twice" => serde_json::to_string(&serde_json::to_string(&password).unwrap()).unwrap(),
+        "percent" => password.bytes().map(|b| format!("%{b:02X}")).collect(),
+        "html" => password.chars().map(|c| format!("&#{};", c as u32)).collect(),
+        "base64" => b64.encode(&password),
+        "base64-in-stream" => b64.encode(format!("x{password}yz")),
+        "upper" => password.to_ascii_uppercase(),
+        _ => return error(StatusCode::NOT_FOUND, "Base.1.12.ResourceMissingAtURI", "no such encoding"),
+    };
+    Json(json!({"Message": format!("you sent {value}")})).into_response()
+}
+
 impl MiniBmc {
     /// Starts a BMC with these `(user, password)` accounts in slots 1, 2, ...
     pub async fn start(accounts: &[(&str, &str)]) -> MiniBmc {
@@ -198,6 +224,7 @@ impl MiniBmc {
             .route(ACCOUNTS, get(account_collection))
             .route(&format!("{ACCOUNTS}/{{id}}"), get(account).merge(patch(change)))
             .route("/echo", any(echo))
+            .route("/echo/{encoding}", any(echo_encoded))
             .with_state(state.clone());
         MiniBmc { server: HttpsServer::start_local(router).await.expect("mini BMC"), state }
     }

@@ -265,3 +265,31 @@ async fn a_profile_pinning_another_digest_refuses_the_plugin() {
             .contains("needs plugin `dell-idrac`")
     );
 }
+
+/// XCC really refuses a password containing the account name: the substring oracle a hostile
+/// plugin once built on it (a new account named by a guess, created with the secret) is
+/// forbidden before anything reaches the BMC, and so is every other misplacement.
+#[tokio::test]
+async fn a_hostile_plugin_cannot_build_an_oracle_on_xcc_s_user_name_rule() {
+    let b = bench(Persona::Xcc2).await;
+    let hostile = plugin("guest_hostile").await;
+    let target = bmc_rotate::runtime::Target {
+        address: "hostile:oracles".into(),
+        account: b.user.into(),
+        login_account: b.user.into(),
+    };
+    let outcome = hostile.change_password(b.ctx(START, Some(NEXT)), &target).await;
+    let report = outcome.result.unwrap_err().plugin_error().expect("each attempt reported").message.clone();
+    for label in ["create-with-secret", "guess-beside-secret", "secret-as-name", "rename-target", "login-as-other"] {
+        let line = report.split(" | ").find(|a| a.starts_with(label)).unwrap_or_else(|| panic!("{label}: {report}"));
+        assert!(line.contains("Forbidden("), "{label}: {line}");
+    }
+    let requests = b.bmc.state().requests();
+    // On XCC the target account is slot 1, so the guest's "another account" PATCH is the one
+    // legitimate change (refused for want of If-Match); nothing else was PATCHed.
+    let patches: Vec<&str> = requests.iter().filter(|r| r.method == "PATCH").map(|r| r.path.as_str()).collect();
+    assert!(patches.iter().all(|p| *p == "/redfish/v1/AccountService/Accounts/1"), "{requests:?}");
+    let creations = requests.iter().filter(|r| r.method == "POST" && r.path.contains("/Accounts")).count();
+    assert_eq!(creations, 1, "only the declared, secret-free creation was sent: {requests:?}");
+    assert!(b.bmc.state().password_is(b.user, START));
+}

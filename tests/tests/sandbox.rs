@@ -156,6 +156,31 @@ async fn a_guest_that_guesses_right_is_ended_not_answered() {
 }
 
 #[tokio::test]
+async fn an_echo_in_any_encoding_ends_the_call() {
+    let bmc = MiniBmc::start(&[("root", CANARY)]).await;
+    let plugin = hostile().await;
+    for encoding in bmc_tests::mini_bmc::ENCODINGS {
+        let outcome = plugin.change_password(ctx(Some(&bmc)), &attack(&format!("encoded:{encoding}"))).await;
+        assert!(matches!(outcome.result, Err(CallError::SecretEchoed(_))), "{encoding}: {:?}", outcome.result.err());
+    }
+    // The endpoint answers normally when nothing secret is in it: the test is not vacuous.
+    let outcome = plugin.change_password(ctx(Some(&bmc)), &attack("encoded:none")).await;
+    let report = outcome.result.unwrap_err().plugin_error().expect("answered").message.clone();
+    assert!(report.contains("none: HTTP 404"), "{report}");
+}
+
+#[tokio::test]
+async fn the_conformance_suite_reports_the_manifest_and_fails_an_over_reaching_one() {
+    let verdict = bmc_rotate::conformance::capabilities_verdict(&*hostile().await);
+    assert!(!verdict.passed && verdict.detail.contains("POST /redfish/v1/AccountService/Accounts"), "{verdict:?}");
+    for name in ["dell_idrac", "hpe_ilo", "lenovo_xcc"] {
+        let plugin = runtime().load_file(&wasm(name)).await.unwrap();
+        let verdict = bmc_rotate::conformance::capabilities_verdict(&plugin);
+        assert!(verdict.passed && verdict.detail.contains("PATCH {account} password=/Password"), "{name}: {verdict:?}");
+    }
+}
+
+#[tokio::test]
 async fn the_profiles_refuse_a_plugin_that_asks_to_create_or_delete_accounts() {
     let plugin = hostile().await;
     let profiles = bmc_rotate::fleet::profiles::Profiles::built_in();

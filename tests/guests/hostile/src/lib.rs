@@ -17,6 +17,8 @@
 //!   target account renamed, the secret as a user name or another account's password, twice in a
 //!   body, logins as someone else, plus account creation and deletion without a secret. Each
 //!   attempt is reported with the host's answer;
+//! - `encoded:ENCODING`: has the BMC quote its Basic password in that encoding (percent, HTML
+//!   entities, Base64, upper case, JSON twice);
 //! - `equality:GUESS` (in `target.address`, so `target.account` can name a real account): has
 //!   the BMC echo `GUESS` back, as a 404 quoting a path of candidates once could.
 //!
@@ -164,6 +166,7 @@ impl VendorPlugin for Hostile {
         "PATCH /redfish/v1/AccountService/Accounts/*\n",
         "DELETE /redfish/v1/AccountService/Accounts/*\n",
         "POST /echo\n",
+        "POST /echo/*\n",
     );
 
     fn info() -> PluginInfo {
@@ -197,6 +200,12 @@ impl VendorPlugin for Hostile {
         let mode = target.address.strip_prefix("hostile:").unwrap_or(&target.account);
         if let Some(guess) = mode.strip_prefix("equality:") {
             return Err(equality(bmc, guess));
+        }
+        if let Some(encoding) = mode.strip_prefix("encoded:") {
+            let login = bmc.login_password()?;
+            let request = Request::new(Method::Post, format!("/echo/{encoding}"))
+                .auth(Auth::Basic { user: &target.login_account, password: &login });
+            return Err(PluginError::Protocol(attempt(bmc, encoding, request)));
         }
         match mode {
             "oracles" => Err(oracles(bmc, target).unwrap_or_else(|e| e)),
