@@ -195,7 +195,8 @@ pub struct Response {
     pub status: u16,
     /// Headers with lower-case names (`X-Auth-Token` and `Set-Cookie` removed by the host).
     pub headers: Vec<(String, String)>,
-    /// The body; any secret the BMC echoed is already replaced by `<redacted>`.
+    /// The body, as the BMC sent it. An answer holding a secret never reaches the plugin: the
+    /// host ends the call instead (`secret-echoed`, or `policy-rejected` for a refused change).
     pub body: Vec<u8>,
     /// The session token the BMC returned, as a handle.
     pub session_token: Option<Secret>,
