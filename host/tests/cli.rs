@@ -19,13 +19,15 @@ fn inspect_prints_identity_version_and_digest() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["id"], "sample");
-    assert_eq!(json["api_version"], "0.1.0");
+    assert_eq!(json["api_version"], "0.2.0");
     assert_eq!(json["policy"]["min_length"], 8);
     assert_eq!(json["sha256"].as_str().unwrap().len(), 64);
-    assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "bmc:plugin/http@0.1.0"));
+    assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "bmc:plugin/http@0.2.0"));
 
     let table = run(&["plugins", "inspect", file.to_str().unwrap()]);
-    assert!(text(&table.stdout).contains("api version: 0.1.0"), "{}", text(&table.stdout));
+    assert!(text(&table.stdout).contains("api version:  0.2.0"), "{}", text(&table.stdout));
+    assert_eq!(json["capabilities"][0], "GET /redfish/v1/**");
+    assert!(text(&table.stdout).contains("PATCH {account} password=/Password"), "{}", text(&table.stdout));
 }
 
 #[test]
@@ -33,7 +35,7 @@ fn inspect_explains_a_refusal() {
     let out = run(&["plugins", "inspect", wasm("guest_future_api").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("targets plugin API 9.0.0") && err.contains("supports API ^0.1.0"), "{err}");
+    assert!(err.contains("targets plugin API 9.0.0") && err.contains("supports API ^0.2.0"), "{err}");
 }
 
 #[test]
@@ -110,7 +112,12 @@ fn plugin_test_passes_every_vendor_plugin_against_its_personas() {
         let failed: Vec<_> = verdicts.iter().filter(|v| v["passed"] != true).collect();
         assert!(failed.is_empty(), "{name}: {failed:#?}");
         assert_eq!(out.status.code(), Some(0), "{name}");
-        assert_eq!(verdicts.len(), personas * 10 + 1, "{name}: every scenario on every persona, plus another vendor");
+        assert_eq!(
+            verdicts.len(),
+            1 + personas * 10 + 1,
+            "{name}: the capability check, every scenario on every persona, plus another vendor"
+        );
+        assert_eq!(verdicts[0]["scenario"], "capabilities within the vendor profile", "{name}");
     }
 }
 

@@ -91,8 +91,8 @@ pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) ->
                 ("api version", view.api_version.clone()),
                 ("policy", describe_policy(view.policy)),
                 ("sha256", view.sha256.to_owned()),
-                ("capabilities", view.capabilities.join("\n             ")),
-                ("imports", view.imports.join("\n             ")),
+                ("capabilities", view.capabilities.join("\n")),
+                ("imports", view.imports.join("\n")),
                 ("exports", view.exports.join(", ")),
             ])
         ),

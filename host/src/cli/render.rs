@@ -31,7 +31,9 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// `key: value` lines with aligned values.
 pub fn fields(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
-    pairs.iter().map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:"))).collect()
+    // A value of several lines continues under its first line.
+    let indent = format!("\n{:width$} ", "");
+    pairs.iter().map(|(k, v)| format!("{:<width$} {}\n", format!("{k}:"), v.replace('\n', &indent))).collect()
 }
 
 #[cfg(test)]
@@ -44,5 +46,6 @@ mod tests {
             table(&["ID", "VERSION"], &[vec!["dell-idrac".into(), "0.1.0".into()], vec!["x".into(), "10.2.3".into()]]);
         assert_eq!(out, "ID          VERSION\ndell-idrac  0.1.0\nx           10.2.3\n");
         assert_eq!(fields(&[("id", "a".into()), ("sha256", "b".into())]), "id:     a\nsha256: b\n");
+        assert_eq!(fields(&[("id", "a\nb".into()), ("sha256", "c".into())]), "id:     a\n        b\nsha256: c\n");
     }
 }

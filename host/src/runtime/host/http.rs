@@ -423,7 +423,8 @@ mod tests {
         let Some(Ended::PolicyRejected { status: 400, messages }) = &job.http.ended else {
             panic!("expected a policy refusal, got {:?}", job.http.ended)
         };
-        assert!(messages.starts_with("Base.1.8.PropertyValueFormatError: The value <redacted> for"), "{messages}");
+        assert!(messages.starts_with("Base.1.8.PropertyValueFormatError: The value "), "{messages}");
+        assert!(messages.contains("<redacted>") && !messages.contains(NEW), "{messages}");
     }
 
     #[tokio::test]
