@@ -170,6 +170,18 @@ fn refuse_secrets(locate: &Locator<'_>) -> Result<(), InventoryError> {
     Ok(())
 }
 
+/// A value for an error message, unless it looks like it carries a credential (`user:password`,
+/// `user@…`): then a note instead, so no message ever repeats a password typed into the wrong
+/// field.
+fn shown(value: &str) -> String {
+    if value.contains([':', '@']) {
+        "(the value is not repeated: it looks like it holds a credential, which never belongs in the inventory)"
+            .to_owned()
+    } else {
+        format!("`{}`", crate::runtime::contract::untrusted(value, 128))
+    }
+}
+
 fn account_name(value: &Spanned<String>, field: &str, locate: &Locator<'_>) -> Result<String, InventoryError> {
     let name = value.get_ref().trim();
     let chars = name.chars().count();
@@ -180,11 +192,15 @@ fn account_name(value: &Spanned<String>, field: &str, locate: &Locator<'_>) -> R
             format!("expected 1 to {MAX_CREDENTIAL_CHARS} characters (Azure Stack Hub's limit), got {chars}"),
         ));
     }
-    if name.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\/:;<>@[]|=,+*?".contains(c)) {
+    if let Some(bad) = name.chars().find(|c| c.is_whitespace() || c.is_control() || "\"'\\/:;<>@[]|=,+*?".contains(*c))
+    {
         return Err(locate.at(
             value,
             field,
-            format!("`{name}` has characters BMC user names do not allow: use letters, digits, `-`, `_` and `.`"),
+            format!(
+                "{} has {bad:?}, which BMC user names do not allow: use letters, digits, `-`, `_` and `.`",
+                shown(name)
+            ),
         ));
     }
     Ok(name.to_owned())
@@ -403,8 +419,18 @@ fn pep_settings(pep: &Spanned<RawPep>, locate: &Locator<'_>) -> Result<PepSettin
         ));
     }
     let cloudadmin = raw.cloudadmin.get_ref().trim().to_owned();
-    if !cloudadmin.split_once('\\').is_some_and(|(domain, user)| !domain.is_empty() && !user.is_empty()) {
-        return Err(locate.at(&raw.cloudadmin, "pep.cloudadmin", format!("`{cloudadmin}`: expected DOMAIN\\user, e.g. 'AZURESTACK\\CloudAdmin' (single quotes keep the backslash)")));
+    // Windows account names exclude these characters; `:` or `@` here is most likely a password.
+    let windows_name =
+        |part: &str| !part.is_empty() && !part.contains(|c: char| "\"/\\[]:;|=,+*?<>@".contains(c) || c.is_control());
+    if !cloudadmin.split_once('\\').is_some_and(|(domain, user)| windows_name(domain) && windows_name(user)) {
+        return Err(locate.at(
+            &raw.cloudadmin,
+            "pep.cloudadmin",
+            format!(
+                "{}: expected DOMAIN\\user, e.g. 'AZURESTACK\\CloudAdmin' (single quotes keep the backslash)",
+                shown(&cloudadmin)
+            ),
+        ));
     }
     let transcripts = match (&raw.transcripts, &raw.transcripts_user) {
         (None, None) => None,

@@ -43,6 +43,13 @@ impl FromStr for Endpoint {
         if s.is_empty() {
             return Err("the address is empty".into());
         }
+        // `user:password@host` (with or without a scheme): never repeat it, it may be a password.
+        if s.contains('@') {
+            return Err("the address holds `@`, as in `user:password@host`: credentials never belong in the \
+                        inventory (the value is not repeated here); write the host name or IP only, optionally \
+                        `:port`, and give passwords through a secret source"
+                .into());
+        }
         if s.contains("://") || s.contains('/') {
             return Err(format!(
                 "`{s}` is not an address: write a host name or IP, optionally `:port`, without scheme or path"
@@ -76,6 +83,17 @@ impl FromStr for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_information_is_refused_without_repeating_it() {
+        for address in
+            ["https://root:Canary-Pw-9@bmc01", "root:Canary-Pw-9@bmc01", "Canary-Pw-9@10.0.0.1:443", "[fd00::1]@x"]
+        {
+            let err = address.parse::<Endpoint>().unwrap_err();
+            assert!(err.contains("credentials never belong in the inventory"), "{err}");
+            assert!(!err.contains("Canary") && !err.contains("root"), "{err}");
+        }
+    }
 
     #[test]
     fn parses_the_usual_forms() {

@@ -44,6 +44,13 @@ impl FromStr for PepEndpoint {
     /// trusts the system roots until a TLS policy is set).
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
+        // `user:password@host`: never repeat it, it may be a password.
+        if text.contains('@') {
+            return Err("the PEP address holds `@`, as in `user:password@host`: credentials never belong in the \
+                        inventory (the value is not repeated here); write the ERCS VM's IP or host name, and give \
+                        the CloudAdmin password through --cloudadmin-password"
+                .into());
+        }
         let (tls, rest) = if let Some(rest) = text.strip_prefix("https://") {
             (Some(TlsPolicy::SystemRoots), rest)
         } else {
@@ -79,6 +86,14 @@ impl FromStr for PepEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_information_is_refused_without_repeating_it() {
+        for text in ["https://admin:Canary-Pw-1@ercs01", "admin:Canary-Pw-1@10.0.0.4", "Canary-Pw-1@ercs01:5985"] {
+            let err = text.parse::<PepEndpoint>().unwrap_err();
+            assert!(err.contains("credentials never belong") && !err.contains("Canary"), "{err}");
+        }
+    }
 
     #[test]
     fn addresses_default_to_winrm_http() {
