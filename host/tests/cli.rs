@@ -165,3 +165,25 @@ fn a_production_build_has_no_lab_commands() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
     }
 }
+
+#[test]
+fn audit_verify_finds_a_removed_record() {
+    use bmc_rotate::fleet::audit::{AuditEntry, append};
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = dir.join("audit.jsonl");
+    for stamp in ["east", "west", "north"] {
+        append(&log, &AuditEntry::now("rotate", stamp, vec!["node01".into()], "rotated", None)).unwrap();
+    }
+    let out = run(&["audit", "verify", "--audit-log", log.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["records"], 3);
+    assert_eq!(json["head"].as_str().unwrap().len(), 64);
+
+    let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    std::fs::write(&log, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+    let out = run(&["audit", "verify", "--audit-log", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(":2: the chain breaks here"), "{}", text(&out.stderr));
+}

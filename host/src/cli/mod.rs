@@ -1,6 +1,7 @@
 //! The command line: argument parsing, dispatch, exit codes.
 
 mod args;
+mod audit;
 #[cfg(feature = "lab")]
 mod demo;
 pub mod pep;
@@ -151,6 +152,9 @@ enum Command {
     /// The privileged-endpoint step on its own: check the PEP, or store a BMC credential.
     #[command(subcommand)]
     Pep(PepCommand),
+    /// The audit log: one hash-chained line per rotate, resume and credential update.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Run the whole tool against a lab on loopback: simulated iDRAC, iLO and XCC BMCs and a
     /// privileged endpoint; one full rotation, then one with an injected failure that rolls
     /// back. Builds the vendor plugins first when run from the source tree (`cargo run`),
@@ -373,6 +377,7 @@ async fn run(cli: Cli) -> CmdResult {
         }
         Command::Resume { args, sources, output } => rotate::resume(args, sources, output, cache_dir).await,
         Command::Status { journal, output } => rotate::status(&journal, output),
+        Command::Audit(command) => audit::run(command),
         #[cfg(feature = "lab")]
         Command::Demo { plugin_dir, per_generation } => demo::demo(plugin_dir, per_generation, cache_dir).await,
         Command::Completions { shell } => {
