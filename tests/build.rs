@@ -16,6 +16,7 @@ const COMPONENTS: &[&str] = &[
     "guest-hostile",
     "guest-future-api",
     "guest-forbidden-imports",
+    "guest-todo",
 ];
 
 fn main() {
