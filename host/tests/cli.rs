@@ -19,13 +19,14 @@ fn inspect_prints_identity_version_and_digest() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["id"], "sample");
-    assert_eq!(json["api_version"], "0.1.0");
+    assert_eq!(json["api_version"], "0.2.0");
     assert_eq!(json["policy"]["min_length"], 8);
     assert_eq!(json["sha256"].as_str().unwrap().len(), 64);
-    assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "bmc:plugin/http@0.1.0"));
+    assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "bmc:plugin/http@0.2.0"));
 
     let table = run(&["plugins", "inspect", file.to_str().unwrap()]);
-    assert!(text(&table.stdout).contains("api version: 0.1.0"), "{}", text(&table.stdout));
+    let table = text(&table.stdout);
+    assert!(table.lines().any(|l| l.starts_with("api version:") && l.ends_with(" 0.2.0")), "{table}");
 }
 
 #[test]
@@ -33,7 +34,7 @@ fn inspect_explains_a_refusal() {
     let out = run(&["plugins", "inspect", wasm("guest_future_api").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("targets plugin API 9.0.0") && err.contains("supports API ^0.1.0"), "{err}");
+    assert!(err.contains("targets plugin API 9.0.0") && err.contains("supports API ^0.2.0"), "{err}");
 }
 
 #[test]
@@ -110,7 +111,18 @@ fn plugin_test_passes_every_vendor_plugin_against_its_personas() {
         let failed: Vec<_> = verdicts.iter().filter(|v| v["passed"] != true).collect();
         assert!(failed.is_empty(), "{name}: {failed:#?}");
         assert_eq!(out.status.code(), Some(0), "{name}");
-        assert_eq!(verdicts.len(), personas * 10 + 1, "{name}: every scenario on every persona, plus another vendor");
+        assert_eq!(
+            verdicts.len(),
+            1 + personas * 10 + 1,
+            "{name}: the manifest, every scenario on every persona, another vendor"
+        );
+        // Each verdict says what it expected.
+        let expected =
+            |scenario: &str| verdicts.iter().find(|v| v["scenario"] == scenario).unwrap()["expected"].clone();
+        assert_eq!(expected("verify accepts the password"), "success", "{name}");
+        assert_eq!(expected("a hung change is ambiguous"), "ambiguous", "{name}");
+        assert_eq!(expected("a 500 is an error, not a success"), "protocol or ambiguous", "{name}");
+        assert_eq!(expected("another vendor is refused"), "unsupported", "{name}");
     }
 }
 
