@@ -1,11 +1,17 @@
 //! The plugin conformance suite behind `bmc-rotate plugin test`: one plugin, real lab personas
 //! in-process, the scenarios every vendor plugin must pass (the same ones the project's own
 //! integration tests run), each with a verdict and a timing.
+//!
+//! Every scenario states what it expects ([`Expected`]): success, or a typed plugin error of
+//! named kinds. Only the plugin's own answer can pass: a panic, a trap, a deadline, a memory
+//! limit or a secret echoed by the BMC (every [`CallError`] but `Plugin`) fails whatever the
+//! scenario expects, and so does an error of another kind. A failed verdict's detail starts with
+//! what was expected.
 
 use crate::fleet::profiles::{HardwareProfile, Profiles};
 use crate::gateway::{Endpoint, Gateway, Limits};
 use crate::runtime::capabilities::Manifest;
-use crate::runtime::{CallContext, ErrorKind, Plugin, SecretBindings, SecretName, Target};
+use crate::runtime::{CallContext, CallError, ErrorKind, Plugin, SecretBindings, SecretName, Target};
 use bmc_lab::faults::Faults;
 use bmc_lab::persona::Vendor;
 use bmc_lab::{Persona, SimulatedBmc};
@@ -25,6 +31,9 @@ pub struct Verdict {
     pub scenario: &'static str,
     /// Persona it ran against.
     pub persona: String,
+    /// What the scenario expects (serialised as text: `success`, the error kinds such as
+    /// `ambiguous` or `protocol or ambiguous`, or the manifest check).
+    pub expected: Expected,
     /// Whether it passed.
     pub passed: bool,
     /// Wall-clock time.
@@ -32,6 +41,72 @@ pub struct Verdict {
     pub elapsed: Duration,
     /// What was seen (the failure reason, or a short confirmation).
     pub detail: String,
+}
+
+/// What a scenario expects of the plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// The call succeeds (and the BMC shows its effect).
+    Success,
+    /// The call fails with the plugin's own typed error, of one of these kinds.
+    Error(&'static [ErrorKind]),
+    /// The capability manifest stays within what the plugin's profiles (or the baseline) grant.
+    Manifest,
+}
+
+impl Expected {
+    /// `Ok` with the value if the call succeeded; otherwise what it returned instead.
+    fn success<T>(self, result: Result<T, CallError>) -> Result<T, String> {
+        debug_assert_eq!(self, Expected::Success);
+        result.map_err(|e| format!("got: {}", describe(&e)))
+    }
+
+    /// `Ok` with the plugin's message if the call failed with one of the expected kinds; a
+    /// success, another kind or anything but the plugin's own error (panic, trap, deadline,
+    /// memory, secret echoed) is a failure.
+    fn error<T>(self, result: Result<T, CallError>) -> Result<String, String> {
+        // A scenario that does not expect an error accepts none.
+        let kinds: &[ErrorKind] = match self {
+            Expected::Error(kinds) => kinds,
+            Expected::Success | Expected::Manifest => &[],
+        };
+        match result {
+            Ok(_) => Err("got: success".into()),
+            Err(CallError::Plugin(p)) if kinds.contains(&p.kind) => {
+                Ok(format!("`{}`: {}", p.kind.as_str(), p.message.chars().take(100).collect::<String>()))
+            }
+            Err(e) => Err(format!("got: {}", describe(&e))),
+        }
+    }
+}
+
+/// A call's failure, saying which kind of failure it is.
+fn describe(error: &CallError) -> String {
+    let text: String = error.to_string().chars().take(200).collect();
+    match error {
+        CallError::Plugin(p) => format!("`{}` error: {text}", p.kind.as_str()),
+        CallError::SecretEchoed(_) => format!("secret echoed: {text}"),
+        _ => text,
+    }
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expected::Success => f.write_str("success"),
+            Expected::Error(kinds) => {
+                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                f.write_str(&names.join(" or "))
+            }
+            Expected::Manifest => f.write_str("a manifest within the profile"),
+        }
+    }
+}
+
+impl Serialize for Expected {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -105,107 +180,102 @@ async fn bench(persona: Persona, limits: Limits) -> Result<LabBmc, String> {
     Ok(b)
 }
 
-fn expect_kind<T>(result: Result<T, crate::runtime::CallError>, want: ErrorKind) -> Result<String, String> {
-    match result {
-        Ok(_) => Err(format!("succeeded; expected a `{}` error", want.as_str())),
-        Err(e) => match e.plugin_error() {
-            Some(p) if p.kind == want => Ok(p.message.chars().take(100).collect()),
-            _ => Err(format!("expected `{}`, got: {e}", want.as_str())),
-        },
-    }
-}
-
-type Scenario =
-    (&'static str, fn(Arc<Plugin>, Persona) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>>);
+/// A scenario: its name, what it expects, and the check, which gets the expectation to judge the
+/// call with (`Ok` with a short confirmation, `Err` with what was seen instead).
+type Scenario = (
+    &'static str,
+    Expected,
+    fn(Arc<Plugin>, Persona, Expected) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>>,
+);
 
 macro_rules! scenario {
-    ($name:literal, |$plugin:ident, $persona:ident| $body:expr) => {
-        ($name, |$plugin: Arc<Plugin>, $persona: Persona| Box::pin(async move { $body }))
+    ($name:literal, $expected:expr, |$plugin:ident, $persona:ident, $expect:ident| $body:expr) => {
+        ($name, $expected, |$plugin: Arc<Plugin>, $persona: Persona, $expect: Expected| Box::pin(async move { $body }))
     };
 }
 
+const AUTH_FAILED: Expected = Expected::Error(&[ErrorKind::AuthFailed]);
+const POLICY_REJECTED: Expected = Expected::Error(&[ErrorKind::PolicyRejected]);
+const AMBIGUOUS: Expected = Expected::Error(&[ErrorKind::Ambiguous]);
+/// A 500 is an answer the plugin cannot use: `protocol`. `ambiguous` is accepted too (it makes
+/// the host verify what the BMC holds, which is safe); success or any other kind is wrong.
+const SERVER_ERROR: Expected = Expected::Error(&[ErrorKind::Protocol, ErrorKind::Ambiguous]);
+const UNREACHABLE: Expected = Expected::Error(&[ErrorKind::Unreachable]);
+const UNSUPPORTED: Expected = Expected::Error(&[ErrorKind::Unsupported]);
+
 fn scenarios() -> Vec<Scenario> {
     vec![
-        scenario!("probe finds the account", |plugin, persona| {
+        scenario!("probe finds the account", Expected::Success, |plugin, persona, expect| {
             let b = bench(persona, Limits::default()).await?;
-            let probe = plugin
-                .probe(b.ctx(START, None), &b.target("azsbmc", b.user))
-                .await
-                .result
-                .map_err(|e| e.to_string())?;
+            let probe = expect.success(plugin.probe(b.ctx(START, None), &b.target("azsbmc", b.user)).await.result)?;
             if !plugin.info.families.contains(&probe.family) {
                 return Err(format!("family `{}` is not one of {:?}", probe.family, plugin.info.families));
             }
             Ok(format!("{} {} at {}", probe.family, probe.firmware, probe.account_uri))
         }),
-        scenario!("verify accepts the password", |plugin, persona| {
+        scenario!("verify accepts the password", Expected::Success, |plugin, persona, expect| {
             let b = bench(persona, Limits::default()).await?;
-            plugin.verify(b.ctx(START, None), &b.own()).await.result.map_err(|e| e.to_string())?;
+            expect.success(plugin.verify(b.ctx(START, None), &b.own()).await.result)?;
             Ok("accepted".into())
         }),
-        scenario!("a wrong password is refused once", |plugin, persona| {
+        scenario!("a wrong password is refused once", AUTH_FAILED, |plugin, persona, expect| {
             let b = bench(persona, Limits::default()).await?;
-            let detail =
-                expect_kind(plugin.verify(b.ctx("Wrong-Pass-9", None), &b.own()).await.result, ErrorKind::AuthFailed)?;
+            let detail = expect.error(plugin.verify(b.ctx("Wrong-Pass-9", None), &b.own()).await.result)?;
             match b.bmc.state().requests().iter().filter(|r| r.status == 401).count() {
                 1 => Ok(detail),
                 n => Err(format!("{n} refused requests: a refused credential must not be retried")),
             }
         }),
-        scenario!("self-change rotates and proves", |plugin, persona| {
+        scenario!("self-change rotates and proves", Expected::Success, |plugin, persona, expect| {
             let b = bench(persona, Limits::default()).await?;
-            plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result.map_err(|e| e.to_string())?;
+            expect.success(plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result)?;
             let state = b.bmc.state();
             if !state.password_is(b.user, NEXT) {
                 return Err("the BMC does not hold the new password".into());
             }
             Ok("new password set, old one dead".into())
         }),
-        scenario!("an administrator reconciles another account", |plugin, persona| {
+        scenario!("an administrator reconciles another account", Expected::Success, |plugin, persona, expect| {
             let b = bench(persona, Limits::default()).await?;
-            plugin
-                .change_password(b.ctx(ADMIN, Some(NEXT)), &b.target("azsbmc", "azsadmin"))
-                .await
-                .result
-                .map_err(|e| e.to_string())?;
+            let target = b.target("azsbmc", "azsadmin");
+            expect.success(plugin.change_password(b.ctx(ADMIN, Some(NEXT)), &target).await.result)?;
             let state = b.bmc.state();
             match (state.password_is("azsbmc", NEXT), state.password_is("azsadmin", ADMIN)) {
                 (true, true) => Ok("azsbmc changed by azsadmin".into()),
                 _ => Err("the wrong account changed".into()),
             }
         }),
-        scenario!("a policy violation is typed", |plugin, persona| {
+        scenario!("a policy violation is typed", POLICY_REJECTED, |plugin, persona, expect| {
             let b = bench(persona, Limits::default()).await?;
-            let r = plugin.change_password(b.ctx(START, Some("x")), &b.own()).await.result;
-            let detail = expect_kind(r, ErrorKind::PolicyRejected)?;
+            let detail = expect.error(plugin.change_password(b.ctx(START, Some("x")), &b.own()).await.result)?;
             if !b.bmc.state().password_is(b.user, START) {
                 return Err("the password changed anyway".into());
             }
             Ok(detail)
         }),
-        scenario!("apply-then-drop is ambiguous", |plugin, persona| {
+        scenario!("apply-then-drop is ambiguous", AMBIGUOUS, |plugin, persona, expect| {
             let b = bench(persona, Limits::default()).await?;
             b.bmc.set_faults(Faults { apply_then_drop: vec!["PATCH / x1".parse()?], ..Faults::default() });
-            expect_kind(plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result, ErrorKind::Ambiguous)
+            expect.error(plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result)
         }),
-        scenario!("a hung change is ambiguous", |plugin, persona| {
+        scenario!("a hung change is ambiguous", AMBIGUOUS, |plugin, persona, expect| {
             let b = bench(persona, Limits { request_timeout: Duration::from_millis(500), ..Limits::default() }).await?;
             b.bmc.set_faults(Faults { hang: vec!["PATCH / x1".parse()?], ..Faults::default() });
-            expect_kind(plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result, ErrorKind::Ambiguous)
+            expect.error(plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result)
         }),
-        scenario!("a 500 is an error, not a success", |plugin, persona| {
+        scenario!("a 500 is an error, not a success", SERVER_ERROR, |plugin, persona, expect| {
             let b = bench(persona, Limits::default()).await?;
             b.bmc.set_faults(Faults { error_500: vec!["PATCH / x1".parse()?], ..Faults::default() });
-            let r = plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result;
-            match r {
-                Ok(()) => Err("reported success although the BMC answered 500".into()),
-                Err(e) => Ok(e.to_string().chars().take(100).collect()),
+            let detail = expect.error(plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result)?;
+            if !b.bmc.state().password_is(b.user, START) {
+                return Err("the password changed although the BMC answered 500 (the lab applies nothing)".into());
             }
+            Ok(detail)
         }),
-        scenario!("a dead BMC is unreachable", |plugin, persona| {
+        scenario!("a dead BMC is unreachable", UNREACHABLE, |plugin, persona, expect| {
             let b = bench(persona, Limits::default()).await?;
             b.bmc.set_faults(Faults { down: true, ..Faults::default() });
-            expect_kind(plugin.verify(b.ctx(START, None), &b.own()).await.result, ErrorKind::Unreachable)
+            expect.error(plugin.verify(b.ctx(START, None), &b.own()).await.result)
         }),
     ]
 }
@@ -231,9 +301,14 @@ pub fn capabilities_verdict(plugin: &Plugin) -> Verdict {
     Verdict {
         scenario: "capabilities within the vendor profile",
         persona: scope,
+        expected: Expected::Manifest,
         passed: refusals.is_empty(),
         elapsed: started.elapsed(),
-        detail: if refusals.is_empty() { format!("declares: {manifest}") } else { refusals.join("; ") },
+        detail: if refusals.is_empty() {
+            format!("declares: {manifest}")
+        } else {
+            format!("expected {}; {}", Expected::Manifest, refusals.join("; "))
+        },
     }
 }
 
@@ -242,40 +317,93 @@ pub fn capabilities_verdict(plugin: &Plugin) -> Verdict {
 pub async fn run(plugin: Arc<Plugin>, personas: &[Persona]) -> Vec<Verdict> {
     let mut verdicts = vec![capabilities_verdict(&plugin)];
     for persona in personas {
-        for (name, scenario) in scenarios() {
+        for (name, expected, scenario) in scenarios() {
             let started = Instant::now();
-            let result = scenario(plugin.clone(), *persona).await;
-            let (passed, detail) = match result {
-                Ok(d) => (true, d),
-                Err(d) => (false, d),
-            };
-            verdicts.push(Verdict {
-                scenario: name,
-                persona: persona.name().into(),
-                passed,
-                elapsed: started.elapsed(),
-                detail,
-            });
+            let result = scenario(plugin.clone(), *persona, expected).await;
+            verdicts.push(verdict(name, persona.name().into(), expected, started, result));
         }
     }
     if let Some(other) = personas.first().and_then(|p| Persona::ALL.into_iter().find(|o| o.vendor() != p.vendor())) {
         let started = Instant::now();
         let result = async {
             let b = bench(other, Limits::default()).await?;
-            expect_kind(plugin.probe(b.ctx(START, None), &b.own()).await.result, ErrorKind::Unsupported)
+            UNSUPPORTED.error(plugin.probe(b.ctx(START, None), &b.own()).await.result)
         }
         .await;
-        let (passed, detail) = match result {
-            Ok(d) => (true, d),
-            Err(d) => (false, d),
-        };
-        verdicts.push(Verdict {
-            scenario: "another vendor is refused",
-            persona: other.name().into(),
-            passed,
-            elapsed: started.elapsed(),
-            detail,
-        });
+        verdicts.push(verdict("another vendor is refused", other.name().into(), UNSUPPORTED, started, result));
     }
     verdicts
+}
+
+fn verdict(
+    scenario: &'static str,
+    persona: String,
+    expected: Expected,
+    started: Instant,
+    result: Result<String, String>,
+) -> Verdict {
+    let (passed, detail) = match result {
+        Ok(d) => (true, d),
+        Err(d) => (false, format!("expected {expected}; {d}")),
+    };
+    Verdict { scenario, persona, expected, passed, elapsed: started.elapsed(), detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::PluginError;
+
+    fn plugin_error(kind: ErrorKind) -> CallError {
+        CallError::Plugin(PluginError { kind, message: "the vendor's words".into() })
+    }
+
+    /// Every failure that is not the plugin's own answer.
+    fn not_the_plugins_answer() -> Vec<CallError> {
+        vec![
+            CallError::Panic("not yet implemented".into()),
+            CallError::Trap("unreachable".into()),
+            CallError::Deadline(Duration::from_secs(3)),
+            CallError::Memory { limit_mib: 64, requested_mib: 128 },
+            CallError::SecretEchoed("the answer held a secret of the job".into()),
+        ]
+    }
+
+    #[test]
+    fn only_the_plugins_own_error_of_an_expected_kind_passes() {
+        for expected in [AUTH_FAILED, POLICY_REJECTED, AMBIGUOUS, SERVER_ERROR, UNREACHABLE, UNSUPPORTED] {
+            let Expected::Error(kinds) = expected else { panic!("{expected}") };
+            for kind in kinds {
+                let detail = expected.error::<()>(Err(plugin_error(*kind))).unwrap();
+                assert!(detail.starts_with(&format!("`{}`", kind.as_str())), "{detail}");
+            }
+            assert_eq!(expected.error(Ok(())).unwrap_err(), "got: success");
+            for error in not_the_plugins_answer() {
+                let seen = expected.error::<()>(Err(error)).unwrap_err();
+                assert!(seen.starts_with("got: "), "{expected}: {seen}");
+            }
+            let other = if kinds.contains(&ErrorKind::LockedOut) { ErrorKind::Protocol } else { ErrorKind::LockedOut };
+            let seen = expected.error::<()>(Err(plugin_error(other))).unwrap_err();
+            assert!(seen.contains("`locked-out` error") || seen.contains("`protocol` error"), "{seen}");
+        }
+        // A scenario expecting success takes no error, and an error check never passes one
+        // expecting success.
+        for error in not_the_plugins_answer().into_iter().chain([plugin_error(ErrorKind::Ambiguous)]) {
+            assert!(Expected::Success.success::<()>(Err(error)).is_err());
+        }
+        assert!(Expected::Success.error::<()>(Err(plugin_error(ErrorKind::Protocol))).is_err());
+    }
+
+    #[test]
+    fn a_failed_verdict_says_what_was_expected() {
+        let started = Instant::now();
+        let v = verdict("s", "p".into(), SERVER_ERROR, started, Err("got: the plugin panicked: todo".into()));
+        assert!(!v.passed);
+        assert_eq!(v.detail, "expected protocol or ambiguous; got: the plugin panicked: todo");
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["expected"], "protocol or ambiguous");
+        let ok = verdict("s", "p".into(), Expected::Success, started, Ok("accepted".into()));
+        assert!(ok.passed && ok.detail == "accepted");
+        assert_eq!(serde_json::to_value(&ok).unwrap()["expected"], "success");
+    }
 }

@@ -25,9 +25,10 @@ fn inspect_prints_identity_version_and_digest() {
     assert!(json["imports"].as_array().unwrap().iter().any(|i| i == "bmc:plugin/http@0.2.0"));
 
     let table = run(&["plugins", "inspect", file.to_str().unwrap()]);
-    assert!(text(&table.stdout).contains("api version:  0.2.0"), "{}", text(&table.stdout));
+    let table = text(&table.stdout);
+    assert!(table.lines().any(|l| l.starts_with("api version:") && l.ends_with(" 0.2.0")), "{table}");
     assert_eq!(json["capabilities"][0], "GET /redfish/v1/**");
-    assert!(text(&table.stdout).contains("PATCH {account} password=/Password"), "{}", text(&table.stdout));
+    assert!(table.contains("PATCH {account} password=/Password"), "{table}");
 }
 
 #[test]
@@ -118,6 +119,13 @@ fn plugin_test_passes_every_vendor_plugin_against_its_personas() {
             "{name}: the capability check, every scenario on every persona, plus another vendor"
         );
         assert_eq!(verdicts[0]["scenario"], "capabilities within the vendor profile", "{name}");
+        // Each verdict says what it expected.
+        let expected =
+            |scenario: &str| verdicts.iter().find(|v| v["scenario"] == scenario).unwrap()["expected"].clone();
+        assert_eq!(expected("verify accepts the password"), "success", "{name}");
+        assert_eq!(expected("a hung change is ambiguous"), "ambiguous", "{name}");
+        assert_eq!(expected("a 500 is an error, not a success"), "protocol or ambiguous", "{name}");
+        assert_eq!(expected("another vendor is refused"), "unsupported", "{name}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! Generated bindings for `bmc:plugin@0.2.0`. Private: plugins see only the hand-written API.
 
 wit_bindgen::generate!({
-    path: "../wit/v0.2",
+    path: "wit/v0.2",
     world: "vendor-plugin",
     pub_export_macro: true,
     export_macro_name: "export_vendor_plugin",

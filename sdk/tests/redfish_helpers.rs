@@ -180,6 +180,6 @@ fn unbound_secret_is_a_clear_error() {
 
 #[test]
 fn api_version_matches_the_wit_package() {
-    let world = include_str!("../../wit/v0.2/world.wit");
+    let world = include_str!("../wit/v0.2/world.wit");
     assert!(world.contains(&format!("package bmc:plugin@{};", bmc_plugin_sdk::API_VERSION)));
 }

@@ -1,14 +1,15 @@
 //! The contract versions this host implements, and the seam between them and the rest of the
 //! host.
 //!
-//! Each released contract is a frozen folder under `wit/` (e.g. `wit/v0.2`) and one module here
+//! Each released contract is a frozen folder under `sdk/wit/` (e.g. `sdk/wit/v0.2`, shipped inside
+//! the SDK crate: one source of truth for plugins and host) and one module here
 //! (`v0_2`) holding its `bindgen!` output, the conversions between its generated types and the
 //! host's own ([`super::contract`], [`super::host`]) and the glue that links its imports. Nothing
 //! generated leaves these modules: the host's imports are written once, against host types, in
 //! [`super::host`], and every version's bindings delegate to them.
 //!
 //! A plugin's `bmc:api-version` section picks the version ([`ApiVersion::select`]); its exports
-//! are then called through [`Guest`], one arm per version. Adding `wit/v0.3` is: the folder, a
+//! are then called through [`Guest`], one arm per version. Adding `sdk/wit/v0.3` is: the folder, a
 //! `v0_3` module like `v0_2`, and one arm in [`ApiVersion`], [`GuestPre`] and [`Guest`].
 //!
 //! `bmc:plugin@0.1` is retired, not served: it had no capability manifest and let a plugin place
@@ -26,7 +27,7 @@ use wasmtime::component::{InstancePre, Linker};
 /// A contract version this host implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApiVersion {
-    /// `bmc:plugin@0.2.0`, `wit/v0.2`.
+    /// `bmc:plugin@0.2.0`, `sdk/wit/v0.2`.
     V0_2,
 }
 

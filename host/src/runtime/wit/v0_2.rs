@@ -1,4 +1,4 @@
-//! `bmc:plugin@0.2.0` (the frozen `wit/v0.2` folder): its bindings, the conversions between its
+//! `bmc:plugin@0.2.0` (the frozen `sdk/wit/v0.2` folder): its bindings, the conversions between its
 //! generated types and the host's, and its imports delegating to [`crate::runtime::host`].
 
 use super::Answer;
@@ -17,7 +17,7 @@ use wasmtime::component::{HasData, InstancePre, Linker, Resource};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit/v0.2",
+        path: "../sdk/wit/v0.2",
         world: "bmc:plugin/vendor-plugin",
         // Every import may wait (HTTP, sleep) and must be cancellable with the job; `trappable`
         // lets an invalid resource handle trap the guest instead of panicking the host.

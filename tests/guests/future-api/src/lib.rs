@@ -4,7 +4,7 @@
 // The bindings are generated here, not by the SDK (which would write its own version).
 #![allow(missing_docs)]
 
-wit_bindgen::generate!({ path: "../../../wit/v0.1", world: "vendor-plugin" });
+wit_bindgen::generate!({ path: "../../../sdk/wit/v0.1", world: "vendor-plugin" });
 
 struct Future;
 

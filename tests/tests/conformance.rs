@@ -1,0 +1,75 @@
+//! The conformance suite (`bmc-rotate plugin test`) judged from the outside: it must fail a plugin
+//! whose exports are all `todo!()` on every scenario — a panic is never the error a scenario
+//! expects — and pass the three vendor plugins on every scenario of their personas.
+
+use bmc_rotate::conformance::{self, Expected, Verdict};
+use bmc_rotate::runtime::{ErrorKind, Plugin};
+use bmc_tests::{runtime, wasm};
+use std::sync::Arc;
+
+async fn plugin(name: &str) -> Arc<Plugin> {
+    runtime().load_file(&wasm(name)).await.unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+const CAPABILITIES: &str = "capabilities within the vendor profile";
+
+async fn suite(name: &str) -> Vec<Verdict> {
+    let plugin = plugin(name).await;
+    let personas = conformance::personas_for(&plugin);
+    assert_eq!(personas.len(), 2, "{name}: two personas of its vendor");
+    let verdicts = conformance::run(plugin, &personas).await;
+    // The manifest check, every scenario on both personas, another vendor's BMC.
+    assert_eq!(verdicts.len(), 1 + 2 * 10 + 1, "{name}: {verdicts:#?}");
+    verdicts
+}
+
+#[tokio::test]
+async fn a_plugin_of_todo_fails_every_scenario() {
+    let verdicts = suite("guest_todo").await;
+    for v in &verdicts {
+        if v.scenario == CAPABILITIES {
+            // The one verdict that reads only the manifest, never calls an export: the todo guest
+            // declares the SDK's baseline and no built-in profile names the id `todo`, so it is
+            // within the baseline and passes.
+            assert!(v.passed, "{v:#?}");
+            assert_eq!(v.persona, "baseline", "{v:#?}");
+            assert_eq!(v.expected, Expected::Manifest);
+            continue;
+        }
+        assert!(!v.passed, "a panicking plugin passed `{}` on {}: {v:#?}", v.scenario, v.persona);
+        assert!(v.detail.contains("panicked"), "{v:#?}");
+        assert!(
+            v.detail.starts_with(&format!("expected {};", v.expected)),
+            "the detail says what was expected: {v:#?}"
+        );
+    }
+    let kinds = |scenario: &str| verdicts.iter().find(|v| v.scenario == scenario).unwrap().expected;
+    assert_eq!(kinds("verify accepts the password"), Expected::Success);
+    assert_eq!(
+        kinds("a 500 is an error, not a success"),
+        Expected::Error(&[ErrorKind::Protocol, ErrorKind::Ambiguous])
+    );
+    assert_eq!(kinds("another vendor is refused"), Expected::Error(&[ErrorKind::Unsupported]));
+    let fivehundred = verdicts.iter().find(|v| v.scenario == "a 500 is an error, not a success").unwrap();
+    assert!(
+        fivehundred.detail.starts_with("expected protocol or ambiguous; got: the plugin panicked"),
+        "{fivehundred:#?}"
+    );
+
+    // The JSON report (`plugin test --output json`) carries the expectation.
+    let json = serde_json::to_value(&verdicts).unwrap();
+    let json = json.as_array().unwrap();
+    let ambiguous = json.iter().find(|v| v["scenario"] == "apply-then-drop is ambiguous").unwrap();
+    assert_eq!(ambiguous["expected"], "ambiguous", "{ambiguous:#}");
+    assert_eq!(ambiguous["passed"], false);
+    assert!(json.iter().all(|v| v["expected"].is_string()), "{json:#?}");
+}
+
+#[tokio::test]
+async fn the_vendor_plugins_pass_every_scenario() {
+    for name in ["dell_idrac", "hpe_ilo", "lenovo_xcc"] {
+        let verdicts = suite(name).await;
+        let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
+        assert!(failed.is_empty(), "{name}: {failed:#?}");
+    }
+}
