@@ -293,3 +293,24 @@ async fn a_hostile_plugin_cannot_build_an_oracle_on_xcc_s_user_name_rule() {
     assert_eq!(creations, 1, "only the declared, secret-free creation was sent: {requests:?}");
     assert!(b.bmc.state().password_is(b.user, START));
 }
+
+/// iLO answers a login with an absolute `Location` and a name-based session id; the plugin logs
+/// out of exactly that session (the host allows a DELETE of sessions the call created, and of
+/// nothing else), on both generations, so no session is left behind.
+#[tokio::test]
+async fn ilo_sessions_are_closed_through_their_absolute_location() {
+    for persona in [Persona::Ilo5, Persona::Ilo6] {
+        let b = bench(persona).await;
+        let ilo = plugin("hpe_ilo").await;
+        ilo.verify(b.ctx(START, None), &b.own()).await.result.unwrap_or_else(|e| panic!("{persona}: {e}"));
+        ilo.probe(b.ctx(START, None), &b.own()).await.result.unwrap_or_else(|e| panic!("{persona}: {e}"));
+        assert_eq!(b.bmc.state().session_count(), 0, "{persona}: a session was left open");
+        let deletes: Vec<_> = b.bmc.state().requests().into_iter().filter(|r| r.method == "DELETE").collect();
+        assert_eq!(deletes.len(), 2, "{persona}: {deletes:?}");
+        let own = b.user.to_owned();
+        assert!(
+            deletes.iter().all(|r| r.path.contains(&format!("/Sessions/{own}")) && r.status < 300),
+            "{persona}: {deletes:?}"
+        );
+    }
+}

@@ -10,7 +10,7 @@
 use super::Bmc;
 use super::accounts::PasswordHash;
 use super::wire::{LabRequest, LabResponse, error, malformed, message, not_found, success_message, unbase64};
-use crate::persona::FailedLogins;
+use crate::persona::{FailedLogins, Vendor};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -20,7 +20,9 @@ use std::time::Duration;
 /// An open session: its `X-Auth-Token` and the account it acts for.
 #[derive(Clone, Debug)]
 pub(super) struct Session {
-    pub(super) id: u32,
+    /// The id in its URI: the number on most BMCs; on iLO the user name and 24 hex digits
+    /// (`admin0000000063bc4f87659ddce4`, HPE's "Managing iLO sessions").
+    pub(super) name: String,
     pub(super) token: String,
     pub(super) account: u32,
 }
@@ -222,9 +224,22 @@ impl Bmc {
         self.next_session += 1;
         let digest = Sha256::digest(format!("{:?}{session_id}{}", self.salt, self.clock.now().as_nanos()));
         let token = hex::encode(&digest[..16]);
-        self.sessions.push(Session { id: session_id, token: token.clone(), account: id });
-        let location = self.slash(format!("/redfish/v1/SessionService/Sessions/{session_id}"));
-        let mut body = json!({"@odata.id": location, "@odata.type": "#Session.v1_5_0.Session", "Id": session_id.to_string(),
+        let name = match self.profile.persona.vendor() {
+            Vendor::Hpe => {
+                let digest = Sha256::digest(format!("{:?}{session_id}name", self.salt));
+                format!("{user}{}", hex::encode(&digest[..12]))
+            }
+            _ => session_id.to_string(),
+        };
+        self.sessions.push(Session { name: name.clone(), token: token.clone(), account: id });
+        let location = self.slash(format!("/redfish/v1/SessionService/Sessions/{name}"));
+        // iLO answers with an absolute Location (HPE's documented example:
+        // `https://{ip}/redfish/v1/SessionService/Sessions/{id}/`); the others with a path.
+        let header = match (self.profile.persona.vendor(), request.get_header("host")) {
+            (Vendor::Hpe, Some(host)) => format!("https://{host}{location}"),
+            _ => location.clone(),
+        };
+        let mut body = json!({"@odata.id": location, "@odata.type": "#Session.v1_5_0.Session", "Id": name,
                               "Name": "User Session", "UserName": user, "Password": null});
         if self.accounts[&id].change_required {
             body["@Message.ExtendedInfo"] = json!([message(
@@ -235,7 +250,7 @@ impl Bmc {
                 "Change the password for this account using a PATCH to the Password property at the URI provided."
             )]);
         }
-        LabResponse::json(201, body).with_header("X-Auth-Token", token).with_header("Location", location)
+        LabResponse::json(201, body).with_header("X-Auth-Token", token).with_header("Location", header)
     }
 
     /// `/redfish/v1/SessionService`.
@@ -252,7 +267,7 @@ impl Bmc {
         let members: Vec<Value> = self
             .sessions
             .iter()
-            .map(|s| json!({"@odata.id": self.slash(format!("/redfish/v1/SessionService/Sessions/{}", s.id))}))
+            .map(|s| json!({"@odata.id": self.slash(format!("/redfish/v1/SessionService/Sessions/{}", s.name))}))
             .collect();
         LabResponse::json(
             200,
@@ -264,10 +279,8 @@ impl Bmc {
 
     /// One session: `GET` it, or `DELETE` it to log out (the persona's logout status).
     pub(super) fn session_resource(&mut self, method: &str, rest: &str) -> LabResponse {
-        let Ok(id) = rest.trim_end_matches('/').parse::<u32>() else {
-            return not_found(rest);
-        };
-        let Some(index) = self.sessions.iter().position(|s| s.id == id) else {
+        let name = rest.trim_end_matches('/');
+        let Some(index) = self.sessions.iter().position(|s| s.name == name) else {
             return not_found(rest);
         };
         match method {
@@ -276,9 +289,9 @@ impl Bmc {
                 let user = self.accounts[&s.account].user.clone();
                 LabResponse::json(
                     200,
-                    json!({"@odata.id": self.slash(format!("/redfish/v1/SessionService/Sessions/{id}")),
+                    json!({"@odata.id": self.slash(format!("/redfish/v1/SessionService/Sessions/{name}")),
                            "@odata.type": "#Session.v1_5_0.Session", "Name": "User Session",
-                           "Id": id.to_string(), "UserName": user, "Password": null}),
+                           "Id": name, "UserName": user, "Password": null}),
                 )
             }
             "DELETE" => {

@@ -72,7 +72,10 @@ impl Bmc {
                 json!({"Dell": {"@odata.type": "#DellServiceRoot.v1_0_0.DellServiceRoot", "ManagerMACAddress": "d0:94:66:00:00:01"}})
             }
             Vendor::Hpe => {
-                json!({"Hpe": {"Manager": [{"ManagerType": p.manager_model, "ManagerFirmwareVersion": p.firmware}],
+                // The root carries the bare version (`2.55`); the Manager's FirmwareVersion the
+                // full `iLO 5 v2.55` (HPE's service-root and manager captures).
+                let version = p.firmware.rsplit(" v").next().unwrap_or(p.firmware);
+                json!({"Hpe": {"Manager": [{"ManagerType": p.manager_model, "ManagerFirmwareVersion": version}],
                                           "Sessions": {"LoginFailureDelay": 0}}})
             }
             Vendor::Lenovo => json!({"Lenovo": {"@odata.type": "#LenovoServiceRoot.v1_0_0.LenovoServiceRoot"}}),
