@@ -195,3 +195,17 @@ fn audit_verify_finds_a_removed_record() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains(":2: the chain breaks here"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn version_names_the_plugin_api_and_the_pinned_plugins() {
+    let out = run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let version = text(&out.stdout);
+    assert!(version.starts_with(&format!("bmc-rotate {}", env!("CARGO_PKG_VERSION"))), "{version}");
+    assert!(version.contains("plugin API: ^0.2.0"), "{version}");
+    let pinned =
+        version.lines().filter(|l| l.contains("sha256 ") && l.trim_start().starts_with("dell-poweredge")).count();
+    assert_eq!(pinned, 3, "{version}");
+    // `-V` stays one line, for scripts.
+    assert_eq!(text(&run(&["-V"]).stdout).lines().count(), 1);
+}

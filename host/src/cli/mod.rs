@@ -81,9 +81,31 @@ impl CliError {
 /// the output already), or the error [`main`] prints.
 pub type CmdResult = Result<ExitCode, CliError>;
 
+/// What `--version` prints: the release, the commit when the build recorded one
+/// (`BMC_ROTATE_COMMIT`), the plugin API range and the plugin each built-in profile pins — what
+/// an operator needs to tell whether a plugin file will be accepted.
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut text = env!("CARGO_PKG_VERSION").to_owned();
+    if let Some(commit) = option_env!("BMC_ROTATE_COMMIT") {
+        text.push_str(&format!(" (commit {commit})"));
+    }
+    text.push_str(&format!("\nplugin API: {}", crate::runtime::wit::supported()));
+    text.push_str("\nbuilt-in profiles:");
+    for profile in crate::fleet::profiles::Profiles::built_in().iter() {
+        text.push_str(&format!(
+            "\n  {:<30} {} {}  sha256 {}",
+            profile.name,
+            profile.plugin,
+            profile.plugin_version,
+            profile.plugin_sha256.as_deref().unwrap_or("(not pinned)")
+        ));
+    }
+    text
+});
+
 /// Rotate BMC passwords across an Azure Stack Hub fleet through sandboxed vendor plugins.
 #[derive(Debug, Parser)]
-#[command(name = "bmc-rotate", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "bmc-rotate", version, long_version = LONG_VERSION.as_str(), propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// Log verbosity: error, warn, info, debug or trace (or a tracing filter such as
     /// `bmc_rotate=debug`). Logs go to stderr and never contain secrets.
