@@ -209,3 +209,13 @@ fn version_names_the_plugin_api_and_the_pinned_plugins() {
     // `-V` stays one line, for scripts.
     assert_eq!(text(&run(&["-V"]).stdout).lines().count(), 1);
 }
+
+#[test]
+fn logs_to_a_pipe_are_plain_and_free_of_dependency_chatter() {
+    let file = wasm("guest_sample");
+    let out = run(&["--log", "debug", "plugins", "inspect", file.to_str().unwrap(), "--no-cache"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let log = text(&out.stderr);
+    assert!(!log.contains('\u{1b}'), "colour codes in a piped log: {log:?}");
+    assert!(!log.contains("memory pool"), "wasmtime's debug lines at --log debug: {log}");
+}

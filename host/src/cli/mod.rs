@@ -418,11 +418,31 @@ async fn run(cli: Cli) -> CmdResult {
     }
 }
 
-fn init_logging(filter: &str) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| format!("`{filter}`: {e}"))?;
+/// Dependencies whose own debug output would drown ours: held at `warn` unless the filter names
+/// them (`--log bmc_rotate=debug,wasmtime=debug`).
+const QUIET_DEPENDENCIES: &[&str] =
+    &["wasmtime", "cranelift", "hyper", "hyper_util", "h2", "reqwest", "rustls", "tokio_rustls"];
+
+/// The operator's filter with [`QUIET_DEPENDENCIES`] added where it does not name them.
+fn log_filter(spec: &str) -> String {
+    let mut filter = spec.to_owned();
+    for dependency in QUIET_DEPENDENCIES {
+        if !spec.contains(dependency) {
+            filter.push_str(&format!(",{dependency}=warn"));
+        }
+    }
+    filter
+}
+
+fn init_logging(spec: &str) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(spec)).map_err(|e| format!("`{spec}`: {e}"))?;
+    // Colour only for a person at a terminal: a file, a pipe or NO_COLOR gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .try_init()
         .map_err(|e| e.to_string())
@@ -436,5 +456,13 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dependencies_stay_quiet_unless_named() {
+        assert_eq!(log_filter("debug").matches("=warn").count(), QUIET_DEPENDENCIES.len());
+        let named = log_filter("bmc_rotate=debug,wasmtime=debug");
+        assert!(named.starts_with("bmc_rotate=debug,wasmtime=debug,cranelift=warn"), "{named}");
+        assert!(!named.contains("wasmtime=warn"), "{named}");
     }
 }
