@@ -149,7 +149,12 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
     };
     let observer = Arc::new(Phases { child: Mutex::new(child), marks: Mutex::default() });
     let secrets = RunSecrets { old: Arc::new(SecretString::from(OLD)), new: Some(Arc::new(SecretString::from(NEW))) };
-    let options = RotationOptions { concurrency, dry_run: false, rollback_on_pep_failure: true };
+    let options = RotationOptions {
+        concurrency,
+        dry_run: false,
+        rollback_on_pep_failure: true,
+        cancel: bmc_rotate::fleet::cancel::Cancel::new(),
+    };
     let journal_path = dir.join("run.jsonl");
     let before = |new: &SecretString| {
         use secrecy::ExposeSecret;

@@ -83,7 +83,12 @@ impl Run {
 }
 
 fn options() -> RotationOptions {
-    RotationOptions { concurrency: 16, dry_run: false, rollback_on_pep_failure: true }
+    RotationOptions {
+        concurrency: 16,
+        dry_run: false,
+        rollback_on_pep_failure: true,
+        cancel: bmc_rotate::fleet::cancel::Cancel::new(),
+    }
 }
 
 fn records(journal: &Path) -> Vec<Record> {
@@ -260,6 +265,7 @@ async fn with_xcc_in_the_fleet_a_pep_failure_keeps_the_new_password_and_resume_f
         Arc::new(SecretString::from(NEW)),
         Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
         Arc::new(Silent),
+        &bmc_rotate::fleet::resume::ResumeOptions::new("lab", 16),
     )
     .await
     .unwrap();

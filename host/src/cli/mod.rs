@@ -9,6 +9,7 @@ mod profiles;
 mod progress;
 mod render;
 mod rotate;
+mod signals;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::fmt::Display;

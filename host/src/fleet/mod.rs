@@ -2,6 +2,7 @@
 //! journal and the resume that converges from it.
 
 pub mod audit;
+pub mod cancel;
 pub mod inventory;
 pub mod journal;
 pub mod lock;

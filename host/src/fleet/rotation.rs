@@ -8,6 +8,7 @@
 //! blocks the address). BMCs whose policy forbids going back (a reuse cycle or a minimum
 //! change interval, as on XCC) are changed last, once every other BMC holds the new password.
 
+use super::cancel::Cancel;
 use super::journal::{Journal, Record, Which};
 use super::members::Member;
 use crate::gateway::Outbound;
@@ -51,6 +52,8 @@ pub struct RotationOptions {
     /// A failed PEP step returns the BMCs to the old password (otherwise they keep the new one
     /// and the run needs `resume`).
     pub rollback_on_pep_failure: bool,
+    /// Set by SIGINT/SIGTERM: no BMC job or phase starts after it.
+    pub cancel: Cancel,
 }
 
 /// What one BMC went through.
@@ -80,7 +83,7 @@ pub struct BmcReport {
 }
 
 /// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunOutcome {
     /// Every BMC and the PEP hold the new password.
@@ -93,6 +96,9 @@ pub enum RunOutcome {
     RolledBack,
     /// Some state is not where the invariant wants it: `resume` converges.
     NeedsResume,
+    /// The operator stopped the run (SIGINT/SIGTERM): the steps under way finished and were
+    /// journalled, nothing else started; `resume` converges.
+    Interrupted,
 }
 
 impl RunOutcome {
@@ -104,6 +110,7 @@ impl RunOutcome {
             RunOutcome::PreflightFailed => "preflight-failed",
             RunOutcome::RolledBack => "rolled-back",
             RunOutcome::NeedsResume => "needs-resume",
+            RunOutcome::Interrupted => "interrupted",
         }
     }
 }
@@ -305,16 +312,28 @@ pub(crate) fn name(which: Which) -> &'static str {
     }
 }
 
+/// What one change ended with.
+pub(crate) struct Changed {
+    /// The password the BMC holds now.
+    pub holds: Which,
+    /// What went wrong, for the operator.
+    pub error: Option<String>,
+    /// The plugin's kind of error when the change itself was answered with one, so callers
+    /// decide on the kind, never on the error's text.
+    pub refused: Option<ErrorKind>,
+}
+
 /// Sets `to` on one BMC that holds `from`, verifies it, and journals each step.
 pub(crate) async fn change_one(
     member: &Member,
     from: (&Arc<SecretString>, Which),
     to: (&Arc<SecretString>, Which),
     journal: &SharedJournal,
-) -> Result<(Which, Option<String>), String> {
+) -> Result<Changed, String> {
     journal.check()?;
     journal.write(Record::Changing { bmc: member.entry.name.clone(), to: to.1 })?;
     let changed = member.plugin.change_password(context(member, from.0, Some(to.0)), &member.target).await.result;
+    let refused = changed.as_ref().err().and_then(|e| e.plugin_error()).map(|p| p.kind);
     let (holds, note, error) = match changed {
         Ok(()) => match member.plugin.verify(context(member, to.0, None), &member.target).await.result {
             Ok(()) => (to.1, format!("changed and verified the {} password", name(to.1)), None),
@@ -335,20 +354,29 @@ pub(crate) async fn change_one(
         Err(e) => (from.1, "refused, nothing changed".into(), Some(e.to_string())),
     };
     journal.write(Record::Holds { bmc: member.entry.name.clone(), password: holds, note })?;
-    Ok((holds, error))
+    Ok(Changed { holds, error, refused })
 }
 
-/// Runs `job` over `indices` with at most `limit` at once.
-async fn each<F, Fut>(works: &[Shared<Work>], indices: &[usize], limit: usize, job: F) -> Result<(), String>
+/// Runs `job(i)` for each of `indices` with at most `limit` at once. Once `cancel` is set no
+/// further job starts (those running finish: a change is always verified and journalled); the
+/// indices never started are returned. A job's error (the journal could not be written) is
+/// returned once every running job has ended.
+pub(crate) async fn each<F, Fut>(indices: &[usize], limit: usize, cancel: &Cancel, job: F) -> Result<Vec<usize>, String>
 where
-    F: Fn(Shared<Work>) -> Fut,
+    F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     let semaphore = Arc::new(Semaphore::new(limit.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for &i in indices {
+    let mut not_started = Vec::new();
+    for (n, &i) in indices.iter().enumerate() {
         let permit = semaphore.clone().acquire_owned().await.expect("never closed");
-        let fut = job(works[i].clone());
+        // Checked after the wait for a slot: a stop that came while waiting is seen here.
+        if cancel.is_cancelled() {
+            not_started.extend_from_slice(&indices[n..]);
+            break;
+        }
+        let fut = job(i);
         tasks.spawn(async move {
             let result = fut.await;
             drop(permit);
@@ -362,7 +390,7 @@ where
             first_error.get_or_insert(e);
         }
     }
-    first_error.map_or(Ok(()), Err)
+    first_error.map_or(Ok(not_started), Err)
 }
 
 /// Preflight: every BMC is reachable, its plugin recognises it and logs in with the old password,
@@ -370,13 +398,14 @@ where
 async fn preflight(
     works: &[Shared<Work>],
     secrets: &RunSecrets,
-    concurrency: usize,
+    options: &RotationOptions,
     observer: &Arc<dyn Observer>,
 ) -> Vec<String> {
     observer.phase(Phase::Preflight, works.len());
     let errors: Shared<Vec<String>> = Arc::default();
     let all: Vec<usize> = (0..works.len()).collect();
-    let job = |work: Shared<Work>| {
+    let job = |i: usize| {
+        let work = works[i].clone();
         let (old, errors, observer) = (secrets.old.clone(), errors.clone(), observer.clone());
         async move {
             let started = Instant::now();
@@ -425,8 +454,9 @@ async fn preflight(
             Ok(())
         }
     };
-    if let Err(e) = each(works, &all, concurrency, job).await {
-        errors.lock().expect("errors").push(e);
+    match each(&all, options.concurrency, &options.cancel, job).await {
+        Ok(not_started) => mark_not_started(works, &not_started),
+        Err(e) => errors.lock().expect("errors").push(e),
     }
     let mut errors = std::mem::take(&mut *errors.lock().expect("errors"));
     errors.sort();
@@ -478,7 +508,11 @@ pub async fn rotate<C: PepClient>(
         };
 
     // Preflight.
-    let mut errors = preflight(&works, &secrets, options.concurrency, &observer).await;
+    let mut errors = preflight(&works, &secrets, options, &observer).await;
+    if options.cancel.is_cancelled() {
+        notes.push("interrupted during preflight: nothing was changed".into());
+        return Ok((report(&works, RunOutcome::Interrupted, notes, None, None, None), None));
+    }
     // The privileged endpoint too: a refused CloudAdmin password or a stamp without the cmdlet
     // is found now, before any BMC changes, not after (which would mean a rollback).
     let account = works.first().map(|w| w.lock().expect("work").member.target.account.clone()).unwrap_or_default();
@@ -560,13 +594,19 @@ pub async fn rotate<C: PepClient>(
         if batch.is_empty() {
             continue;
         }
+        if options.cancel.is_cancelled() {
+            mark_not_started(&works, &batch);
+            continue;
+        }
         observer.phase(phase, batch.len());
-        let job = |work: Shared<Work>| {
+        let job = |i: usize| {
+            let work = works[i].clone();
             let (old, new, journal, observer) = (secrets.old.clone(), new.clone(), journal.clone(), observer.clone());
             async move {
                 let started = Instant::now();
                 let member = work.lock().expect("work").member.clone();
-                let (holds, error) = change_one(&member, (&old, Which::Old), (&new, Which::New), &journal).await?;
+                let Changed { holds, error, .. } =
+                    change_one(&member, (&old, Which::Old), (&new, Which::New), &journal).await?;
                 let mut w = work.lock().expect("work");
                 w.spent += started.elapsed();
                 w.holds = holds;
@@ -580,8 +620,16 @@ pub async fn rotate<C: PepClient>(
                 Ok(())
             }
         };
-        each(&works, &batch, options.concurrency, job).await?;
+        let not_started = each(&batch, options.concurrency, &options.cancel, job).await?;
+        mark_not_started(&works, &not_started);
         failed = batch.iter().any(|&i| works[i].lock().expect("work").holds != Which::New);
+    }
+    // The operator asked to stop: no rollback and no PEP step (each is a new phase); what was
+    // done is journalled and `resume` takes it from here.
+    if options.cancel.is_cancelled() {
+        notes.push(interrupted_note(&works));
+        journal.write(Record::Finished { outcome: RunOutcome::Interrupted })?;
+        return Ok((report(&works, RunOutcome::Interrupted, notes, Some(policy), None, None), Some(journal_path)));
     }
 
     if failed {
@@ -604,7 +652,7 @@ pub async fn rotate<C: PepClient>(
                  failed BMCs and run `bmc-rotate resume`, which completes the rotation"
                     .into(),
             );
-            journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+            journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
             return Ok((report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, None), Some(journal_path)));
         }
         let outcome =
@@ -617,7 +665,7 @@ pub async fn rotate<C: PepClient>(
     // The PEP step.
     let Some(step) = pep_step else {
         notes.push("no [pep] table: Azure Stack was not told; run `bmc-rotate pep set-credential`".into());
-        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
         return Ok((report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, None), Some(journal_path)));
     };
     observer.phase(Phase::Pep, 1);
@@ -635,7 +683,7 @@ pub async fn rotate<C: PepClient>(
     match result {
         Ok(pep_report) => {
             journal.write(Record::PepEnded { password: Which::New, stored: Some(Which::New), error: None })?;
-            journal.write(Record::Finished { outcome: RunOutcome::Rotated.as_str().into() })?;
+            journal.write(Record::Finished { outcome: RunOutcome::Rotated })?;
             notes.push(format!("Azure Stack Hub stores the new credential ({})", pep_report.call));
             Ok((report(&works, RunOutcome::Rotated, notes, Some(policy), Some(pep_report), None), Some(journal_path)))
         }
@@ -647,7 +695,7 @@ pub async fn rotate<C: PepClient>(
             let all_safe = works.iter().all(|w| w.lock().expect("work").rollback_safe);
             if unknown || !options.rollback_on_pep_failure || !all_safe {
                 notes.push(pep_resume_note(&error, options.rollback_on_pep_failure, all_safe));
-                journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+                journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
                 return Ok((
                     report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, Some(error.to_string())),
                     Some(journal_path),
@@ -659,6 +707,19 @@ pub async fn rotate<C: PepClient>(
             Ok((report(&works, outcome, notes, Some(policy), None, Some(error.to_string())), Some(journal_path)))
         }
     }
+}
+
+/// BMCs a stop kept from starting.
+fn mark_not_started(works: &[Shared<Work>], indices: &[usize]) {
+    for &i in indices {
+        works[i].lock().expect("work").result = "not started".into();
+    }
+}
+
+/// What an interrupted run leaves: how many BMCs may not hold the old password.
+fn interrupted_note(works: &[Shared<Work>]) -> String {
+    let changed = works.iter().filter(|w| w.lock().expect("work").holds != Which::Old).count();
+    format!("interrupted: {changed} BMC(s) changed; nothing else was started")
 }
 
 fn pep_resume_note(error: &PepError, rollback: bool, all_safe: bool) -> String {
@@ -692,7 +753,8 @@ async fn roll_back(
     journal.write(Record::RollingBack { reason: reason.into() })?;
     let todo: Vec<usize> = (0..works.len()).filter(|&i| works[i].lock().expect("work").holds != Which::Old).collect();
     observer.phase(Phase::Rollback, todo.len());
-    let job = |work: Shared<Work>| {
+    let job = |i: usize| {
+        let work = works[i].clone();
         let (old, new, journal, observer) = (old.clone(), new.clone(), journal.clone(), observer.clone());
         async move {
             let started = Instant::now();
@@ -704,7 +766,10 @@ async fn roll_back(
             // refused), and trying again now would repeat a refused login. `resume` verifies it
             // later, once per password.
             let (holds, error) = match holds {
-                Which::New => change_one(&member, (&new, Which::New), (&old, Which::Old), &journal).await?,
+                Which::New => {
+                    let changed = change_one(&member, (&new, Which::New), (&old, Which::Old), &journal).await?;
+                    (changed.holds, changed.error)
+                }
                 other => (other, None),
             };
             let mut w = work.lock().expect("work");
@@ -723,7 +788,8 @@ async fn roll_back(
             Ok(())
         }
     };
-    each(works, &todo, options.concurrency, job).await?;
+    let not_started = each(&todo, options.concurrency, &options.cancel, job).await?;
+    mark_not_started(works, &not_started);
     let stuck: Vec<String> = works
         .iter()
         .filter_map(|w| {
@@ -731,13 +797,18 @@ async fn roll_back(
             (w.holds != Which::Old).then(|| format!("{} holds the {} password", w.member.entry.name, name(w.holds)))
         })
         .collect();
+    if !stuck.is_empty() && options.cancel.is_cancelled() {
+        notes.push(interrupted_note(works));
+        journal.write(Record::Finished { outcome: RunOutcome::Interrupted })?;
+        return Ok(RunOutcome::Interrupted);
+    }
     if stuck.is_empty() {
         notes.push("every BMC is back on the old password; Azure Stack was not changed".into());
-        journal.write(Record::Finished { outcome: RunOutcome::RolledBack.as_str().into() })?;
+        journal.write(Record::Finished { outcome: RunOutcome::RolledBack })?;
         Ok(RunOutcome::RolledBack)
     } else {
         notes.push(format!("the rollback did not finish: {}; run `bmc-rotate resume`", stuck.join(", ")));
-        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
         Ok(RunOutcome::NeedsResume)
     }
 }
