@@ -210,7 +210,7 @@ async fn sigint_or_sigterm_mid_run_stops_starting_bmcs_and_resume_converges() {
         assert_eq!(report["report"]["outcome"], "interrupted", "{name}");
         // The change under way finished (and was verified); no other BMC was started.
         let changed = s.lab.holding(USER, NEW);
-        assert!(changed >= 1 && changed < 4, "{name}: {changed} BMCs changed");
+        assert!((1..4).contains(&changed), "{name}: {changed} BMCs changed");
         assert!(err.contains(&format!("interrupted: {changed} BMCs changed")), "{name}: {err}");
         let not_started = report["report"]["bmcs"].as_array().unwrap().iter().filter(|b| b["result"] == "not started");
         assert_eq!(not_started.count(), 4 - changed, "{name}");
