@@ -184,6 +184,7 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
         dry_run: false,
         rollback_on_pep_failure: true,
         cancel: bmc_rotate::fleet::cancel::Cancel::new(),
+        ledger: bmc_rotate::fleet::ledger::Ledger::new(),
     };
     let journal_path = dir.join("run.jsonl");
     let before = |new: &SecretString| {

@@ -69,7 +69,11 @@ impl Stamp {
     }
 
     fn common(&self) -> Vec<String> {
-        let plugins = bmc_tests::vendor_plugin_dir();
+        // A target directory shared with another checkout may hold that checkout's plugins:
+        // BMC_ROTATE_TEST_PLUGIN_DIR points at a build of this one's.
+        let plugins = std::env::var_os("BMC_ROTATE_TEST_PLUGIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(bmc_tests::vendor_plugin_dir);
         [
             "--plugin-dir",
             plugins.to_str().unwrap(),
@@ -106,6 +110,30 @@ impl Stamp {
     async fn status(&self) -> Output {
         let args = vec!["status".to_owned(), "--journal".into(), self.journal().display().to_string()];
         self.run(args, LAB_CLOUDADMIN_PASSWORD, None).await
+    }
+
+    /// Refused logins (401) each BMC has answered so far.
+    fn refusals(&self) -> Vec<usize> {
+        self.lab.lab.bmcs().iter().map(|b| b.state().requests().iter().filter(|r| r.status == 401).count()).collect()
+    }
+
+    /// A resume, and one more if it left a BMC `needs-attention` (its first guess was refused, and
+    /// a command spends at most one failed login per BMC); each costs a BMC at most one refusal.
+    async fn resume_settled(&self, extra: &[&str]) -> Output {
+        let mut last = None;
+        for _ in 0..2 {
+            let before = self.refusals();
+            let out = self.run(self.resume_args(extra), LAB_CLOUDADMIN_PASSWORD, None).await;
+            for (i, (b, a)) in before.iter().zip(&self.refusals()).enumerate() {
+                assert!(a - b <= 1, "BMC {i} refused {} logins in one resume", a - b);
+            }
+            let again = out.status.code() == Some(4) && text(&out.stdout).contains("needs-attention");
+            last = Some(out);
+            if !again {
+                break;
+            }
+        }
+        last.unwrap()
     }
 
     /// Requests each BMC has answered so far.
@@ -156,7 +184,7 @@ async fn resume_with_a_wrong_cloudadmin_password_changes_nothing_and_then_conver
     assert_eq!(std::fs::read(s.journal()).unwrap(), journal_before, "the journal is untouched");
     assert!(s.lab.pep.stored().is_none());
 
-    let resumed = s.run(s.resume_args(&["--concurrency", "4"]), LAB_CLOUDADMIN_PASSWORD, None).await;
+    let resumed = s.resume_settled(&["--concurrency", "4"]).await;
     assert_eq!(resumed.status.code(), Some(0), "{}{}", text(&resumed.stdout), text(&resumed.stderr));
     assert!(s.converged_on(NEW));
     // The report keeps what the BMCs said about themselves, and the time each took.
@@ -217,7 +245,7 @@ async fn sigint_or_sigterm_mid_run_stops_starting_bmcs_and_resume_converges() {
         assert!(s.lab.pep.stored().is_none(), "{name}: the PEP step is a new phase, not started");
         let status = s.status().await;
         assert_eq!(status.status.code(), Some(4), "{name}: {}", text(&status.stdout));
-        let resumed = s.run(s.resume_args(&[]), LAB_CLOUDADMIN_PASSWORD, None).await;
+        let resumed = s.resume_settled(&[]).await;
         assert_eq!(resumed.status.code(), Some(0), "{name}: {}{}", text(&resumed.stdout), text(&resumed.stderr));
         assert!(s.converged_on(NEW), "{name}");
         s.assert_no_secret(&[&out, &resumed]);
@@ -243,7 +271,7 @@ async fn a_second_sigint_aborts_at_once_and_resume_converges() {
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("aborted (a second signal)") && err.contains("bmc-rotate resume --journal"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(60));
-    let resumed = s.run(s.resume_args(&[]), LAB_CLOUDADMIN_PASSWORD, None).await;
+    let resumed = s.resume_settled(&[]).await;
     assert_eq!(resumed.status.code(), Some(0), "{}{}", text(&resumed.stdout), text(&resumed.stderr));
     assert!(s.converged_on(NEW));
 }
@@ -292,7 +320,7 @@ async fn a_forged_finished_record_does_not_make_a_half_done_run_look_converged()
     let status = s.status().await;
     assert_eq!(status.status.code(), Some(4), "{}", text(&status.stdout));
     assert!(text(&status.stdout).contains("the journal ends `rotated` but"), "{}", text(&status.stdout));
-    let resumed = s.run(s.resume_args(&[]), LAB_CLOUDADMIN_PASSWORD, None).await;
+    let resumed = s.resume_settled(&[]).await;
     assert_eq!(resumed.status.code(), Some(0), "{}{}", text(&resumed.stdout), text(&resumed.stderr));
     assert!(!text(&resumed.stdout).contains("nothing to do"));
     assert!(s.converged_on(NEW));

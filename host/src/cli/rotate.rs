@@ -321,6 +321,7 @@ impl RotatePlan {
             dry_run: args.dry_run,
             rollback_on_pep_failure: args.on_pep_failure == OnPepFailure::Rollback,
             cancel: Cancel::new(),
+            ledger: crate::fleet::ledger::Ledger::new(),
         };
         let password_out = if args.generate_password {
             Some(args.password_out.clone().expect("clap requires --password-out"))
@@ -529,9 +530,22 @@ pub fn status(journal: &Path, output: Output) -> CmdResult {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&state).expect("serialisable")),
         Output::Table => {
-            let rows: Vec<Vec<String>> =
-                state.bmcs.iter().map(|(b, w)| vec![b.clone(), rotation::name(*w).to_owned()]).collect();
-            print!("{}", render::table(&["BMC", "HOLDS"], &rows));
+            // The lockout ledger beside what each BMC holds: failed logins the journal records,
+            // and what the last command left of its budget.
+            let rows: Vec<Vec<String>> = state
+                .bmcs
+                .iter()
+                .zip(&state.ledger)
+                .map(|((b, w), l)| {
+                    vec![
+                        b.clone(),
+                        rotation::name(*w).to_owned(),
+                        l.failed_logins.to_string(),
+                        format!("{} of {}", l.budget_left, crate::fleet::ledger::BUDGET),
+                    ]
+                })
+                .collect();
+            print!("{}", render::table(&["BMC", "HOLDS", "FAILED LOGINS", "BUDGET LEFT (LAST COMMAND)"], &rows));
             println!();
             let pairs = [
                 ("stamp", state.stamp.clone()),

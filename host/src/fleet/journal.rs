@@ -117,6 +117,15 @@ pub enum Record {
     },
     /// A `resume` started from this journal.
     Resumed,
+    /// A BMC refused a login (`auth-failed` or `locked-out`): the lockout ledger.
+    LoginRefused {
+        /// The BMC.
+        bmc: String,
+        /// The password it refused.
+        password: Which,
+        /// How.
+        failure: super::ledger::LoginFailure,
+    },
 }
 
 /// A record as stored: sequence number and time around it.

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cancel;
 pub mod inventory;
 pub mod journal;
+pub mod ledger;
 pub mod lock;
 pub mod members;
 pub mod profiles;

@@ -7,9 +7,11 @@
 
 use super::cancel::Cancel;
 use super::journal::{self, Journal, Line, Record, Which};
+use super::ledger::{BUDGET, Ledger};
 use super::members::Member;
 use super::rotation::{
-    BmcReport, Changed, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one, context, each, name,
+    BmcReport, Changed, Login, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one, context,
+    each, login, name,
 };
 use crate::pep::{self, BmcCredential, PepAction, PepClient, PepRequest};
 use crate::runtime::{ErrorKind, PasswordPolicy};
@@ -61,9 +63,29 @@ pub struct RunState {
     /// No run-started record was left: the state comes from the inventory, every BMC and Azure
     /// Stack are unknown, and the secrets cannot be checked.
     pub recovered: bool,
+    /// The lockout ledger: failed logins per BMC, in inventory order.
+    pub ledger: Vec<LedgerRow>,
     /// Salt and fingerprints, to check secrets (none when `recovered`).
     #[serde(skip)]
     fingerprints: Option<(String, String, String)>,
+    /// The password `resume` tries first on each BMC, where the journal has a better guess than
+    /// what the BMC is believed to hold (see [`state`]).
+    #[serde(skip)]
+    guesses: BTreeMap<String, Which>,
+}
+
+/// One BMC's line of the lockout ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LedgerRow {
+    /// The BMC.
+    pub bmc: String,
+    /// Failed logins the journal records for it, every command of the run together.
+    pub failed_logins: u32,
+    /// Failed logins in the last command (`rotate` or the last `resume`).
+    pub last_command: u32,
+    /// Of the budget per command (`ledger::BUDGET`), what the last command left; every command
+    /// starts with the whole budget.
+    pub budget_left: u32,
 }
 
 impl RunState {
@@ -173,10 +195,14 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
     let start = if recovered { Which::Unknown } else { Which::Old };
     let mut holds: BTreeMap<String, Which> = bmcs.iter().map(|b| (b.clone(), start)).collect();
     let (mut target, mut pep, mut pep_before, mut finished) = (Which::New, start, start, None);
+    let (mut failed, mut last_command, mut refused) =
+        (BTreeMap::<String, u32>::new(), BTreeMap::<String, u32>::new(), BTreeMap::new());
+    let mut pending: BTreeMap<String, (Which, Which)> = BTreeMap::new();
     for line in &lines[1..] {
         match &line.record {
-            Record::Changing { bmc, .. } => {
-                holds.insert(bmc.clone(), Which::Unknown);
+            Record::Changing { bmc, to } => {
+                let from = holds.insert(bmc.clone(), Which::Unknown).unwrap_or(Which::Unknown);
+                pending.insert(bmc.clone(), (from, *to));
             }
             Record::Holds { bmc, password, .. } => {
                 holds.insert(bmc.clone(), *password);
@@ -196,12 +222,67 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
                 };
             }
             Record::Finished { outcome } => finished = Some(*outcome),
-            Record::Resumed => finished = None,
+            Record::Resumed => {
+                finished = None;
+                last_command.clear();
+            }
+            Record::LoginRefused { bmc, password, .. } => {
+                *failed.entry(bmc.clone()).or_default() += 1;
+                *last_command.entry(bmc.clone()).or_default() += 1;
+                refused.insert(bmc.clone(), *password);
+            }
             Record::RunStarted { .. } | Record::PreflightPassed => {}
+        }
+        if let Record::Holds { bmc, password, .. } = &line.record {
+            pending.remove(bmc);
+            if *password != Which::Unknown {
+                refused.remove(bmc);
+            }
         }
         if !matches!(line.record, Record::Finished { .. } | Record::Resumed) && finished.is_some() {
             finished = None;
         }
+    }
+    let ledger = bmcs
+        .iter()
+        .map(|b| {
+            let last = last_command.get(b).copied().unwrap_or(0);
+            LedgerRow {
+                bmc: b.clone(),
+                failed_logins: failed.get(b).copied().unwrap_or(0),
+                last_command: last,
+                budget_left: BUDGET.saturating_sub(last),
+            }
+        })
+        .collect();
+    // With one failed login per BMC per command, the first password tried should be the right
+    // one. A password the BMC refused since it was last known is wrong; a change whose answer was
+    // lost was most likely applied if the run went on after sending it (another BMC's answer was
+    // journalled since), and most likely never sent if only `changing` records follow it (the
+    // run died as it was starting those changes: each is journalled before it is sent).
+    let tail = lines.iter().rposition(|l| !matches!(l.record, Record::Changing { .. })).map_or(0, |at| at + 1);
+    let unsent: Vec<&str> = lines[tail..]
+        .iter()
+        .filter_map(|l| match &l.record {
+            Record::Changing { bmc, .. } => Some(bmc.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut guesses = BTreeMap::new();
+    for b in &bmcs {
+        let guess = match (refused.get(b), pending.get(b)) {
+            (Some(&Which::Old), _) => Which::New,
+            (Some(&Which::New), _) => Which::Old,
+            (_, Some(&(from, to))) => {
+                if unsent.contains(&b.as_str()) && from != Which::Unknown {
+                    from
+                } else {
+                    to
+                }
+            }
+            _ => continue,
+        };
+        guesses.insert(b.clone(), guess);
     }
     let bmcs: Vec<(String, Which)> = bmcs.iter().map(|b| (b.clone(), holds[b])).collect();
     let inconsistent = finished.and_then(|outcome| contradiction(outcome, &bmcs, pep));
@@ -224,7 +305,9 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
         skipped: Vec::new(),
         damage: None,
         recovered: false,
+        ledger,
         fingerprints: Some((salt, old, new)),
+        guesses,
     })
 }
 
@@ -276,7 +359,9 @@ impl RunState {
             skipped: contents.skipped.clone(),
             damage: contents.damage_summary(),
             recovered: true,
+            ledger: Vec::new(),
             fingerprints: None,
+            guesses: BTreeMap::new(),
         }
     }
 }
@@ -310,6 +395,8 @@ pub struct ResumeOptions {
     pub allow_inventory_change: bool,
     /// When the journal lost its run-started record: where the run comes from.
     pub recovery: Option<Recovery>,
+    /// Failed logins per BMC in this command (at most one each).
+    pub ledger: Ledger,
 }
 
 impl ResumeOptions {
@@ -321,6 +408,7 @@ impl ResumeOptions {
             stamp: stamp.to_owned(),
             allow_inventory_change: false,
             recovery: None,
+            ledger: Ledger::new(),
         }
     }
 }
@@ -408,6 +496,7 @@ pub async fn resume<C: PepClient>(
         new,
         concurrency: options.concurrency,
         cancel: options.cancel.clone(),
+        ledger: options.ledger.clone(),
     };
     converge(journal, run, fleet, pep_step, observer, notes, started).await.map_err(ResumeError::Stopped)
 }
@@ -419,6 +508,7 @@ struct Fleet {
     new: Arc<SecretString>,
     concurrency: usize,
     cancel: Cancel,
+    ledger: Ledger,
 }
 
 impl Fleet {
@@ -507,10 +597,10 @@ fn report(
 /// live policy) with the journal's guess first, then with the other password — each once.
 async fn identify(
     member: &Member,
-    fleet_old: Arc<SecretString>,
-    fleet_new: Arc<SecretString>,
+    (fleet_old, fleet_new): (Arc<SecretString>, Arc<SecretString>),
     first: Which,
     slot: &Mutex<Slot>,
+    (ledger, journal): (&Ledger, &SharedJournal),
 ) {
     let started = Instant::now();
     let other = if first == Which::New { Which::Old } else { Which::New };
@@ -518,12 +608,15 @@ async fn identify(
     let mut failures = Vec::new();
     let mut found = None;
     for which in [first, other] {
-        match member.plugin.probe(context(member, &secret(which), None), &member.target).await.result {
-            Ok(probe) => {
+        let password = secret(which);
+        let call = async { member.plugin.probe(context(member, &password, None), &member.target).await.result };
+        match login(&member.entry.name, which, ledger, Some(journal), call).await {
+            Login::Done(probe) => {
                 found = Some((which, probe));
                 break;
             }
-            Err(e) => failures.push(format!("{} password: {e}", name(which))),
+            Login::Failed(e) => failures.push(format!("{} password: {e}", name(which))),
+            Login::NotTried => failures.push(format!("{} password: {}", name(which), super::ledger::spent_note())),
         }
     }
     let mut slot = slot.lock().expect("slot");
@@ -540,7 +633,7 @@ async fn identify(
         None => {
             slot.holds = Which::Unknown;
             slot.note = format!("neither password could be verified ({})", failures.join("; "));
-            slot.result = "unknown";
+            slot.result = if ledger.allows(&member.entry.name) { "unknown" } else { "needs-attention" };
             slot.error = Some(slot.note.clone());
         }
     }
@@ -608,7 +701,12 @@ async fn converge<C: PepClient>(
             (members.clone(), slots.clone(), journal.clone(), observer.clone(), gave_up.clone());
         let (old, new, recovered) = (fleet.old.clone(), fleet.new.clone(), run.recovered);
         let believed = run.bmcs[i].1;
-        let first = if believed == Which::Unknown { run.target } else { believed };
+        let first = match run.guesses.get(&run.bmcs[i].0) {
+            Some(&guess) => guess,
+            None if believed == Which::Unknown => run.target,
+            None => believed,
+        };
+        let ledger = fleet.ledger.clone();
         async move {
             let member = &members[i];
             if gave_up.load(Ordering::SeqCst) {
@@ -617,7 +715,7 @@ async fn converge<C: PepClient>(
                 slot.error = Some("not verified: an earlier BMC took neither password".into());
                 return Ok(());
             }
-            identify(member, old, new, first, &slots[i]).await;
+            identify(member, (old, new), first, &slots[i], (&ledger, &journal)).await;
             let (holds, note) = {
                 let slot = slots[i].lock().expect("slot");
                 (slot.holds, slot.note.clone())
@@ -676,24 +774,26 @@ async fn converge<C: PepClient>(
                 let (members, slots, journal, observer) =
                     (members.clone(), slots.clone(), journal.clone(), observer.clone());
                 let (refused_back, refused_forward) = (refused_back.clone(), refused_forward.clone());
+                let ledger = fleet.ledger.clone();
                 let from = holds(i);
                 let (from_secret, to_secret) = (fleet.secret(from), fleet.secret(target));
                 async move {
                     let began = Instant::now();
                     let member = &members[i];
                     let Changed { holds: now, error, refused } =
-                        change_one(member, (&from_secret, from), (&to_secret, target), &journal).await?;
+                        change_one(member, (&from_secret, from), (&to_secret, target), &journal, &ledger).await?;
                     observer.advanced(&member.entry.name, now == target, error.as_deref().unwrap_or(""));
                     if target == Which::Old && now == Which::New && refused == Some(ErrorKind::PolicyRejected) {
                         refused_back.store(true, Ordering::SeqCst);
                     }
-                    if target == Which::New && now == Which::Old {
+                    // A BMC that refused the new password, not one this command may no longer log in to.
+                    if target == Which::New && now == Which::Old && ledger.allows(&member.entry.name) {
                         refused_forward.lock().expect("refused").push(member.entry.name.clone());
                     }
                     let mut slot = slots[i].lock().expect("slot");
                     slot.spent += began.elapsed();
                     slot.holds = now;
-                    slot.result = if now == target { "converged" } else { "failed" };
+                    slot.result = if now == target { "converged" } else { Changed::missed(member, &ledger) };
                     slot.error = error;
                     Ok(())
                 }
@@ -870,6 +970,47 @@ mod tests {
         let mut lines = rotated_run();
         lines.remove(3);
         assert!(!state_of(&contents(&lines, None)).unwrap().converged());
+    }
+
+    fn refused(seq: u64, bmc: &str, password: Which) -> Line {
+        let failure = crate::fleet::ledger::LoginFailure::AuthFailed;
+        line(seq, Record::LoginRefused { bmc: bmc.into(), password, failure })
+    }
+
+    #[test]
+    fn the_ledger_counts_failed_logins_per_bmc_and_per_command() {
+        let lines = vec![
+            line(1, started(false)),
+            line(2, Record::Changing { bmc: "a".into(), to: Which::New }),
+            refused(3, "a", Which::Old),
+            line(4, Record::Holds { bmc: "a".into(), password: Which::Unknown, note: String::new() }),
+            line(5, Record::Resumed),
+            refused(6, "a", Which::New),
+        ];
+        let run = state_of(&contents(&lines, None)).unwrap();
+        let a = &run.ledger[0];
+        assert_eq!((a.failed_logins, a.last_command, a.budget_left), (2, 1, 0));
+        assert_eq!((run.ledger[1].failed_logins, run.ledger[1].budget_left), (0, 1));
+        // Both passwords refused since a was last known: the guess is the other of the last.
+        assert_eq!(run.guesses.get("a"), Some(&Which::Old));
+        let run = state_of(&contents(&lines[..4], None)).unwrap();
+        assert_eq!(run.ledger[0].last_command, 1, "rotate is a command too");
+        assert_eq!(run.guesses.get("a"), Some(&Which::New), "the old password was refused: the new one first");
+    }
+
+    #[test]
+    fn a_change_without_an_answer_is_guessed_by_where_the_journal_ends() {
+        let mut lines = vec![line(1, started(false)), line(2, Record::Changing { bmc: "a".into(), to: Which::New })];
+        // The journal ends with it: the run died before sending it.
+        assert_eq!(state_of(&contents(&lines, None)).unwrap().guesses.get("a"), Some(&Which::Old));
+        // Two changes started together and nothing after: neither was sent.
+        lines.push(line(3, Record::Changing { bmc: "b".into(), to: Which::New }));
+        let run = state_of(&contents(&lines, None)).unwrap();
+        assert_eq!((run.guesses.get("a"), run.guesses.get("b")), (Some(&Which::Old), Some(&Which::Old)));
+        // The run went on after a's change (b's answer came): a's was most likely applied.
+        lines.push(line(4, Record::Holds { bmc: "b".into(), password: Which::New, note: String::new() }));
+        let run = state_of(&contents(&lines, None)).unwrap();
+        assert_eq!((run.guesses.get("a"), run.guesses.get("b")), (Some(&Which::New), None), "b's answer is known");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use super::cancel::Cancel;
 use super::journal::{Journal, Record, Which};
+use super::ledger::{Ledger, LoginFailure};
 use super::members::Member;
 use crate::gateway::Outbound;
 use crate::pep::{
@@ -54,6 +55,8 @@ pub struct RotationOptions {
     pub rollback_on_pep_failure: bool,
     /// Set by SIGINT/SIGTERM: no BMC job or phase starts after it.
     pub cancel: Cancel,
+    /// Failed logins per BMC in this command (at most one each).
+    pub ledger: Ledger,
 }
 
 /// What one BMC went through.
@@ -284,21 +287,64 @@ fn maybe_applied(error: &CallError) -> bool {
     }
 }
 
+/// A plugin call that logs in, through the failed-login ledger.
+pub(crate) enum Login<T> {
+    /// It succeeded.
+    Done(T),
+    /// It failed (a failed login among other errors: counted and journalled already).
+    Failed(CallError),
+    /// Not made: the BMC already cost its failed-login budget in this action.
+    NotTried,
+}
+
+/// Makes one call that logs in to `bmc` with `password`, unless the BMC's failed-login budget
+/// for this action is spent; a failed login is counted and, once the run has a journal,
+/// journalled.
+pub(crate) async fn login<T>(
+    bmc: &str,
+    password: Which,
+    ledger: &Ledger,
+    journal: Option<&SharedJournal>,
+    call: impl Future<Output = Result<T, CallError>>,
+) -> Login<T> {
+    if !ledger.allows(bmc) {
+        return Login::NotTried;
+    }
+    match call.await {
+        Ok(value) => Login::Done(value),
+        Err(error) => {
+            if let Some(failure) = LoginFailure::of(&error) {
+                ledger.record(bmc);
+                if let Some(journal) = journal {
+                    // A record that cannot be written marks the journal broken: the step after
+                    // this one refuses to start, so the result can be ignored here.
+                    let _ = journal.write(Record::LoginRefused { bmc: bmc.to_owned(), password, failure });
+                }
+            }
+            Login::Failed(error)
+        }
+    }
+}
+
 /// Finds out which password a BMC holds, trying each once; `refused` was just refused and is not
-/// retried.
+/// retried, and nothing is tried once the BMC's failed-login budget is spent.
 pub(crate) async fn resolve(
     member: &Member,
     secrets: [(&Arc<SecretString>, Which); 2],
     refused: Option<Which>,
+    ledger: &Ledger,
+    journal: &SharedJournal,
 ) -> (Which, String) {
     let mut notes = Vec::new();
     for (secret, which) in secrets {
         if Some(which) == refused {
             continue;
         }
-        match member.plugin.verify(context(member, secret, None), &member.target).await.result {
-            Ok(()) => return (which, format!("verified the {} password", name(which))),
-            Err(e) => notes.push(format!("{} password: {e}", name(which))),
+        let call = async { member.plugin.verify(context(member, secret, None), &member.target).await.result };
+        match login(&member.entry.name, which, ledger, Some(journal), call).await {
+            Login::Done(()) => return (which, format!("verified the {} password", name(which))),
+            Login::Failed(e) => notes.push(format!("{} password: {e}", name(which))),
+            Login::NotTried => notes.push(format!("{} password: {}", name(which), super::ledger::spent_note())),
         }
     }
     (Which::Unknown, format!("neither password could be verified ({})", notes.join("; ")))
@@ -323,22 +369,53 @@ pub(crate) struct Changed {
     pub refused: Option<ErrorKind>,
 }
 
+impl Changed {
+    /// The report's word for a BMC that did not reach `target`: `needs-attention` when it spent
+    /// its failed-login budget (it is not logged in to again in this command), else `failed`.
+    pub fn missed(member: &Member, ledger: &Ledger) -> &'static str {
+        if ledger.allows(&member.entry.name) { "failed" } else { "needs-attention" }
+    }
+}
+
 /// Sets `to` on one BMC that holds `from`, verifies it, and journals each step.
 pub(crate) async fn change_one(
     member: &Member,
     from: (&Arc<SecretString>, Which),
     to: (&Arc<SecretString>, Which),
     journal: &SharedJournal,
+    ledger: &Ledger,
 ) -> Result<Changed, String> {
     journal.check()?;
-    journal.write(Record::Changing { bmc: member.entry.name.clone(), to: to.1 })?;
-    let changed = member.plugin.change_password(context(member, from.0, Some(to.0)), &member.target).await.result;
+    let bmc = member.entry.name.as_str();
+    if !ledger.allows(bmc) {
+        // Not even the change: it logs in, and this BMC already refused a login in this command.
+        return Ok(Changed { holds: from.1, error: Some(super::ledger::spent_note()), refused: None });
+    }
+    journal.write(Record::Changing { bmc: bmc.to_owned(), to: to.1 })?;
+    let call =
+        async { member.plugin.change_password(context(member, from.0, Some(to.0)), &member.target).await.result };
+    let changed = match login(bmc, from.1, ledger, Some(journal), call).await {
+        Login::Done(()) => Ok(()),
+        Login::Failed(e) => Err(e),
+        Login::NotTried => {
+            // Checked above; one job per BMC, so only a bug gets here: nothing was sent.
+            let note = super::ledger::spent_note();
+            journal.write(Record::Holds { bmc: bmc.to_owned(), password: from.1, note: note.clone() })?;
+            return Ok(Changed { holds: from.1, error: Some(note), refused: None });
+        }
+    };
     let refused = changed.as_ref().err().and_then(|e| e.plugin_error()).map(|p| p.kind);
+    let verify = async { member.plugin.verify(context(member, to.0, None), &member.target).await.result };
     let (holds, note, error) = match changed {
-        Ok(()) => match member.plugin.verify(context(member, to.0, None), &member.target).await.result {
-            Ok(()) => (to.1, format!("changed and verified the {} password", name(to.1)), None),
-            Err(e) => {
-                let (holds, note) = resolve(member, [(from.0, from.1), (to.0, to.1)], Some(to.1)).await;
+        Ok(()) => match login(bmc, to.1, ledger, Some(journal), verify).await {
+            Login::Done(()) => (to.1, format!("changed and verified the {} password", name(to.1)), None),
+            Login::NotTried => {
+                let note = format!("the change was accepted; {}", super::ledger::spent_note());
+                (Which::Unknown, note.clone(), Some(note))
+            }
+            Login::Failed(e) => {
+                let (holds, note) =
+                    resolve(member, [(from.0, from.1), (to.0, to.1)], Some(to.1), ledger, journal).await;
                 (
                     holds,
                     note.clone(),
@@ -347,8 +424,17 @@ pub(crate) async fn change_one(
             }
         },
         Err(e) if maybe_applied(&e) => {
-            let refused = (e.plugin_error().map(|p| p.kind) == Some(ErrorKind::AuthFailed)).then_some(from.1);
-            let (holds, note) = resolve(member, [(to.0, to.1), (from.0, from.1)], refused).await;
+            let kind = e.plugin_error().map(|p| p.kind);
+            let refused = (kind == Some(ErrorKind::AuthFailed)).then_some(from.1);
+            // One failed login per BMC per command: the likelier password first. An answer the
+            // plugin did not understand (a 500, say) most often means nothing was changed; a lost
+            // answer or a call cut short, that the change was made.
+            let order = if kind == Some(ErrorKind::Protocol) {
+                [(from.0, from.1), (to.0, to.1)]
+            } else {
+                [(to.0, to.1), (from.0, from.1)]
+            };
+            let (holds, note) = resolve(member, order, refused, ledger, journal).await;
             (holds, note.clone(), Some(format!("{e}; {note}")))
         }
         Err(e) => (from.1, "refused, nothing changed".into(), Some(e.to_string())),
@@ -406,7 +492,8 @@ async fn preflight(
     let all: Vec<usize> = (0..works.len()).collect();
     let job = |i: usize| {
         let work = works[i].clone();
-        let (old, errors, observer) = (secrets.old.clone(), errors.clone(), observer.clone());
+        let (old, errors, observer, ledger) =
+            (secrets.old.clone(), errors.clone(), observer.clone(), options.ledger.clone());
         async move {
             let started = Instant::now();
             let member = {
@@ -430,7 +517,13 @@ async fn preflight(
                 // `probe` logs in with the current password, so a probe that succeeds has verified
                 // it; a separate `verify` would only double the logins (and a refused one is
                 // never retried).
-                plugin.probe(ctx, &target).await.result.map_err(|e| format!("probe with the current password: {e}"))
+                let call = async { plugin.probe(ctx, &target).await.result };
+                // No journal yet: a refused login here ends the run before anything changes.
+                match login(&name, Which::Old, &ledger, None, call).await {
+                    Login::Done(probe) => Ok(probe),
+                    Login::Failed(e) => Err(format!("probe with the current password: {e}")),
+                    Login::NotTried => Err(super::ledger::spent_note()),
+                }
             }
             .await;
             let mut w = work.lock().expect("work");
@@ -602,16 +695,18 @@ pub async fn rotate<C: PepClient>(
         let job = |i: usize| {
             let work = works[i].clone();
             let (old, new, journal, observer) = (secrets.old.clone(), new.clone(), journal.clone(), observer.clone());
+            let ledger = options.ledger.clone();
             async move {
                 let started = Instant::now();
                 let member = work.lock().expect("work").member.clone();
                 let Changed { holds, error, .. } =
-                    change_one(&member, (&old, Which::Old), (&new, Which::New), &journal).await?;
+                    change_one(&member, (&old, Which::Old), (&new, Which::New), &journal, &ledger).await?;
                 let mut w = work.lock().expect("work");
                 w.spent += started.elapsed();
                 w.holds = holds;
                 w.result = match holds {
                     Which::New => "rotated".into(),
+                    _ if !ledger.allows(&member.entry.name) => "needs-attention".into(),
                     Which::Old => "unchanged".into(),
                     Which::Unknown => "unknown".into(),
                 };
@@ -756,6 +851,7 @@ async fn roll_back(
     let job = |i: usize| {
         let work = works[i].clone();
         let (old, new, journal, observer) = (old.clone(), new.clone(), journal.clone(), observer.clone());
+        let ledger = options.ledger.clone();
         async move {
             let started = Instant::now();
             let (member, holds) = {
@@ -767,7 +863,8 @@ async fn roll_back(
             // later, once per password.
             let (holds, error) = match holds {
                 Which::New => {
-                    let changed = change_one(&member, (&new, Which::New), (&old, Which::Old), &journal).await?;
+                    let changed =
+                        change_one(&member, (&new, Which::New), (&old, Which::Old), &journal, &ledger).await?;
                     (changed.holds, changed.error)
                 }
                 other => (other, None),
@@ -778,11 +875,10 @@ async fn roll_back(
             if holds == Which::Old && w.result == "rotated" {
                 w.result = "rolled back".into();
             } else if holds != Which::Old {
-                w.result = "rollback failed".into();
-                w.error =
-                    Some(error.unwrap_or_else(|| {
-                        "its password could not be determined; `bmc-rotate resume` verifies it".into()
-                    }));
+                w.result = if ledger.allows(&member.entry.name) { "rollback failed" } else { "needs-attention" }.into();
+                // A BMC left alone keeps what its change said (why its password is not known).
+                let why = error.or_else(|| w.error.take()).unwrap_or_default();
+                w.error = Some(format!("{why}; its password is not known: `bmc-rotate resume` verifies it"));
             }
             observer.advanced(&w.member.entry.name, holds == Which::Old, w.error.as_deref().unwrap_or(""));
             Ok(())
