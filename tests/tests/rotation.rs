@@ -12,7 +12,7 @@ use bmc_rotate::fleet::rotation::{
 };
 use bmc_rotate::gateway::Limits;
 use bmc_rotate::pep::native::NativeClient;
-use bmc_tests::{runtime, vendor_plugin_dir};
+use bmc_tests::runtime;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +21,12 @@ use std::time::Duration;
 const USER: &str = "azsbmc";
 const OLD: &str = "Old-Pass_2024x";
 const NEW: &str = "New-Pass_2025y";
+
+/// The vendor plugins. A target directory shared with another checkout may hold that checkout's:
+/// BMC_ROTATE_TEST_PLUGIN_DIR points at a build of this one's.
+fn vendor_plugin_dir() -> PathBuf {
+    std::env::var_os("BMC_ROTATE_TEST_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(bmc_tests::vendor_plugin_dir)
+}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rotation-{name}"));
@@ -378,4 +384,23 @@ async fn a_password_changed_out_of_band_costs_that_bmc_one_failed_login_per_comm
         assert_eq!(ilo.result, "needs-attention", "resume {round}: {ilo:?}");
         assert_eq!(report.outcome, RunOutcome::NeedsResume);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_current_password_is_refused_by_one_canary_and_no_other_bmc_is_tried() {
+    // Every BMC holds another password than the one given: the first BMC of the profile refuses
+    // it, and the others of that profile are never logged in to.
+    let groups = "[[group]]\npersona = \"dell-idrac9\"\ncount = 3\npassword = \"Someone-Else-9\"\n";
+    let run = Run::start("canary", groups).await;
+    let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::PreflightFailed, "{:#?}", report.notes);
+    assert!(journal.is_none());
+    let line =
+        format!("the current password for {USER} was refused by dell-idrac9-01: mistyped? no other BMC was tried");
+    assert!(report.notes.contains(&line), "{:#?}", report.notes);
+    let refused: Vec<usize> =
+        run.stamp.lab.bmcs().iter().map(|b| b.state().requests().iter().filter(|r| r.status == 401).count()).collect();
+    assert_eq!(refused, [1, 0, 0], "one failed login, on the canary only");
+    let results: Vec<&str> = report.bmcs.iter().map(|b| b.result.as_str()).collect();
+    assert_eq!(results, ["preflight failed", "not started", "not started"]);
 }

@@ -547,7 +547,35 @@ async fn preflight(
             Ok(())
         }
     };
-    match each(&all, options.concurrency, &options.cancel, job).await {
+    // Canaries: the first BMC of each hardware profile, one at a time, before any other. A
+    // current password a canary refuses is most likely mistyped; stopping there costs one failed
+    // login on one BMC instead of one on every BMC of the fleet.
+    let mut profiles = std::collections::BTreeSet::new();
+    let canaries: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| profiles.insert(works[i].lock().expect("work").member.profile.name.clone()))
+        .collect();
+    for (n, &i) in canaries.iter().enumerate() {
+        match each(&[i], 1, &options.cancel, &job).await {
+            Ok(not_started) => mark_not_started(works, &not_started),
+            Err(e) => errors.lock().expect("errors").push(e),
+        }
+        let (bmc, user) = {
+            let w = works[i].lock().expect("work");
+            (w.member.entry.name.clone(), w.member.target.account.clone())
+        };
+        if !options.ledger.allows(&bmc) {
+            let rest: Vec<usize> = all.iter().copied().filter(|j| !canaries[..=n].contains(j)).collect();
+            mark_not_started(works, &rest);
+            let others = if n == 0 { "" } else { " (the BMCs tried before it, one per other profile, took it)" };
+            return vec![format!(
+                "the current password for {user} was refused by {bmc}{others}: mistyped? no other BMC was tried"
+            )];
+        }
+    }
+    let rest: Vec<usize> = all.iter().copied().filter(|j| !canaries.contains(j)).collect();
+    match each(&rest, options.concurrency, &options.cancel, &job).await {
         Ok(not_started) => mark_not_started(works, &not_started),
         Err(e) => errors.lock().expect("errors").push(e),
     }
