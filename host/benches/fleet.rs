@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 const OLD: &str = "Bench-Old_2024x";
 const NEW: &str = "Bench-New_2025y";
+/// What the resume case sets (XCC's reuse cycle refuses going back to OLD).
+const THIRD: &str = "Bench-Third_2026z";
 const PERSONAS: [&str; 3] = ["dell-idrac9", "hpe-ilo5", "lenovo-xcc2"];
 
 /// The child: serve N BMCs (a third of each vendor) and a PEP, write the inventory, print the
@@ -114,7 +116,7 @@ fn rusage() -> (Duration, u64) {
     (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss as u64)
 }
 
-/// The BMCs hold NEW after the rotation: a run from NEW back to OLD whose journal holds only its
+/// The BMCs hold NEW after the rotation: a run from NEW to THIRD whose journal holds only its
 /// start record (a crash right after it) is converged by `resume` alone — verify every BMC,
 /// change and verify each, tell the PEP — so its wall time compares with the rotation's.
 async fn resume_case(
@@ -129,8 +131,8 @@ async fn resume_case(
     let (inventory, members) =
         members::load(&dir.join("inventory.toml"), None, plugins, runtime, limits).await.unwrap();
     let path = dir.join("back.jsonl");
-    drop(journal::start_run(&path, &inventory, NEW, OLD, true).unwrap());
-    let (old, new) = (Arc::new(SecretString::from(NEW)), Arc::new(SecretString::from(OLD)));
+    drop(journal::start_run(&path, &inventory, NEW, THIRD, true).unwrap());
+    let (old, new) = (Arc::new(SecretString::from(NEW)), Arc::new(SecretString::from(THIRD)));
     let options = ResumeOptions::new(&inventory.stamp, concurrency);
     let started = Instant::now();
     let report =
