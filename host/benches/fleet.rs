@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 const OLD: &str = "Bench-Old_2024x";
 const NEW: &str = "Bench-New_2025y";
 /// What the resume case sets (XCC's reuse cycle refuses going back to OLD).
-const THIRD: &str = "Bench-Third_2026z";
+const THIRD: &str = "Bench-Thd_2026z";
 const PERSONAS: [&str; 3] = ["dell-idrac9", "hpe-ilo5", "lenovo-xcc2"];
 
 /// The child: serve N BMCs (a third of each vendor) and a PEP, write the inventory, print the
