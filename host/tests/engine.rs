@@ -325,3 +325,40 @@ async fn a_forged_finished_record_does_not_make_a_half_done_run_look_converged()
     assert!(!text(&resumed.stdout).contains("nothing to do"));
     assert!(s.converged_on(NEW));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_lockout_ledger_and_resume_spends_one_failed_login_on_a_bmc_changed_out_of_band() {
+    let s = stamp("ledger", 0).await;
+    crashed(&s, 6).await;
+    // An administrator sets a third password on the iLO meanwhile.
+    let ilo = s.lab.lab.bmcs().iter().find(|b| b.name() == "hpe-ilo5-01").unwrap();
+    {
+        let mut state = ilo.state();
+        let id = state.account(USER).unwrap().id;
+        state.put_account(id, USER, "Someone-Else-9", "Administrator");
+    }
+    let ilo_refusals = || ilo.state().requests().iter().filter(|r| r.status == 401).count();
+    for round in 1..=2 {
+        let before = ilo_refusals();
+        let out = s.run(s.resume_args(&[]), LAB_CLOUDADMIN_PASSWORD, None).await;
+        assert_eq!(out.status.code(), Some(4), "round {round}: {}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(ilo_refusals() - before, 1, "round {round}: one failed login on the iLO per command");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let row = report["report"]["bmcs"].as_array().unwrap().iter().find(|b| b["name"] == "hpe-ilo5-01").unwrap();
+        assert_eq!(row["result"], "needs-attention", "round {round}: {row}");
+        let status = s.status().await;
+        assert_eq!(status.status.code(), Some(4));
+        let table = text(&status.stdout);
+        assert!(table.contains("FAILED LOGINS") && table.contains("BUDGET LEFT (LAST COMMAND)"), "{table}");
+        let mut args = vec!["status".to_owned(), "--journal".into(), s.journal().display().to_string()];
+        args.extend(["--output".to_owned(), "json".into()]);
+        let json: serde_json::Value =
+            serde_json::from_slice(&s.run(args, LAB_CLOUDADMIN_PASSWORD, None).await.stdout).unwrap();
+        let ledger = json["ledger"].as_array().unwrap().iter().find(|r| r["bmc"] == "hpe-ilo5-01").unwrap().clone();
+        assert_eq!(ledger["last_command"], 1, "{ledger}");
+        assert_eq!(ledger["budget_left"], 0, "{ledger}");
+        assert!(ledger["failed_logins"].as_u64().unwrap() >= round, "{ledger}");
+    }
+    // The other BMCs are not held back by it: they hold the new password.
+    assert_eq!(s.lab.holding(USER, NEW), 3);
+}
