@@ -185,7 +185,7 @@ pub(super) fn exit_code(outcome: RunOutcome) -> u8 {
 fn interrupted(report: &RunReport, journal: Option<&Path>) -> u8 {
     let changed = report.bmcs.iter().filter(|b| b.holds != journal::Which::Old).count();
     match journal {
-        Some(journal) if changed > 0 || report.bmcs.iter().any(|b| b.result == "converged") => {
+        Some(journal) if changed > 0 || report.bmcs.iter().any(|b| b.result == rotation::BmcResult::Converged) => {
             eprintln!(
                 "interrupted: {changed} BMCs changed, run: bmc-rotate resume --journal {}",
                 crate::fleet::lock::printable(&journal.to_string_lossy())
@@ -216,7 +216,7 @@ pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) 
                         b.name.clone(),
                         b.vendor.clone(),
                         b.family.clone(),
-                        b.result.clone(),
+                        b.result.as_str().to_owned(),
                         rotation::name(b.holds).to_owned(),
                         format!("{:.1}s", b.duration.as_secs_f64()),
                         b.error.clone().unwrap_or_default(),

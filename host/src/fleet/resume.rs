@@ -10,8 +10,8 @@ use super::journal::{self, Journal, Line, Record, Which};
 use super::ledger::{BUDGET, Ledger};
 use super::members::Member;
 use super::rotation::{
-    BmcReport, Changed, Login, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one, context,
-    each, login, name,
+    BmcReport, BmcResult, Changed, Login, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one,
+    context, each, login, name,
 };
 use crate::pep::{self, BmcCredential, PepAction, PepClient, PepRequest};
 use crate::runtime::{ErrorKind, PasswordPolicy};
@@ -469,7 +469,7 @@ pub async fn resume<C: PepClient>(
         let reports = members
             .iter()
             .zip(&run.bmcs)
-            .map(|(m, (_, holds))| Slot::believed(m, *holds, "unchanged").report(m))
+            .map(|(m, (_, holds))| Slot::believed(m, *holds, BmcResult::Unchanged).report(m))
             .collect();
         let outcome = run.finished.expect("converged");
         return Ok(report(&run, started, reports, outcome, notes, None, None));
@@ -527,7 +527,7 @@ struct Slot {
     safe: bool,
     family: String,
     firmware: String,
-    result: &'static str,
+    result: BmcResult,
     error: Option<String>,
     /// Time spent on this BMC alone.
     spent: Duration,
@@ -541,7 +541,7 @@ fn reversible(policy: &PasswordPolicy) -> bool {
 impl Slot {
     /// Before it is contacted: what the journal believes, and whether it can go back as far as
     /// its plugin's and profile's policy say (the live policy replaces this once probed).
-    fn believed(member: &Member, holds: Which, result: &'static str) -> Slot {
+    fn believed(member: &Member, holds: Which, result: BmcResult) -> Slot {
         Slot {
             holds,
             note: String::new(),
@@ -562,7 +562,7 @@ impl Slot {
             family: self.family.clone(),
             firmware: self.firmware.clone(),
             holds: self.holds,
-            result: self.result.into(),
+            result: self.result,
             duration: self.spent,
             error: self.error.clone(),
             rollback_safe: self.safe,
@@ -628,12 +628,13 @@ async fn identify(
             slot.safe = reversible(&member.profile.apply(probe.policy));
             slot.family = probe.family;
             slot.firmware = probe.firmware;
-            slot.result = "unchanged";
+            slot.result = BmcResult::Unchanged;
         }
         None => {
             slot.holds = Which::Unknown;
             slot.note = format!("neither password could be verified ({})", failures.join("; "));
-            slot.result = if ledger.allows(&member.entry.name) { "unknown" } else { "needs-attention" };
+            slot.result =
+                if ledger.allows(&member.entry.name) { BmcResult::Unknown } else { BmcResult::NeedsAttention };
             slot.error = Some(slot.note.clone());
         }
     }
@@ -654,7 +655,7 @@ async fn converge<C: PepClient>(
         members
             .iter()
             .zip(&run.bmcs)
-            .map(|(m, (_, believed))| Mutex::new(Slot::believed(m, *believed, "unchanged")))
+            .map(|(m, (_, believed))| Mutex::new(Slot::believed(m, *believed, BmcResult::Unchanged)))
             .collect(),
     );
     let reports = |slots: &Slots| -> Vec<BmcReport> {
@@ -711,7 +712,7 @@ async fn converge<C: PepClient>(
             let member = &members[i];
             if gave_up.load(Ordering::SeqCst) {
                 let mut slot = slots[i].lock().expect("slot");
-                (slot.holds, slot.result) = (Which::Unknown, "unknown");
+                (slot.holds, slot.result) = (Which::Unknown, BmcResult::Unknown);
                 slot.error = Some("not verified: an earlier BMC took neither password".into());
                 return Ok(());
             }
@@ -734,7 +735,7 @@ async fn converge<C: PepClient>(
     not_started.extend(each(rest, fleet.concurrency, &fleet.cancel, &verify).await?);
     for &i in &not_started {
         let mut slot = slots[i].lock().expect("slot");
-        (slot.holds, slot.result) = (Which::Unknown, "not started");
+        (slot.holds, slot.result) = (Which::Unknown, BmcResult::NotStarted);
     }
     if fleet.cancel.is_cancelled() {
         notes.push("interrupted while verifying the BMCs: nothing was changed".into());
@@ -766,7 +767,7 @@ async fn converge<C: PepClient>(
             let blocked = k == 1 && target == Which::New && !refused_forward.lock().expect("refused").is_empty();
             if blocked || fleet.cancel.is_cancelled() {
                 for &i in &todo {
-                    slots[i].lock().expect("slot").result = "not started";
+                    slots[i].lock().expect("slot").result = BmcResult::NotStarted;
                 }
                 continue;
             }
@@ -793,13 +794,13 @@ async fn converge<C: PepClient>(
                     let mut slot = slots[i].lock().expect("slot");
                     slot.spent += began.elapsed();
                     slot.holds = now;
-                    slot.result = if now == target { "converged" } else { Changed::missed(member, &ledger) };
+                    slot.result = if now == target { BmcResult::Converged } else { Changed::missed(member, &ledger) };
                     slot.error = error;
                     Ok(())
                 }
             };
             for i in each(&todo, fleet.concurrency, &fleet.cancel, job).await? {
-                slots[i].lock().expect("slot").result = "not started";
+                slots[i].lock().expect("slot").result = BmcResult::NotStarted;
             }
         }
         if fleet.cancel.is_cancelled() {
@@ -827,7 +828,7 @@ async fn converge<C: PepClient>(
     }
     let reports_now = reports(&slots);
     if fleet.cancel.is_cancelled() {
-        let changed = reports_now.iter().filter(|r| r.result == "converged").count();
+        let changed = reports_now.iter().filter(|r| r.result == BmcResult::Converged).count();
         notes.push(format!("interrupted: {changed} BMC(s) changed by this resume; nothing else was started"));
         journal.write(Record::Finished { outcome: RunOutcome::Interrupted })?;
         return Ok(report(&run, started, reports_now, RunOutcome::Interrupted, notes, None, None));

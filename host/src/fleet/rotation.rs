@@ -74,8 +74,8 @@ pub struct BmcReport {
     pub firmware: String,
     /// The password it holds at the end.
     pub holds: Which,
-    /// `rotated`, `unchanged`, `rolled back`, `failed`, ...
-    pub result: String,
+    /// What happened to it.
+    pub result: BmcResult,
     /// Time spent on this BMC.
     #[serde(serialize_with = "crate::pep::millis")]
     pub duration: Duration,
@@ -83,6 +83,71 @@ pub struct BmcReport {
     pub error: Option<String>,
     /// Whether its policy lets it return to the old password.
     pub rollback_safe: bool,
+}
+
+/// What happened to one BMC in a command. The JSON words are the table's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum BmcResult {
+    /// It holds the new password, changed and verified by this run.
+    #[serde(rename = "rotated")]
+    Rotated,
+    /// Not changed.
+    #[serde(rename = "unchanged")]
+    Unchanged,
+    /// Its password could not be determined.
+    #[serde(rename = "unknown")]
+    Unknown,
+    /// Preflight failed on it.
+    #[serde(rename = "preflight failed")]
+    PreflightFailed,
+    /// A stop, an earlier failure or a canary's refusal kept it from being started.
+    #[serde(rename = "not started")]
+    NotStarted,
+    /// Changed, then returned to the old password.
+    #[serde(rename = "rolled back")]
+    RolledBack,
+    /// Its return to the old password failed.
+    #[serde(rename = "rollback failed")]
+    RollbackFailed,
+    /// A resume brought it to the run's target.
+    #[serde(rename = "converged")]
+    Converged,
+    /// A resume could not bring it to the target.
+    #[serde(rename = "failed")]
+    Failed,
+    /// It spent this command's failed-login budget: not logged in to again until the next command.
+    #[serde(rename = "needs-attention")]
+    NeedsAttention,
+}
+
+impl BmcResult {
+    /// The table's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BmcResult::Rotated => "rotated",
+            BmcResult::Unchanged => "unchanged",
+            BmcResult::Unknown => "unknown",
+            BmcResult::PreflightFailed => "preflight failed",
+            BmcResult::NotStarted => "not started",
+            BmcResult::RolledBack => "rolled back",
+            BmcResult::RollbackFailed => "rollback failed",
+            BmcResult::Converged => "converged",
+            BmcResult::Failed => "failed",
+            BmcResult::NeedsAttention => "needs-attention",
+        }
+    }
+}
+
+impl PartialEq<&str> for BmcResult {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for BmcResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How a run ended.
@@ -200,7 +265,7 @@ struct Work {
     firmware: String,
     policy: Option<PasswordPolicy>,
     rollback_safe: bool,
-    result: String,
+    result: BmcResult,
     error: Option<String>,
     spent: Duration,
 }
@@ -214,7 +279,7 @@ impl Work {
             family: self.family.clone(),
             firmware: self.firmware.clone(),
             holds: self.holds,
-            result: self.result.clone(),
+            result: self.result,
             duration: self.spent,
             error: self.error.clone(),
             rollback_safe: self.rollback_safe,
@@ -372,8 +437,8 @@ pub(crate) struct Changed {
 impl Changed {
     /// The report's word for a BMC that did not reach `target`: `needs-attention` when it spent
     /// its failed-login budget (it is not logged in to again in this command), else `failed`.
-    pub fn missed(member: &Member, ledger: &Ledger) -> &'static str {
-        if ledger.allows(&member.entry.name) { "failed" } else { "needs-attention" }
+    pub fn missed(member: &Member, ledger: &Ledger) -> BmcResult {
+        if ledger.allows(&member.entry.name) { BmcResult::Failed } else { BmcResult::NeedsAttention }
     }
 }
 
@@ -540,7 +605,7 @@ async fn preflight(
                 Err(e) => {
                     observer.advanced(&name, false, &e);
                     w.error = Some(e.clone());
-                    w.result = "preflight failed".into();
+                    w.result = BmcResult::PreflightFailed;
                     errors.lock().expect("errors").push(format!("{name}: {e}"));
                 }
             }
@@ -609,7 +674,7 @@ pub async fn rotate<C: PepClient>(
                 firmware: String::new(),
                 policy: None,
                 rollback_safe: true,
-                result: "unchanged".into(),
+                result: BmcResult::Unchanged,
                 error: None,
                 spent: Duration::ZERO,
             }))
@@ -708,7 +773,7 @@ pub async fn rotate<C: PepClient>(
     for (phase, batch) in [(Phase::Change, safe), (Phase::ChangeLast, last)] {
         if failed {
             for &i in &batch {
-                works[i].lock().expect("work").result = "not started".into();
+                works[i].lock().expect("work").result = BmcResult::NotStarted;
             }
             continue;
         }
@@ -733,10 +798,10 @@ pub async fn rotate<C: PepClient>(
                 w.spent += started.elapsed();
                 w.holds = holds;
                 w.result = match holds {
-                    Which::New => "rotated".into(),
-                    _ if !ledger.allows(&member.entry.name) => "needs-attention".into(),
-                    Which::Old => "unchanged".into(),
-                    Which::Unknown => "unknown".into(),
+                    Which::New => BmcResult::Rotated,
+                    _ if !ledger.allows(&member.entry.name) => BmcResult::NeedsAttention,
+                    Which::Old => BmcResult::Unchanged,
+                    Which::Unknown => BmcResult::Unknown,
                 };
                 w.error = error;
                 observer.advanced(&w.member.entry.name, holds == Which::New, w.error.as_deref().unwrap_or(""));
@@ -835,7 +900,7 @@ pub async fn rotate<C: PepClient>(
 /// BMCs a stop kept from starting.
 fn mark_not_started(works: &[Shared<Work>], indices: &[usize]) {
     for &i in indices {
-        works[i].lock().expect("work").result = "not started".into();
+        works[i].lock().expect("work").result = BmcResult::NotStarted;
     }
 }
 
@@ -900,10 +965,14 @@ async fn roll_back(
             let mut w = work.lock().expect("work");
             w.spent += started.elapsed();
             w.holds = holds;
-            if holds == Which::Old && w.result == "rotated" {
-                w.result = "rolled back".into();
+            if holds == Which::Old && w.result == BmcResult::Rotated {
+                w.result = BmcResult::RolledBack;
             } else if holds != Which::Old {
-                w.result = if ledger.allows(&member.entry.name) { "rollback failed" } else { "needs-attention" }.into();
+                w.result = if ledger.allows(&member.entry.name) {
+                    BmcResult::RollbackFailed
+                } else {
+                    BmcResult::NeedsAttention
+                };
                 // A BMC left alone keeps what its change said (why its password is not known).
                 let why = error.or_else(|| w.error.take()).unwrap_or_default();
                 w.error = Some(format!("{why}; its password is not known: `bmc-rotate resume` verifies it"));
