@@ -1,7 +1,8 @@
 //! fleet-bench: whole rotations (preflight, change, verify, PEP) of N simulated BMCs with
 //! injected per-request latency and bounded concurrency, through the real plugins, sandbox,
 //! gateway, journal and native PEP client. `cargo bench -p bmc-rotate --bench fleet`
-//! (`-- --quick` for the small cases only; `-- N LATENCY_MS CONCURRENCY` for one case).
+//! (`-- --quick` for the small cases only; `-- N LATENCY_MS CONCURRENCY` for one case; `--resume`
+//! adds, after each rotation, a `resume` doing the same work — see [`resume_case`]).
 //!
 //! The lab runs in a child process (this same binary, re-executed), so CPU time and peak RSS
 //! are the tool's alone. For each case it prints the wall time, the CPU time per BMC, the peak
@@ -29,6 +30,8 @@ use std::time::{Duration, Instant};
 
 const OLD: &str = "Bench-Old_2024x";
 const NEW: &str = "Bench-New_2025y";
+/// What the resume case sets (XCC's reuse cycle refuses going back to OLD).
+const THIRD: &str = "Bench-Thd_2026z";
 const PERSONAS: [&str; 3] = ["dell-idrac9", "hpe-ilo5", "lenovo-xcc2"];
 
 /// The child: serve N BMCs (a third of each vendor) and a PEP, write the inventory, print the
@@ -113,7 +116,47 @@ fn rusage() -> (Duration, u64) {
     (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss as u64)
 }
 
-async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concurrency: usize) {
+/// The BMCs hold NEW after the rotation: a run from NEW to THIRD whose journal holds only its
+/// start record (a crash right after it) is converged by `resume` alone — verify every BMC,
+/// change and verify each, tell the PEP — so its wall time compares with the rotation's.
+async fn resume_case(
+    runtime: &Runtime,
+    plugins: &Path,
+    dir: &Path,
+    concurrency: usize,
+    pep: PepStep<NativeClient>,
+) -> Duration {
+    use bmc_rotate::fleet::resume::{self, ResumeOptions};
+    let limits = Limits { request_timeout: Duration::from_secs(120), ..Limits::default() };
+    let (inventory, members) =
+        members::load(&dir.join("inventory.toml"), None, plugins, runtime, limits).await.unwrap();
+    let path = dir.join("back.jsonl");
+    drop(journal::start_run(&path, &inventory, NEW, THIRD, true).unwrap());
+    let (old, new) = (Arc::new(SecretString::from(NEW)), Arc::new(SecretString::from(THIRD)));
+    let options = ResumeOptions::new(&inventory.stamp, concurrency);
+    let started = Instant::now();
+    let report =
+        resume::resume(&path, members, old, new, Some(pep), Arc::new(rotation::Silent), &options).await.unwrap();
+    let wall = started.elapsed();
+    assert_eq!(report.outcome, RunOutcome::Rotated, "{:?}", report.notes);
+    wall
+}
+
+fn pep_step(inventory: &bmc_rotate::fleet::inventory::Inventory) -> PepStep<NativeClient> {
+    let settings = inventory.pep.as_ref().unwrap();
+    PepStep {
+        client: NativeClient,
+        target: PepTarget::new(
+            settings.endpoints.iter().map(|e| PepEndpoint { tls: None, ..e.clone() }).collect(),
+            settings.cloudadmin.clone(),
+            SecretString::from(LAB_CLOUDADMIN_PASSWORD),
+            LAB_PEP_DEADLINE,
+        ),
+        close: None,
+    }
+}
+
+async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concurrency: usize, with_resume: bool) {
     let dir = std::env::temp_dir()
         .join(format!("bmc-rotate-fleet-bench-{}-{n}-{latency_ms}-{concurrency}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -134,22 +177,17 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
     let cpu_plan = rusage().0;
     let (inventory, members) =
         members::load(&dir.join("inventory.toml"), None, plugins, runtime, limits).await.unwrap();
-    let pep = {
-        let settings = inventory.pep.as_ref().unwrap();
-        PepStep {
-            client: NativeClient,
-            target: PepTarget::new(
-                settings.endpoints.iter().map(|e| PepEndpoint { tls: None, ..e.clone() }).collect(),
-                settings.cloudadmin.clone(),
-                SecretString::from(LAB_CLOUDADMIN_PASSWORD),
-                LAB_PEP_DEADLINE,
-            ),
-            close: None,
-        }
-    };
+    let pep = pep_step(&inventory);
+    let pep_again = pep_step(&inventory);
     let observer = Arc::new(Phases { child: Mutex::new(child), marks: Mutex::default() });
     let secrets = RunSecrets { old: Arc::new(SecretString::from(OLD)), new: Some(Arc::new(SecretString::from(NEW))) };
-    let options = RotationOptions { concurrency, dry_run: false, rollback_on_pep_failure: true };
+    let options = RotationOptions {
+        concurrency,
+        dry_run: false,
+        rollback_on_pep_failure: true,
+        cancel: bmc_rotate::fleet::cancel::Cancel::new(),
+        ledger: bmc_rotate::fleet::ledger::Ledger::new(),
+    };
     let journal_path = dir.join("run.jsonl");
     let before = |new: &SecretString| {
         use secrecy::ExposeSecret;
@@ -204,6 +242,14 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
         max_rss_kib / 1024,
     );
     println!("      CPU ms per BMC by phase: {}", breakdown.join(", "));
+    if with_resume {
+        let resumed = resume_case(runtime, plugins, &dir, concurrency, pep_again).await;
+        println!(
+            "      resume of the same {n} BMCs (verify, change + verify, PEP): wall {:>7.2}s  (rotate {:.2}s)",
+            resumed.as_secs_f64(),
+            wall.as_secs_f64()
+        );
+    }
     drop(observer);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -217,7 +263,12 @@ fn main() {
         runtime.block_on(serve_lab(n, latency, PathBuf::from(&args[4])));
         return;
     }
-    let plugins = bmc_tests::vendor_plugin_dir();
+    // A target directory shared with another checkout may hold that checkout's plugins:
+    // BMC_ROTATE_TEST_PLUGIN_DIR points at a build of this one's.
+    let plugins =
+        std::env::var_os("BMC_ROTATE_TEST_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(bmc_tests::vendor_plugin_dir);
+    let with_resume = args.iter().any(|a| a == "--resume");
+    let args: Vec<String> = args.into_iter().filter(|a| a != "--resume").collect();
     let cases: Vec<(u32, u64, usize)> = match args.iter().position(|a| a == "--quick") {
         Some(_) => vec![(16, 0, 16), (256, 0, 16), (256, 50, 256)],
         None => match (args.get(1).and_then(|a| a.parse().ok()), args.get(2), args.get(3)) {
@@ -241,7 +292,7 @@ fn main() {
         let rt = Runtime::new(RuntimeConfig::default()).unwrap();
         println!("fleet-bench: plugins from {}\n", plugins.display());
         for (n, latency, concurrency) in cases {
-            case(&rt, &plugins, n, latency, concurrency).await;
+            case(&rt, &plugins, n, latency, concurrency, with_resume).await;
         }
     });
 }

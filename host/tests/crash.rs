@@ -64,7 +64,11 @@ impl Stamp {
     }
 
     fn common(&self) -> Vec<String> {
-        let plugins = bmc_tests::vendor_plugin_dir();
+        // A target directory shared with another checkout may hold that checkout's plugins:
+        // BMC_ROTATE_TEST_PLUGIN_DIR points at a build of this one's.
+        let plugins = std::env::var_os("BMC_ROTATE_TEST_PLUGIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(bmc_tests::vendor_plugin_dir);
         [
             "--plugin-dir",
             plugins.to_str().unwrap(),
@@ -157,7 +161,7 @@ async fn a_run_killed_after_any_journal_record_is_converged_by_resume() {
         let status = s.status().await;
         let expected = if k == total { 0 } else { 4 };
         assert_eq!(status.status.code(), Some(expected), "k={k}: {}", text(&status.stdout));
-        let resumed = s.resume().await;
+        let resumed = s.resume_settled().await;
         assert_eq!(resumed.status.code(), Some(0), "k={k}: {}{}", text(&resumed.stdout), text(&resumed.stderr));
         assert!(s.converged_on(NEW), "k={k}: not converged on the new password");
         s.assert_no_secret(&[&killed, &status, &resumed]);
@@ -177,7 +181,7 @@ async fn a_failing_run_killed_anywhere_ends_back_on_the_old_password() {
         let s = stamp(&format!("rollback-k{k}"), true).await;
         let killed = s.rotate(Some(k)).await;
         assert_eq!(killed.status.signal(), Some(9), "k={k}");
-        let resumed = s.resume().await;
+        let resumed = s.resume_settled().await;
         assert_eq!(resumed.status.code(), Some(3), "k={k}: the run's direction was back: {}", text(&resumed.stdout));
         assert!(s.converged_on(OLD), "k={k}: not back on the old password");
         s.assert_no_secret(&[&killed, &resumed]);
@@ -209,6 +213,33 @@ impl Stamp {
         args.extend(["--inventory".to_owned(), self.lab.inventory.display().to_string()]);
         args.extend(self.common());
         self.bmc_rotate(args, None).await
+    }
+
+    /// `first` (a resume's output), then one more resume if it left a BMC `needs-attention`:
+    /// one failed login per BMC per command means a BMC whose first guess was refused waits for
+    /// the next resume, which tries the other password first. Each resume costs every BMC at
+    /// most one refused login (checked here), and the second must settle the run.
+    async fn settle(&self, first: Output, before: Vec<usize>) -> Output {
+        let after = self.refusals();
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            assert!(a - b <= 1, "BMC {i} refused {} logins during one resume", a - b);
+        }
+        if first.status.code() != Some(4) || !text(&first.stdout).contains("needs-attention") {
+            return first;
+        }
+        let second = self.resume().await;
+        for (i, (b, a)) in after.iter().zip(&self.refusals()).enumerate() {
+            assert!(a - b <= 1, "BMC {i} refused {} logins during the second resume", a - b);
+        }
+        assert!(!text(&second.stdout).contains("needs-attention"), "{}", text(&second.stdout));
+        second
+    }
+
+    /// A resume, settled (see [`Stamp::settle`]).
+    async fn resume_settled(&self) -> Output {
+        let before = self.refusals();
+        let first = self.resume().await;
+        self.settle(first, before).await
     }
 }
 
@@ -273,7 +304,8 @@ async fn resume_converges_a_run_whose_journal_was_damaged_after_a_crash() {
                 let refused = s.resume().await;
                 assert_eq!(refused.status.code(), Some(2), "{how:?}: {}", text(&refused.stderr));
                 assert!(text(&refused.stderr).contains("give --inventory"), "{}", text(&refused.stderr));
-                s.resume_with_inventory().await
+                let first = s.resume_with_inventory().await;
+                s.settle(first, before.clone()).await
             }
             _ => {
                 assert_eq!(status.status.code(), Some(4), "{how:?}: {}{}", text(&status.stdout), text(&status.stderr));
@@ -281,15 +313,11 @@ async fn resume_converges_a_run_whose_journal_was_damaged_after_a_crash() {
                 let expected =
                     if matches!(how, Damage::BomAndDuplicates) { "skipped 3 damaged" } else { "skipped 1 damaged" };
                 assert!(warned.contains(expected), "{how:?}: one warning with the count: {warned}");
-                s.resume().await
+                s.resume_settled().await
             }
         };
         assert_eq!(resumed.status.code(), Some(0), "{how:?}: {}{}", text(&resumed.stdout), text(&resumed.stderr));
         assert!(s.converged_on(NEW), "{how:?}: not converged on the new password");
-        let after = s.refusals();
-        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
-            assert!(a - b <= 1, "{how:?}: BMC {i} refused {} logins during one resume", a - b);
-        }
         // The journal reads whole again: status says converged.
         let status = s.status().await;
         assert_eq!(status.status.code(), Some(0), "{how:?}: {}{}", text(&status.stdout), text(&status.stderr));
@@ -325,11 +353,9 @@ async fn a_journal_write_failure_stops_the_run_and_resume_converges() {
         if k == 1 {
             continue;
         }
-        let before = s.refusals();
-        let resumed = s.resume().await;
+        let resumed = s.resume_settled().await;
         assert_eq!(resumed.status.code(), Some(0), "k={k}: {}{}", text(&resumed.stdout), text(&resumed.stderr));
         assert!(s.converged_on(NEW), "k={k}: not converged on the new password");
-        assert!(s.refusals().iter().zip(&before).all(|(a, b)| a - b <= 1), "k={k}: a BMC refused two logins");
         s.assert_no_secret(&[&failed, &resumed]);
     }
 }

@@ -84,6 +84,12 @@ impl SimulatedBmc {
         self.state.lock().expect("BMC state poisoned")
     }
 
+    /// The state machine itself, shared, for a test that changes it from elsewhere while a run is
+    /// under way (an administrator changing a password out of band, say).
+    pub fn state_handle(&self) -> Arc<Mutex<Bmc>> {
+        self.state.clone()
+    }
+
     /// Replaces the faults (takes effect on the next request).
     pub fn set_faults(&self, faults: Faults) {
         self.server.set_down(faults.down);

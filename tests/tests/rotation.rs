@@ -7,10 +7,12 @@ use bmc_lab::{FleetSpec, Persona};
 use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab};
 use bmc_rotate::fleet::journal::{self, Record, Which};
 use bmc_rotate::fleet::members;
-use bmc_rotate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunReport, RunSecrets, Silent};
+use bmc_rotate::fleet::rotation::{
+    self, Observer, PepStep, Phase, RotationOptions, RunOutcome, RunReport, RunSecrets, Silent,
+};
 use bmc_rotate::gateway::Limits;
 use bmc_rotate::pep::native::NativeClient;
-use bmc_tests::{runtime, vendor_plugin_dir};
+use bmc_tests::runtime;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +21,12 @@ use std::time::Duration;
 const USER: &str = "azsbmc";
 const OLD: &str = "Old-Pass_2024x";
 const NEW: &str = "New-Pass_2025y";
+
+/// The vendor plugins. A target directory shared with another checkout may hold that checkout's:
+/// BMC_ROTATE_TEST_PLUGIN_DIR points at a build of this one's.
+fn vendor_plugin_dir() -> PathBuf {
+    std::env::var_os("BMC_ROTATE_TEST_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(bmc_tests::vendor_plugin_dir)
+}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rotation-{name}"));
@@ -55,6 +63,16 @@ impl Run {
         pep_password: &str,
         options: RotationOptions,
     ) -> (RunReport, Option<PathBuf>, Arc<SecretString>) {
+        self.rotate_observed(new, pep_password, options, Arc::new(Silent)).await
+    }
+
+    async fn rotate_observed(
+        &self,
+        new: Option<&str>,
+        pep_password: &str,
+        options: RotationOptions,
+        observer: Arc<dyn Observer>,
+    ) -> (RunReport, Option<PathBuf>, Arc<SecretString>) {
         let limits = Limits { request_timeout: Duration::from_secs(2), ..Limits::default() };
         let (inventory, members) =
             members::load(&self.stamp.inventory, None, &vendor_plugin_dir(), runtime(), limits).await.unwrap();
@@ -70,7 +88,7 @@ impl Run {
             journal::start_run(&journal_path, &inventory, OLD, new.expose_secret(), true)
         };
         let (report, journal) =
-            rotation::rotate(members, "lab", secrets, Some(self.pep(pep_password)), &options, before, Arc::new(Silent))
+            rotation::rotate(members, "lab", secrets, Some(self.pep(pep_password)), &options, before, observer)
                 .await
                 .unwrap();
         let new = chosen.lock().unwrap().clone().unwrap_or_else(|| Arc::new(SecretString::from(NEW)));
@@ -83,7 +101,13 @@ impl Run {
 }
 
 fn options() -> RotationOptions {
-    RotationOptions { concurrency: 16, dry_run: false, rollback_on_pep_failure: true }
+    RotationOptions {
+        concurrency: 16,
+        dry_run: false,
+        rollback_on_pep_failure: true,
+        cancel: bmc_rotate::fleet::cancel::Cancel::new(),
+        ledger: bmc_rotate::fleet::ledger::Ledger::new(),
+    }
 }
 
 fn records(journal: &Path) -> Vec<Record> {
@@ -194,14 +218,40 @@ async fn a_policy_refusal_at_change_time_rolls_the_fleet_back() {
 async fn a_hung_bmc_rolls_the_fleet_back() {
     let groups = "[fleet]\ndell-idrac9 = 2\nhpe-ilo5 = 1\n[[group]]\npersona = \"hpe-ilo6\"\ncount = 1\nfaults = { hang = [\"PATCH /Accounts/\"] }\n";
     let run = Run::start("hang", groups).await;
+    let hung_bmc = run.stamp.lab.bmcs().iter().find(|b| b.name().starts_with("hpe-ilo6")).unwrap();
+    let refusals = || hung_bmc.state().requests().iter().filter(|r| r.status == 401).count();
     let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
-    assert_eq!(report.outcome, RunOutcome::RolledBack, "{:#?}", report.notes);
-    assert!(run.all_hold(OLD), "every BMC is back on the old password");
-    assert!(run.stamp.pep.stored().is_none(), "Azure Stack was not told");
+    // The PATCH got no answer: the new password is tried first (a lost answer most often means
+    // the change was made) and refused. One failed login is this command's budget for that BMC:
+    // it is not tried again, and reported; every other BMC goes back.
+    assert_eq!(report.outcome, RunOutcome::NeedsResume, "{:#?}", report.notes);
+    assert_eq!(refusals(), 1);
     let hung = report.bmcs.iter().find(|b| b.name.starts_with("hpe-ilo6")).unwrap();
-    assert_eq!(hung.holds, Which::Old);
-    assert!(report.bmcs.iter().filter(|b| b.result == "rolled back").count() >= 2, "{:?}", report.bmcs);
-    assert!(records(&journal.unwrap()).iter().any(|r| matches!(r, Record::RollingBack { .. })));
+    assert_eq!((hung.holds, hung.result.as_str()), (Which::Unknown, "needs-attention"), "{hung:?}");
+    assert!(hung.error.as_deref().unwrap().contains("ambiguous"), "what is known is kept: {hung:?}");
+    assert_eq!(report.bmcs.iter().filter(|b| b.result == "rolled back").count(), 3, "{:?}", report.bmcs);
+    assert!(run.all_hold(OLD), "every BMC is on the old password");
+    assert!(run.stamp.pep.stored().is_none(), "Azure Stack was not told");
+    let journal = journal.unwrap();
+    assert!(records(&journal).iter().any(|r| matches!(r, Record::RollingBack { .. })));
+
+    // The next command tries the other password first: no failed login, and the run ends rolled back.
+    let (_, members) =
+        members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default()).await.unwrap();
+    let report = bmc_rotate::fleet::resume::resume(
+        &journal,
+        members,
+        Arc::new(SecretString::from(OLD)),
+        Arc::new(SecretString::from(NEW)),
+        Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
+        Arc::new(Silent),
+        &bmc_rotate::fleet::resume::ResumeOptions::new("lab", 16),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, RunOutcome::RolledBack, "{:#?}", report.notes);
+    assert_eq!(refusals(), 1, "the resume knew which password to try");
+    assert!(run.all_hold(OLD) && run.stamp.pep.stored().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,9 +310,97 @@ async fn with_xcc_in_the_fleet_a_pep_failure_keeps_the_new_password_and_resume_f
         Arc::new(SecretString::from(NEW)),
         Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
         Arc::new(Silent),
+        &bmc_rotate::fleet::resume::ResumeOptions::new("lab", 16),
     )
     .await
     .unwrap();
     assert_eq!(report.outcome, RunOutcome::Rotated, "{:#?}", report.notes);
     assert_eq!(run.stamp.pep.stored().unwrap().password.as_str(), NEW);
+}
+
+/// An administrator who changes one BMC's password out of band once preflight has passed.
+struct OutOfBand(Arc<std::sync::Mutex<bmc_lab::bmc::Bmc>>);
+
+impl Observer for OutOfBand {
+    fn phase(&self, phase: Phase, _: usize) {
+        if phase == Phase::Change {
+            let mut bmc = self.0.lock().unwrap();
+            let id = bmc.account(USER).unwrap().id;
+            bmc.put_account(id, USER, "Someone-Else-9", "Administrator");
+        }
+    }
+    fn advanced(&self, _: &str, _: bool, _: &str) {}
+    fn note(&self, _: &str) {}
+    fn pep_progress(&self) -> bmc_rotate::pep::Progress {
+        bmc_rotate::pep::quiet()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_changed_out_of_band_costs_that_bmc_one_failed_login_per_command() {
+    let run = Run::start("ledger", "[fleet]\ndell-idrac9 = 2\nhpe-ilo5 = 1\n").await;
+    let target = run.stamp.lab.bmcs().iter().find(|b| b.name() == "hpe-ilo5-01").unwrap();
+    let refusals = || target.state().requests().iter().filter(|r| r.status == 401).count();
+    let observer = Arc::new(OutOfBand(target.state_handle()));
+    let (report, journal, _) = run.rotate_observed(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options(), observer).await;
+    let journal = journal.unwrap();
+    assert_eq!(refusals(), 1, "rotate: one failed login on the changed BMC, then it is left alone");
+    let ilo = report.bmcs.iter().find(|b| b.name == "hpe-ilo5-01").unwrap();
+    assert_eq!((ilo.result.as_str(), ilo.holds), ("needs-attention", Which::Unknown), "{ilo:?}");
+    assert!(ilo.error.as_deref().unwrap().contains("at most 1 per BMC per command"), "{ilo:?}");
+    assert_eq!(report.outcome, RunOutcome::NeedsResume, "{:#?}", report.notes);
+    assert_eq!(run.stamp.holding(USER, OLD), 2, "the others went back");
+    // The journal's ledger: one refused login with the old password, the budget spent.
+    let refused: Vec<Record> =
+        records(&journal).into_iter().filter(|r| matches!(r, Record::LoginRefused { .. })).collect();
+    assert!(
+        matches!(&refused[..], [Record::LoginRefused { bmc, password: Which::Old, .. }] if bmc == "hpe-ilo5-01"),
+        "{refused:?}"
+    );
+    let state = bmc_rotate::fleet::resume::state_of(&journal::read_all(&journal).unwrap()).unwrap();
+    let row = state.ledger.iter().find(|r| r.bmc == "hpe-ilo5-01").unwrap();
+    assert_eq!((row.failed_logins, row.last_command, row.budget_left), (1, 1, 0));
+
+    // Each resume is a new command: one more failed login at most (the new password, the one
+    // not yet refused), and the BMC is again left alone and reported.
+    for round in 1..=2 {
+        let (_, members) =
+            members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default())
+                .await
+                .unwrap();
+        let report = bmc_rotate::fleet::resume::resume(
+            &journal,
+            members,
+            Arc::new(SecretString::from(OLD)),
+            Arc::new(SecretString::from(NEW)),
+            Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
+            Arc::new(Silent),
+            &bmc_rotate::fleet::resume::ResumeOptions::new("lab", 16),
+        )
+        .await
+        .unwrap();
+        assert_eq!(refusals(), 1 + round, "resume {round}: at most one failed login");
+        let ilo = report.bmcs.iter().find(|b| b.name == "hpe-ilo5-01").unwrap();
+        assert_eq!(ilo.result, "needs-attention", "resume {round}: {ilo:?}");
+        assert_eq!(report.outcome, RunOutcome::NeedsResume);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_current_password_is_refused_by_one_canary_and_no_other_bmc_is_tried() {
+    // Every BMC holds another password than the one given: the first BMC of the profile refuses
+    // it, and the others of that profile are never logged in to.
+    let groups = "[[group]]\npersona = \"dell-idrac9\"\ncount = 3\npassword = \"Someone-Else-9\"\n";
+    let run = Run::start("canary", groups).await;
+    let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::PreflightFailed, "{:#?}", report.notes);
+    assert!(journal.is_none());
+    let line =
+        format!("the current password for {USER} was refused by dell-idrac9-01: mistyped? no other BMC was tried");
+    assert!(report.notes.contains(&line), "{:#?}", report.notes);
+    let refused: Vec<usize> =
+        run.stamp.lab.bmcs().iter().map(|b| b.state().requests().iter().filter(|r| r.status == 401).count()).collect();
+    assert_eq!(refused, [1, 0, 0], "one failed login, on the canary only");
+    let results: Vec<&str> = report.bmcs.iter().map(|b| b.result.as_str()).collect();
+    assert_eq!(results, ["preflight failed", "not started", "not started"]);
 }

@@ -107,7 +107,13 @@ async fn run_once(
         .await
         .map_err(|e| e.join("; "))?;
     let secrets = RunSecrets { old: Arc::new(old.clone()), new: None };
-    let options = RotationOptions { concurrency: 16, dry_run: false, rollback_on_pep_failure: true };
+    let options = RotationOptions {
+        concurrency: 16,
+        dry_run: false,
+        rollback_on_pep_failure: true,
+        cancel: crate::fleet::cancel::Cancel::new(),
+        ledger: crate::fleet::ledger::Ledger::new(),
+    };
     let journal_path = dir.join(format!("run{round}.jsonl"));
     let password_path = dir.join(format!("run{round}-password"));
     let old_text = old.expose_secret().to_owned();

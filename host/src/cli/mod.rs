@@ -10,6 +10,7 @@ mod profiles;
 mod progress;
 mod render;
 mod rotate;
+mod signals;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::fmt::Display;

@@ -5,11 +5,12 @@ use super::pep::{PepArgs, StampArgs, client};
 use super::progress::Display;
 use super::{CliError, CmdResult, Output, exit, read_secret, render};
 use crate::fleet::audit::{self, AuditEntry};
+use crate::fleet::cancel::Cancel;
 use crate::fleet::inventory::{Inventory, PepSettings};
 use crate::fleet::journal::{self, Journal};
 use crate::fleet::lock::StampLock;
 use crate::fleet::members::{self, Member};
-use crate::fleet::resume::{self, ResumeError, RunState};
+use crate::fleet::resume::{self, ResumeError, ResumeOptions, RunState};
 use crate::fleet::rotation::Observer as _;
 use crate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunReport, RunSecrets};
 use crate::gateway::Limits;
@@ -174,7 +175,27 @@ pub(super) fn exit_code(outcome: RunOutcome) -> u8 {
         RunOutcome::Rotated | RunOutcome::DryRun => exit::OK,
         RunOutcome::PreflightFailed => exit::FAILED,
         RunOutcome::RolledBack => exit::ROLLED_BACK,
-        RunOutcome::NeedsResume => exit::NEEDS_RESUME,
+        RunOutcome::NeedsResume | RunOutcome::Interrupted => exit::NEEDS_RESUME,
+    }
+}
+
+/// The exit code of a run the operator stopped, and the line that says what to do: 4 when a BMC
+/// may hold another password than before (the journal leads `resume` from there), 1 when none
+/// changed.
+fn interrupted(report: &RunReport, journal: Option<&Path>) -> u8 {
+    let changed = report.bmcs.iter().filter(|b| b.holds != journal::Which::Old).count();
+    match journal {
+        Some(journal) if changed > 0 || report.bmcs.iter().any(|b| b.result == rotation::BmcResult::Converged) => {
+            eprintln!(
+                "interrupted: {changed} BMCs changed, run: bmc-rotate resume --journal {}",
+                crate::fleet::lock::printable(&journal.to_string_lossy())
+            );
+            exit::NEEDS_RESUME
+        }
+        _ => {
+            eprintln!("interrupted: no BMC was changed");
+            exit::FAILED
+        }
     }
 }
 
@@ -195,7 +216,7 @@ pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) 
                         b.name.clone(),
                         b.vendor.clone(),
                         b.family.clone(),
-                        b.result.clone(),
+                        b.result.as_str().to_owned(),
                         rotation::name(b.holds).to_owned(),
                         format!("{:.1}s", b.duration.as_secs_f64()),
                         b.error.clone().unwrap_or_default(),
@@ -299,6 +320,8 @@ impl RotatePlan {
             concurrency: sources.concurrency as usize,
             dry_run: args.dry_run,
             rollback_on_pep_failure: args.on_pep_failure == OnPepFailure::Rollback,
+            cancel: Cancel::new(),
+            ledger: crate::fleet::ledger::Ledger::new(),
         };
         let password_out = if args.generate_password {
             Some(args.password_out.clone().expect("clap requires --password-out"))
@@ -333,6 +356,8 @@ pub async fn rotate(
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let old_for_journal = secrets.old.clone();
     let display = Display::new();
+    let _signals = super::signals::watch(options.cancel.clone(), journal_path.clone(), display.clone())
+        .map_err(CliError::failed)?;
     let before_change = |new: &SecretString| -> Result<Journal, String> {
         if let Some(out) = &password_out {
             display.suspend(|| save_generated(out, new))?;
@@ -372,6 +397,9 @@ pub async fn rotate(
     };
     audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, report.outcome.as_str(), journal.clone()));
     print(&report, journal.as_deref(), output);
+    if report.outcome == RunOutcome::Interrupted {
+        return Ok(ExitCode::from(interrupted(&report, journal.as_deref())));
+    }
     Ok(ExitCode::from(exit_code(report.outcome)))
 }
 
@@ -390,6 +418,10 @@ pub struct ResumeArgs {
     /// Where to read the run's new BMC password.
     #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = SecretSourceParser)]
     pub new_password: SecretSource,
+    /// Resume although the inventory's stamp or BMC addresses are not the ones the run recorded
+    /// (the same BMCs, re-addressed); the differences are listed in the report.
+    #[arg(long)]
+    pub allow_inventory_change: bool,
     #[command(flatten)]
     pub pep: PepArgs,
 }
@@ -453,12 +485,26 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_di
         ResumePlan::resolve(&args, &sources, cache_dir).await?;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let display = Display::new();
-    let result = resume::resume_with(&args.journal, members, old, new, pep, display.clone(), recovery).await;
+    let options = ResumeOptions {
+        recovery,
+        allow_inventory_change: args.allow_inventory_change,
+        ..ResumeOptions::new(&inventory.stamp, sources.concurrency as usize)
+    };
+    let _signals = super::signals::watch(options.cancel.clone(), args.journal.clone(), display.clone())
+        .map_err(CliError::failed)?;
+    let result = resume::resume(&args.journal, members, old, new, pep, display.clone(), &options).await;
     drop(display);
     let journal = Some(args.journal.clone());
     let report = match result {
         Ok(report) => report,
         Err(ResumeError::BadInput(e)) => return Err(CliError::bad_input(e)),
+        Err(ResumeError::Preflight(e)) => {
+            audit(
+                audit_log.as_deref(),
+                &AuditEntry::now("resume", &inventory.stamp, names, "preflight-failed", journal),
+            );
+            return Err(CliError::failed(e));
+        }
         Err(ResumeError::Stopped(e)) => {
             audit(audit_log.as_deref(), &AuditEntry::now("resume", &inventory.stamp, names, "stopped", journal));
             return Err(CliError::new(exit::NEEDS_RESUME, e));
@@ -467,6 +513,11 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_di
     let entry = AuditEntry::now("resume", &inventory.stamp, names, report.outcome.as_str(), journal);
     audit(audit_log.as_deref(), &entry);
     print(&report, Some(&args.journal), output);
+    if report.outcome == RunOutcome::Interrupted {
+        // A resume stopped part way always leaves work for the next one.
+        interrupted(&report, Some(&args.journal));
+        return Ok(ExitCode::from(exit::NEEDS_RESUME));
+    }
     Ok(ExitCode::from(exit_code(report.outcome)))
 }
 
@@ -479,9 +530,22 @@ pub fn status(journal: &Path, output: Output) -> CmdResult {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&state).expect("serialisable")),
         Output::Table => {
-            let rows: Vec<Vec<String>> =
-                state.bmcs.iter().map(|(b, w)| vec![b.clone(), rotation::name(*w).to_owned()]).collect();
-            print!("{}", render::table(&["BMC", "HOLDS"], &rows));
+            // The lockout ledger beside what each BMC holds: failed logins the journal records,
+            // and what the last command left of its budget.
+            let rows: Vec<Vec<String>> = state
+                .bmcs
+                .iter()
+                .zip(&state.ledger)
+                .map(|((b, w), l)| {
+                    vec![
+                        b.clone(),
+                        rotation::name(*w).to_owned(),
+                        l.failed_logins.to_string(),
+                        format!("{} of {}", l.budget_left, crate::fleet::ledger::BUDGET),
+                    ]
+                })
+                .collect();
+            print!("{}", render::table(&["BMC", "HOLDS", "FAILED LOGINS", "BUDGET LEFT (LAST COMMAND)"], &rows));
             println!();
             let pairs = [
                 ("stamp", state.stamp.clone()),
@@ -489,7 +553,8 @@ pub fn status(journal: &Path, output: Output) -> CmdResult {
                 ("inventory", state.inventory.display().to_string()),
                 ("heading for", format!("the {} password", rotation::name(state.target))),
                 ("azure stack", format!("stores the {} password", rotation::name(state.pep))),
-                ("finished", state.finished.clone().unwrap_or_else(|| "no".into())),
+                ("finished", state.finished.map_or("no", RunOutcome::as_str).to_owned()),
+                ("consistent", state.inconsistent.clone().unwrap_or_else(|| "yes".into())),
                 ("records", state.records.to_string()),
                 ("damage", state.damage.clone().unwrap_or_else(|| "none".into())),
             ];

@@ -54,6 +54,14 @@ pub enum Record {
         new: String,
         /// Whether a failed PEP step rolls the BMCs back.
         rollback_on_pep_failure: bool,
+        /// Each BMC's canonical address (`inventory::canonical_address`), in `bmcs` order:
+        /// `resume` refuses an inventory whose addresses differ. Absent in journals of earlier
+        /// releases.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        addresses: Vec<String>,
+        /// SHA-256 of the canonical address set (`lock::address_digest`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bmcs_sha256: Option<String>,
         /// Written by a `resume` that found no run-started record: what each BMC and Azure Stack
         /// held before it is unknown, and the secrets were not checked against earlier ones.
         #[serde(default, skip_serializing_if = "is_false")]
@@ -104,11 +112,20 @@ pub enum Record {
     },
     /// The run (or a resume) ended with this outcome.
     Finished {
-        /// `rotated`, `rolled-back`, `needs-resume` or `failed`.
-        outcome: String,
+        /// `rotated`, `rolled-back`, `needs-resume` or `interrupted`.
+        outcome: super::rotation::RunOutcome,
     },
     /// A `resume` started from this journal.
     Resumed,
+    /// A BMC refused a login (`auth-failed` or `locked-out`): the lockout ledger.
+    LoginRefused {
+        /// The BMC.
+        bmc: String,
+        /// The password it refused.
+        password: Which,
+        /// How.
+        failure: super::ledger::LoginFailure,
+    },
 }
 
 /// A record as stored: sequence number and time around it.
@@ -439,6 +456,8 @@ pub fn start_run(
     rollback_on_pep_failure: bool,
 ) -> Result<Journal, String> {
     let salt = new_salt()?;
+    let addresses: Vec<String> =
+        inventory.bmcs.iter().map(|b| super::inventory::canonical_address(&b.endpoint)).collect();
     let mut journal = Journal::create(path)?;
     journal.write(Record::RunStarted {
         run: salt[..12].to_owned(),
@@ -451,6 +470,8 @@ pub fn start_run(
         salt,
         rollback_on_pep_failure,
         recovered: false,
+        addresses: addresses.clone(),
+        bmcs_sha256: Some(super::lock::address_digest(addresses)),
     })?;
     Ok(journal)
 }
@@ -545,6 +566,8 @@ mod tests {
             new: "b".into(),
             rollback_on_pep_failure: true,
             recovered: false,
+            addresses: Vec::new(),
+            bmcs_sha256: None,
         }
     }
 

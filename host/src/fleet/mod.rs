@@ -2,8 +2,10 @@
 //! journal and the resume that converges from it.
 
 pub mod audit;
+pub mod cancel;
 pub mod inventory;
 pub mod journal;
+pub mod ledger;
 pub mod lock;
 pub mod members;
 pub mod profiles;

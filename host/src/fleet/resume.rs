@@ -1,22 +1,27 @@
 //! `resume` and `status`: read a run's journal, check the operator's secrets against its
-//! fingerprints, find out what every BMC really holds (one verification per password, never a
-//! retry of a refused one), and converge to the invariant — every BMC and Azure Stack on one
-//! password. The direction is the run's: forward to the new password, unless the run had
-//! decided to roll back; if a BMC refuses to go back (a reuse cycle), forward it is.
+//! fingerprints and the inventory against the run's, check the PEP, find out what every BMC
+//! really holds (one login per password, never a retry of a refused one), and converge to the
+//! invariant — every BMC and Azure Stack on one password. The direction is the run's: forward
+//! to the new password, unless the run had decided to roll back; if a BMC refuses to go back (a
+//! reuse cycle), forward it is. BMCs are worked on with the same bounded concurrency as a run.
 
+use super::cancel::Cancel;
 use super::journal::{self, Journal, Line, Record, Which};
+use super::ledger::{BUDGET, Ledger};
 use super::members::Member;
 use super::rotation::{
-    BmcReport, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one, context, name, resolve,
+    BmcReport, BmcResult, Changed, Login, Observer, PepStep, Phase, RunOutcome, RunReport, SharedJournal, change_one,
+    context, each, login, name,
 };
 use crate::pep::{self, BmcCredential, PepAction, PepClient, PepRequest};
-use crate::runtime::ErrorKind;
+use crate::runtime::{ErrorKind, PasswordPolicy};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Where a run stands, from its journal alone.
 #[derive(Clone, Debug, Serialize)]
@@ -31,12 +36,23 @@ pub struct RunState {
     pub bmc_user: String,
     /// What each BMC is known to hold, in inventory order.
     pub bmcs: Vec<(String, Which)>,
+    /// Each BMC's canonical address when the run started (empty for journals of earlier releases).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// SHA-256 of the run's BMC address set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bmcs_sha256: Option<String>,
     /// The password the run converges to.
     pub target: Which,
     /// What Azure Stack is known to store: `new`, `old`, or `unknown` (an attempt's outcome was lost).
     pub pep: Which,
-    /// The last `finished` outcome, unless something happened after it.
-    pub finished: Option<String>,
+    /// The last `finished` outcome, unless something happened after it or it disagrees with the
+    /// records before it.
+    pub finished: Option<RunOutcome>,
+    /// Why a `finished` record was not believed: what it claims disagrees with what the journal
+    /// says each BMC and Azure Stack hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inconsistent: Option<String>,
     /// Records in the journal.
     pub records: usize,
     /// File lines skipped as damaged.
@@ -47,15 +63,35 @@ pub struct RunState {
     /// No run-started record was left: the state comes from the inventory, every BMC and Azure
     /// Stack are unknown, and the secrets cannot be checked.
     pub recovered: bool,
+    /// The lockout ledger: failed logins per BMC, in inventory order.
+    pub ledger: Vec<LedgerRow>,
     /// Salt and fingerprints, to check secrets (none when `recovered`).
     #[serde(skip)]
     fingerprints: Option<(String, String, String)>,
+    /// The password `resume` tries first on each BMC, where the journal has a better guess than
+    /// what the BMC is believed to hold (see [`state`]).
+    #[serde(skip)]
+    guesses: BTreeMap<String, Which>,
+}
+
+/// One BMC's line of the lockout ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LedgerRow {
+    /// The BMC.
+    pub bmc: String,
+    /// Failed logins the journal records for it, every command of the run together.
+    pub failed_logins: u32,
+    /// Failed logins in the last command (`rotate` or the last `resume`).
+    pub last_command: u32,
+    /// Of the budget per command (`ledger::BUDGET`), what the last command left; every command
+    /// starts with the whole budget.
+    pub budget_left: u32,
 }
 
 impl RunState {
     /// Whether the invariant already holds and nothing is left to do.
     pub fn converged(&self) -> bool {
-        matches!(self.finished.as_deref(), Some("rotated" | "rolled-back"))
+        matches!(self.finished, Some(RunOutcome::Rotated | RunOutcome::RolledBack))
     }
 
     /// Checks the operator's secrets against the run's fingerprints.
@@ -75,6 +111,30 @@ impl RunState {
         }
         Ok(())
     }
+
+    /// How the inventory given to `resume` differs from the one the run started with: another
+    /// stamp, or BMCs at other addresses (names alone say little: every stamp has a `node01`).
+    /// Empty when it is the same fleet, or when the journal predates address binding.
+    pub fn inventory_changes(&self, stamp: &str, members: &[Member]) -> Vec<String> {
+        let mut changes = Vec::new();
+        if self.stamp != stamp {
+            changes.push(format!("the run was on stamp `{}`, the inventory is stamp `{stamp}`", self.stamp));
+        }
+        let given: Vec<String> =
+            members.iter().map(|m| super::inventory::canonical_address(&m.entry.endpoint)).collect();
+        for ((bmc, _), (then, now)) in self.bmcs.iter().zip(self.addresses.iter().zip(&given)) {
+            if then != now {
+                changes.push(format!("{bmc}: {then} then, {now} now"));
+            }
+        }
+        if let Some(digest) = &self.bmcs_sha256
+            && *digest != super::lock::address_digest(given)
+            && changes.is_empty()
+        {
+            changes.push("the set of BMC addresses differs".into());
+        }
+        changes
+    }
 }
 
 /// What a resume needs when the journal lost its run-started record: where it comes from.
@@ -89,6 +149,25 @@ pub struct Recovery {
 /// The journal's words for "no run-started record".
 pub const NO_START: &str = "the journal has no readable run-started record";
 
+/// What a `finished` record claims that the records before it contradict, if anything: a run
+/// that ended `rotated` left every BMC and Azure Stack on the new password, one that ended
+/// `rolled-back` left them on the old one. A forged or misplaced `finished` line must not make
+/// `status` or `resume` say there is nothing to do.
+fn contradiction(outcome: RunOutcome, bmcs: &[(String, Which)], pep: Which) -> Option<String> {
+    let want = match outcome {
+        RunOutcome::Rotated => Which::New,
+        RunOutcome::RolledBack => Which::Old,
+        _ => return None,
+    };
+    let off: Vec<String> =
+        bmcs.iter().filter(|(_, w)| *w != want).map(|(b, w)| format!("{b} holds the {} password", name(*w))).collect();
+    let mut why = off;
+    if pep != want {
+        why.push(format!("Azure Stack stores the {} password", name(pep)));
+    }
+    (!why.is_empty()).then(|| format!("the journal ends `{}` but {}", outcome.as_str(), why.join(", ")))
+}
+
 /// Reads where a run stands, from the last run-started record on (a `resume` that found none
 /// writes a new one).
 pub fn state(lines: &[Line]) -> Result<RunState, String> {
@@ -96,18 +175,34 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
         return Err(NO_START.into());
     };
     let lines = &lines[first..];
-    let Some(Record::RunStarted { run, stamp, inventory, bmc_user, bmcs, salt, old, new, recovered, .. }) =
-        lines.first().map(|l| l.record.clone())
+    let Some(Record::RunStarted {
+        run,
+        stamp,
+        inventory,
+        bmc_user,
+        bmcs,
+        salt,
+        old,
+        new,
+        recovered,
+        addresses,
+        bmcs_sha256,
+        ..
+    }) = lines.first().map(|l| l.record.clone())
     else {
         unreachable!("found above");
     };
     let start = if recovered { Which::Unknown } else { Which::Old };
     let mut holds: BTreeMap<String, Which> = bmcs.iter().map(|b| (b.clone(), start)).collect();
     let (mut target, mut pep, mut pep_before, mut finished) = (Which::New, start, start, None);
+    let (mut failed, mut last_command, mut refused) =
+        (BTreeMap::<String, u32>::new(), BTreeMap::<String, u32>::new(), BTreeMap::new());
+    let mut pending: BTreeMap<String, (Which, Which)> = BTreeMap::new();
     for line in &lines[1..] {
         match &line.record {
-            Record::Changing { bmc, .. } => {
-                holds.insert(bmc.clone(), Which::Unknown);
+            Record::Changing { bmc, to } => {
+                let from = holds.insert(bmc.clone(), Which::Unknown).unwrap_or(Which::Unknown);
+                pending.insert(bmc.clone(), (from, *to));
             }
             Record::Holds { bmc, password, .. } => {
                 holds.insert(bmc.clone(), *password);
@@ -126,28 +221,93 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
                     None => pep_before,
                 };
             }
-            Record::Finished { outcome } => finished = Some(outcome.clone()),
-            Record::Resumed => finished = None,
+            Record::Finished { outcome } => finished = Some(*outcome),
+            Record::Resumed => {
+                finished = None;
+                last_command.clear();
+            }
+            Record::LoginRefused { bmc, password, .. } => {
+                *failed.entry(bmc.clone()).or_default() += 1;
+                *last_command.entry(bmc.clone()).or_default() += 1;
+                refused.insert(bmc.clone(), *password);
+            }
             Record::RunStarted { .. } | Record::PreflightPassed => {}
+        }
+        if let Record::Holds { bmc, password, .. } = &line.record {
+            pending.remove(bmc);
+            if *password != Which::Unknown {
+                refused.remove(bmc);
+            }
         }
         if !matches!(line.record, Record::Finished { .. } | Record::Resumed) && finished.is_some() {
             finished = None;
         }
+    }
+    let ledger = bmcs
+        .iter()
+        .map(|b| {
+            let last = last_command.get(b).copied().unwrap_or(0);
+            LedgerRow {
+                bmc: b.clone(),
+                failed_logins: failed.get(b).copied().unwrap_or(0),
+                last_command: last,
+                budget_left: BUDGET.saturating_sub(last),
+            }
+        })
+        .collect();
+    // With one failed login per BMC per command, the first password tried should be the right
+    // one. A password the BMC refused since it was last known is wrong; a change whose answer was
+    // lost was most likely applied if the run went on after sending it (another BMC's answer was
+    // journalled since), and most likely never sent if only `changing` records follow it (the
+    // run died as it was starting those changes: each is journalled before it is sent).
+    let tail = lines.iter().rposition(|l| !matches!(l.record, Record::Changing { .. })).map_or(0, |at| at + 1);
+    let unsent: Vec<&str> = lines[tail..]
+        .iter()
+        .filter_map(|l| match &l.record {
+            Record::Changing { bmc, .. } => Some(bmc.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut guesses = BTreeMap::new();
+    for b in &bmcs {
+        let guess = match (refused.get(b), pending.get(b)) {
+            (Some(&Which::Old), _) => Which::New,
+            (Some(&Which::New), _) => Which::Old,
+            (_, Some(&(from, to))) => {
+                if unsent.contains(&b.as_str()) && from != Which::Unknown {
+                    from
+                } else {
+                    to
+                }
+            }
+            _ => continue,
+        };
+        guesses.insert(b.clone(), guess);
+    }
+    let bmcs: Vec<(String, Which)> = bmcs.iter().map(|b| (b.clone(), holds[b])).collect();
+    let inconsistent = finished.and_then(|outcome| contradiction(outcome, &bmcs, pep));
+    if inconsistent.is_some() {
+        finished = None;
     }
     Ok(RunState {
         run,
         stamp,
         inventory,
         bmc_user,
-        bmcs: bmcs.iter().map(|b| (b.clone(), holds[b])).collect(),
+        bmcs,
+        addresses,
+        bmcs_sha256,
         target,
         pep,
         finished,
+        inconsistent,
         records: lines.len(),
         skipped: Vec::new(),
         damage: None,
         recovered: false,
+        ledger,
         fingerprints: Some((salt, old, new)),
+        guesses,
     })
 }
 
@@ -189,14 +349,19 @@ impl RunState {
             inventory: recovery.inventory.clone(),
             bmc_user: bmc_user.to_owned(),
             bmcs: bmcs.into_iter().map(|b| (b, Which::Unknown)).collect(),
+            addresses: Vec::new(),
+            bmcs_sha256: None,
             target: Which::New,
             pep: Which::Unknown,
             finished: None,
+            inconsistent: None,
             records: contents.lines.len(),
             skipped: contents.skipped.clone(),
             damage: contents.damage_summary(),
             recovered: true,
+            ledger: Vec::new(),
             fingerprints: None,
+            guesses: BTreeMap::new(),
         }
     }
 }
@@ -207,12 +372,49 @@ pub enum ResumeError {
     /// The journal, the inventory or the secrets do not fit the run: nothing was done.
     #[error("{0}")]
     BadInput(String),
+    /// A check before any BMC was contacted failed (the PEP refused the CloudAdmin password, or
+    /// has no BMC credential cmdlet): nothing was done.
+    #[error("{0}")]
+    Preflight(String),
     /// The resume stopped part way (its journal could not be written): run it again.
     #[error("{0}")]
     Stopped(String),
 }
 
-/// Converges the run recorded in `path`.
+/// How a resume runs.
+#[derive(Clone, Debug)]
+pub struct ResumeOptions {
+    /// BMCs worked on at once.
+    pub concurrency: usize,
+    /// Set by SIGINT/SIGTERM: no BMC job or phase starts after it.
+    pub cancel: Cancel,
+    /// The stamp of the inventory given: checked against the run's.
+    pub stamp: String,
+    /// Go on when the inventory's stamp or addresses are not the run's (BMCs re-addressed), and
+    /// list what changed.
+    pub allow_inventory_change: bool,
+    /// When the journal lost its run-started record: where the run comes from.
+    pub recovery: Option<Recovery>,
+    /// Failed logins per BMC in this command (at most one each).
+    pub ledger: Ledger,
+}
+
+impl ResumeOptions {
+    /// A resume of the run of `stamp` with `concurrency`, nothing else asked.
+    pub fn new(stamp: &str, concurrency: usize) -> ResumeOptions {
+        ResumeOptions {
+            concurrency,
+            cancel: Cancel::new(),
+            stamp: stamp.to_owned(),
+            allow_inventory_change: false,
+            recovery: None,
+            ledger: Ledger::new(),
+        }
+    }
+}
+
+/// Converges the run recorded in `path`; with `options.recovery`, also a journal that lost its
+/// run-started record (see [`RunState::recovered`]).
 pub async fn resume<C: PepClient>(
     path: &Path,
     members: Vec<Member>,
@@ -220,27 +422,15 @@ pub async fn resume<C: PepClient>(
     new: Arc<SecretString>,
     pep_step: Option<PepStep<C>>,
     observer: Arc<dyn Observer>,
+    options: &ResumeOptions,
 ) -> Result<RunReport, ResumeError> {
-    resume_with(path, members, old, new, pep_step, observer, None).await
-}
-
-/// Converges the run recorded in `path`; with `recovery`, also a journal that lost its
-/// run-started record (see [`RunState::recovered`]).
-pub async fn resume_with<C: PepClient>(
-    path: &Path,
-    members: Vec<Member>,
-    old: Arc<SecretString>,
-    new: Arc<SecretString>,
-    pep_step: Option<PepStep<C>>,
-    observer: Arc<dyn Observer>,
-    recovery: Option<Recovery>,
-) -> Result<RunReport, ResumeError> {
+    let started = Instant::now();
     let (journal, contents) = Journal::append(path).map_err(ResumeError::BadInput)?;
-    let run = match (state_of(&contents), recovery) {
+    let run = match (state_of(&contents), &options.recovery) {
         (Ok(run), _) => run,
         (Err(_), Some(recovery)) => {
             let user = members.first().map(|m| m.target.account.clone()).unwrap_or_default();
-            RunState::recovered(&recovery, &user, members.iter().map(|m| m.entry.name.clone()).collect(), &contents)
+            RunState::recovered(recovery, &user, members.iter().map(|m| m.entry.name.clone()).collect(), &contents)
         }
         (Err(e), None) => return Err(ResumeError::BadInput(format!("{}: {e}", path.display()))),
     };
@@ -261,48 +451,228 @@ pub async fn resume_with<C: PepClient>(
             member.target.account, run.bmc_user
         )));
     }
-    converge(journal, run, members, old, new, pep_step, observer).await.map_err(ResumeError::Stopped)
+    let mut notes = Vec::new();
+    let changes = run.inventory_changes(&options.stamp, &members);
+    if !changes.is_empty() {
+        if !options.allow_inventory_change {
+            return Err(ResumeError::BadInput(format!(
+                "the inventory is not the one this run used: {}; nothing was changed. Resume with the run's \
+                 inventory ({}), or give --allow-inventory-change if these are the same BMCs at new addresses",
+                changes.join("; "),
+                run.inventory.display()
+            )));
+        }
+        notes.push(format!("the inventory changed since the run (--allow-inventory-change): {}", changes.join("; ")));
+    }
+    if run.converged() {
+        notes.push(format!("the run already ended `{}`: nothing to do", run.finished.map_or("", RunOutcome::as_str)));
+        let reports = members
+            .iter()
+            .zip(&run.bmcs)
+            .map(|(m, (_, holds))| Slot::believed(m, *holds, BmcResult::Unchanged).report(m))
+            .collect();
+        let outcome = run.finished.expect("converged");
+        return Ok(report(&run, started, reports, outcome, notes, None, None));
+    }
+    // The privileged endpoint first, as `rotate` does: a wrong CloudAdmin password or a stamp
+    // without the cmdlet is found before any BMC is contacted, not after the BMCs converged.
+    if let Some(step) = &pep_step {
+        observer.phase(Phase::Pep, 1);
+        let check = PepRequest { action: PepAction::Check { bmc_user: Some(run.bmc_user.clone()) }, close: None };
+        match pep::run(&step.client, &step.target, &check, &observer.pep_progress()).await {
+            Ok(report) => {
+                observer.advanced("PEP", true, &report.call);
+                notes.push(format!("the PEP answers on {} and will run {}", report.endpoint, report.call));
+            }
+            Err(e) => {
+                observer.advanced("PEP", false, &e.to_string());
+                return Err(ResumeError::Preflight(format!("privileged endpoint: {e}; nothing was changed")));
+            }
+        }
+    }
+    let fleet = Fleet {
+        members: Arc::new(members),
+        old,
+        new,
+        concurrency: options.concurrency,
+        cancel: options.cancel.clone(),
+        ledger: options.ledger.clone(),
+    };
+    converge(journal, run, fleet, pep_step, observer, notes, started).await.map_err(ResumeError::Stopped)
 }
 
-async fn converge<C: PepClient>(
-    journal: Journal,
-    run: RunState,
-    members: Vec<Member>,
+/// The BMCs of a resume and what it works with.
+struct Fleet {
+    members: Arc<Vec<Member>>,
     old: Arc<SecretString>,
     new: Arc<SecretString>,
-    pep_step: Option<PepStep<C>>,
-    observer: Arc<dyn Observer>,
-) -> Result<RunReport, String> {
-    let started = Instant::now();
-    let mut notes = Vec::new();
-    let report = |reports: Vec<BmcReport>, outcome, notes, pep, pep_error| RunReport {
+    concurrency: usize,
+    cancel: Cancel,
+    ledger: Ledger,
+}
+
+impl Fleet {
+    fn secret(&self, which: Which) -> Arc<SecretString> {
+        if which == Which::New { self.new.clone() } else { self.old.clone() }
+    }
+}
+
+/// One BMC during a resume.
+#[derive(Clone, Debug)]
+struct Slot {
+    holds: Which,
+    /// How what it holds is known.
+    note: String,
+    /// Whether its policy lets it return to the old password.
+    safe: bool,
+    family: String,
+    firmware: String,
+    result: BmcResult,
+    error: Option<String>,
+    /// Time spent on this BMC alone.
+    spent: Duration,
+}
+
+/// Whether a policy lets a BMC go back to the password it held before.
+fn reversible(policy: &PasswordPolicy) -> bool {
+    policy.reuse_cycle == 0 && policy.min_change_interval_hours == 0
+}
+
+impl Slot {
+    /// Before it is contacted: what the journal believes, and whether it can go back as far as
+    /// its plugin's and profile's policy say (the live policy replaces this once probed).
+    fn believed(member: &Member, holds: Which, result: BmcResult) -> Slot {
+        Slot {
+            holds,
+            note: String::new(),
+            safe: reversible(&member.profile.apply(member.plugin.info.policy.clone())),
+            family: String::new(),
+            firmware: String::new(),
+            result,
+            error: None,
+            spent: Duration::ZERO,
+        }
+    }
+
+    fn report(&self, member: &Member) -> BmcReport {
+        BmcReport {
+            name: member.entry.name.clone(),
+            address: member.entry.endpoint.to_string(),
+            vendor: member.plugin.info.vendor.clone(),
+            family: self.family.clone(),
+            firmware: self.firmware.clone(),
+            holds: self.holds,
+            result: self.result,
+            duration: self.spent,
+            error: self.error.clone(),
+            rollback_safe: self.safe,
+        }
+    }
+}
+
+type Slots = Arc<Vec<Mutex<Slot>>>;
+
+fn report(
+    run: &RunState,
+    started: Instant,
+    bmcs: Vec<BmcReport>,
+    outcome: RunOutcome,
+    notes: Vec<String>,
+    pep: Option<crate::pep::PepReport>,
+    pep_error: Option<String>,
+) -> RunReport {
+    RunReport {
         stamp: run.stamp.clone(),
         outcome,
-        bmcs: reports,
+        bmcs,
         pep,
         pep_error,
         policy: None,
         notes,
         elapsed: started.elapsed(),
-    };
-    if run.converged() {
-        notes.push(format!("the run already ended `{}`: nothing to do", run.finished.clone().unwrap_or_default()));
-        let reports = members
+    }
+}
+
+/// Finds which password a BMC holds: `probe` (which logs in, and reads the family, firmware and
+/// live policy) with the journal's guess first, then with the other password — each once.
+async fn identify(
+    member: &Member,
+    (fleet_old, fleet_new): (Arc<SecretString>, Arc<SecretString>),
+    first: Which,
+    slot: &Mutex<Slot>,
+    (ledger, journal): (&Ledger, &SharedJournal),
+) {
+    let started = Instant::now();
+    let other = if first == Which::New { Which::Old } else { Which::New };
+    let secret = |w: Which| if w == Which::New { fleet_new.clone() } else { fleet_old.clone() };
+    let mut failures = Vec::new();
+    let mut found = None;
+    for which in [first, other] {
+        let password = secret(which);
+        let call = async { member.plugin.probe(context(member, &password, None), &member.target).await.result };
+        match login(&member.entry.name, which, ledger, Some(journal), call).await {
+            Login::Done(probe) => {
+                found = Some((which, probe));
+                break;
+            }
+            Login::Failed(e) => failures.push(format!("{} password: {e}", name(which))),
+            Login::NotTried => failures.push(format!("{} password: {}", name(which), super::ledger::spent_note())),
+        }
+    }
+    let mut slot = slot.lock().expect("slot");
+    slot.spent += started.elapsed();
+    match found {
+        Some((which, probe)) => {
+            slot.holds = which;
+            slot.note = format!("verified the {} password", name(which));
+            slot.safe = reversible(&member.profile.apply(probe.policy));
+            slot.family = probe.family;
+            slot.firmware = probe.firmware;
+            slot.result = BmcResult::Unchanged;
+        }
+        None => {
+            slot.holds = Which::Unknown;
+            slot.note = format!("neither password could be verified ({})", failures.join("; "));
+            slot.result =
+                if ledger.allows(&member.entry.name) { BmcResult::Unknown } else { BmcResult::NeedsAttention };
+            slot.error = Some(slot.note.clone());
+        }
+    }
+}
+
+async fn converge<C: PepClient>(
+    journal: Journal,
+    run: RunState,
+    fleet: Fleet,
+    pep_step: Option<PepStep<C>>,
+    observer: Arc<dyn Observer>,
+    mut notes: Vec<String>,
+    started: Instant,
+) -> Result<RunReport, String> {
+    let members = fleet.members.clone();
+    let count = members.len();
+    let slots: Slots = Arc::new(
+        members
             .iter()
             .zip(&run.bmcs)
-            .map(|(m, (_, holds))| bmc_report(m, *holds, "unchanged", None, started))
-            .collect();
-        let outcome =
-            if run.finished.as_deref() == Some("rotated") { RunOutcome::Rotated } else { RunOutcome::RolledBack };
-        return Ok(report(reports, outcome, notes, None, None));
-    }
+            .map(|(m, (_, believed))| Mutex::new(Slot::believed(m, *believed, BmcResult::Unchanged)))
+            .collect(),
+    );
+    let reports = |slots: &Slots| -> Vec<BmcReport> {
+        members.iter().zip(slots.iter()).map(|(m, s)| s.lock().expect("slot").report(m)).collect()
+    };
     if let Some(damage) = &run.damage {
         notes.push(format!("the journal was damaged ({damage}): every BMC is verified before anything changes"));
+    }
+    if let Some(why) = &run.inconsistent {
+        notes.push(format!("{why}: every BMC is verified"));
     }
     let journal = SharedJournal::new(journal);
     if run.recovered {
         // Make the journal whole again, so a later `status` or `resume` reads this run.
         let salt = journal::new_salt()?;
+        let addresses: Vec<String> =
+            members.iter().map(|m| super::inventory::canonical_address(&m.entry.endpoint)).collect();
         notes.push("the journal had no run-started record: resuming from the inventory and what each BMC holds".into());
         journal.write(Record::RunStarted {
             run: salt[..12].to_owned(),
@@ -310,107 +680,135 @@ async fn converge<C: PepClient>(
             inventory: run.inventory.clone(),
             bmc_user: run.bmc_user.clone(),
             bmcs: run.bmcs.iter().map(|(b, _)| b.clone()).collect(),
-            old: journal::fingerprint(&salt, "old", old.expose_secret()),
-            new: journal::fingerprint(&salt, "new", new.expose_secret()),
+            old: journal::fingerprint(&salt, "old", fleet.old.expose_secret()),
+            new: journal::fingerprint(&salt, "new", fleet.new.expose_secret()),
             salt,
             rollback_on_pep_failure: true,
             recovered: true,
+            bmcs_sha256: Some(super::lock::address_digest(addresses.clone())),
+            addresses,
         })?;
     }
     journal.write(Record::Resumed)?;
-    let secret = |w: Which| if w == Which::New { new.clone() } else { old.clone() };
-    let other = |w: Which| if w == Which::New { Which::Old } else { Which::New };
 
-    // What each BMC really holds (the journal's belief, verified once) and whether its live
-    // policy lets it go back to the old password.
-    observer.phase(Phase::Preflight, members.len());
-    let mut holds = Vec::new();
-    let mut safe = Vec::new();
-    let mut unverified = false;
-    for (member, (_, believed)) in members.iter().zip(&run.bmcs) {
-        if unverified {
-            // Without fingerprints the secrets were not checked: one BMC that takes neither
-            // means they are probably wrong, and no other BMC is tried with them.
-            holds.push((Which::Unknown, "not verified: an earlier BMC took neither password".to_owned()));
-            safe.push(false);
-            continue;
-        }
-        let first = if *believed == Which::Unknown { run.target } else { *believed };
-        let (actual, note) =
-            resolve(member, [(&secret(first), first), (&secret(other(first)), other(first))], None).await;
-        unverified = run.recovered && actual == Which::Unknown;
-        journal.write(Record::Holds { bmc: member.entry.name.clone(), password: actual, note: note.clone() })?;
-        observer.advanced(&member.entry.name, actual != Which::Unknown, &note);
-        let rollback_safe = match actual {
-            Which::Unknown => false,
-            known => match member.plugin.probe(context(member, &secret(known), None), &member.target).await.result {
-                Ok(probe) => {
-                    let policy = member.profile.apply(probe.policy);
-                    policy.reuse_cycle == 0 && policy.min_change_interval_hours == 0
-                }
-                Err(_) => false,
-            },
+    // What each BMC really holds (the journal's belief first, each password once) and whether
+    // its live policy lets it go back to the old password.
+    observer.phase(Phase::Preflight, count);
+    // Without fingerprints the secrets were not checked: one BMC that takes neither means they
+    // are probably wrong, so after the first BMC no other is tried with them.
+    let gave_up = Arc::new(AtomicBool::new(false));
+    let verify = |i: usize| {
+        let (members, slots, journal, observer, gave_up) =
+            (members.clone(), slots.clone(), journal.clone(), observer.clone(), gave_up.clone());
+        let (old, new, recovered) = (fleet.old.clone(), fleet.new.clone(), run.recovered);
+        let believed = run.bmcs[i].1;
+        let first = match run.guesses.get(&run.bmcs[i].0) {
+            Some(&guess) => guess,
+            None if believed == Which::Unknown => run.target,
+            None => believed,
         };
-        holds.push((actual, note));
-        safe.push(rollback_safe);
+        let ledger = fleet.ledger.clone();
+        async move {
+            let member = &members[i];
+            if gave_up.load(Ordering::SeqCst) {
+                let mut slot = slots[i].lock().expect("slot");
+                (slot.holds, slot.result) = (Which::Unknown, BmcResult::Unknown);
+                slot.error = Some("not verified: an earlier BMC took neither password".into());
+                return Ok(());
+            }
+            identify(member, (old, new), first, &slots[i], (&ledger, &journal)).await;
+            let (holds, note) = {
+                let slot = slots[i].lock().expect("slot");
+                (slot.holds, slot.note.clone())
+            };
+            if recovered && holds == Which::Unknown {
+                gave_up.store(true, Ordering::SeqCst);
+            }
+            journal.write(Record::Holds { bmc: member.entry.name.clone(), password: holds, note: note.clone() })?;
+            observer.advanced(&member.entry.name, holds != Which::Unknown, &note);
+            Ok(())
+        }
+    };
+    let all: Vec<usize> = (0..count).collect();
+    let (head, rest) = all.split_at(usize::from(run.recovered && count > 0));
+    let mut not_started = each(head, 1, &fleet.cancel, &verify).await?;
+    not_started.extend(each(rest, fleet.concurrency, &fleet.cancel, &verify).await?);
+    for &i in &not_started {
+        let mut slot = slots[i].lock().expect("slot");
+        (slot.holds, slot.result) = (Which::Unknown, BmcResult::NotStarted);
     }
-    if run.recovered && holds.iter().any(|(h, _)| *h == Which::Unknown) {
+    if fleet.cancel.is_cancelled() {
+        notes.push("interrupted while verifying the BMCs: nothing was changed".into());
+        journal.write(Record::Finished { outcome: RunOutcome::Interrupted })?;
+        return Ok(report(&run, started, reports(&slots), RunOutcome::Interrupted, notes, None, None));
+    }
+    let holds = |i: usize| slots[i].lock().expect("slot").holds;
+    if run.recovered && (0..count).any(|i| holds(i) == Which::Unknown) {
         notes.push(
             "without a run-started record nothing changes until every BMC takes the old or the new password: check \
              the secrets and the BMCs, then run resume again"
                 .into(),
         );
-        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
-        let reports = members
-            .iter()
-            .zip(&holds)
-            .map(|(m, (h, note))| {
-                let error = (*h == Which::Unknown).then(|| note.clone());
-                bmc_report(m, *h, if error.is_some() { "unknown" } else { "unchanged" }, error, started)
-            })
-            .collect();
-        return Ok(report(reports, RunOutcome::NeedsResume, notes, None, None));
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
+        return Ok(report(&run, started, reports(&slots), RunOutcome::NeedsResume, notes, None, None));
     }
     // As in a run: BMCs that cannot go back change last, and only if every other one made it.
-    let order: Vec<usize> =
-        (0..members.len()).filter(|&i| safe[i]).chain((0..members.len()).filter(|&i| !safe[i])).collect();
+    let safe = |i: usize| slots[i].lock().expect("slot").safe;
+    let (first_batch, last_batch): (Vec<usize>, Vec<usize>) = (0..count).partition(|&i| safe(i));
     let mut target = run.target;
     let mut flipped = false;
-    let mut reports: Vec<Option<BmcReport>> = vec![None; members.len()];
     loop {
-        observer.phase(if target == Which::New { Phase::Change } else { Phase::Rollback }, members.len());
-        let (mut refused_back, mut refused_forward) = (false, Vec::new());
-        for &i in &order {
-            let member = &members[i];
-            let (actual, _) = holds[i].clone();
-            if target == Which::New && !safe[i] && !refused_forward.is_empty() && actual != target {
-                reports[i] = Some(bmc_report(member, actual, "not started", None, started));
+        observer.phase(if target == Which::New { Phase::Change } else { Phase::Rollback }, count);
+        let refused_back = Arc::new(AtomicBool::new(false));
+        let refused_forward: Arc<Mutex<Vec<String>>> = Arc::default();
+        for (k, batch) in [&first_batch, &last_batch].into_iter().enumerate() {
+            let todo: Vec<usize> =
+                batch.iter().copied().filter(|&i| holds(i) != target && holds(i) != Which::Unknown).collect();
+            let blocked = k == 1 && target == Which::New && !refused_forward.lock().expect("refused").is_empty();
+            if blocked || fleet.cancel.is_cancelled() {
+                for &i in &todo {
+                    slots[i].lock().expect("slot").result = BmcResult::NotStarted;
+                }
                 continue;
             }
-            if actual == target || actual == Which::Unknown {
-                let error = (actual == Which::Unknown).then(|| holds[i].1.clone());
-                let result = if error.is_some() { "unknown" } else { "unchanged" };
-                reports[i] = Some(bmc_report(member, actual, result, error, started));
-                continue;
+            let job = |i: usize| {
+                let (members, slots, journal, observer) =
+                    (members.clone(), slots.clone(), journal.clone(), observer.clone());
+                let (refused_back, refused_forward) = (refused_back.clone(), refused_forward.clone());
+                let ledger = fleet.ledger.clone();
+                let from = holds(i);
+                let (from_secret, to_secret) = (fleet.secret(from), fleet.secret(target));
+                async move {
+                    let began = Instant::now();
+                    let member = &members[i];
+                    let Changed { holds: now, error, refused } =
+                        change_one(member, (&from_secret, from), (&to_secret, target), &journal, &ledger).await?;
+                    observer.advanced(&member.entry.name, now == target, error.as_deref().unwrap_or(""));
+                    if target == Which::Old && now == Which::New && refused == Some(ErrorKind::PolicyRejected) {
+                        refused_back.store(true, Ordering::SeqCst);
+                    }
+                    // A BMC that refused the new password, not one this command may no longer log in to.
+                    if target == Which::New && now == Which::Old && ledger.allows(&member.entry.name) {
+                        refused_forward.lock().expect("refused").push(member.entry.name.clone());
+                    }
+                    let mut slot = slots[i].lock().expect("slot");
+                    slot.spent += began.elapsed();
+                    slot.holds = now;
+                    slot.result = if now == target { BmcResult::Converged } else { Changed::missed(member, &ledger) };
+                    slot.error = error;
+                    Ok(())
+                }
+            };
+            for i in each(&todo, fleet.concurrency, &fleet.cancel, job).await? {
+                slots[i].lock().expect("slot").result = BmcResult::NotStarted;
             }
-            let (now, error) =
-                change_one(member, (&secret(actual), actual), (&secret(target), target), &journal).await?;
-            observer.advanced(&member.entry.name, now == target, error.as_deref().unwrap_or(""));
-            if target == Which::Old
-                && now == Which::New
-                && error.as_deref().is_some_and(|e| e.contains(ErrorKind::PolicyRejected.as_str()))
-            {
-                refused_back = true;
-            }
-            if target == Which::New && now == Which::Old {
-                refused_forward.push(member.entry.name.clone());
-            }
-            holds[i].0 = now;
-            let result = if now == target { "converged" } else { "failed" };
-            reports[i] = Some(bmc_report(member, now, result, error, started));
         }
-        let stuck_forward = (0..members.len()).any(|i| !safe[i] && holds[i].0 == Which::New);
-        if refused_back && !flipped {
+        if fleet.cancel.is_cancelled() {
+            break;
+        }
+        let refused_forward = std::mem::take(&mut *refused_forward.lock().expect("refused"));
+        let stuck_forward = (0..count).any(|i| !safe(i) && holds(i) == Which::New);
+        if refused_back.load(Ordering::SeqCst) && !flipped {
             let reason = "a BMC refused the old password (reuse cycle): completing the rotation instead".to_owned();
             notes.push(reason.clone());
             journal.write(Record::RollingForward { reason })?;
@@ -428,16 +826,22 @@ async fn converge<C: PepClient>(
         }
         break;
     }
-    let reports: Vec<BmcReport> = reports.into_iter().map(|r| r.expect("every BMC reported")).collect();
-    let stuck: Vec<String> = reports
+    let reports_now = reports(&slots);
+    if fleet.cancel.is_cancelled() {
+        let changed = reports_now.iter().filter(|r| r.result == BmcResult::Converged).count();
+        notes.push(format!("interrupted: {changed} BMC(s) changed by this resume; nothing else was started"));
+        journal.write(Record::Finished { outcome: RunOutcome::Interrupted })?;
+        return Ok(report(&run, started, reports_now, RunOutcome::Interrupted, notes, None, None));
+    }
+    let stuck: Vec<String> = reports_now
         .iter()
         .filter(|r| r.holds != target)
         .map(|r| format!("{} holds the {} password ({})", r.name, name(r.holds), r.error.clone().unwrap_or_default()))
         .collect();
     if !stuck.is_empty() {
         notes.push(format!("not converged: {}; fix these BMCs and run resume again", stuck.join("; ")));
-        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
-        return Ok(report(reports, RunOutcome::NeedsResume, notes, None, None));
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
+        return Ok(report(&run, started, reports_now, RunOutcome::NeedsResume, notes, None, None));
     }
     notes.push(format!("every BMC holds the {} password", name(target)));
 
@@ -445,19 +849,19 @@ async fn converge<C: PepClient>(
     let pep_needed = run.pep != target;
     let done = if target == Which::New { RunOutcome::Rotated } else { RunOutcome::RolledBack };
     if !pep_needed {
-        journal.write(Record::Finished { outcome: done.as_str().into() })?;
-        return Ok(report(reports, done, notes, None, None));
+        journal.write(Record::Finished { outcome: done })?;
+        return Ok(report(&run, started, reports_now, done, notes, None, None));
     }
     let Some(step) = pep_step else {
         notes.push("the inventory has no [pep] table: Azure Stack cannot be told".into());
-        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
-        return Ok(report(reports, RunOutcome::NeedsResume, notes, None, None));
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
+        return Ok(report(&run, started, reports_now, RunOutcome::NeedsResume, notes, None, None));
     };
     observer.phase(Phase::Pep, 1);
     let request = PepRequest {
         action: PepAction::SetCredential(BmcCredential {
             user: Some(run.bmc_user.clone()),
-            password: SecretString::from(secret(target).expose_secret().to_owned()),
+            password: SecretString::from(fleet.secret(target).expose_secret().to_owned()),
             bypass_bmc_update: true,
         }),
         close: step.close,
@@ -468,32 +872,17 @@ async fn converge<C: PepClient>(
     match result {
         Ok(pep_report) => {
             journal.write(Record::PepEnded { password: target, stored: Some(target), error: None })?;
-            journal.write(Record::Finished { outcome: done.as_str().into() })?;
+            journal.write(Record::Finished { outcome: done })?;
             notes.push(format!("Azure Stack Hub stores the {} credential", name(target)));
-            Ok(report(reports, done, notes, Some(pep_report), None))
+            Ok(report(&run, started, reports_now, done, notes, Some(pep_report), None))
         }
         Err(error) => {
             let stored = error.outcome_unknown().then_some(Which::Unknown);
             journal.write(Record::PepEnded { password: target, stored, error: Some(error.to_string()) })?;
-            journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+            journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
             notes.push(format!("the PEP step failed: {error}; run resume again once the PEP is reachable"));
-            Ok(report(reports, RunOutcome::NeedsResume, notes, None, Some(error.to_string())))
+            Ok(report(&run, started, reports_now, RunOutcome::NeedsResume, notes, None, Some(error.to_string())))
         }
-    }
-}
-
-fn bmc_report(member: &Member, holds: Which, result: &str, error: Option<String>, started: Instant) -> BmcReport {
-    BmcReport {
-        name: member.entry.name.clone(),
-        address: member.entry.endpoint.to_string(),
-        vendor: member.plugin.info.vendor.clone(),
-        family: String::new(),
-        firmware: String::new(),
-        holds,
-        result: result.into(),
-        duration: started.elapsed(),
-        error,
-        rollback_safe: true,
     }
 }
 
@@ -518,6 +907,8 @@ mod tests {
             new: "n".into(),
             rollback_on_pep_failure: true,
             recovered,
+            addresses: vec!["10.0.0.1:443".into(), "10.0.0.2:443".into()],
+            bmcs_sha256: None,
         }
     }
 
@@ -542,8 +933,85 @@ mod tests {
             line(1, started(false)),
             line(2, Record::Changing { bmc: "a".into(), to: Which::New }),
             line(3, Record::Holds { bmc: "a".into(), password: Which::New, note: String::new() }),
-            line(4, Record::Finished { outcome: "needs-resume".into() }),
+            line(4, Record::Finished { outcome: RunOutcome::NeedsResume }),
         ]
+    }
+
+    /// A whole rotation of `a` and `b`, ending `rotated`.
+    fn rotated_run() -> Vec<Line> {
+        let holds =
+            |seq, bmc: &str| line(seq, Record::Holds { bmc: bmc.into(), password: Which::New, note: String::new() });
+        vec![
+            line(1, started(false)),
+            line(2, Record::Changing { bmc: "a".into(), to: Which::New }),
+            holds(3, "a"),
+            holds(4, "b"),
+            line(5, Record::PepStarted { password: Which::New }),
+            line(6, Record::PepEnded { password: Which::New, stored: Some(Which::New), error: None }),
+            line(7, Record::Finished { outcome: RunOutcome::Rotated }),
+        ]
+    }
+
+    #[test]
+    fn a_finished_record_the_records_before_it_contradict_is_not_believed() {
+        assert!(state_of(&contents(&rotated_run(), None)).unwrap().converged());
+        // A forged `rotated` after a crash mid-change: b still holds the old password, Azure
+        // Stack was never told.
+        let mut forged = finished_run();
+        forged[3] = line(4, Record::Finished { outcome: RunOutcome::Rotated });
+        let run = state_of(&contents(&forged, None)).unwrap();
+        assert!(!run.converged());
+        let why = run.inconsistent.unwrap();
+        assert!(why.contains("b holds the old password") && why.contains("Azure Stack stores the old"), "{why}");
+        // A `rolled-back` while a BMC holds the new password.
+        forged[3] = line(4, Record::Finished { outcome: RunOutcome::RolledBack });
+        assert!(!state_of(&contents(&forged, None)).unwrap().converged());
+        // A lost record of a BMC's change (b's `holds new`): the end is not believed, resume
+        // verifies every BMC.
+        let mut lines = rotated_run();
+        lines.remove(3);
+        assert!(!state_of(&contents(&lines, None)).unwrap().converged());
+    }
+
+    fn refused(seq: u64, bmc: &str, password: Which) -> Line {
+        let failure = crate::fleet::ledger::LoginFailure::AuthFailed;
+        line(seq, Record::LoginRefused { bmc: bmc.into(), password, failure })
+    }
+
+    #[test]
+    fn the_ledger_counts_failed_logins_per_bmc_and_per_command() {
+        let lines = vec![
+            line(1, started(false)),
+            line(2, Record::Changing { bmc: "a".into(), to: Which::New }),
+            refused(3, "a", Which::Old),
+            line(4, Record::Holds { bmc: "a".into(), password: Which::Unknown, note: String::new() }),
+            line(5, Record::Resumed),
+            refused(6, "a", Which::New),
+        ];
+        let run = state_of(&contents(&lines, None)).unwrap();
+        let a = &run.ledger[0];
+        assert_eq!((a.failed_logins, a.last_command, a.budget_left), (2, 1, 0));
+        assert_eq!((run.ledger[1].failed_logins, run.ledger[1].budget_left), (0, 1));
+        // Both passwords refused since a was last known: the guess is the other of the last.
+        assert_eq!(run.guesses.get("a"), Some(&Which::Old));
+        let run = state_of(&contents(&lines[..4], None)).unwrap();
+        assert_eq!(run.ledger[0].last_command, 1, "rotate is a command too");
+        assert_eq!(run.guesses.get("a"), Some(&Which::New), "the old password was refused: the new one first");
+    }
+
+    #[test]
+    fn a_change_without_an_answer_is_guessed_by_where_the_journal_ends() {
+        let mut lines = vec![line(1, started(false)), line(2, Record::Changing { bmc: "a".into(), to: Which::New })];
+        // The journal ends with it: the run died before sending it.
+        assert_eq!(state_of(&contents(&lines, None)).unwrap().guesses.get("a"), Some(&Which::Old));
+        // Two changes started together and nothing after: neither was sent.
+        lines.push(line(3, Record::Changing { bmc: "b".into(), to: Which::New }));
+        let run = state_of(&contents(&lines, None)).unwrap();
+        assert_eq!((run.guesses.get("a"), run.guesses.get("b")), (Some(&Which::Old), Some(&Which::Old)));
+        // The run went on after a's change (b's answer came): a's was most likely applied.
+        lines.push(line(4, Record::Holds { bmc: "b".into(), password: Which::New, note: String::new() }));
+        let run = state_of(&contents(&lines, None)).unwrap();
+        assert_eq!((run.guesses.get("a"), run.guesses.get("b")), (Some(&Which::New), None), "b's answer is known");
     }
 
     #[test]
@@ -555,18 +1023,17 @@ mod tests {
 
     #[test]
     fn damage_makes_azure_stack_unknown_and_damage_after_the_end_undoes_it() {
-        let mut lines = finished_run();
-        lines[3] = line(4, Record::Finished { outcome: "rotated".into() });
+        let lines = rotated_run();
         // Damage before the last `finished`: the run did end there.
         let run = state_of(&contents(&lines, Some(2))).unwrap();
         assert!(run.converged());
         assert_eq!(run.skipped, [2]);
         // Damage after it: something happened later (a resume), so it is not over, and what
         // Azure Stack stores is not known.
-        let run = state_of(&contents(&lines, Some(5))).unwrap();
+        let run = state_of(&contents(&lines, Some(8))).unwrap();
         assert!(!run.converged());
         assert_eq!(run.pep, Which::Unknown);
-        assert!(run.damage.unwrap().contains("skipped 1 damaged line(s) (line 5)"));
+        assert!(run.damage.unwrap().contains("skipped 1 damaged line(s) (line 8)"));
     }
 
     #[test]

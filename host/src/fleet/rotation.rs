@@ -8,7 +8,9 @@
 //! blocks the address). BMCs whose policy forbids going back (a reuse cycle or a minimum
 //! change interval, as on XCC) are changed last, once every other BMC holds the new password.
 
+use super::cancel::Cancel;
 use super::journal::{Journal, Record, Which};
+use super::ledger::{Ledger, LoginFailure};
 use super::members::Member;
 use crate::gateway::Outbound;
 use crate::pep::{
@@ -51,6 +53,10 @@ pub struct RotationOptions {
     /// A failed PEP step returns the BMCs to the old password (otherwise they keep the new one
     /// and the run needs `resume`).
     pub rollback_on_pep_failure: bool,
+    /// Set by SIGINT/SIGTERM: no BMC job or phase starts after it.
+    pub cancel: Cancel,
+    /// Failed logins per BMC in this command (at most one each).
+    pub ledger: Ledger,
 }
 
 /// What one BMC went through.
@@ -68,8 +74,8 @@ pub struct BmcReport {
     pub firmware: String,
     /// The password it holds at the end.
     pub holds: Which,
-    /// `rotated`, `unchanged`, `rolled back`, `failed`, ...
-    pub result: String,
+    /// What happened to it.
+    pub result: BmcResult,
     /// Time spent on this BMC.
     #[serde(serialize_with = "crate::pep::millis")]
     pub duration: Duration,
@@ -79,8 +85,73 @@ pub struct BmcReport {
     pub rollback_safe: bool,
 }
 
-/// How a run ended.
+/// What happened to one BMC in a command. The JSON words are the table's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum BmcResult {
+    /// It holds the new password, changed and verified by this run.
+    #[serde(rename = "rotated")]
+    Rotated,
+    /// Not changed.
+    #[serde(rename = "unchanged")]
+    Unchanged,
+    /// Its password could not be determined.
+    #[serde(rename = "unknown")]
+    Unknown,
+    /// Preflight failed on it.
+    #[serde(rename = "preflight failed")]
+    PreflightFailed,
+    /// A stop, an earlier failure or a canary's refusal kept it from being started.
+    #[serde(rename = "not started")]
+    NotStarted,
+    /// Changed, then returned to the old password.
+    #[serde(rename = "rolled back")]
+    RolledBack,
+    /// Its return to the old password failed.
+    #[serde(rename = "rollback failed")]
+    RollbackFailed,
+    /// A resume brought it to the run's target.
+    #[serde(rename = "converged")]
+    Converged,
+    /// A resume could not bring it to the target.
+    #[serde(rename = "failed")]
+    Failed,
+    /// It spent this command's failed-login budget: not logged in to again until the next command.
+    #[serde(rename = "needs-attention")]
+    NeedsAttention,
+}
+
+impl BmcResult {
+    /// The table's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BmcResult::Rotated => "rotated",
+            BmcResult::Unchanged => "unchanged",
+            BmcResult::Unknown => "unknown",
+            BmcResult::PreflightFailed => "preflight failed",
+            BmcResult::NotStarted => "not started",
+            BmcResult::RolledBack => "rolled back",
+            BmcResult::RollbackFailed => "rollback failed",
+            BmcResult::Converged => "converged",
+            BmcResult::Failed => "failed",
+            BmcResult::NeedsAttention => "needs-attention",
+        }
+    }
+}
+
+impl PartialEq<&str> for BmcResult {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for BmcResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunOutcome {
     /// Every BMC and the PEP hold the new password.
@@ -93,6 +164,9 @@ pub enum RunOutcome {
     RolledBack,
     /// Some state is not where the invariant wants it: `resume` converges.
     NeedsResume,
+    /// The operator stopped the run (SIGINT/SIGTERM): the steps under way finished and were
+    /// journalled, nothing else started; `resume` converges.
+    Interrupted,
 }
 
 impl RunOutcome {
@@ -104,6 +178,7 @@ impl RunOutcome {
             RunOutcome::PreflightFailed => "preflight-failed",
             RunOutcome::RolledBack => "rolled-back",
             RunOutcome::NeedsResume => "needs-resume",
+            RunOutcome::Interrupted => "interrupted",
         }
     }
 }
@@ -190,7 +265,7 @@ struct Work {
     firmware: String,
     policy: Option<PasswordPolicy>,
     rollback_safe: bool,
-    result: String,
+    result: BmcResult,
     error: Option<String>,
     spent: Duration,
 }
@@ -204,7 +279,7 @@ impl Work {
             family: self.family.clone(),
             firmware: self.firmware.clone(),
             holds: self.holds,
-            result: self.result.clone(),
+            result: self.result,
             duration: self.spent,
             error: self.error.clone(),
             rollback_safe: self.rollback_safe,
@@ -277,21 +352,64 @@ fn maybe_applied(error: &CallError) -> bool {
     }
 }
 
+/// A plugin call that logs in, through the failed-login ledger.
+pub(crate) enum Login<T> {
+    /// It succeeded.
+    Done(T),
+    /// It failed (a failed login among other errors: counted and journalled already).
+    Failed(CallError),
+    /// Not made: the BMC already cost its failed-login budget in this action.
+    NotTried,
+}
+
+/// Makes one call that logs in to `bmc` with `password`, unless the BMC's failed-login budget
+/// for this action is spent; a failed login is counted and, once the run has a journal,
+/// journalled.
+pub(crate) async fn login<T>(
+    bmc: &str,
+    password: Which,
+    ledger: &Ledger,
+    journal: Option<&SharedJournal>,
+    call: impl Future<Output = Result<T, CallError>>,
+) -> Login<T> {
+    if !ledger.allows(bmc) {
+        return Login::NotTried;
+    }
+    match call.await {
+        Ok(value) => Login::Done(value),
+        Err(error) => {
+            if let Some(failure) = LoginFailure::of(&error) {
+                ledger.record(bmc);
+                if let Some(journal) = journal {
+                    // A record that cannot be written marks the journal broken: the step after
+                    // this one refuses to start, so the result can be ignored here.
+                    let _ = journal.write(Record::LoginRefused { bmc: bmc.to_owned(), password, failure });
+                }
+            }
+            Login::Failed(error)
+        }
+    }
+}
+
 /// Finds out which password a BMC holds, trying each once; `refused` was just refused and is not
-/// retried.
+/// retried, and nothing is tried once the BMC's failed-login budget is spent.
 pub(crate) async fn resolve(
     member: &Member,
     secrets: [(&Arc<SecretString>, Which); 2],
     refused: Option<Which>,
+    ledger: &Ledger,
+    journal: &SharedJournal,
 ) -> (Which, String) {
     let mut notes = Vec::new();
     for (secret, which) in secrets {
         if Some(which) == refused {
             continue;
         }
-        match member.plugin.verify(context(member, secret, None), &member.target).await.result {
-            Ok(()) => return (which, format!("verified the {} password", name(which))),
-            Err(e) => notes.push(format!("{} password: {e}", name(which))),
+        let call = async { member.plugin.verify(context(member, secret, None), &member.target).await.result };
+        match login(&member.entry.name, which, ledger, Some(journal), call).await {
+            Login::Done(()) => return (which, format!("verified the {} password", name(which))),
+            Login::Failed(e) => notes.push(format!("{} password: {e}", name(which))),
+            Login::NotTried => notes.push(format!("{} password: {}", name(which), super::ledger::spent_note())),
         }
     }
     (Which::Unknown, format!("neither password could be verified ({})", notes.join("; ")))
@@ -305,21 +423,64 @@ pub(crate) fn name(which: Which) -> &'static str {
     }
 }
 
+/// What one change ended with.
+pub(crate) struct Changed {
+    /// The password the BMC holds now.
+    pub holds: Which,
+    /// What went wrong, for the operator.
+    pub error: Option<String>,
+    /// The plugin's kind of error when the change itself was answered with one, so callers
+    /// decide on the kind, never on the error's text.
+    pub refused: Option<ErrorKind>,
+}
+
+impl Changed {
+    /// The report's word for a BMC that did not reach `target`: `needs-attention` when it spent
+    /// its failed-login budget (it is not logged in to again in this command), else `failed`.
+    pub fn missed(member: &Member, ledger: &Ledger) -> BmcResult {
+        if ledger.allows(&member.entry.name) { BmcResult::Failed } else { BmcResult::NeedsAttention }
+    }
+}
+
 /// Sets `to` on one BMC that holds `from`, verifies it, and journals each step.
 pub(crate) async fn change_one(
     member: &Member,
     from: (&Arc<SecretString>, Which),
     to: (&Arc<SecretString>, Which),
     journal: &SharedJournal,
-) -> Result<(Which, Option<String>), String> {
+    ledger: &Ledger,
+) -> Result<Changed, String> {
     journal.check()?;
-    journal.write(Record::Changing { bmc: member.entry.name.clone(), to: to.1 })?;
-    let changed = member.plugin.change_password(context(member, from.0, Some(to.0)), &member.target).await.result;
+    let bmc = member.entry.name.as_str();
+    if !ledger.allows(bmc) {
+        // Not even the change: it logs in, and this BMC already refused a login in this command.
+        return Ok(Changed { holds: from.1, error: Some(super::ledger::spent_note()), refused: None });
+    }
+    journal.write(Record::Changing { bmc: bmc.to_owned(), to: to.1 })?;
+    let call =
+        async { member.plugin.change_password(context(member, from.0, Some(to.0)), &member.target).await.result };
+    let changed = match login(bmc, from.1, ledger, Some(journal), call).await {
+        Login::Done(()) => Ok(()),
+        Login::Failed(e) => Err(e),
+        Login::NotTried => {
+            // Checked above; one job per BMC, so only a bug gets here: nothing was sent.
+            let note = super::ledger::spent_note();
+            journal.write(Record::Holds { bmc: bmc.to_owned(), password: from.1, note: note.clone() })?;
+            return Ok(Changed { holds: from.1, error: Some(note), refused: None });
+        }
+    };
+    let refused = changed.as_ref().err().and_then(|e| e.plugin_error()).map(|p| p.kind);
+    let verify = async { member.plugin.verify(context(member, to.0, None), &member.target).await.result };
     let (holds, note, error) = match changed {
-        Ok(()) => match member.plugin.verify(context(member, to.0, None), &member.target).await.result {
-            Ok(()) => (to.1, format!("changed and verified the {} password", name(to.1)), None),
-            Err(e) => {
-                let (holds, note) = resolve(member, [(from.0, from.1), (to.0, to.1)], Some(to.1)).await;
+        Ok(()) => match login(bmc, to.1, ledger, Some(journal), verify).await {
+            Login::Done(()) => (to.1, format!("changed and verified the {} password", name(to.1)), None),
+            Login::NotTried => {
+                let note = format!("the change was accepted; {}", super::ledger::spent_note());
+                (Which::Unknown, note.clone(), Some(note))
+            }
+            Login::Failed(e) => {
+                let (holds, note) =
+                    resolve(member, [(from.0, from.1), (to.0, to.1)], Some(to.1), ledger, journal).await;
                 (
                     holds,
                     note.clone(),
@@ -328,27 +489,45 @@ pub(crate) async fn change_one(
             }
         },
         Err(e) if maybe_applied(&e) => {
-            let refused = (e.plugin_error().map(|p| p.kind) == Some(ErrorKind::AuthFailed)).then_some(from.1);
-            let (holds, note) = resolve(member, [(to.0, to.1), (from.0, from.1)], refused).await;
+            let kind = e.plugin_error().map(|p| p.kind);
+            let refused = (kind == Some(ErrorKind::AuthFailed)).then_some(from.1);
+            // One failed login per BMC per command: the likelier password first. An answer the
+            // plugin did not understand (a 500, say) most often means nothing was changed; a lost
+            // answer or a call cut short, that the change was made.
+            let order = if kind == Some(ErrorKind::Protocol) {
+                [(from.0, from.1), (to.0, to.1)]
+            } else {
+                [(to.0, to.1), (from.0, from.1)]
+            };
+            let (holds, note) = resolve(member, order, refused, ledger, journal).await;
             (holds, note.clone(), Some(format!("{e}; {note}")))
         }
         Err(e) => (from.1, "refused, nothing changed".into(), Some(e.to_string())),
     };
     journal.write(Record::Holds { bmc: member.entry.name.clone(), password: holds, note })?;
-    Ok((holds, error))
+    Ok(Changed { holds, error, refused })
 }
 
-/// Runs `job` over `indices` with at most `limit` at once.
-async fn each<F, Fut>(works: &[Shared<Work>], indices: &[usize], limit: usize, job: F) -> Result<(), String>
+/// Runs `job(i)` for each of `indices` with at most `limit` at once. Once `cancel` is set no
+/// further job starts (those running finish: a change is always verified and journalled); the
+/// indices never started are returned. A job's error (the journal could not be written) is
+/// returned once every running job has ended.
+pub(crate) async fn each<F, Fut>(indices: &[usize], limit: usize, cancel: &Cancel, job: F) -> Result<Vec<usize>, String>
 where
-    F: Fn(Shared<Work>) -> Fut,
+    F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     let semaphore = Arc::new(Semaphore::new(limit.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for &i in indices {
+    let mut not_started = Vec::new();
+    for (n, &i) in indices.iter().enumerate() {
         let permit = semaphore.clone().acquire_owned().await.expect("never closed");
-        let fut = job(works[i].clone());
+        // Checked after the wait for a slot: a stop that came while waiting is seen here.
+        if cancel.is_cancelled() {
+            not_started.extend_from_slice(&indices[n..]);
+            break;
+        }
+        let fut = job(i);
         tasks.spawn(async move {
             let result = fut.await;
             drop(permit);
@@ -362,7 +541,7 @@ where
             first_error.get_or_insert(e);
         }
     }
-    first_error.map_or(Ok(()), Err)
+    first_error.map_or(Ok(not_started), Err)
 }
 
 /// Preflight: every BMC is reachable, its plugin recognises it and logs in with the old password,
@@ -370,14 +549,16 @@ where
 async fn preflight(
     works: &[Shared<Work>],
     secrets: &RunSecrets,
-    concurrency: usize,
+    options: &RotationOptions,
     observer: &Arc<dyn Observer>,
 ) -> Vec<String> {
     observer.phase(Phase::Preflight, works.len());
     let errors: Shared<Vec<String>> = Arc::default();
     let all: Vec<usize> = (0..works.len()).collect();
-    let job = |work: Shared<Work>| {
-        let (old, errors, observer) = (secrets.old.clone(), errors.clone(), observer.clone());
+    let job = |i: usize| {
+        let work = works[i].clone();
+        let (old, errors, observer, ledger) =
+            (secrets.old.clone(), errors.clone(), observer.clone(), options.ledger.clone());
         async move {
             let started = Instant::now();
             let member = {
@@ -401,7 +582,13 @@ async fn preflight(
                 // `probe` logs in with the current password, so a probe that succeeds has verified
                 // it; a separate `verify` would only double the logins (and a refused one is
                 // never retried).
-                plugin.probe(ctx, &target).await.result.map_err(|e| format!("probe with the current password: {e}"))
+                let call = async { plugin.probe(ctx, &target).await.result };
+                // No journal yet: a refused login here ends the run before anything changes.
+                match login(&name, Which::Old, &ledger, None, call).await {
+                    Login::Done(probe) => Ok(probe),
+                    Login::Failed(e) => Err(format!("probe with the current password: {e}")),
+                    Login::NotTried => Err(super::ledger::spent_note()),
+                }
             }
             .await;
             let mut w = work.lock().expect("work");
@@ -418,15 +605,44 @@ async fn preflight(
                 Err(e) => {
                     observer.advanced(&name, false, &e);
                     w.error = Some(e.clone());
-                    w.result = "preflight failed".into();
+                    w.result = BmcResult::PreflightFailed;
                     errors.lock().expect("errors").push(format!("{name}: {e}"));
                 }
             }
             Ok(())
         }
     };
-    if let Err(e) = each(works, &all, concurrency, job).await {
-        errors.lock().expect("errors").push(e);
+    // Canaries: the first BMC of each hardware profile, one at a time, before any other. A
+    // current password a canary refuses is most likely mistyped; stopping there costs one failed
+    // login on one BMC instead of one on every BMC of the fleet.
+    let mut profiles = std::collections::BTreeSet::new();
+    let canaries: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| profiles.insert(works[i].lock().expect("work").member.profile.name.clone()))
+        .collect();
+    for (n, &i) in canaries.iter().enumerate() {
+        match each(&[i], 1, &options.cancel, &job).await {
+            Ok(not_started) => mark_not_started(works, &not_started),
+            Err(e) => errors.lock().expect("errors").push(e),
+        }
+        let (bmc, user) = {
+            let w = works[i].lock().expect("work");
+            (w.member.entry.name.clone(), w.member.target.account.clone())
+        };
+        if !options.ledger.allows(&bmc) {
+            let rest: Vec<usize> = all.iter().copied().filter(|j| !canaries[..=n].contains(j)).collect();
+            mark_not_started(works, &rest);
+            let others = if n == 0 { "" } else { " (the BMCs tried before it, one per other profile, took it)" };
+            return vec![format!(
+                "the current password for {user} was refused by {bmc}{others}: mistyped? no other BMC was tried"
+            )];
+        }
+    }
+    let rest: Vec<usize> = all.iter().copied().filter(|j| !canaries.contains(j)).collect();
+    match each(&rest, options.concurrency, &options.cancel, &job).await {
+        Ok(not_started) => mark_not_started(works, &not_started),
+        Err(e) => errors.lock().expect("errors").push(e),
     }
     let mut errors = std::mem::take(&mut *errors.lock().expect("errors"));
     errors.sort();
@@ -458,7 +674,7 @@ pub async fn rotate<C: PepClient>(
                 firmware: String::new(),
                 policy: None,
                 rollback_safe: true,
-                result: "unchanged".into(),
+                result: BmcResult::Unchanged,
                 error: None,
                 spent: Duration::ZERO,
             }))
@@ -478,7 +694,11 @@ pub async fn rotate<C: PepClient>(
         };
 
     // Preflight.
-    let mut errors = preflight(&works, &secrets, options.concurrency, &observer).await;
+    let mut errors = preflight(&works, &secrets, options, &observer).await;
+    if options.cancel.is_cancelled() {
+        notes.push("interrupted during preflight: nothing was changed".into());
+        return Ok((report(&works, RunOutcome::Interrupted, notes, None, None, None), None));
+    }
     // The privileged endpoint too: a refused CloudAdmin password or a stamp without the cmdlet
     // is found now, before any BMC changes, not after (which would mean a rollback).
     let account = works.first().map(|w| w.lock().expect("work").member.target.account.clone()).unwrap_or_default();
@@ -553,35 +773,51 @@ pub async fn rotate<C: PepClient>(
     for (phase, batch) in [(Phase::Change, safe), (Phase::ChangeLast, last)] {
         if failed {
             for &i in &batch {
-                works[i].lock().expect("work").result = "not started".into();
+                works[i].lock().expect("work").result = BmcResult::NotStarted;
             }
             continue;
         }
         if batch.is_empty() {
             continue;
         }
+        if options.cancel.is_cancelled() {
+            mark_not_started(&works, &batch);
+            continue;
+        }
         observer.phase(phase, batch.len());
-        let job = |work: Shared<Work>| {
+        let job = |i: usize| {
+            let work = works[i].clone();
             let (old, new, journal, observer) = (secrets.old.clone(), new.clone(), journal.clone(), observer.clone());
+            let ledger = options.ledger.clone();
             async move {
                 let started = Instant::now();
                 let member = work.lock().expect("work").member.clone();
-                let (holds, error) = change_one(&member, (&old, Which::Old), (&new, Which::New), &journal).await?;
+                let Changed { holds, error, .. } =
+                    change_one(&member, (&old, Which::Old), (&new, Which::New), &journal, &ledger).await?;
                 let mut w = work.lock().expect("work");
                 w.spent += started.elapsed();
                 w.holds = holds;
                 w.result = match holds {
-                    Which::New => "rotated".into(),
-                    Which::Old => "unchanged".into(),
-                    Which::Unknown => "unknown".into(),
+                    Which::New => BmcResult::Rotated,
+                    _ if !ledger.allows(&member.entry.name) => BmcResult::NeedsAttention,
+                    Which::Old => BmcResult::Unchanged,
+                    Which::Unknown => BmcResult::Unknown,
                 };
                 w.error = error;
                 observer.advanced(&w.member.entry.name, holds == Which::New, w.error.as_deref().unwrap_or(""));
                 Ok(())
             }
         };
-        each(&works, &batch, options.concurrency, job).await?;
+        let not_started = each(&batch, options.concurrency, &options.cancel, job).await?;
+        mark_not_started(&works, &not_started);
         failed = batch.iter().any(|&i| works[i].lock().expect("work").holds != Which::New);
+    }
+    // The operator asked to stop: no rollback and no PEP step (each is a new phase); what was
+    // done is journalled and `resume` takes it from here.
+    if options.cancel.is_cancelled() {
+        notes.push(interrupted_note(&works));
+        journal.write(Record::Finished { outcome: RunOutcome::Interrupted })?;
+        return Ok((report(&works, RunOutcome::Interrupted, notes, Some(policy), None, None), Some(journal_path)));
     }
 
     if failed {
@@ -604,7 +840,7 @@ pub async fn rotate<C: PepClient>(
                  failed BMCs and run `bmc-rotate resume`, which completes the rotation"
                     .into(),
             );
-            journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+            journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
             return Ok((report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, None), Some(journal_path)));
         }
         let outcome =
@@ -617,7 +853,7 @@ pub async fn rotate<C: PepClient>(
     // The PEP step.
     let Some(step) = pep_step else {
         notes.push("no [pep] table: Azure Stack was not told; run `bmc-rotate pep set-credential`".into());
-        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
         return Ok((report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, None), Some(journal_path)));
     };
     observer.phase(Phase::Pep, 1);
@@ -635,7 +871,7 @@ pub async fn rotate<C: PepClient>(
     match result {
         Ok(pep_report) => {
             journal.write(Record::PepEnded { password: Which::New, stored: Some(Which::New), error: None })?;
-            journal.write(Record::Finished { outcome: RunOutcome::Rotated.as_str().into() })?;
+            journal.write(Record::Finished { outcome: RunOutcome::Rotated })?;
             notes.push(format!("Azure Stack Hub stores the new credential ({})", pep_report.call));
             Ok((report(&works, RunOutcome::Rotated, notes, Some(policy), Some(pep_report), None), Some(journal_path)))
         }
@@ -647,7 +883,7 @@ pub async fn rotate<C: PepClient>(
             let all_safe = works.iter().all(|w| w.lock().expect("work").rollback_safe);
             if unknown || !options.rollback_on_pep_failure || !all_safe {
                 notes.push(pep_resume_note(&error, options.rollback_on_pep_failure, all_safe));
-                journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+                journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
                 return Ok((
                     report(&works, RunOutcome::NeedsResume, notes, Some(policy), None, Some(error.to_string())),
                     Some(journal_path),
@@ -659,6 +895,19 @@ pub async fn rotate<C: PepClient>(
             Ok((report(&works, outcome, notes, Some(policy), None, Some(error.to_string())), Some(journal_path)))
         }
     }
+}
+
+/// BMCs a stop kept from starting.
+fn mark_not_started(works: &[Shared<Work>], indices: &[usize]) {
+    for &i in indices {
+        works[i].lock().expect("work").result = BmcResult::NotStarted;
+    }
+}
+
+/// What an interrupted run leaves: how many BMCs may not hold the old password.
+fn interrupted_note(works: &[Shared<Work>]) -> String {
+    let changed = works.iter().filter(|w| w.lock().expect("work").holds != Which::Old).count();
+    format!("interrupted: {changed} BMC(s) changed; nothing else was started")
 }
 
 fn pep_resume_note(error: &PepError, rollback: bool, all_safe: bool) -> String {
@@ -692,8 +941,10 @@ async fn roll_back(
     journal.write(Record::RollingBack { reason: reason.into() })?;
     let todo: Vec<usize> = (0..works.len()).filter(|&i| works[i].lock().expect("work").holds != Which::Old).collect();
     observer.phase(Phase::Rollback, todo.len());
-    let job = |work: Shared<Work>| {
+    let job = |i: usize| {
+        let work = works[i].clone();
         let (old, new, journal, observer) = (old.clone(), new.clone(), journal.clone(), observer.clone());
+        let ledger = options.ledger.clone();
         async move {
             let started = Instant::now();
             let (member, holds) = {
@@ -704,26 +955,34 @@ async fn roll_back(
             // refused), and trying again now would repeat a refused login. `resume` verifies it
             // later, once per password.
             let (holds, error) = match holds {
-                Which::New => change_one(&member, (&new, Which::New), (&old, Which::Old), &journal).await?,
+                Which::New => {
+                    let changed =
+                        change_one(&member, (&new, Which::New), (&old, Which::Old), &journal, &ledger).await?;
+                    (changed.holds, changed.error)
+                }
                 other => (other, None),
             };
             let mut w = work.lock().expect("work");
             w.spent += started.elapsed();
             w.holds = holds;
-            if holds == Which::Old && w.result == "rotated" {
-                w.result = "rolled back".into();
+            if holds == Which::Old && w.result == BmcResult::Rotated {
+                w.result = BmcResult::RolledBack;
             } else if holds != Which::Old {
-                w.result = "rollback failed".into();
-                w.error =
-                    Some(error.unwrap_or_else(|| {
-                        "its password could not be determined; `bmc-rotate resume` verifies it".into()
-                    }));
+                w.result = if ledger.allows(&member.entry.name) {
+                    BmcResult::RollbackFailed
+                } else {
+                    BmcResult::NeedsAttention
+                };
+                // A BMC left alone keeps what its change said (why its password is not known).
+                let why = error.or_else(|| w.error.take()).unwrap_or_default();
+                w.error = Some(format!("{why}; its password is not known: `bmc-rotate resume` verifies it"));
             }
             observer.advanced(&w.member.entry.name, holds == Which::Old, w.error.as_deref().unwrap_or(""));
             Ok(())
         }
     };
-    each(works, &todo, options.concurrency, job).await?;
+    let not_started = each(&todo, options.concurrency, &options.cancel, job).await?;
+    mark_not_started(works, &not_started);
     let stuck: Vec<String> = works
         .iter()
         .filter_map(|w| {
@@ -731,13 +990,18 @@ async fn roll_back(
             (w.holds != Which::Old).then(|| format!("{} holds the {} password", w.member.entry.name, name(w.holds)))
         })
         .collect();
+    if !stuck.is_empty() && options.cancel.is_cancelled() {
+        notes.push(interrupted_note(works));
+        journal.write(Record::Finished { outcome: RunOutcome::Interrupted })?;
+        return Ok(RunOutcome::Interrupted);
+    }
     if stuck.is_empty() {
         notes.push("every BMC is back on the old password; Azure Stack was not changed".into());
-        journal.write(Record::Finished { outcome: RunOutcome::RolledBack.as_str().into() })?;
+        journal.write(Record::Finished { outcome: RunOutcome::RolledBack })?;
         Ok(RunOutcome::RolledBack)
     } else {
         notes.push(format!("the rollback did not finish: {}; run `bmc-rotate resume`", stuck.join(", ")));
-        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume.as_str().into() })?;
+        journal.write(Record::Finished { outcome: RunOutcome::NeedsResume })?;
         Ok(RunOutcome::NeedsResume)
     }
 }
