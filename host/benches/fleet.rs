@@ -263,10 +263,7 @@ fn main() {
         runtime.block_on(serve_lab(n, latency, PathBuf::from(&args[4])));
         return;
     }
-    // A target directory shared with another checkout may hold that checkout's plugins:
-    // BMC_ROTATE_TEST_PLUGIN_DIR points at a build of this one's.
-    let plugins =
-        std::env::var_os("BMC_ROTATE_TEST_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(bmc_tests::vendor_plugin_dir);
+    let plugins = bmc_tests::vendor_plugin_dir();
     let with_resume = args.iter().any(|a| a == "--resume");
     let args: Vec<String> = args.into_iter().filter(|a| a != "--resume").collect();
     let cases: Vec<(u32, u64, usize)> = match args.iter().position(|a| a == "--quick") {

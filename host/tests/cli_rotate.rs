@@ -38,10 +38,7 @@ async fn bmc_rotate<S: AsRef<std::ffi::OsStr>>(args: Vec<S>) -> Output {
 }
 
 fn rotate_args(stamp: &StampLab, dir: &Path, extra: &[&str]) -> Vec<String> {
-    // A target directory shared with another checkout may hold that checkout's plugins:
-    // BMC_ROTATE_TEST_PLUGIN_DIR points at a build of this one's.
-    let plugins =
-        std::env::var_os("BMC_ROTATE_TEST_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(bmc_tests::vendor_plugin_dir);
+    let plugins = bmc_tests::vendor_plugin_dir();
     let mut args: Vec<String> = [
         "rotate",
         "--inventory",

@@ -69,11 +69,7 @@ impl Stamp {
     }
 
     fn common(&self) -> Vec<String> {
-        // A target directory shared with another checkout may hold that checkout's plugins:
-        // BMC_ROTATE_TEST_PLUGIN_DIR points at a build of this one's.
-        let plugins = std::env::var_os("BMC_ROTATE_TEST_PLUGIN_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(bmc_tests::vendor_plugin_dir);
+        let plugins = bmc_tests::vendor_plugin_dir();
         [
             "--plugin-dir",
             plugins.to_str().unwrap(),

@@ -22,10 +22,9 @@ const USER: &str = "azsbmc";
 const OLD: &str = "Old-Pass_2024x";
 const NEW: &str = "New-Pass_2025y";
 
-/// The vendor plugins. A target directory shared with another checkout may hold that checkout's:
-/// BMC_ROTATE_TEST_PLUGIN_DIR points at a build of this one's.
+/// The vendor plugins.
 fn vendor_plugin_dir() -> PathBuf {
-    std::env::var_os("BMC_ROTATE_TEST_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(bmc_tests::vendor_plugin_dir)
+    bmc_tests::vendor_plugin_dir()
 }
 
 fn scratch(name: &str) -> PathBuf {
