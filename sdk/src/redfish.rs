@@ -230,8 +230,15 @@ impl RedfishError {
             k.contains("Password") && !k.contains("PasswordChangeRequired")
                 || (k.starts_with("PropertyValue") && m.args.iter().any(|a| a.contains("Password")))
         });
+        // A session limit refuses the login before looking at the credential: not a failed
+        // login (the host counts those against a lockout budget), but a busy BMC to try later.
+        let busy = self.messages.iter().any(|m| m.key().starts_with("CreateLimitReached"));
         match self.status {
             _ if self.has("PasswordChangeRequired") => PluginError::PasswordChangeRequired(text),
+            403 | 503 if busy => PluginError::Unreachable(format!(
+                "{text} (the BMC's session limit is reached: the credential was not checked; try again later)"
+            )),
+            503 => PluginError::Unreachable(text),
             401 => PluginError::AuthFailed(text),
             403 if self.messages.iter().any(|m| m.key().contains("Lock")) => PluginError::LockedOut(text),
             403 => PluginError::AuthFailed(text),
@@ -525,6 +532,10 @@ mod tests {
         assert_eq!(error(400, "Base.1.8.PropertyValueFormatError", &["x", "UserName"]).kind(), "protocol");
         assert_eq!(error(403, "Base.1.8.PasswordChangeRequired", &[]).kind(), "password-change-required");
         assert_eq!(error(401, "Base.1.8.NoValidSession", &[]).kind(), "auth-failed");
+        assert_eq!(error(403, "iLO.2.34.CreateLimitReachedForResource", &[]).kind(), "unreachable");
+        assert_eq!(error(503, "Base.1.8.CreateLimitReachedForResource", &[]).kind(), "unreachable");
+        assert_eq!(error(503, "Base.1.8.ServiceTemporarilyUnavailable", &[]).kind(), "unreachable");
+        assert_eq!(error(403, "Base.1.8.InsufficientPrivilege", &[]).kind(), "auth-failed");
         assert_eq!(error(412, "Base.1.8.PreconditionFailed", &[]).kind(), "precondition-failed");
         assert_eq!(error(428, "Base.1.8.PreconditionRequired", &[]).kind(), "precondition-failed");
         let text = error(400, "iLO.2.14.InvalidPasswordLength", &[]).to_string();
