@@ -764,7 +764,9 @@ async fn converge<C: PepClient>(
         for (k, batch) in [&first_batch, &last_batch].into_iter().enumerate() {
             let todo: Vec<usize> =
                 batch.iter().copied().filter(|&i| holds(i) != target && holds(i) != Which::Unknown).collect();
-            let blocked = k == 1 && target == Which::New && !refused_forward.lock().expect("refused").is_empty();
+            // The BMCs that cannot go back move only once every other one holds the new password:
+            // one that refused it, or whose state this command could not learn, keeps them back.
+            let blocked = k == 1 && target == Which::New && first_batch.iter().any(|&i| holds(i) != Which::New);
             if blocked || fleet.cancel.is_cancelled() {
                 for &i in &todo {
                     slots[i].lock().expect("slot").result = BmcResult::NotStarted;
