@@ -14,9 +14,9 @@
 use bmc_lab::FleetSpec;
 use bmc_lab::pep::PepConfig;
 use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, LAB_PEP_DEADLINE, StampLab};
+use bmc_rotate::fleet::engine::{self, Observer, PepStep, Phase, Preflight, RotationOptions, RunOutcome, RunSecrets};
 use bmc_rotate::fleet::journal;
 use bmc_rotate::fleet::members;
-use bmc_rotate::fleet::rotation::{self, Observer, PepStep, Phase, RotationOptions, RunOutcome, RunSecrets};
 use bmc_rotate::gateway::Limits;
 use bmc_rotate::pep::native::NativeClient;
 use bmc_rotate::pep::{PepEndpoint, PepTarget, Progress, quiet};
@@ -126,7 +126,7 @@ async fn resume_case(
     concurrency: usize,
     pep: PepStep<NativeClient>,
 ) -> Duration {
-    use bmc_rotate::fleet::resume::{self, ResumeOptions};
+    use bmc_rotate::fleet::engine::ResumeOptions;
     let limits = Limits { request_timeout: Duration::from_secs(120), ..Limits::default() };
     let (inventory, members) =
         members::load(&dir.join("inventory.toml"), None, plugins, runtime, limits).await.unwrap();
@@ -135,8 +135,7 @@ async fn resume_case(
     let (old, new) = (Arc::new(SecretString::from(NEW)), Arc::new(SecretString::from(THIRD)));
     let options = ResumeOptions::new(&inventory.stamp, concurrency);
     let started = Instant::now();
-    let report =
-        resume::resume(&path, members, old, new, Some(pep), Arc::new(rotation::Silent), &options).await.unwrap();
+    let report = engine::resume(&path, members, old, new, Some(pep), Arc::new(engine::Silent), &options).await.unwrap();
     let wall = started.elapsed();
     assert_eq!(report.outcome, RunOutcome::Rotated, "{:?}", report.notes);
     wall
@@ -183,20 +182,19 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
     let secrets = RunSecrets { old: Arc::new(SecretString::from(OLD)), new: Some(Arc::new(SecretString::from(NEW))) };
     let options = RotationOptions {
         concurrency,
-        dry_run: false,
         rollback_on_pep_failure: true,
         cancel: bmc_rotate::fleet::cancel::Cancel::new(),
         ledger: bmc_rotate::fleet::ledger::Ledger::new(),
     };
     let journal_path = dir.join("run.jsonl");
-    let before = |new: &SecretString| {
-        use secrecy::ExposeSecret;
-        journal::start_run(&journal_path, &inventory, OLD, new.expose_secret(), true)
-    };
     let (cpu0, _) = rusage();
     let started = Instant::now();
-    let (report, _) =
-        rotation::rotate(members, "bench", secrets, Some(pep), &options, before, observer.clone()).await.unwrap();
+    let preflighted = match engine::preflight(members, "bench", secrets, Some(pep), &options, observer.clone()).await {
+        Preflight::Passed(preflighted) => preflighted,
+        Preflight::Stopped(report) => panic!("the bench fleet failed preflight: {:?}", report.notes),
+    };
+    let journal = journal::start_run(&journal_path, &inventory, OLD, NEW, true).unwrap();
+    let report = preflighted.execute(journal).await.unwrap();
     let wall = started.elapsed();
     let (cpu1, max_rss_kib) = rusage();
     assert_eq!(report.outcome, RunOutcome::Rotated, "{:?}", report.notes);

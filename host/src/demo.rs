@@ -2,7 +2,7 @@
 //! simulator — with the inventory bmc-rotate reads for it: what `bmc-rotate demo` runs, and what
 //! the end-to-end tests and the fleet benchmark drive.
 
-use crate::fleet::rotation::PepStep;
+use crate::fleet::engine::PepStep;
 use crate::pep::native::NativeClient;
 use crate::pep::{PepEndpoint, PepTarget};
 use bmc_lab::pep::{PepConfig, PepSimulator};

@@ -5,11 +5,11 @@
 use bmc_lab::pep::{PepConfig, PepFaults};
 use bmc_lab::{FleetSpec, Persona};
 use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab};
+use bmc_rotate::fleet::engine::{
+    self, Observer, PepStep, Phase, Preflight, RotationOptions, RunOutcome, RunReport, RunSecrets, Silent,
+};
 use bmc_rotate::fleet::journal::{self, Record, Which};
 use bmc_rotate::fleet::members;
-use bmc_rotate::fleet::rotation::{
-    self, Observer, PepStep, Phase, RotationOptions, RunOutcome, RunReport, RunSecrets, Silent,
-};
 use bmc_rotate::gateway::Limits;
 use bmc_rotate::pep::native::NativeClient;
 use bmc_tests::runtime;
@@ -65,13 +65,21 @@ impl Run {
         self.rotate_observed(new, pep_password, options, Arc::new(Silent)).await
     }
 
-    async fn rotate_observed(
+    /// Preflight only, as `--dry-run` does.
+    async fn dry_run(&self, new: Option<&str>) -> RunReport {
+        match self.preflight(new, LAB_CLOUDADMIN_PASSWORD, &options(), Arc::new(Silent)).await.0 {
+            Preflight::Passed(preflighted) => preflighted.dry_run(),
+            Preflight::Stopped(report) => report,
+        }
+    }
+
+    async fn preflight(
         &self,
         new: Option<&str>,
         pep_password: &str,
-        options: RotationOptions,
+        options: &RotationOptions,
         observer: Arc<dyn Observer>,
-    ) -> (RunReport, Option<PathBuf>, Arc<SecretString>) {
+    ) -> (Preflight<NativeClient>, bmc_rotate::fleet::inventory::Inventory) {
         let limits = Limits { request_timeout: Duration::from_secs(2), ..Limits::default() };
         let (inventory, members) =
             members::load(&self.stamp.inventory, None, &vendor_plugin_dir(), runtime(), limits).await.unwrap();
@@ -79,19 +87,26 @@ impl Run {
             old: Arc::new(SecretString::from(OLD)),
             new: new.map(|n| Arc::new(SecretString::from(n.to_owned()))),
         };
-        let journal_path = self.dir.join("run.jsonl");
-        let chosen: Arc<std::sync::Mutex<Option<Arc<SecretString>>>> = Arc::default();
-        let keep = chosen.clone();
-        let before = move |new: &SecretString| {
-            *keep.lock().unwrap() = Some(Arc::new(new.clone()));
-            journal::start_run(&journal_path, &inventory, OLD, new.expose_secret(), true)
+        let pep = Some(self.pep(pep_password));
+        (engine::preflight(members, "lab", secrets, pep, options, observer).await, inventory)
+    }
+
+    async fn rotate_observed(
+        &self,
+        new: Option<&str>,
+        pep_password: &str,
+        options: RotationOptions,
+        observer: Arc<dyn Observer>,
+    ) -> (RunReport, Option<PathBuf>, Arc<SecretString>) {
+        let (preflight, inventory) = self.preflight(new, pep_password, &options, observer).await;
+        let preflighted = match preflight {
+            Preflight::Passed(preflighted) => preflighted,
+            Preflight::Stopped(report) => return (report, None, Arc::new(SecretString::from(NEW))),
         };
-        let (report, journal) =
-            rotation::rotate(members, "lab", secrets, Some(self.pep(pep_password)), &options, before, observer)
-                .await
-                .unwrap();
-        let new = chosen.lock().unwrap().clone().unwrap_or_else(|| Arc::new(SecretString::from(NEW)));
-        (report, journal, new)
+        let journal_path = self.dir.join("run.jsonl");
+        let new = Arc::new(preflighted.new_password().clone());
+        let journal = journal::start_run(&journal_path, &inventory, OLD, new.expose_secret(), true).unwrap();
+        (preflighted.execute(journal).await.unwrap(), Some(journal_path), new)
     }
 
     fn all_hold(&self, password: &str) -> bool {
@@ -102,7 +117,6 @@ impl Run {
 fn options() -> RotationOptions {
     RotationOptions {
         concurrency: 16,
-        dry_run: false,
         rollback_on_pep_failure: true,
         cancel: bmc_rotate::fleet::cancel::Cancel::new(),
         ledger: bmc_rotate::fleet::ledger::Ledger::new(),
@@ -174,10 +188,10 @@ async fn a_reported_policy_cannot_shorten_the_generated_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_and_a_failed_preflight_change_nothing() {
     let run = Run::start("dry", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
-    let dry = RotationOptions { dry_run: true, ..options() };
-    let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, dry).await;
+    let report = run.dry_run(Some(NEW)).await;
     assert_eq!(report.outcome, RunOutcome::DryRun);
-    assert!(journal.is_none() && run.all_hold(OLD) && run.stamp.pep.stored().is_none());
+    assert!(report.pep.is_some(), "a dry run carries the PEP's answer to its check");
+    assert!(run.all_hold(OLD) && run.stamp.pep.stored().is_none());
 
     // A password the iLO policy refuses (too short for min-length 8? no: a quote character).
     let (report, _, _) = run.rotate(Some("Bad'Quote-1x"), LAB_CLOUDADMIN_PASSWORD, options()).await;
@@ -237,14 +251,14 @@ async fn a_hung_bmc_rolls_the_fleet_back() {
     // The next command tries the other password first: no failed login, and the run ends rolled back.
     let (_, members) =
         members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default()).await.unwrap();
-    let report = bmc_rotate::fleet::resume::resume(
+    let report = bmc_rotate::fleet::engine::resume(
         &journal,
         members,
         Arc::new(SecretString::from(OLD)),
         Arc::new(SecretString::from(NEW)),
         Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
         Arc::new(Silent),
-        &bmc_rotate::fleet::resume::ResumeOptions::new("lab", 16),
+        &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
     )
     .await
     .unwrap();
@@ -302,14 +316,14 @@ async fn with_xcc_in_the_fleet_a_pep_failure_keeps_the_new_password_and_resume_f
     let limits = Limits::default();
     let (_, members) =
         members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), limits).await.unwrap();
-    let report = bmc_rotate::fleet::resume::resume(
+    let report = bmc_rotate::fleet::engine::resume(
         &journal.unwrap(),
         members,
         Arc::new(SecretString::from(OLD)),
         Arc::new(SecretString::from(NEW)),
         Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
         Arc::new(Silent),
-        &bmc_rotate::fleet::resume::ResumeOptions::new("lab", 16),
+        &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
     )
     .await
     .unwrap();
@@ -356,7 +370,7 @@ async fn a_password_changed_out_of_band_costs_that_bmc_one_failed_login_per_comm
         matches!(&refused[..], [Record::LoginRefused { bmc, password: Which::Old, .. }] if bmc == "hpe-ilo5-01"),
         "{refused:?}"
     );
-    let state = bmc_rotate::fleet::resume::state_of(&journal::read_all(&journal).unwrap()).unwrap();
+    let state = bmc_rotate::fleet::engine::state_of(&journal::read_all(&journal).unwrap()).unwrap();
     let row = state.ledger.iter().find(|r| r.bmc == "hpe-ilo5-01").unwrap();
     assert_eq!((row.failed_logins, row.last_command, row.budget_left), (1, 1, 0));
 
@@ -367,14 +381,14 @@ async fn a_password_changed_out_of_band_costs_that_bmc_one_failed_login_per_comm
             members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default())
                 .await
                 .unwrap();
-        let report = bmc_rotate::fleet::resume::resume(
+        let report = bmc_rotate::fleet::engine::resume(
             &journal,
             members,
             Arc::new(SecretString::from(OLD)),
             Arc::new(SecretString::from(NEW)),
             Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
             Arc::new(Silent),
-            &bmc_rotate::fleet::resume::ResumeOptions::new("lab", 16),
+            &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
         )
         .await
         .unwrap();
@@ -402,4 +416,32 @@ async fn a_mistyped_current_password_is_refused_by_one_canary_and_no_other_bmc_i
     assert_eq!(refused, [1, 0, 0], "one failed login, on the canary only");
     let results: Vec<&str> = report.bmcs.iter().map(|b| b.result.as_str()).collect();
     assert_eq!(results, ["preflight failed", "not started", "not started"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_a_new_password_azure_stack_would_refuse_before_contacting_a_bmc() {
+    // A journal whose new password is longer than Azure Stack's 16 characters (written by hand:
+    // rotate's preflight would refuse it). Resume must find out before it moves any BMC.
+    let run = Run::start("resume-policy", "[fleet]\ndell-idrac9 = 1\nlenovo-xcc2 = 1\n").await;
+    let long = "Far-Too-Long-Pass-2025";
+    let (inventory, members) =
+        members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default()).await.unwrap();
+    let path = run.dir.join("long.jsonl");
+    drop(journal::start_run(&path, &inventory, OLD, long, true).unwrap());
+    let error = bmc_rotate::fleet::engine::resume(
+        &path,
+        members,
+        Arc::new(SecretString::from(OLD)),
+        Arc::new(SecretString::from(long)),
+        Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
+        Arc::new(Silent),
+        &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("does not fit") && error.to_string().contains("nothing was changed"), "{error}");
+    assert!(!error.to_string().contains(long), "the password is never quoted");
+    let contacted: usize = run.stamp.lab.bmcs().iter().map(|b| b.state().requests().len()).sum();
+    assert_eq!(contacted, 0, "no BMC was contacted");
+    assert!(run.all_hold(OLD));
 }

@@ -6,9 +6,9 @@ use super::progress::Display;
 use super::rotate::{exit_code, print, save_generated};
 use super::{CliError, CmdResult, Output, exit};
 use crate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab, mixed_fleet};
+use crate::fleet::engine::{self, Preflight, RotationOptions, RunOutcome, RunSecrets};
 use crate::fleet::journal;
 use crate::fleet::members;
-use crate::fleet::rotation::{self, RotationOptions, RunOutcome, RunSecrets};
 use crate::gateway::Limits;
 use crate::runtime::{Runtime, RuntimeConfig};
 use bmc_lab::faults::Faults;
@@ -109,30 +109,25 @@ async fn run_once(
     let secrets = RunSecrets { old: Arc::new(old.clone()), new: None };
     let options = RotationOptions {
         concurrency: 16,
-        dry_run: false,
         rollback_on_pep_failure: true,
         cancel: crate::fleet::cancel::Cancel::new(),
         ledger: crate::fleet::ledger::Ledger::new(),
     };
     let journal_path = dir.join(format!("run{round}.jsonl"));
     let password_path = dir.join(format!("run{round}-password"));
-    let old_text = old.expose_secret().to_owned();
-    let before = |new: &SecretString| {
-        // The generated password goes to a new 0600 file, never to the screen.
-        save_generated(&password_path, new)?;
-        journal::start_run(&journal_path, &inventory, &old_text, new.expose_secret(), true)
-    };
     let display = Display::new();
-    let (report, journal) = rotation::rotate(
-        members,
-        &inventory.stamp,
-        secrets,
-        Some(stamp.pep_step(LAB_CLOUDADMIN_PASSWORD)),
-        &options,
-        before,
-        display.clone(),
-    )
-    .await?;
+    let pep = Some(stamp.pep_step(LAB_CLOUDADMIN_PASSWORD));
+    let observer: Arc<dyn engine::Observer> = display.clone();
+    let (report, journal) = match engine::preflight(members, &inventory.stamp, secrets, pep, &options, observer).await {
+        Preflight::Stopped(report) => (report, None),
+        Preflight::Passed(preflighted) => {
+            // The generated password goes to a new 0600 file, never to the screen.
+            save_generated(&password_path, preflighted.new_password())?;
+            let new = preflighted.new_password().expose_secret();
+            let journal = journal::start_run(&journal_path, &inventory, old.expose_secret(), new, true)?;
+            (preflighted.execute(journal).await?, Some(journal_path))
+        }
+    };
     drop(display);
     print(&report, journal.as_deref(), Output::Table);
     let new = crate::files::open_bounded(&password_path, "the generated password", crate::files::MAX_SECRET_FILE)

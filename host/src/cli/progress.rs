@@ -2,7 +2,7 @@
 //! per event otherwise (CI logs, pipes). Never a secret: only names, counts and messages the
 //! layers below already scrubbed.
 
-use crate::fleet::rotation::{Observer, Phase};
+use crate::fleet::engine::{Observer, Phase};
 use crate::pep::{PepEvent, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;

@@ -6,13 +6,14 @@ use super::progress::Display;
 use super::{CliError, CmdResult, Output, exit, read_secret, render};
 use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::cancel::Cancel;
+use crate::fleet::engine::Observer as _;
+use crate::fleet::engine::{
+    self, PepStep, Preflight, ResumeError, ResumeOptions, RotationOptions, RunOutcome, RunReport, RunSecrets, RunState,
+};
 use crate::fleet::inventory::{Inventory, PepSettings};
-use crate::fleet::journal::{self, Journal};
+use crate::fleet::journal;
 use crate::fleet::lock::StampLock;
 use crate::fleet::members::{self, Member};
-use crate::fleet::resume::{self, ResumeError, ResumeOptions, RunState};
-use crate::fleet::rotation::Observer as _;
-use crate::fleet::rotation::{self, PepStep, RotationOptions, RunOutcome, RunReport, RunSecrets};
 use crate::gateway::Limits;
 use crate::paths;
 use crate::pep::AnyClient;
@@ -185,7 +186,7 @@ pub(super) fn exit_code(outcome: RunOutcome) -> u8 {
 fn interrupted(report: &RunReport, journal: Option<&Path>) -> u8 {
     let changed = report.bmcs.iter().filter(|b| b.holds != journal::Which::Old).count();
     match journal {
-        Some(journal) if changed > 0 || report.bmcs.iter().any(|b| b.result == rotation::BmcResult::Converged) => {
+        Some(journal) if changed > 0 || report.bmcs.iter().any(|b| b.result == engine::BmcResult::Converged) => {
             eprintln!(
                 "interrupted: {changed} BMCs changed, run: bmc-rotate resume --journal {}",
                 crate::fleet::lock::printable(&journal.to_string_lossy())
@@ -217,7 +218,7 @@ pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) 
                         b.vendor.clone(),
                         b.family.clone(),
                         b.result.as_str().to_owned(),
-                        rotation::name(b.holds).to_owned(),
+                        engine::name(b.holds).to_owned(),
                         format!("{:.1}s", b.duration.as_secs_f64()),
                         b.error.clone().unwrap_or_default(),
                     ]
@@ -249,6 +250,7 @@ struct RotatePlan {
     pep: PepStep<AnyClient>,
     options: RotationOptions,
     journal: PathBuf,
+    dry_run: bool,
     /// Where a generated password goes; `None` when the operator gave the new one.
     password_out: Option<PathBuf>,
     audit_log: Option<PathBuf>,
@@ -318,7 +320,6 @@ impl RotatePlan {
         let pep = pep_step(settings, &stamp.pep, &mut reader, args.transcripts_password.as_ref())?;
         let options = RotationOptions {
             concurrency: sources.concurrency as usize,
-            dry_run: args.dry_run,
             rollback_on_pep_failure: args.on_pep_failure == OnPepFailure::Rollback,
             cancel: Cancel::new(),
             ledger: crate::fleet::ledger::Ledger::new(),
@@ -335,6 +336,7 @@ impl RotatePlan {
             pep,
             options,
             journal,
+            dry_run: args.dry_run,
             password_out,
             audit_log: sources.audit_log.clone().or_else(paths::audit_log),
             _lock: lock,
@@ -351,56 +353,89 @@ pub async fn rotate(
     cache_dir: Option<PathBuf>,
 ) -> CmdResult {
     let plan = RotatePlan::resolve(&stamp, &args, &sources, cache_dir).await?;
-    let RotatePlan { inventory, members, secrets, pep, options, journal: journal_path, password_out, audit_log, _lock } =
-        plan;
+    let RotatePlan {
+        inventory,
+        members,
+        secrets,
+        pep,
+        options,
+        journal: journal_path,
+        dry_run,
+        password_out,
+        audit_log,
+        _lock,
+    } = plan;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
-    let old_for_journal = secrets.old.clone();
+    let audit_log = audit_log.as_deref();
+    let old = secrets.old.clone();
     let display = Display::new();
     let _signals = super::signals::watch(options.cancel.clone(), journal_path.clone(), display.clone())
         .map_err(CliError::failed)?;
-    let before_change = |new: &SecretString| -> Result<Journal, String> {
-        if let Some(out) = &password_out {
-            display.suspend(|| save_generated(out, new))?;
+    let observer: Arc<dyn engine::Observer> = display.clone();
+    let preflighted = match engine::preflight(members, &inventory.stamp, secrets, Some(pep), &options, observer).await {
+        Preflight::Passed(preflighted) => preflighted,
+        Preflight::Stopped(report) => {
+            drop(display);
+            return Ok(finish(report, None, (audit_log, &inventory.stamp, names), output));
         }
-        let journal = journal::start_run(
-            &journal_path,
-            &inventory,
-            old_for_journal.expose_secret(),
-            new.expose_secret(),
-            options.rollback_on_pep_failure,
-        )?;
-        display.note(&format!("journal: {}", journal.path().display()));
-        Ok(journal)
     };
-    let result =
-        rotation::rotate(members, &inventory.stamp, secrets, Some(pep), &options, before_change, display.clone()).await;
-    drop(display);
-    let audit_log = audit_log.as_deref();
-    let (report, journal) = match result {
-        Ok(done) => done,
-        Err(e) if !journal::any_change(&journal_path) => {
-            // No `changing` record is durable (the journal is created, and each change recorded,
-            // before it is sent): nothing was changed.
+    if dry_run {
+        drop(display);
+        return Ok(finish(preflighted.dry_run(), None, (audit_log, &inventory.stamp, names), output));
+    }
+    // The journal exists from here on: the run is resumable from its first change.
+    let started = (|| {
+        if let Some(out) = &password_out {
+            display.suspend(|| save_generated(out, preflighted.new_password()))?;
+        }
+        let new = preflighted.new_password().expose_secret();
+        journal::start_run(&journal_path, &inventory, old.expose_secret(), new, options.rollback_on_pep_failure)
+    })();
+    let journal = match started {
+        Ok(journal) => journal,
+        Err(e) => {
+            drop(display);
             let journal = journal_path.exists().then(|| journal_path.clone());
             audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "failed", journal));
             return Err(CliError::failed(format!("{e}; nothing was changed")));
+        }
+    };
+    display.note(&format!("journal: {}", journal.path().display()));
+    let result = preflighted.execute(journal).await;
+    drop(display);
+    match result {
+        Ok(report) => Ok(finish(report, Some(journal_path), (audit_log, &inventory.stamp, names), output)),
+        Err(e) if !journal::any_change(&journal_path) => {
+            // No `changing` record is durable (each change is recorded before it is sent):
+            // nothing was changed.
+            audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "failed", Some(journal_path)));
+            Err(CliError::failed(format!("{e}; nothing was changed")))
         }
         Err(e) => {
             // The journal could not be written: stop; it records everything up to here.
             let entry = AuditEntry::now("rotate", &inventory.stamp, names, "stopped", Some(journal_path.clone()));
             audit(audit_log, &entry);
-            return Err(CliError::new(
+            Err(CliError::new(
                 exit::NEEDS_RESUME,
                 format!("{e}; the run stopped. `bmc-rotate status --journal {}` shows where", journal_path.display()),
-            ));
+            ))
         }
-    };
-    audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, report.outcome.as_str(), journal.clone()));
+    }
+}
+
+/// Records and prints a rotation's end; returns its exit code.
+fn finish(
+    report: RunReport,
+    journal: Option<PathBuf>,
+    (audit_log, stamp, names): (Option<&Path>, &str, Vec<String>),
+    output: Output,
+) -> ExitCode {
+    audit(audit_log, &AuditEntry::now("rotate", stamp, names, report.outcome.as_str(), journal.clone()));
     print(&report, journal.as_deref(), output);
     if report.outcome == RunOutcome::Interrupted {
-        return Ok(ExitCode::from(interrupted(&report, journal.as_deref())));
+        return ExitCode::from(interrupted(&report, journal.as_deref()));
     }
-    Ok(ExitCode::from(exit_code(report.outcome)))
+    ExitCode::from(exit_code(report.outcome))
 }
 
 /// `resume`'s options.
@@ -435,7 +470,7 @@ struct ResumePlan {
     new: Arc<SecretString>,
     pep: Option<PepStep<AnyClient>>,
     audit_log: Option<PathBuf>,
-    recovery: Option<resume::Recovery>,
+    recovery: Option<engine::Recovery>,
     /// The stamp's lock, held until the command ends.
     _lock: StampLock,
 }
@@ -444,7 +479,7 @@ impl ResumePlan {
     /// Stdin order: old BMC password, new BMC password, CloudAdmin password.
     async fn resolve(args: &ResumeArgs, sources: &Sources, cache_dir: Option<PathBuf>) -> Result<ResumePlan, CliError> {
         let contents = journal::read_all(&args.journal).map_err(CliError::bad_input)?;
-        let state = match (resume::state_of(&contents), &args.inventory) {
+        let state = match (engine::state_of(&contents), &args.inventory) {
             (Ok(state), _) => state,
             (Err(e), None) => {
                 return Err(CliError::bad_input(format!(
@@ -454,13 +489,13 @@ impl ResumePlan {
             }
             // Recovery: filled in from the inventory below.
             (Err(_), Some(path)) => {
-                let recovery = resume::Recovery { stamp: String::new(), inventory: path.clone() };
+                let recovery = engine::Recovery { stamp: String::new(), inventory: path.clone() };
                 RunState::recovered(&recovery, "", Vec::new(), &contents)
             }
         };
         let inventory_path = args.inventory.clone().unwrap_or_else(|| state.inventory.clone());
         let Loaded { inventory, members } = load(&inventory_path, sources, cache_dir).await?;
-        let recovery = state.recovered.then(|| resume::Recovery {
+        let recovery = state.recovered.then(|| engine::Recovery {
             stamp: inventory.stamp.clone(),
             inventory: std::fs::canonicalize(&inventory.path).unwrap_or_else(|_| inventory.path.clone()),
         });
@@ -492,7 +527,7 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_di
     };
     let _signals = super::signals::watch(options.cancel.clone(), args.journal.clone(), display.clone())
         .map_err(CliError::failed)?;
-    let result = resume::resume(&args.journal, members, old, new, pep, display.clone(), &options).await;
+    let result = engine::resume(&args.journal, members, old, new, pep, display.clone(), &options).await;
     drop(display);
     let journal = Some(args.journal.clone());
     let report = match result {
@@ -523,7 +558,7 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_di
 
 /// `status`.
 pub fn status(journal: &Path, output: Output) -> CmdResult {
-    let state: RunState = journal::read_all(journal).and_then(|contents| resume::state_of(&contents)).map_err(|e| {
+    let state: RunState = journal::read_all(journal).and_then(|contents| engine::state_of(&contents)).map_err(|e| {
         CliError::bad_input(format!("{}: {e}; `resume --inventory` can still converge the stamp", journal.display()))
     })?;
     let code = if state.converged() { exit::OK } else { exit::NEEDS_RESUME };
@@ -539,7 +574,7 @@ pub fn status(journal: &Path, output: Output) -> CmdResult {
                 .map(|((b, w), l)| {
                     vec![
                         b.clone(),
-                        rotation::name(*w).to_owned(),
+                        engine::name(*w).to_owned(),
                         l.failed_logins.to_string(),
                         format!("{} of {}", l.budget_left, crate::fleet::ledger::BUDGET),
                     ]
@@ -551,8 +586,8 @@ pub fn status(journal: &Path, output: Output) -> CmdResult {
                 ("stamp", state.stamp.clone()),
                 ("run", state.run.clone()),
                 ("inventory", state.inventory.display().to_string()),
-                ("heading for", format!("the {} password", rotation::name(state.target))),
-                ("azure stack", format!("stores the {} password", rotation::name(state.pep))),
+                ("heading for", format!("the {} password", engine::name(state.target))),
+                ("azure stack", format!("stores the {} password", engine::name(state.pep))),
                 ("finished", state.finished.map_or("no", RunOutcome::as_str).to_owned()),
                 ("consistent", state.inconsistent.clone().unwrap_or_else(|| "yes".into())),
                 ("records", state.records.to_string()),

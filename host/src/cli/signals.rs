@@ -6,8 +6,8 @@
 
 use super::exit;
 use crate::fleet::cancel::Cancel;
+use crate::fleet::engine::Observer;
 use crate::fleet::journal;
-use crate::fleet::rotation::Observer;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -113,7 +113,7 @@ pub enum Record {
     /// The run (or a resume) ended with this outcome.
     Finished {
         /// `rotated`, `rolled-back`, `needs-resume` or `interrupted`.
-        outcome: super::rotation::RunOutcome,
+        outcome: super::engine::RunOutcome,
     },
     /// A `resume` started from this journal.
     Resumed,

@@ -3,11 +3,10 @@
 
 pub mod audit;
 pub mod cancel;
+pub mod engine;
 pub mod inventory;
 pub mod journal;
 pub mod ledger;
 pub mod lock;
 pub mod members;
 pub mod profiles;
-pub mod resume;
-pub mod rotation;
