@@ -53,6 +53,7 @@ fn rotate_args(stamp: &StampLab, dir: &Path, extra: &[&str]) -> Vec<String> {
         "env:CLI_OLD",
         "--cloudadmin-password",
         "env:CLI_CLOUD",
+        "--yes",
     ]
     .map(String::from)
     .to_vec();
@@ -105,8 +106,40 @@ async fn a_dry_run_changes_nothing_and_writes_no_journal() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["report"]["outcome"], "dry-run");
     assert_eq!(json["report"]["bmcs"].as_array().unwrap().len(), 3);
+    // The plan: each BMC's plugin and when it changes (the XCC, which cannot go back, last),
+    // and the PEP's answer to the check with the call the run would make.
+    let plan = &json["plan"]["bmcs"];
+    let orders: Vec<(&str, &str)> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["profile"].as_str().unwrap(), b["order"].as_str().unwrap()))
+        .collect();
+    assert!(orders.iter().all(|(p, o)| (*o == "last") == p.starts_with("lenovo")), "{orders:?}");
+    assert!(plan[0]["plugin"].as_str().unwrap().contains('@'), "{plan}");
+    let call = json["report"]["pep"]["call"].as_str().unwrap();
+    assert!(call.starts_with("Set-BmcCredential") && call == json["plan"]["pep"]["call"], "{call}");
     assert!(!dir.join("run.jsonl").exists());
     assert_eq!(stamp.holding(USER, OLD), 3);
+
+    // The same plan for people.
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--dry-run"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("last (cannot go back)") && shown.contains("then Azure Stack Hub, on "), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_terminal_a_rotation_needs_yes_and_contacts_nothing_until_given_it() {
+    let (stamp, dir) = stamp("confirm").await;
+    let mut args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"]);
+    args.retain(|a| a != "--yes");
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("give --yes (or --dry-run to see the plan)"), "{}", text(&out.stderr));
+    let contacted: usize = stamp.lab.bmcs().iter().map(|b| b.state().requests().len()).sum();
+    assert_eq!(contacted, 0, "refused before any BMC is contacted");
+    assert!(!dir.join("run.jsonl").exists() && stamp.pep.stored().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

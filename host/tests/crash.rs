@@ -84,7 +84,8 @@ impl Stamp {
     }
 
     async fn rotate(&self, crash_after: Option<u64>) -> Output {
-        let mut args = vec!["rotate".to_owned(), "--inventory".into(), self.lab.inventory.display().to_string()];
+        let mut args =
+            vec!["rotate".to_owned(), "--yes".into(), "--inventory".into(), self.lab.inventory.display().to_string()];
         args.extend(["--journal".to_owned(), self.journal().display().to_string()]);
         args.extend(self.common());
         self.bmc_rotate(args, crash_after).await
@@ -330,7 +331,8 @@ async fn a_journal_write_failure_stops_the_run_and_resume_converges() {
     for k in 1..=total {
         let s = stamp(&format!("full-k{k}"), false).await;
         let hook = Some(("BMC_ROTATE_TEST_FAIL_WRITE_AT_RECORD", k.to_string()));
-        let mut args = vec!["rotate".to_owned(), "--inventory".into(), s.lab.inventory.display().to_string()];
+        let mut args =
+            vec!["rotate".to_owned(), "--yes".into(), "--inventory".into(), s.lab.inventory.display().to_string()];
         args.extend(["--journal".to_owned(), s.journal().display().to_string()]);
         args.extend(s.common());
         let failed = s.bmc_rotate_env(args, hook).await;

@@ -89,7 +89,8 @@ impl Stamp {
     }
 
     fn rotate_args(&self, extra: &[&str]) -> Vec<String> {
-        let mut args = vec!["rotate".to_owned(), "--inventory".into(), self.lab.inventory.display().to_string()];
+        let mut args =
+            vec!["rotate".to_owned(), "--yes".into(), "--inventory".into(), self.lab.inventory.display().to_string()];
         args.extend(["--journal".to_owned(), self.journal().display().to_string()]);
         args.extend(self.common());
         args.extend(extra.iter().map(|s| (*s).to_owned()));

@@ -5,6 +5,7 @@ mod audit;
 #[cfg(feature = "lab")]
 mod demo;
 pub mod pep;
+mod plan;
 mod plugins;
 mod profiles;
 mod progress;

@@ -8,7 +8,8 @@ use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::cancel::Cancel;
 use crate::fleet::engine::Observer as _;
 use crate::fleet::engine::{
-    self, PepStep, Preflight, ResumeError, ResumeOptions, RotationOptions, RunOutcome, RunReport, RunSecrets, RunState,
+    self, PepStep, Plan, Preflight, ResumeError, ResumeOptions, RotationOptions, RunOutcome, RunReport, RunSecrets,
+    RunState,
 };
 use crate::fleet::inventory::{Inventory, PepSettings};
 use crate::fleet::journal;
@@ -21,7 +22,7 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::secrets::{SecretReader, SecretSource};
 use clap::ValueEnum;
 use secrecy::{ExposeSecret, SecretString};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,6 +78,9 @@ pub struct RotateArgs {
     /// policy, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rotate without asking. Without a terminal to ask on, a run needs it; a dry run never asks.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// What a failed PEP step does to the BMCs.
     #[arg(long, value_enum, default_value_t = OnPepFailure::Rollback)]
     pub on_pep_failure: OnPepFailure,
@@ -200,6 +204,20 @@ fn interrupted(report: &RunReport, journal: Option<&Path>) -> u8 {
     }
 }
 
+/// A dry run's end: the plan, then the preflight's report.
+fn print_with_plan(report: &RunReport, plan: &Plan, output: Output) {
+    match output {
+        Output::Json => {
+            let json = serde_json::json!({ "report": report, "plan": plan, "journal": null });
+            println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
+        }
+        Output::Table => {
+            println!("{}", super::plan::render(plan));
+            print(report, None, output);
+        }
+    }
+}
+
 pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) {
     match output {
         Output::Json => {
@@ -251,6 +269,8 @@ struct RotatePlan {
     options: RotationOptions,
     journal: PathBuf,
     dry_run: bool,
+    /// Rotate without asking.
+    yes: bool,
     /// Where a generated password goes; `None` when the operator gave the new one.
     password_out: Option<PathBuf>,
     audit_log: Option<PathBuf>,
@@ -278,6 +298,15 @@ impl RotatePlan {
             )));
         }
         let Loaded { inventory, members } = load(&stamp.inventory, sources, cache_dir).await?;
+        // Before any secret is read or BMC contacted: a command line reused in a script (a dry
+        // run's, say) must not rotate a fleet because nobody was there to be asked.
+        if !args.dry_run && !args.yes && !std::io::stdin().is_terminal() {
+            return Err(CliError::bad_input(format!(
+                "rotate changes every BMC of stamp {} and Azure Stack, and asks first: with no terminal to ask on, \
+                 give --yes (or --dry-run to see the plan)",
+                inventory.stamp
+            )));
+        }
         let share = inventory.pep.as_ref().and_then(|p| p.transcripts.as_ref());
         if args.transcripts_password.is_some() && share.is_none() {
             return Err(CliError::bad_input(
@@ -337,6 +366,7 @@ impl RotatePlan {
             options,
             journal,
             dry_run: args.dry_run,
+            yes: args.yes,
             password_out,
             audit_log: sources.audit_log.clone().or_else(paths::audit_log),
             _lock: lock,
@@ -361,6 +391,7 @@ pub async fn rotate(
         options,
         journal: journal_path,
         dry_run,
+        yes,
         password_out,
         audit_log,
         _lock,
@@ -376,12 +407,25 @@ pub async fn rotate(
         Preflight::Passed(preflighted) => preflighted,
         Preflight::Stopped(report) => {
             drop(display);
-            return Ok(finish(report, None, (audit_log, &inventory.stamp, names), output));
+            return Ok(finish(report, None, None, (audit_log, &inventory.stamp, names), output));
         }
     };
+    let plan = preflighted.plan();
     if dry_run {
         drop(display);
-        return Ok(finish(preflighted.dry_run(), None, (audit_log, &inventory.stamp, names), output));
+        let report = preflighted.dry_run();
+        return Ok(finish(report, Some(&plan), None, (audit_log, &inventory.stamp, names), output));
+    }
+    if !yes {
+        match display.suspend(|| super::plan::confirm_on_terminal(&plan)) {
+            Ok(true) => {}
+            Ok(false) => {
+                drop(display);
+                audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "declined", None));
+                return Err(CliError::failed("not confirmed: nothing was changed"));
+            }
+            Err(e) => return Err(CliError::failed(format!("{e}; nothing was changed"))),
+        }
     }
     // The journal exists from here on: the run is resumable from its first change.
     let started = (|| {
@@ -404,7 +448,7 @@ pub async fn rotate(
     let result = preflighted.execute(journal).await;
     drop(display);
     match result {
-        Ok(report) => Ok(finish(report, Some(journal_path), (audit_log, &inventory.stamp, names), output)),
+        Ok(report) => Ok(finish(report, None, Some(journal_path), (audit_log, &inventory.stamp, names), output)),
         Err(e) if !journal::any_change(&journal_path) => {
             // No `changing` record is durable (each change is recorded before it is sent):
             // nothing was changed.
@@ -426,12 +470,17 @@ pub async fn rotate(
 /// Records and prints a rotation's end; returns its exit code.
 fn finish(
     report: RunReport,
+    plan: Option<&Plan>,
     journal: Option<PathBuf>,
     (audit_log, stamp, names): (Option<&Path>, &str, Vec<String>),
     output: Output,
 ) -> ExitCode {
     audit(audit_log, &AuditEntry::now("rotate", stamp, names, report.outcome.as_str(), journal.clone()));
-    print(&report, journal.as_deref(), output);
+    if let Some(plan) = plan {
+        print_with_plan(&report, plan, output);
+    } else {
+        print(&report, journal.as_deref(), output);
+    }
     if report.outcome == RunOutcome::Interrupted {
         return ExitCode::from(interrupted(&report, journal.as_deref()));
     }

@@ -11,6 +11,7 @@
 
 mod bmcs;
 mod converge;
+mod plan;
 mod preflight;
 mod report;
 mod resume;
@@ -18,6 +19,7 @@ pub mod state;
 mod steps;
 
 pub use converge::PepStep;
+pub use plan::{ChangeOrder, Plan, PlannedBmc, PlannedPep};
 pub use preflight::{Preflight, Preflighted, RotationOptions, RunSecrets, preflight};
 pub use report::{BmcReport, BmcResult, Observer, Phase, RunOutcome, RunReport, Silent};
 pub use resume::{ResumeError, ResumeOptions, resume};

@@ -5,6 +5,7 @@
 
 use super::bmcs::{self, Bmc, Shared, lock};
 use super::converge::{Command, Converging, Fleet, PepStep};
+use super::plan::Plan;
 use super::report::{BmcResult, Observer, Phase, RunOutcome, RunReport};
 use super::steps::SharedJournal;
 use crate::fleet::cancel::Cancel;
@@ -230,6 +231,11 @@ impl<C: PepClient> Preflighted<C> {
     /// The password the run sets: to save a generated one before anything changes.
     pub fn new_password(&self) -> &SecretString {
         &self.fleet.new
+    }
+
+    /// What the run will do.
+    pub fn plan(&self) -> Plan {
+        Plan::of(&self.stamp, &self.account, &self.fleet.bmcs, self.pep_check.as_ref())
     }
 
     /// The run as it stands, changing nothing: what `--dry-run` prints, with the PEP's answer.
