@@ -270,3 +270,44 @@ async fn an_inventory_path_that_is_not_utf8_is_refused_before_anything_runs() {
     assert!(!dir.join("run.jsonl").exists());
     assert_eq!(stamp.holding(USER, OLD), 3);
 }
+
+/// `args` with `flag`'s value replaced.
+fn with(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
+    let at = args.iter().position(|a| a == flag).unwrap();
+    args[at + 1] = value.to_owned();
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_run_of_the_stamp_is_consulted_before_any_bmc_is_contacted() {
+    let (stamp, dir) = stamp("history").await;
+    let args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"]);
+    let out = bmc_rotate(args.clone()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let requests = || -> usize { stamp.lab.bmcs().iter().map(|b| b.state().requests().len()).sum() };
+    let before = requests();
+
+    // The same command again (a new journal): nothing to do, and nothing is contacted.
+    let again = with(args.clone(), "--journal", dir.join("again.jsonl").to_str().unwrap());
+    let out = bmc_rotate(again.clone()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("this rotation already happened"), "{}", text(&out.stdout));
+    // The replaced password as the current one: every BMC would refuse it.
+    let out = bmc_rotate(with(again.clone(), "--new-password", "env:CLI_OLD")).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the current password given is the one the last run"), "{}", text(&out.stderr));
+    assert_eq!(requests(), before, "no BMC was contacted");
+
+    // The last run lost its end (as if killed before the PEP step ended): it must be resumed
+    // before another rotation starts.
+    let journal = dir.join("run.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&journal).unwrap().lines().map(String::from).collect();
+    let cut = lines.iter().position(|l| l.contains("\"pep-started\"") || l.contains("pep_started")).unwrap();
+    std::fs::write(&journal, lines[..cut].join("\n") + "\n").unwrap();
+    let next = with(with(again, "--bmc-password", "env:CLI_CLOUD"), "--new-password", "env:CLI_OLD");
+    let out = bmc_rotate(next).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("did not finish") && err.contains("bmc-rotate resume --journal"), "{err}");
+    assert_eq!(requests(), before, "no BMC was contacted");
+}

@@ -398,6 +398,10 @@ pub async fn rotate(
     } = plan;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let audit_log = audit_log.as_deref();
+    if let Some(done) = last_run(audit_log, &inventory.stamp, &secrets)? {
+        println!("{done}");
+        return Ok(ExitCode::from(exit::OK));
+    }
     let old = secrets.old.clone();
     let display = Display::new();
     let _signals = super::signals::watch(options.cancel.clone(), journal_path.clone(), display.clone())
@@ -465,6 +469,42 @@ pub async fn rotate(
             ))
         }
     }
+}
+
+/// What the stamp's last run, as the audit log names it, says about this one — before any BMC
+/// is contacted, so a mistake costs no failed login: a run that did not finish must be resumed
+/// first (its BMCs may hold two passwords); a current password that run replaced would be
+/// refused by every BMC; and the same rotation again has nothing to do (returned as the line to
+/// print). A log or journal that cannot be read tells nothing, and the run proceeds.
+fn last_run(audit_log: Option<&Path>, stamp: &str, secrets: &RunSecrets) -> Result<Option<String>, CliError> {
+    let Some(entry) = audit_log.and_then(|log| audit::last_run(log, stamp)) else {
+        return Ok(None);
+    };
+    let Some(path) = entry.journal else { return Ok(None) };
+    let Ok(state) = journal::read_all(&path).and_then(|contents| engine::state_of(&contents)) else {
+        return Ok(None);
+    };
+    let shown = crate::fleet::lock::printable(&path.to_string_lossy());
+    if !state.converged() {
+        return Err(CliError::bad_input(format!(
+            "the last run on stamp {stamp} did not finish (journal {shown}): its BMCs may hold two passwords. \
+             Converge it first with `bmc-rotate resume --journal {shown}`; nothing was contacted"
+        )));
+    }
+    let given_new = secrets.new.as_ref().and_then(|new| state.is(journal::Which::New, new));
+    if state.finished == Some(RunOutcome::Rotated) && state.is(journal::Which::Old, &secrets.old) == Some(true) {
+        if given_new == Some(true) {
+            return Ok(Some(format!(
+                "this rotation already happened: the last run on stamp {stamp} (journal {shown}) set this new \
+                 password on every BMC and Azure Stack; nothing to do"
+            )));
+        }
+        return Err(CliError::bad_input(format!(
+            "the current password given is the one the last run on stamp {stamp} replaced (journal {shown}): \
+             every BMC would refuse it. Give that run's new password as the current one; nothing was contacted"
+        )));
+    }
+    Ok(None)
 }
 
 /// Records and prints a rotation's end; returns its exit code.

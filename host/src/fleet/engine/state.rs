@@ -83,6 +83,14 @@ impl RunState {
         matches!(self.finished, Some(RunOutcome::Rotated | RunOutcome::RolledBack))
     }
 
+    /// Whether `secret` is the run's old (`Which::Old`) or new password; `None` when the journal
+    /// has no fingerprints to tell.
+    pub fn is(&self, which: Which, secret: &SecretString) -> Option<bool> {
+        let (salt, old, new) = self.fingerprints.as_ref()?;
+        let (label, fingerprint) = if which == Which::New { ("new", new) } else { ("old", old) };
+        Some(&journal::fingerprint(salt, label, secret.expose_secret()) == fingerprint)
+    }
+
     /// Checks the operator's secrets against the run's fingerprints.
     pub fn check_secrets(&self, old: &SecretString, new: &SecretString) -> Result<(), String> {
         let Some((salt, old_fp, new_fp)) = &self.fingerprints else {
