@@ -141,3 +141,26 @@ async fn a_fleet_writes_an_inventory_without_secrets() {
     assert_eq!(xcc.account("monitor").unwrap().role, "ReadOnly");
     assert!(xcc.password_is("monitor", PW));
 }
+
+#[tokio::test]
+async fn groups_of_one_persona_number_their_bmcs_on() {
+    let spec = FleetSpec::parse(
+        r#"
+        password = "Start-Pass-1"
+        [fleet]
+        hpe-ilo5 = 2
+        [[group]]
+        persona = "hpe-ilo5"
+        count = 1
+        password = "Other-Pass-2"
+        [[group]]
+        persona = "dell-idrac9"
+        count = 1
+        "#,
+    )
+    .unwrap();
+    let lab = Lab::start(spec).await.unwrap();
+    let names: Vec<&str> = lab.bmcs().iter().map(|b| b.name()).collect();
+    assert_eq!(names, ["hpe-ilo5-01", "hpe-ilo5-02", "hpe-ilo5-03", "dell-idrac9-01"]);
+    assert!(lab.bmc("hpe-ilo5-03").unwrap().state().password_is("Administrator", "Other-Pass-2"));
+}
