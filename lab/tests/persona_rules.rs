@@ -563,3 +563,85 @@ fn idrac_ignores_password_change_required_on_patch() {
     );
     assert!(x.account("USERID").unwrap().change_required, "XCC honours it");
 }
+
+// ---- the vendors' dialects (issue 15) --------------------------------------------------------
+
+#[test]
+fn ilo_errors_carry_message_ids_and_arguments_only() {
+    for persona in [Persona::Ilo5, Persona::Ilo6] {
+        let mut b = bmc(persona);
+        let r = patch(
+            &mut b,
+            "/redfish/v1/AccountService/Accounts/1",
+            ("Administrator", PW),
+            None,
+            json!({"Password": "Sh0rt!"}),
+        );
+        assert_eq!(r.status, 400, "{persona}");
+        assert_eq!(
+            r.body,
+            json!({"error": {"code": "iLO.0.10.ExtendedInfo", "message": "See @Message.ExtendedInfo for more information.",
+                "@Message.ExtendedInfo": [{"MessageId": "iLO.2.34.InvalidPasswordLength", "MessageArgs": ["8", "39"]}]}}),
+            "{persona}"
+        );
+        let r = get(&mut b, "/redfish/v1/AccountService/Accounts/99");
+        assert_eq!(r.status, 404);
+        assert_eq!(r.body["error"]["code"], "iLO.0.10.ExtendedInfo");
+        let info = &r.body["error"]["@Message.ExtendedInfo"][0];
+        assert!(info.get("Message").is_none() && info.get("Severity").is_none(), "{persona}: {info}");
+        let r = login(&mut b, "Administrator", "wrong");
+        assert_eq!(
+            r.body["error"]["@Message.ExtendedInfo"],
+            json!([{"MessageId": "iLO.2.34.UnauthorizedLoginAttempt"}])
+        );
+    }
+}
+
+#[test]
+fn ilo_echoes_the_trailing_slash_form_the_request_used() {
+    for persona in [Persona::Ilo5, Persona::Ilo6] {
+        let mut b = bmc(persona);
+        for path in [
+            "/redfish/v1/AccountService/Accounts/1",
+            "/redfish/v1/AccountService/Accounts/1/",
+            "/redfish/v1/",
+            "/redfish/v1",
+        ] {
+            assert_eq!(get(&mut b, path).body["@odata.id"], path, "{persona}");
+        }
+    }
+    let mut b = bmc(Persona::Ilo5);
+    let members = get(&mut b, "/redfish/v1/AccountService/Accounts").body["Members"].clone();
+    assert_eq!(members[0]["@odata.id"], "/redfish/v1/AccountService/Accounts/1/", "links keep the persona's form");
+}
+
+#[test]
+fn xcc_401_text_matches_its_message_id() {
+    let mut b = bmc(Persona::Xcc2);
+    let r = b.handle(&LabRequest::new("GET", "/redfish/v1/Managers").basic("USERID", "wrong"));
+    let info = &r.body["error"]["@Message.ExtendedInfo"][0];
+    assert_eq!(info["MessageId"], "Base.1.17.NoValidSession");
+    assert_eq!(info["Message"], "There is no valid session established with the implementation.");
+    assert_eq!(info["MessageArgs"], json!([]));
+    let mut b = bmc(Persona::Xcc3);
+    let r = b.handle(&LabRequest::new("GET", "/redfish/v1/Managers").basic("USERID", "wrong"));
+    let info = &r.body["error"]["@Message.ExtendedInfo"][0];
+    assert_eq!(info["MessageId"], "Base.1.17.AccessDenied");
+    assert_eq!(info["MessageArgs"], json!(["/redfish/v1/Managers"]));
+    assert_eq!(
+        info["Message"],
+        "While attempting to establish a connection to '/redfish/v1/Managers', the service denied access."
+    );
+}
+
+#[test]
+fn resource_not_found_names_the_type_and_the_missing_name() {
+    let mut b = bmc(Persona::Idrac9);
+    let r = get(&mut b, "/redfish/v1/AccountService/Accounts/99");
+    assert_eq!(r.status, 404);
+    let info = &r.body["error"]["@Message.ExtendedInfo"][0];
+    assert_eq!(info["MessageArgs"], json!(["ManagerAccount", "99"]));
+    assert_eq!(info["Message"], "The requested resource of type ManagerAccount named '99' was not found.");
+    let r = get(&mut b, "/redfish/v1/SessionService/Sessions/77");
+    assert_eq!(r.body["error"]["@Message.ExtendedInfo"][0]["MessageArgs"], json!(["Session", "77"]));
+}

@@ -128,7 +128,7 @@ impl Bmc {
             }
             _ => self.route(request),
         };
-        let response = standard_headers(request, response);
+        let response = standard_headers(request, self.in_dialect(request, response));
         let auth = match (request.get_header("authorization"), request.get_header("x-auth-token")) {
             (_, Some(_)) => "session".to_owned(),
             (Some(a), None) => basic_user(a).map_or_else(|| "basic ?".into(), |(u, _)| format!("basic {u}")),
@@ -182,7 +182,7 @@ impl Bmc {
             }
         }
         if let Some(rest) = path.strip_prefix("/redfish/v1/SessionService/Sessions/") {
-            return self.session_resource(method, rest);
+            return self.session_resource(request, rest);
         }
         for collection in self.profile.account_collections {
             if path == *collection || path.strip_prefix(collection).is_some_and(|r| r.starts_with('/')) {
