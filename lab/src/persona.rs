@@ -232,6 +232,8 @@ pub struct Profile {
     pub password_change_ends_sessions: bool,
     /// Registry prefix for vendor messages (`IDRAC.2.9`, `iLO.2.34`, `Lenovo.1.0`).
     pub registry: &'static str,
+    /// `Content-Type` of JSON answers (iDRAC names the OData metadata level).
+    pub json_media_type: &'static str,
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -274,6 +276,7 @@ impl Persona {
             default_account: (2, "root"),
             password_change_ends_sessions: true,
             registry: "IDRAC.2.9",
+            json_media_type: "application/json;odata.metadata=minimal;charset=utf-8",
         };
         let hpe = |persona, product, model, firmware, trailing_slash, failed_logins| Profile {
             persona,
@@ -308,6 +311,7 @@ impl Persona {
             // ends the sessions, so plugins must re-authenticate after a self-change.
             password_change_ends_sessions: true,
             registry: "iLO.2.34",
+            json_media_type: "application/json; charset=utf-8",
         };
         let lenovo = |persona, model, firmware, slots, session_limit, unauthorized| Profile {
             persona,
@@ -340,6 +344,7 @@ impl Persona {
             default_account: (1, "USERID"),
             password_change_ends_sessions: true,
             registry: "Lenovo.1.0",
+            json_media_type: "application/json; charset=utf-8",
         };
         match self {
             Persona::Idrac9 => dell(

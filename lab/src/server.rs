@@ -165,7 +165,9 @@ fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>) -> Handler {
                 }
                 (None, true) => Body::empty(),
                 (None, false) => {
-                    response = response.header("content-type", "application/json; charset=utf-8");
+                    if answer.header("content-type").is_none() {
+                        response = response.header("content-type", "application/json; charset=utf-8");
+                    }
                     if head { Body::empty() } else { Body::from(answer.body.to_string()) }
                 }
             };

@@ -30,6 +30,7 @@ async fn a_persona_serves_redfish_over_pinned_tls() {
     let client = Pinned::to(&bmc);
     let root = client.get("/redfish/v1/", "root", PW).await.unwrap();
     assert_eq!(root.json()["Vendor"], "Dell");
+    assert_eq!(root.header("content-type"), Some("application/json;odata.metadata=minimal;charset=utf-8"));
     let account = client.get("/redfish/v1/AccountService/Accounts/2", "root", PW).await.unwrap();
     assert_eq!(account.header("etag"), Some("W/\"gen-1\""));
     assert!(

@@ -645,3 +645,43 @@ fn resource_not_found_names_the_type_and_the_missing_name() {
     let r = get(&mut b, "/redfish/v1/SessionService/Sessions/77");
     assert_eq!(r.body["error"]["@Message.ExtendedInfo"][0]["MessageArgs"], json!(["Session", "77"]));
 }
+
+#[test]
+fn idrac_patch_success_has_the_new_etag_sys413_and_the_resource_identity() {
+    for persona in [Persona::Idrac9, Persona::Idrac10] {
+        let mut b = bmc(persona);
+        let id = b.add_account("ops", "Ops-Pass-11!", "Operator").unwrap();
+        let path = account_path(&b, id);
+        let r = patch(&mut b, &path, ("root", PW), None, json!({"Password": "New-Pass-22!"}));
+        assert_eq!(r.status, 200, "{persona}: {}", r.body);
+        assert_eq!(r.header("etag"), Some(etag_of(&mut b, &path).as_str()), "{persona}: the tag after the change");
+        assert_eq!(r.header("content-type"), Some("application/json;odata.metadata=minimal;charset=utf-8"));
+        let registry = persona.profile().registry;
+        let base = if persona == Persona::Idrac9 { "Base.1.18" } else { "Base.1.20" };
+        assert_eq!(ids(&r), format!("{base}.Success,{registry}.SYS413"), "{persona}");
+        assert_eq!(r.body["@odata.id"], path);
+        assert_eq!(r.body["@odata.context"], "/redfish/v1/$metadata#ManagerAccount.ManagerAccount");
+        assert_eq!(r.body["@odata.type"], "#ManagerAccount.v1_12_0.ManagerAccount");
+        assert_eq!(
+            (r.body["Id"].as_str(), r.body["Name"].as_str()),
+            (Some(id.to_string().as_str()), Some("User Account"))
+        );
+        assert!(r.body.get("UserName").is_none(), "identity only, not the resource: {}", r.body);
+    }
+}
+
+#[test]
+fn idrac_dell_attributes_read_back_the_user_slots() {
+    for persona in [Persona::Idrac9, Persona::Idrac10] {
+        let mut b = bmc(persona);
+        let r = get(&mut b, "/redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1");
+        assert_eq!(r.status, 200, "{persona}");
+        let attributes = &r.body["Attributes"];
+        assert_eq!(attributes["Users.2.UserName"], "root");
+        assert!(attributes["Users.2.Password"].is_null());
+        assert_eq!(attributes["Users.2.Privilege"], 511);
+        assert_eq!(attributes["Users.2.Enable"], "Enabled");
+        assert_eq!(attributes["Users.3.Enable"], "Disabled");
+        assert_eq!(r.body["Id"], "iDRAC.Embedded.1");
+    }
+}

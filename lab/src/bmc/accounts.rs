@@ -538,11 +538,7 @@ impl Bmc {
         let _ = caller;
         let account = &self.accounts[&id];
         match self.profile.success {
-            SuccessShape::Dell => LabResponse::json(
-                200,
-                json!({"@Message.ExtendedInfo": [message("Base.1.18.Success",
-                "The request completed successfully.", &[], "OK", "None")]}),
-            ),
+            SuccessShape::Dell => self.dell_patch_success(account),
             SuccessShape::HpeEnvelope => LabResponse::json(
                 200,
                 json!({"error": {"code": "iLO.0.10.ExtendedInfo",

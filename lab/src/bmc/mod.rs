@@ -128,7 +128,10 @@ impl Bmc {
             }
             _ => self.route(request),
         };
-        let response = standard_headers(request, self.in_dialect(request, response));
+        let mut response = standard_headers(request, self.in_dialect(request, response));
+        if response.text.is_none() && !response.body.is_null() {
+            response.headers.push(("Content-Type".into(), self.profile.json_media_type.into()));
+        }
         let auth = match (request.get_header("authorization"), request.get_header("x-auth-token")) {
             (_, Some(_)) => "session".to_owned(),
             (Some(a), None) => basic_user(a).map_or_else(|| "basic ?".into(), |(u, _)| format!("basic {u}")),
@@ -215,6 +218,9 @@ impl Bmc {
             ("PATCH", "/redfish/v1/AccountService") => self.patch_account_service(request),
             ("GET", "/redfish/v1/Managers") => self.manager_collection(),
             ("GET", p) if p == format!("/redfish/v1/Managers/{}", self.profile.manager_id) => self.manager(request),
+            ("GET", dell::DELL_ATTRIBUTES) if self.profile.persona.vendor() == Vendor::Dell => {
+                self.dell_attributes_get()
+            }
             ("PATCH", dell::DELL_ATTRIBUTES) if self.profile.persona.vendor() == Vendor::Dell => {
                 self.dell_attributes(request, caller_id)
             }
