@@ -301,7 +301,9 @@ impl Persona {
             policy: PolicyRules {
                 min_length: 8,
                 max_length: 39,
-                complexity: Complexity::ThreeOfFour,
+                // iLO ships with `EnforcePasswordComplexity` off (HPE AccountService capture);
+                // switched on, it is three of four classes.
+                complexity: Complexity::None,
                 reuse_cycle: 0,
                 min_change_interval_hours: 0,
                 max_repeated_chars: 0,
@@ -364,7 +366,8 @@ impl Persona {
                 "iLO 5",
                 "iLO 5 v3.10",
                 true,
-                FailedLogins::Delay { after: 3, delay: Duration::from_secs(5) },
+                // The captured defaults: `AuthFailuresBeforeDelay` 1, `AuthFailureDelayTimeSeconds` 10.
+                FailedLogins::Delay { after: 1, delay: Duration::from_secs(10) },
             ),
             Persona::Ilo6 => hpe(
                 self,

@@ -321,7 +321,6 @@ fn ilo_ids_are_variable_with_trailing_slashes_on_ilo5() {
     assert!(uris.iter().all(|u| u.ends_with('/')), "{uris:?}");
     let ops = get(&mut b, &format!("/redfish/v1/AccountService/Accounts/{id}/"));
     assert_eq!(ops.body["UserName"], "ops");
-    assert_ne!(ops.body["Oem"]["Hpe"]["LoginName"], "ops", "LoginName is a description, not the login");
 
     let mut b6 = bmc(Persona::Ilo6);
     let members = get(&mut b6, "/redfish/v1/AccountService/Accounts").body["Members"].clone();
@@ -350,6 +349,11 @@ fn ilo_policy_messages_carry_their_arguments() {
     assert_eq!(info["MessageId"], "iLO.2.34.InvalidPasswordLength");
     assert_eq!(info["MessageArgs"], json!(["8", "39"]));
     let r = patch(&mut b, path, ("Administrator", PW), None, json!({"Password": "onlylowercase"}));
+    assert_eq!(r.status, 200, "complexity is off by default: {}", r.body);
+    let on = json!({"Oem": {"Hpe": {"EnforcePasswordComplexity": true}}});
+    let admin = ("Administrator", "onlylowercase");
+    assert_eq!(patch(&mut b, "/redfish/v1/AccountService", admin, None, on).status, 200);
+    let r = patch(&mut b, path, admin, None, json!({"Password": "alsolowercase"}));
     assert_eq!(ids(&r), "iLO.2.34.InvalidPasswordComplexity");
 }
 
@@ -360,8 +364,9 @@ fn ilo5_delays_failed_logins_and_never_locks() {
         let r = login(&mut b, "Administrator", "wrong");
         assert_eq!(r.status, 401);
         assert!(ids(&r).contains("UnauthorizedLoginAttempt"));
-        assert_eq!(!r.delay.is_zero(), attempt > 3, "attempt {attempt}");
-        if attempt > 3 {
+        let delay = if attempt > 1 { Duration::from_secs(10) } else { Duration::ZERO };
+        assert_eq!(r.delay, delay, "attempt {attempt}: delayed after 1 failure, by 10 s");
+        if attempt > 1 {
             assert!(ids(&r).contains("LoginAttemptDelayedSeconds"));
         }
     }
@@ -684,4 +689,45 @@ fn idrac_dell_attributes_read_back_the_user_slots() {
         assert_eq!(attributes["Users.3.Enable"], "Disabled");
         assert_eq!(r.body["Id"], "iDRAC.Embedded.1");
     }
+}
+
+#[test]
+fn ilo_accounts_and_account_service_as_captured() {
+    for persona in [Persona::Ilo5, Persona::Ilo6] {
+        let mut b = bmc(persona);
+        let id = b.add_account("ops", "Ops-Pass-11", "ReadOnly").unwrap();
+        let admin = get(&mut b, "/redfish/v1/AccountService/Accounts/1").body["Oem"]["Hpe"].clone();
+        assert_eq!(admin["LoginName"], "Administrator", "{persona}: LoginName defaults to the user name");
+        let privileges = admin["Privileges"].as_object().unwrap();
+        assert_eq!(privileges.len(), 10, "{persona}: {privileges:?}");
+        assert!(privileges.values().all(|v| v == true), "{persona}: Administrator holds every privilege");
+        let ops = get(&mut b, &format!("/redfish/v1/AccountService/Accounts/{id}")).body["Oem"]["Hpe"].clone();
+        assert_eq!(ops["LoginName"], "ops");
+        assert_eq!(
+            (ops["Privileges"]["LoginPriv"].as_bool(), ops["Privileges"]["UserConfigPriv"].as_bool()),
+            (Some(true), Some(false))
+        );
+        let service = get(&mut b, "/redfish/v1/AccountService").body["Oem"]["Hpe"].clone();
+        assert_eq!(service["EnforcePasswordComplexity"], false, "{persona}");
+        assert_eq!(service["MinPasswordLength"], 8);
+    }
+    let mut b = bmc(Persona::Ilo5);
+    let service = get(&mut b, "/redfish/v1/AccountService").body["Oem"]["Hpe"].clone();
+    assert_eq!(
+        (service["AuthFailuresBeforeDelay"].as_u64(), service["AuthFailureDelayTimeSeconds"].as_u64()),
+        (Some(1), Some(10))
+    );
+    let shorter = json!({"Oem": {"Hpe": {"AuthFailuresBeforeDelay": 3, "AuthFailureDelayTimeSeconds": 2}}});
+    let r = patch(&mut b, "/redfish/v1/AccountService", ("Administrator", PW), None, shorter);
+    assert_eq!(
+        (
+            r.body["Oem"]["Hpe"]["AuthFailuresBeforeDelay"].as_u64(),
+            r.body["Oem"]["Hpe"]["AuthFailureDelayTimeSeconds"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+    for _ in 0..3 {
+        assert!(login(&mut b, "Administrator", "wrong").delay.is_zero());
+    }
+    assert_eq!(login(&mut b, "Administrator", "wrong").delay, Duration::from_secs(2));
 }
