@@ -662,8 +662,7 @@ fn idrac_patch_success_has_the_new_etag_sys413_and_the_resource_identity() {
         assert_eq!(r.header("etag"), Some(etag_of(&mut b, &path).as_str()), "{persona}: the tag after the change");
         assert_eq!(r.header("content-type"), Some("application/json;odata.metadata=minimal;charset=utf-8"));
         let registry = persona.profile().registry;
-        let base = if persona == Persona::Idrac9 { "Base.1.18" } else { "Base.1.20" };
-        assert_eq!(ids(&r), format!("{base}.Success,{registry}.SYS413"), "{persona}");
+        assert_eq!(ids(&r), format!("Base.1.18.Success,{registry}.SYS413"), "{persona}");
         assert_eq!(r.body["@odata.id"], path);
         assert_eq!(r.body["@odata.context"], "/redfish/v1/$metadata#ManagerAccount.ManagerAccount");
         assert_eq!(r.body["@odata.type"], "#ManagerAccount.v1_12_0.ManagerAccount");
@@ -730,4 +729,81 @@ fn ilo_accounts_and_account_service_as_captured() {
         assert!(login(&mut b, "Administrator", "wrong").delay.is_zero());
     }
     assert_eq!(login(&mut b, "Administrator", "wrong").delay, Duration::from_secs(2));
+}
+
+/// Every `@odata.id` in a body, nested ones included.
+fn links(body: &Value, out: &mut Vec<String>) {
+    match body {
+        Value::Object(fields) => {
+            for (k, v) in fields {
+                match (k.as_str(), v.as_str()) {
+                    ("@odata.id", Some(uri)) => out.push(uri.to_owned()),
+                    _ => links(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| links(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn service_roots_link_the_vendors_resources_and_every_link_resolves() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let root = get(&mut b, "/redfish/v1/").body;
+        for link in ["Systems", "Chassis", "UpdateService", "Registries", "JsonSchemas", "Tasks", "EventService"] {
+            assert!(root[link]["@odata.id"].is_string(), "{persona}: the root links {link}");
+        }
+        let dell = persona.profile().vendor == "Dell";
+        assert_eq!(root["@odata.id"], if dell { "/redfish/v1" } else { "/redfish/v1/" }, "{persona}");
+        let (mut queue, mut seen) = (vec!["/redfish/v1/".to_owned()], std::collections::HashSet::new());
+        while let Some(uri) = queue.pop() {
+            if !seen.insert(uri.trim_end_matches('/').to_owned()) {
+                continue;
+            }
+            let r = get(&mut b, &uri);
+            assert_eq!(r.status, 200, "{persona}: {uri} is linked but answers {}", r.body);
+            assert_eq!(r.body["@odata.id"].as_str().map(|u| u.trim_end_matches('/')), Some(uri.trim_end_matches('/')));
+            links(&r.body, &mut queue);
+        }
+        let (system, manager) = if dell { ("System.Embedded.1", "iDRAC.Embedded.1") } else { ("1", "1") };
+        let slash = if persona == Persona::Ilo5 { "/" } else { "" };
+        for uri in [format!("/redfish/v1/Systems/{system}"), format!("/redfish/v1/Chassis/{system}")] {
+            assert!(seen.contains(&uri), "{persona}: {uri} among {seen:?}");
+        }
+        let members = get(&mut b, "/redfish/v1/Systems").body["Members"].clone();
+        assert_eq!(members, json!([{"@odata.id": format!("/redfish/v1/Systems/{system}{slash}")}]), "{persona}");
+        let registries = get(&mut b, "/redfish/v1/Registries").body["Members"].clone();
+        let base = get(&mut b, registries[0]["@odata.id"].as_str().unwrap()).body;
+        assert_eq!(base["Registry"], "Base.1.18", "{persona}: the Base registry's file");
+        let protocol = get(&mut b, &format!("/redfish/v1/Managers/{manager}/NetworkProtocol")).body;
+        assert_eq!(protocol["SNMP"]["EnableSNMPv3"], true, "{persona}");
+        assert_eq!(protocol["SNMP"]["EnableSNMPv1"], false, "{persona}");
+        let patch =
+            patch(&mut b, &format!("/redfish/v1/Systems/{system}"), (default_user(persona), PW), None, json!({}));
+        assert_eq!(patch.status, 405, "{persona}: read-only");
+    }
+}
+
+#[test]
+fn ilo_root_names_the_firmware_as_a_number_and_links_the_resource_directory() {
+    for (persona, generation, version) in [(Persona::Ilo5, "iLO 5", "3.10"), (Persona::Ilo6, "iLO 6", "1.62")] {
+        let mut b = bmc(persona);
+        let root = get(&mut b, "/redfish/v1/").body;
+        let manager = &root["Oem"]["Hpe"]["Manager"][0];
+        assert_eq!(
+            (manager["ManagerType"].as_str(), manager["ManagerFirmwareVersion"].as_str()),
+            (Some(generation), Some(version))
+        );
+        assert!(version.parse::<f64>().is_ok());
+        let directory = root["Oem"]["Hpe"]["Links"]["ResourceDirectory"]["@odata.id"].as_str().unwrap().to_owned();
+        let r = get(&mut b, &directory);
+        assert_eq!(r.status, 200, "{persona}");
+        let instances = r.body["Instances"].as_array().unwrap();
+        let account =
+            format!("/redfish/v1/AccountService/Accounts/1{}", if persona == Persona::Ilo5 { "/" } else { "" });
+        assert!(instances.iter().any(|i| i["@odata.id"] == account.as_str()), "{persona}: {instances:?}");
+        assert!(instances.iter().all(|i| i["@odata.type"].is_string()));
+    }
 }

@@ -15,7 +15,7 @@
 
 use super::Bmc;
 use super::accounts::{Account, PasswordHash};
-use super::wire::{LabRequest, LabResponse, error, malformed, message};
+use super::wire::{BASE_REGISTRY, LabRequest, LabResponse, error, malformed, message};
 use crate::policy;
 use serde_json::{Value, json};
 
@@ -44,13 +44,12 @@ impl Bmc {
     /// 200 on a changed account: the `ETag` it now has, iDRAC's two success messages and the
     /// resource's identity, never the resource itself.
     pub(super) fn dell_patch_success(&self, account: &Account) -> LabResponse {
-        let p = &self.profile;
-        let (base_version, idrac) = (p.redfish_version.rsplit_once('.').map_or("1.18", |(v, _)| v), p.registry);
+        let idrac = self.profile.registry;
         LabResponse::json(
             200,
             json!({
                 "@Message.ExtendedInfo": [
-                    idrac_message(&format!("Base.{base_version}.Success"), "Successfully Completed Request", "OK", "None"),
+                    idrac_message(&format!("{BASE_REGISTRY}.Success"), "Successfully Completed Request", "OK", "None"),
                     idrac_message(&format!("{idrac}.SYS413"), "The operation successfully completed.", "Informational",
                                   "No response action is required."),
                 ],

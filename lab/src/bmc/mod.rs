@@ -14,11 +14,15 @@
 //!   policy.
 //! - `service`: the version document, the service root, the OData service document,
 //!   `$metadata` and the managers.
+//! - `platform`: the read-only resources the service root links besides (systems, chassis,
+//!   update, task and event services, registries, schemas, `NetworkProtocol`, iLO's
+//!   `ResourceDirectory`).
 //! - `dell`: Dell OEM: iDRAC's `DellAttributes` and its forced default-password change.
 
 mod accounts;
 mod auth;
 mod dell;
+mod platform;
 mod service;
 mod wire;
 
@@ -198,7 +202,13 @@ impl Bmc {
                 return self.account_resource(request, caller_id, id);
             }
         }
+        if let Some(body) = self.platform_resource(path) {
+            return if method == "GET" { LabResponse::json(200, body) } else { method_not_allowed(path) };
+        }
         match (method, path) {
+            ("GET", "/redfish/v1/ResourceDirectory") if self.profile.persona.vendor() == Vendor::Hpe => {
+                LabResponse::json(200, self.resource_directory())
+            }
             (
                 m,
                 "/redfish"

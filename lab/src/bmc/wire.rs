@@ -119,6 +119,9 @@ impl LabResponse {
 
 // ---- messages and the error envelope ----------------------------------------------------
 
+/// The Base message registry the lab's standard messages come from (`Base.1.18.*`).
+pub(super) const BASE_REGISTRY: &str = "Base.1.18";
+
 /// A message of `@Message.ExtendedInfo`.
 pub(super) fn message(id: &str, text: &str, args: &[&str], severity: &str, resolution: &str) -> Value {
     json!({"@odata.type": "#Message.v1_1_1.Message", "MessageId": id, "Message": text, "MessageArgs": args,
