@@ -102,13 +102,11 @@ impl Bmc {
                        "Tasks": self.link("/redfish/v1/TaskService/Tasks".into())})
             }
             "/redfish/v1/TaskService/Tasks" => collection(path, "TaskCollection", "Task Collection", vec![]),
+            // Without a `Subscriptions` link: the lab sends no events, and a collection that
+            // refused subscriptions would be a deviation no vendor has.
             "/redfish/v1/EventService" => {
                 json!({"@odata.type": "#EventService.v1_10_0.EventService", "Id": "EventService",
-                       "Name": "Event Service", "ServiceEnabled": true,
-                       "Subscriptions": self.link("/redfish/v1/EventService/Subscriptions".into())})
-            }
-            "/redfish/v1/EventService/Subscriptions" => {
-                collection(path, "EventDestinationCollection", "Event Subscriptions Collection", vec![])
+                       "Name": "Event Service", "ServiceEnabled": false})
             }
             "/redfish/v1/Registries" => {
                 let base = self.link(format!("/redfish/v1/Registries/{}", self.base_registry_id()));

@@ -82,9 +82,6 @@ pub(super) fn metadata_document() -> LabResponse {
   <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/EventService_v1.xml">
     <edmx:Include Namespace="EventService"/>
   </edmx:Reference>
-  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/EventDestinationCollection_v1.xml">
-    <edmx:Include Namespace="EventDestinationCollection"/>
-  </edmx:Reference>
   <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/MessageRegistryFile_v1.xml">
     <edmx:Include Namespace="MessageRegistryFile"/>
   </edmx:Reference>
