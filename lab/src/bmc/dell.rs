@@ -10,8 +10,8 @@
 //! reads them).
 //!
 //! The module also words iDRAC's account-PATCH success: 200, the new `ETag`, and the two messages
-//! `Base.1.x.Success` and `IDRAC.2.x.SYS413` beside the resource's identity (dell/iDRAC-Redfish-Scripting
-//! `IdracAccountServiceREDFISH.py` output).
+//! `Base.1.x.Success` and `IDRAC.2.x.SYS413` beside the resource's identity (a PATCH of
+//! `AccountService/Accounts/3` captured in dell/iDRAC-Redfish-Scripting#342).
 
 use super::Bmc;
 use super::accounts::{Account, PasswordHash};
@@ -23,14 +23,15 @@ use serde_json::{Value, json};
 pub(super) const DELL_ATTRIBUTES: &str =
     "/redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1";
 
-/// A message as iDRAC writes it: its registry entry plus the empty argument and
-/// related-property lists with their counts.
+/// A message as iDRAC writes it: the registry entry with empty argument and related-property
+/// lists (the capture in dell/iDRAC-Redfish-Scripting#342).
 fn idrac_message(id: &str, text: &str, severity: &str, resolution: &str) -> Value {
-    json!({"Message": text, "MessageArgs": [], "MessageArgs@odata.count": 0, "MessageId": id,
-           "RelatedProperties": [], "RelatedProperties@odata.count": 0, "Resolution": resolution, "Severity": severity})
+    json!({"MessageId": id, "MessageArgs": [], "RelatedProperties": [], "Message": text, "Severity": severity,
+           "Resolution": resolution})
 }
 
-/// iDRAC's privilege bitmask for a Redfish role (`Users.N.Privilege`; RACADM's documented values).
+/// iDRAC's privilege bitmask for a Redfish role (`Users.N.Privilege`: 511 is Administrator, as in
+/// dell/iDRAC-Redfish-Scripting#105; 499 Operator and 1 ReadOnly per RACADM's documented values).
 fn privilege_mask(role: &str) -> u32 {
     match role {
         "Administrator" => 511,
@@ -49,7 +50,7 @@ impl Bmc {
             200,
             json!({
                 "@Message.ExtendedInfo": [
-                    idrac_message(&format!("{BASE_REGISTRY}.Success"), "Successfully Completed Request", "OK", "None"),
+                    idrac_message(&format!("{BASE_REGISTRY}.Success"), "The request completed successfully.", "OK", "None."),
                     idrac_message(&format!("{idrac}.SYS413"), "The operation successfully completed.", "Informational",
                                   "No response action is required."),
                 ],
