@@ -127,6 +127,11 @@ impl Bmc {
         &mut self.profile.policy
     }
 
+    /// The failed-login handling, for set-up (iLO's delay settings are an administrator's too).
+    pub fn failed_logins_mut(&mut self) -> &mut FailedLogins {
+        &mut self.profile.failed_logins
+    }
+
     /// The account with this user name.
     pub fn account(&self, user: &str) -> Option<&Account> {
         self.accounts.values().find(|a| a.user == user && !a.user.is_empty())
