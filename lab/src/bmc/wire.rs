@@ -4,7 +4,9 @@
 //! Kept apart from the resources so every resource answers in the same shape: DSP0266 (the DMTF
 //! Redfish specification) fixes the error envelope (`error` with `code`, `message` and
 //! `@Message.ExtendedInfo`), the `OData-Version: 4.0` header, and the `Allow` / `Link` headers of a
-//! successful read; the MessageIds come from the DMTF Base message registry.
+//! successful read; the MessageIds come from the DMTF Base message registry. Resources build the
+//! DMTF shape; [`Bmc::in_dialect`] then rewrites it where a vendor departs from it (iLO's bare
+//! `iLO.0.10.ExtendedInfo` envelope and its slash-form echoes), so no resource needs to know.
 
 use super::Bmc;
 use serde_json::{Value, json};
