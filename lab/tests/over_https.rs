@@ -165,3 +165,17 @@ async fn groups_of_one_persona_number_their_bmcs_on() {
     assert_eq!(names, ["hpe-ilo5-01", "hpe-ilo5-02", "hpe-ilo5-03", "dell-idrac9-01"]);
     assert!(lab.bmc("hpe-ilo5-03").unwrap().state().password_is("Administrator", "Other-Pass-2"));
 }
+
+#[tokio::test]
+async fn injected_faults_answer_in_the_personas_dialect() {
+    let bmc = SimulatedBmc::start_local(Persona::Ilo5, PW).await.unwrap();
+    bmc.set_faults(Faults { error_500: vec!["GET /Managers x1".parse().unwrap()], ..Faults::default() });
+    let r = Pinned::to(&bmc).get("/redfish/v1/Managers/", "Administrator", PW).await.unwrap();
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": {"code": "iLO.0.10.ExtendedInfo",
+            "message": "See @Message.ExtendedInfo for more information.",
+            "@Message.ExtendedInfo": [{"MessageId": "Base.1.18.InternalError"}]}})
+    );
+}
