@@ -223,10 +223,12 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
                 finished = None;
                 last_command.clear();
             }
-            Record::LoginRefused { bmc, password, .. } => {
+            Record::LoginRefused { bmc, password, failure } => {
                 *failed.entry(bmc.clone()).or_default() += 1;
                 *last_command.entry(bmc.clone()).or_default() += 1;
-                refused.insert(bmc.clone(), *password);
+                if failure.refused() {
+                    refused.insert(bmc.clone(), *password);
+                }
             }
             Record::RunStarted { .. } | Record::PreflightPassed => {}
         }
@@ -471,6 +473,14 @@ mod tests {
         assert_eq!((run.ledger[1].failed_logins, run.ledger[1].budget_left), (0, 1));
         // Both passwords refused since a was last known: the guess is the other of the last.
         assert_eq!(run.guesses.get("a"), Some(&Which::Old));
+        // A login whose answer was never read counts against the budget, but says nothing of
+        // which password the BMC holds.
+        let mut unanswered = lines[..4].to_vec();
+        let failure = crate::fleet::ledger::LoginFailure::Unanswered;
+        unanswered[2] = line(3, Record::LoginRefused { bmc: "a".into(), password: Which::Old, failure });
+        let run = state_of(&contents(&unanswered, None)).unwrap();
+        assert_eq!((run.ledger[0].failed_logins, run.ledger[0].budget_left), (1, 0));
+        assert_eq!(run.guesses.get("a"), None, "no refusal: the journal's belief stands");
         let run = state_of(&contents(&lines[..4], None)).unwrap();
         assert_eq!(run.ledger[0].last_command, 1, "rotate is a command too");
         assert_eq!(run.guesses.get("a"), Some(&Which::New), "the old password was refused: the new one first");
