@@ -68,12 +68,44 @@ impl CliError {
         self
     }
 
-    fn report(&self) -> ExitCode {
-        for message in &self.messages {
-            eprintln!("error: {message}");
+    /// The stable word for what went wrong, by exit code: `bad-input` (2), `failed` (1),
+    /// `needs-resume` (4).
+    pub fn kind(&self) -> &'static str {
+        match self.code {
+            exit::BAD_INPUT => "bad-input",
+            exit::NEEDS_RESUME => "needs-resume",
+            exit::ROLLED_BACK => "rolled-back",
+            _ => "failed",
         }
-        if let Some(hint) = &self.hint {
-            eprintln!("hint: {hint}");
+    }
+
+    /// Prints the error: `error:` lines on stderr for people; under `--output json` (or
+    /// `jsonl`) one JSON object on stdout, where a script reads everything else too.
+    fn report(&self, errors: Errors) -> ExitCode {
+        let json = serde_json::json!({
+            "kind": self.kind(),
+            "exit_code": self.code,
+            "messages": self.messages,
+            "hint": self.hint,
+        });
+        match errors {
+            Errors::Text => {
+                for message in &self.messages {
+                    eprintln!("error: {message}");
+                }
+                if let Some(hint) = &self.hint {
+                    eprintln!("hint: {hint}");
+                }
+            }
+            Errors::Json => {
+                let document = serde_json::json!({ "error": json });
+                println!("{}", serde_json::to_string_pretty(&document).expect("serialisable"));
+            }
+            Errors::Event => {
+                let mut event = json;
+                event["event"] = "error".into();
+                println!("{event}");
+            }
         }
         ExitCode::from(self.code)
     }
@@ -127,6 +159,38 @@ pub struct Cli {
     command: Command,
 }
 
+/// How a command's errors are printed: for people, or as JSON where its `--output` sends JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Errors {
+    Text,
+    Json,
+    /// One `{"event": "error", …}` line, as the last of a `jsonl` stream.
+    Event,
+}
+
+impl Command {
+    fn errors(&self) -> Errors {
+        let one = |output: &Output| if *output == Output::Json { Errors::Json } else { Errors::Text };
+        match self {
+            Command::Rotate { output, .. } | Command::Resume { output, .. } => match output {
+                RunOutput::Table => Errors::Text,
+                RunOutput::Json => Errors::Json,
+                RunOutput::Jsonl => Errors::Event,
+            },
+            Command::Status { output, .. }
+            | Command::Pep(PepCommand::Check { output, .. })
+            | Command::Pep(PepCommand::SetCredential { output, .. })
+            | Command::Profiles(ProfilesCommand::List { output, .. })
+            | Command::Profiles(ProfilesCommand::Show { output, .. })
+            | Command::Plugins(PluginsCommand::List { output, .. })
+            | Command::Plugins(PluginsCommand::Inspect { output, .. }) => one(output),
+            #[cfg(feature = "lab")]
+            Command::Plugins(PluginsCommand::Test { output, .. }) => one(output),
+            _ => Errors::Text,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     #[cfg_attr(feature = "lab", doc = "Inspect and test vendor plugins (WebAssembly components).")]
@@ -147,9 +211,9 @@ enum Command {
         args: rotate::RotateArgs,
         #[command(flatten)]
         sources: rotate::Sources,
-        /// Output format of the final report.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        /// Output: a table, one JSON report, or JSON lines as the run goes.
+        #[arg(long, value_enum, default_value_t = RunOutput::Table)]
+        output: RunOutput,
     },
     /// Converge an interrupted or failed run from its journal: find what each BMC holds, finish
     /// (or finish rolling back) and tell the privileged endpoint. Stdin order: old BMC password,
@@ -159,9 +223,9 @@ enum Command {
         args: rotate::ResumeArgs,
         #[command(flatten)]
         sources: rotate::Sources,
-        /// Output format of the final report.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        /// Output: a table, one JSON report, or JSON lines as the run goes.
+        #[arg(long, value_enum, default_value_t = RunOutput::Table)]
+        output: RunOutput,
     },
     /// Show where a run stands, from its journal alone (contacts nothing). Exit code 0 if the
     /// run converged, 4 if it needs `resume`.
@@ -365,11 +429,25 @@ pub enum Output {
     Json,
 }
 
+/// How a run (`rotate`, `resume`) is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunOutput {
+    /// Progress on stderr, then an aligned report for people.
+    Table,
+    /// One JSON document at the end.
+    Json,
+    /// One JSON object per line on stdout as the run goes (phases, BMCs, PEP, notes), the last
+    /// one the report: for orchestrators that follow a run live.
+    Jsonl,
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    match start(Cli::parse()) {
+    let cli = Cli::parse();
+    let errors = cli.command.errors();
+    match start(cli) {
         Ok(code) => code,
-        Err(error) => error.report(),
+        Err(error) => error.report(errors),
     }
 }
 

@@ -3,10 +3,9 @@
 use super::args::SecretSourceParser;
 use super::pep::{PepArgs, StampArgs, client};
 use super::progress::Display;
-use super::{CliError, CmdResult, Output, exit, read_secret, render};
+use super::{CliError, CmdResult, Output, RunOutput, exit, read_secret, render};
 use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::cancel::Cancel;
-use crate::fleet::engine::Observer as _;
 use crate::fleet::engine::{
     self, PepStep, Plan, Preflight, ResumeError, ResumeOptions, RotationOptions, RunOutcome, RunReport, RunSecrets,
     RunState,
@@ -205,28 +204,34 @@ fn interrupted(report: &RunReport, journal: Option<&Path>) -> u8 {
 }
 
 /// A dry run's end: the plan, then the preflight's report.
-fn print_with_plan(report: &RunReport, plan: &Plan, output: Output) {
+fn print_with_plan(report: &RunReport, plan: &Plan, output: RunOutput) {
     match output {
-        Output::Json => {
+        RunOutput::Json => {
             let json = serde_json::json!({ "report": report, "plan": plan, "journal": null });
             println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
         }
-        Output::Table => {
+        RunOutput::Jsonl => {
+            println!("{}", serde_json::json!({ "event": "end", "report": report, "plan": plan, "journal": null }));
+        }
+        RunOutput::Table => {
             println!("{}", super::plan::render(plan));
             print(report, None, output);
         }
     }
 }
 
-pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) {
+pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: RunOutput) {
+    // Lossy: a path need not be UTF-8, and serde refuses one that is not.
+    let journal = journal.map(|j| j.to_string_lossy());
     match output {
-        Output::Json => {
-            // Lossy: a path need not be UTF-8, and serde refuses one that is not.
-            let journal = journal.map(|j| j.to_string_lossy());
+        RunOutput::Json => {
             let json = serde_json::json!({ "report": report, "journal": journal });
             println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
         }
-        Output::Table => {
+        RunOutput::Jsonl => {
+            println!("{}", serde_json::json!({ "event": "end", "report": report, "journal": journal }));
+        }
+        RunOutput::Table => {
             let rows: Vec<Vec<String>> = report
                 .bmcs
                 .iter()
@@ -251,7 +256,7 @@ pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) 
                 println!("- PEP: {} on {}", pep.call, pep.endpoint);
             }
             if let Some(journal) = journal {
-                println!("- journal: {}", journal.display());
+                println!("- journal: {journal}");
             }
             println!("outcome: {} ({:.1}s)", report.outcome.as_str(), report.elapsed.as_secs_f64());
         }
@@ -379,7 +384,7 @@ pub async fn rotate(
     stamp: StampArgs,
     args: RotateArgs,
     sources: Sources,
-    output: Output,
+    output: RunOutput,
     cache_dir: Option<PathBuf>,
 ) -> CmdResult {
     let plan = RotatePlan::resolve(&stamp, &args, &sources, cache_dir).await?;
@@ -399,11 +404,15 @@ pub async fn rotate(
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let audit_log = audit_log.as_deref();
     if let Some(done) = last_run(audit_log, &inventory.stamp, &secrets)? {
-        println!("{done}");
+        match output {
+            RunOutput::Table => println!("{done}"),
+            RunOutput::Json => println!("{}", serde_json::json!({ "report": null, "note": done })),
+            RunOutput::Jsonl => println!("{}", serde_json::json!({ "event": "end", "report": null, "note": done })),
+        }
         return Ok(ExitCode::from(exit::OK));
     }
     let old = secrets.old.clone();
-    let display = Display::new();
+    let display = if output == RunOutput::Jsonl { Display::events() } else { Display::new() };
     let _signals = super::signals::watch(options.cancel.clone(), journal_path.clone(), display.clone())
         .map_err(CliError::failed)?;
     let observer: Arc<dyn engine::Observer> = display.clone();
@@ -448,7 +457,6 @@ pub async fn rotate(
             return Err(CliError::failed(format!("{e}; nothing was changed")));
         }
     };
-    display.note(&format!("journal: {}", journal.path().display()));
     let result = preflighted.execute(journal).await;
     drop(display);
     match result {
@@ -513,7 +521,7 @@ fn finish(
     plan: Option<&Plan>,
     journal: Option<PathBuf>,
     (audit_log, stamp, names): (Option<&Path>, &str, Vec<String>),
-    output: Output,
+    output: RunOutput,
 ) -> ExitCode {
     audit(audit_log, &AuditEntry::now("rotate", stamp, names, report.outcome.as_str(), journal.clone()));
     if let Some(plan) = plan {
@@ -604,11 +612,11 @@ impl ResumePlan {
 }
 
 /// `resume`.
-pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
+pub async fn resume(args: ResumeArgs, sources: Sources, output: RunOutput, cache_dir: Option<PathBuf>) -> CmdResult {
     let ResumePlan { inventory, members, old, new, pep, audit_log, recovery, _lock } =
         ResumePlan::resolve(&args, &sources, cache_dir).await?;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
-    let display = Display::new();
+    let display = if output == RunOutput::Jsonl { Display::events() } else { Display::new() };
     let options = ResumeOptions {
         recovery,
         allow_inventory_change: args.allow_inventory_change,

@@ -171,7 +171,7 @@ impl<C: PepClient> Converging<'_, C> {
             };
             match self.store(step, target).await? {
                 Ok(report) => {
-                    notes.push(format!("Azure Stack Hub stores the {} credential ({})", name(target), report.call));
+                    notes.push(format!("Azure Stack Hub stores the {} credential", name(target)));
                     return end(done, Some(report), pep_error);
                 }
                 Err(error) => {

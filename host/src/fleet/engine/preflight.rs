@@ -92,12 +92,11 @@ pub async fn preflight<C: PepClient>(
     // is found now, before any BMC changes, not after (which would mean a rollback).
     let mut pep_check = None;
     if let Some(step) = &pep_step {
-        observer.phase(Phase::Pep, 1);
+        observer.phase(Phase::PepCheck, 1);
         let check = PepRequest { action: PepAction::Check { bmc_user: Some(account.clone()) }, close: None };
         match pep::run(&step.client, &step.target, &check, &observer.pep_progress()).await {
             Ok(report) => {
                 observer.advanced("PEP", true, &report.call);
-                notes.push(format!("the PEP answers on {} and will run {}", report.endpoint, report.call));
                 pep_check = Some(report);
             }
             Err(e) => {

@@ -23,7 +23,8 @@ pub struct RunState {
     pub inventory: std::path::PathBuf,
     /// The BMC account.
     pub bmc_user: String,
-    /// What each BMC is known to hold, in inventory order.
+    /// What each BMC is known to hold, in inventory order (JSON: objects `{"bmc", "holds"}`).
+    #[serde(serialize_with = "bmc_objects")]
     pub bmcs: Vec<(String, Which)>,
     /// Each BMC's canonical address when the run started (empty for journals of earlier releases).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -61,6 +62,16 @@ pub struct RunState {
     /// what the BMC is believed to hold (see [`state`]).
     #[serde(skip)]
     pub(crate) guesses: BTreeMap<String, Which>,
+}
+
+/// `(name, holds)` pairs as objects, which a script reads by name rather than by position.
+fn bmc_objects<S: serde::Serializer>(bmcs: &[(String, Which)], serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Bmc<'a> {
+        bmc: &'a str,
+        holds: Which,
+    }
+    serializer.collect_seq(bmcs.iter().map(|(bmc, holds)| Bmc { bmc, holds: *holds }))
 }
 
 /// One BMC's line of the lockout ledger.
