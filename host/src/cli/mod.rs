@@ -79,8 +79,8 @@ impl CliError {
         }
     }
 
-    /// Prints the error: `error:` lines on stderr for people; under `--output json` (or
-    /// `jsonl`) one JSON object on stdout, where a script reads everything else too.
+    /// Prints the error: `error:` lines on stderr for people and, under `--output json` (or
+    /// `jsonl`), one JSON object on stdout too, where a script reads everything else.
     fn report(&self, errors: Errors) -> ExitCode {
         let json = serde_json::json!({
             "kind": self.kind(),
@@ -88,15 +88,15 @@ impl CliError {
             "messages": self.messages,
             "hint": self.hint,
         });
+        // Always for people on stderr; for scripts on stdout as well, where they read the rest.
+        for message in &self.messages {
+            eprintln!("error: {message}");
+        }
+        if let Some(hint) = &self.hint {
+            eprintln!("hint: {hint}");
+        }
         match errors {
-            Errors::Text => {
-                for message in &self.messages {
-                    eprintln!("error: {message}");
-                }
-                if let Some(hint) = &self.hint {
-                    eprintln!("hint: {hint}");
-                }
-            }
+            Errors::Text => {}
             Errors::Json => {
                 let document = serde_json::json!({ "error": json });
                 println!("{}", serde_json::to_string_pretty(&document).expect("serialisable"));

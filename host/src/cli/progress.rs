@@ -14,17 +14,24 @@ pub struct Display {
     tty: bool,
     /// `--output jsonl`: events on stdout instead of anything on stderr.
     events: bool,
+    /// The BMCs being worked on in the current phase, in the order they started.
+    in_flight: Mutex<Vec<String>>,
 }
 
 impl Display {
     /// Chooses bars when stderr is a terminal.
     pub fn new() -> Arc<Display> {
-        Arc::new(Display { bar: Mutex::new(None), tty: std::io::stderr().is_terminal(), events: false })
+        Arc::new(Display {
+            bar: Mutex::new(None),
+            tty: std::io::stderr().is_terminal(),
+            events: false,
+            in_flight: Mutex::default(),
+        })
     }
 
     /// One JSON object per event on stdout (`--output jsonl`).
     pub fn events() -> Arc<Display> {
-        Arc::new(Display { bar: Mutex::new(None), tty: false, events: true })
+        Arc::new(Display { bar: Mutex::new(None), tty: false, events: true, in_flight: Mutex::default() })
     }
 
     /// Writes one event line; the current phase is added to BMC events.
@@ -48,6 +55,18 @@ impl Display {
         }
     }
 
+    /// The bar's message: which BMCs are in flight — at high latency the bar may not move for a
+    /// while, and the operator should see what it waits for.
+    fn show_in_flight(&self, bar: &ProgressBar) {
+        let names = self.in_flight.lock().expect("in flight");
+        let message = match names.len() {
+            0 => String::new(),
+            1..=4 => format!("in flight: {}", names.join(", ")),
+            n => format!("in flight: {} and {} more", names[..3].join(", "), n - 3),
+        };
+        bar.set_message(message);
+    }
+
     fn line(&self, text: &str) {
         if self.events {
             return self.event(serde_json::json!({ "event": "note", "text": text }));
@@ -67,6 +86,7 @@ impl Observer for Display {
             *self.bar.lock().expect("bar") = Some((phase, bar));
             return;
         }
+        self.in_flight.lock().expect("in flight").clear();
         let mut slot = self.bar.lock().expect("bar");
         if let Some((_, bar)) = slot.take() {
             bar.finish();
@@ -85,15 +105,26 @@ impl Observer for Display {
         *slot = Some((phase, bar));
     }
 
+    fn started(&self, bmc: &str) {
+        if self.events || !self.tty {
+            return;
+        }
+        self.in_flight.lock().expect("in flight").push(bmc.to_owned());
+        if let Some((_, bar)) = &*self.bar.lock().expect("bar") {
+            self.show_in_flight(bar);
+        }
+    }
+
     fn advanced(&self, bmc: &str, ok: bool, detail: &str) {
         if self.events {
             return self.event(serde_json::json!({ "event": "bmc", "bmc": bmc, "ok": ok, "detail": detail }));
         }
+        self.in_flight.lock().expect("in flight").retain(|b| b != bmc);
         let slot = self.bar.lock().expect("bar");
         match &*slot {
             Some((phase, bar)) if self.tty => {
                 bar.inc(1);
-                bar.set_message(bmc.to_owned());
+                self.show_in_flight(bar);
                 if !ok {
                     bar.println(format!("{:>12} {bmc}: {detail}", phase.label()));
                 }

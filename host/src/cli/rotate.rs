@@ -146,12 +146,12 @@ fn pep_step(
 /// Writes a generated password where the operator asked, before anything changes.
 pub(super) fn save_generated(out: &Path, password: &SecretString) -> Result<(), String> {
     if out == Path::new("-") {
-        let mut tty = std::fs::OpenOptions::new()
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .open("/dev/tty")
             .map_err(|e| format!("--password-out -: no terminal to show the password on ({e})"))?;
-        return writeln!(tty, "generated BMC password (store it now): {}", password.expose_secret())
-            .map_err(|e| format!("/dev/tty: {e}"));
+        return show_until_stored(&tty, std::io::BufReader::new(&tty), password).map_err(|e| format!("/dev/tty: {e}"));
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -162,6 +162,23 @@ pub(super) fn save_generated(out: &Path, password: &SecretString) -> Result<(), 
     writeln!(file, "{}", password.expose_secret())
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// Shows the password, waits for Enter (the operator stores it meanwhile), then clears both lines
+/// from the screen, so it does not stay in view or in the terminal's scroll-back above the run.
+fn show_until_stored(
+    mut out: impl Write,
+    mut input: impl std::io::BufRead,
+    password: &SecretString,
+) -> std::io::Result<()> {
+    write!(out, "generated BMC password: {}\nstore it now, then press Enter: ", password.expose_secret())?;
+    out.flush()?;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    input.read_line(&mut line)?;
+    // Up two lines (the password's and the prompt's, whose Enter moved down one), clearing
+    // each: `ESC [ 1 A` moves up, `ESC [ 2 K` erases the line.
+    write!(out, "\x1b[1A\x1b[2K\x1b[1A\x1b[2K\r")?;
+    out.flush()
 }
 
 /// Appends to the audit log; a log that cannot be written is a warning, not a reason to hide
@@ -241,13 +258,19 @@ pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: RunOutpu
                         b.vendor.clone(),
                         b.family.clone(),
                         b.result.as_str().to_owned(),
-                        engine::name(b.holds).to_owned(),
+                        // A BMC preflight could not log in to: what it holds was never verified.
+                        if b.result == engine::BmcResult::PreflightFailed && b.holds == journal::Which::Unknown {
+                            "-".to_owned()
+                        } else {
+                            engine::name(b.holds).to_owned()
+                        },
                         format!("{:.1}s", b.duration.as_secs_f64()),
                         b.error.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
-            print!("{}", render::table(&["BMC", "VENDOR", "FAMILY", "RESULT", "HOLDS", "TIME", "ERROR"], &rows));
+            let header = ["BMC", "VENDOR", "FAMILY", "RESULT", "HOLDS", "TIME", "ERROR"];
+            print!("{}", render::table_fit(&header, &rows, render::terminal_width()));
             println!();
             for note in &report.notes {
                 println!("- {note}");
@@ -403,7 +426,7 @@ pub async fn rotate(
     } = plan;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let audit_log = audit_log.as_deref();
-    if let Some(done) = last_run(audit_log, &inventory.stamp, &secrets)? {
+    if let Some(done) = last_run(audit_log, &inventory, &secrets)? {
         match output {
             RunOutput::Table => println!("{done}"),
             RunOutput::Json => println!("{}", serde_json::json!({ "report": null, "note": done })),
@@ -484,7 +507,8 @@ pub async fn rotate(
 /// first (its BMCs may hold two passwords); a current password that run replaced would be
 /// refused by every BMC; and the same rotation again has nothing to do (returned as the line to
 /// print). A log or journal that cannot be read tells nothing, and the run proceeds.
-fn last_run(audit_log: Option<&Path>, stamp: &str, secrets: &RunSecrets) -> Result<Option<String>, CliError> {
+fn last_run(audit_log: Option<&Path>, inventory: &Inventory, secrets: &RunSecrets) -> Result<Option<String>, CliError> {
+    let stamp = inventory.stamp.as_str();
     let Some(entry) = audit_log.and_then(|log| audit::last_run(log, stamp)) else {
         return Ok(None);
     };
@@ -492,6 +516,11 @@ fn last_run(audit_log: Option<&Path>, stamp: &str, secrets: &RunSecrets) -> Resu
     let Ok(state) = journal::read_all(&path).and_then(|contents| engine::state_of(&contents)) else {
         return Ok(None);
     };
+    // The same BMCs, not just the same stamp name (a rebuilt stamp, a lab, may reuse it).
+    let addresses = inventory.bmcs.iter().map(|b| crate::fleet::inventory::canonical_address(&b.endpoint));
+    if state.bmcs_sha256.as_deref() != Some(crate::fleet::lock::address_digest(addresses).as_str()) {
+        return Ok(None);
+    }
     let shown = crate::fleet::lock::printable(&path.to_string_lossy());
     if !state.converged() {
         return Err(CliError::bad_input(format!(
@@ -697,4 +726,19 @@ pub fn status(journal: &Path, output: Output) -> CmdResult {
         }
     }
     Ok(ExitCode::from(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_shown_on_the_terminal_is_cleared_once_stored() {
+        let mut screen = Vec::new();
+        show_until_stored(&mut screen, &b"\n"[..], &SecretString::from("Gen-Pass_123x")).unwrap();
+        let screen = String::from_utf8(screen).unwrap();
+        let (shown, cleared) = screen.split_once("press Enter: ").unwrap();
+        assert!(shown.contains("Gen-Pass_123x"), "{shown}");
+        assert_eq!(cleared, "\x1b[1A\x1b[2K\x1b[1A\x1b[2K\r", "both lines erased after Enter");
+    }
 }

@@ -159,12 +159,12 @@ async fn check_bmcs(
             (bmcs[i].clone(), old.clone(), errors.clone(), observer.clone(), options.ledger.clone());
         async move {
             // No journal yet: a refused login here ends the run before anything changes.
-            let identified = bmcs::identify(&bmc, &[(Which::Old, old)], &ledger, None).await;
+            let identified = bmcs::identify(&bmc, &[(Which::Old, old)], (&ledger, None), &observer).await;
             if let Err(failures) = identified {
                 let mut bmc = lock(&bmc);
                 let error = format!("probe with the current password: {}", failures.join("; "));
                 errors.lock().expect("errors").push(format!("{}: {error}", bmc.name()));
-                bmc.holds = Which::Old;
+                // Unverified: the table shows `-`, the JSON `unknown`.
                 bmc.result = BmcResult::PreflightFailed;
                 bmc.error = Some(error);
             }

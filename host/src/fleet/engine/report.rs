@@ -211,6 +211,8 @@ impl Phase {
 pub trait Observer: Send + Sync {
     /// A phase starts over `total` BMCs.
     fn phase(&self, phase: Phase, total: usize);
+    /// Work on one BMC in the current phase began (at high latency, several are in flight).
+    fn started(&self, _bmc: &str) {}
     /// One BMC finished the current phase.
     fn advanced(&self, bmc: &str, ok: bool, detail: &str);
     /// A line for the operator.

@@ -281,7 +281,7 @@ async fn verify_all(
         let secret = |w: Which| if w == Which::New { fleet.new.clone() } else { fleet.old.clone() };
         let candidates = [(first, secret(first)), (other, secret(other))];
         async move {
-            let identified = bmcs::identify(&bmc, &candidates, &ledger, Some(&journal)).await;
+            let identified = bmcs::identify(&bmc, &candidates, (&ledger, Some(&journal)), &observer).await;
             let note = {
                 let mut bmc = lock(&bmc);
                 match identified {
