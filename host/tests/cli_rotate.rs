@@ -175,16 +175,6 @@ async fn bad_input_is_refused_with_its_place_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn completions_are_generated_for_the_usual_shells() {
-    for shell in ["bash", "zsh", "fish"] {
-        let out = bmc_rotate(vec!["completions", shell]).await;
-        assert_eq!(out.status.code(), Some(0));
-        let script = text(&out.stdout);
-        assert!(script.contains("bmc-rotate") && script.contains("resume"), "{shell}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_a_locked_stamp_is_refused_before_it_contacts_anything() {
     use bmc_rotate::fleet::lock::{Holder, StampLock, address_digest};
     let (stamp, dir) = stamp("locked").await;

@@ -4,6 +4,7 @@ mod args;
 mod audit;
 #[cfg(feature = "lab")]
 mod demo;
+mod docs;
 pub mod pep;
 mod plan;
 mod plugins;
@@ -198,6 +199,14 @@ enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Write man pages: `bmc-rotate.1` and one per subcommand (`bmc-rotate-rotate.1`, …) into
+    /// DIR, or the main page to stdout without --out (`bmc-rotate man | man -l -`).
+    Man {
+        /// The directory to write the pages into (created if missing), e.g.
+        /// /usr/local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -404,15 +413,8 @@ async fn run(cli: Cli) -> CmdResult {
         Command::Audit(command) => audit::run(command),
         #[cfg(feature = "lab")]
         Command::Demo { plugin_dir, per_generation } => demo::demo(plugin_dir, per_generation, cache_dir).await,
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut <Cli as clap::CommandFactory>::command(),
-                "bmc-rotate",
-                &mut std::io::stdout(),
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { out } => docs::man(out.as_deref()),
         Command::Pep(PepCommand::Check { stamp, output }) => pep::check(stamp, output).await,
         Command::Pep(PepCommand::SetCredential { stamp, new_password, update_bmcs, transcripts_password, output }) => {
             pep::set_credential(stamp, new_password, update_bmcs, transcripts_password, output).await
