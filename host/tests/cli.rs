@@ -91,7 +91,20 @@ fn list_marks_files_that_share_a_plugin_id() {
 fn a_missing_directory_is_bad_input() {
     let out = run(&["plugins", "list", "--dir", "/nonexistent/plugins"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("/nonexistent/plugins"));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error: plugin directory /nonexistent/plugins does not exist"), "{stderr}");
+    // Where plugins go, under the flag this command takes, and where to get them.
+    let hint = stderr.lines().find(|l| l.starts_with("hint: ")).unwrap_or_else(|| panic!("no hint: {stderr}"));
+    assert!(hint.contains("bmc-rotate/plugins") && hint.contains("--dir DIR"), "{hint}");
+    assert!(hint.contains("target/wasm/wasm32-wasip2/plugin/"), "{hint}");
+
+    // An empty directory is listed as empty, with the same hint.
+    let empty = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-no-plugins");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run(&["plugins", "list", "--dir", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("no plugins (*.wasm) in"), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("hint: plugins are `.wasm` files in"), "{}", text(&out.stderr));
 }
 
 #[test]

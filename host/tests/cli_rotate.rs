@@ -1,4 +1,4 @@
-//! `bmc-rotate rotate|status|completions` as an operator runs them against a lab stamp.
+//! `bmc-rotate rotate|resume|status` as an operator runs them against a lab stamp.
 
 use bmc_lab::FleetSpec;
 use bmc_lab::pep::PepConfig;
@@ -300,4 +300,57 @@ async fn the_last_run_of_the_stamp_is_consulted_before_any_bmc_is_contacted() {
     let err = text(&out.stderr);
     assert!(err.contains("did not finish") && err.contains("bmc-rotate resume --journal"), "{err}");
     assert_eq!(requests(), before, "no BMC was contacted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_finished_run_says_so_before_asking_for_anything() {
+    let (stamp, dir) = stamp("finished").await;
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let requests = || -> usize { stamp.lab.bmcs().iter().map(|b| b.state().requests().len()).sum() };
+    let before = requests();
+    let journal = dir.join("run.jsonl");
+    // Every secret left at `prompt` with no terminal, and no plugins: reading a secret or loading
+    // the fleet would each fail, so a clean answer proves both came after the check.
+    let out =
+        bmc_rotate(vec!["resume", "--journal", journal.to_str().unwrap(), "--plugin-dir", "/nonexistent/plugins"])
+            .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("note: the run in") && stderr.contains("already ended `rotated`"), "{stderr}");
+    assert!(stderr.contains(&format!("hint: `bmc-rotate status --journal {}`", journal.display())), "{stderr}");
+    assert!(!stderr.contains("error") && !stderr.contains("terminal"), "{stderr}");
+    assert_eq!(requests(), before, "no BMC was contacted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_plugins_say_where_plugins_go() {
+    let (stamp, dir) = stamp("noplugins").await;
+    let args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--dry-run"]);
+    let out = bmc_rotate(with(args.clone(), "--plugin-dir", "/nonexistent/plugins")).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("plugin directory /nonexistent/plugins does not exist"), "{stderr}");
+    assert!(stderr.contains("--plugin-dir DIR") && stderr.contains("target/wasm/wasm32-wasip2/plugin/"), "{stderr}");
+
+    // A directory without the iLO plugin: the iLO's line names the plugin id, the file and where
+    // it was looked for; the BMCs whose plugins are there are not mentioned.
+    let partial = dir.join("partial-plugins");
+    std::fs::create_dir_all(&partial).unwrap();
+    for file in ["dell_idrac.wasm", "lenovo_xcc.wasm"] {
+        std::fs::copy(bmc_tests::vendor_plugin_dir().join(file), partial.join(file)).unwrap();
+    }
+    let out = bmc_rotate(with(args, "--plugin-dir", partial.to_str().unwrap())).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("(BMC hpe-ilo6-01)")
+            && errors[0].contains("needs plugin `hpe-ilo`")
+            && errors[0].contains(&format!("no file in {} has that plugin id", partial.display()))
+            && errors[0].contains("hpe_ilo.wasm"),
+        "{stderr}"
+    );
+    assert_eq!(stamp.holding(USER, OLD), 3);
 }

@@ -63,6 +63,13 @@ impl CliError {
         CliError::new(exit::FAILED, message)
     }
 
+    /// Nothing to do, found before any work began (and before any secret was asked for): exit
+    /// code 0, the message printed as a `note:` rather than an error, so a script that repeats a
+    /// command until it succeeds stops here.
+    pub fn nothing_to_do(message: impl Display) -> CliError {
+        CliError::new(exit::OK, message)
+    }
+
     /// Adds what the operator can do next.
     pub fn with_hint(mut self, hint: impl Display) -> CliError {
         self.hint = Some(hint.to_string());
@@ -70,8 +77,9 @@ impl CliError {
     }
 
     fn report(&self) -> ExitCode {
+        let label = if self.code == exit::OK { "note" } else { "error" };
         for message in &self.messages {
-            eprintln!("error: {message}");
+            eprintln!("{label}: {message}");
         }
         if let Some(hint) = &self.hint {
             eprintln!("hint: {hint}");
