@@ -386,3 +386,72 @@ fn man_pages_cover_every_subcommand() {
     assert_eq!(stdout.status.code(), Some(0));
     assert!(text(&stdout.stdout).contains(".TH bmc-rotate 1"));
 }
+
+#[test]
+fn a_log_file_is_private_appended_to_and_never_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-log-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("run.log");
+    let file = wasm("guest_sample");
+    let inspect = |log: &std::path::Path| {
+        // --no-cache: a compile is what logs at debug.
+        run(&[
+            "--log",
+            "debug",
+            "--no-cache",
+            "--log-file",
+            log.to_str().unwrap(),
+            "plugins",
+            "inspect",
+            file.to_str().unwrap(),
+        ])
+    };
+    let out = inspect(&log);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "the log went to the file, not stderr");
+    assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+    let first = std::fs::read_to_string(&log).unwrap();
+    assert!(first.contains("DEBUG"), "{first}");
+    assert!(!first.contains('\u{1b}'), "{first:?}");
+
+    let out = inspect(&log);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let both = std::fs::read_to_string(&log).unwrap();
+    assert!(both.starts_with(&first) && both.len() > first.len(), "the second run must append");
+
+    let link = dir.join("link.log");
+    std::os::unix::fs::symlink(dir.join("elsewhere.log"), &link).unwrap();
+    let out = inspect(&link);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is a symbolic link"), "{}", text(&out.stderr));
+    assert!(!dir.join("elsewhere.log").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
+    // util-linux `script` runs the command with a pseudo-terminal as its stderr.
+    let Some(script) = shell("script") else { return };
+    let file = wasm("guest_sample");
+    let command = format!(
+        "{} --log debug plugins inspect {} --no-cache >/dev/null",
+        env!("CARGO_BIN_EXE_bmc-rotate"),
+        file.display()
+    );
+    let on_terminal = |no_color: Option<&str>| {
+        let mut c = Command::new(&script);
+        c.args(["-qec", &command, "/dev/null"]).env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            c.env("NO_COLOR", value);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        text(&out.stdout)
+    };
+    let coloured = on_terminal(None);
+    assert!(coloured.contains("DEBUG") && coloured.contains('\u{1b}'), "no colour on a terminal: {coloured:?}");
+    let plain = on_terminal(Some("1"));
+    assert!(plain.contains("DEBUG") && !plain.contains('\u{1b}'), "colour despite NO_COLOR: {plain:?}");
+}

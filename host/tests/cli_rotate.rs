@@ -354,3 +354,23 @@ async fn missing_plugins_say_where_plugins_go() {
     );
     assert_eq!(stamp.holding(USER, OLD), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_file_names_each_bmc_and_keeps_stderr_clean() {
+    let (stamp, dir) = stamp("logged").await;
+    let log = dir.join("bmc-rotate.log");
+    let mut args = vec!["--log".to_owned(), "debug".to_owned(), "--log-file".to_owned(), log.display().to_string()];
+    args.extend(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--dry-run"]));
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("DEBUG"), "log lines on stderr: {}", text(&out.stderr));
+    assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert!(!lines.contains('\u{1b}'), "colour in a log file: {lines:?}");
+    for name in ["dell-idrac10-01", "hpe-ilo6-01", "lenovo-xcc3-01"] {
+        let about = lines.lines().filter(|l| l.contains(&format!("bmc={name}"))).count();
+        assert!(about > 0, "no line names {name}: {lines}");
+    }
+    assert!(lines.lines().any(|l| l.contains("bmc=hpe-ilo6-01 address=127.0.0.1:")), "{lines}");
+    assert!(!lines.contains(OLD) && !lines.contains(LAB_CLOUDADMIN_PASSWORD), "a secret in the log");
+}

@@ -119,9 +119,16 @@ static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 #[command(name = "bmc-rotate", version, long_version = LONG_VERSION.as_str(), propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// Log verbosity: error, warn, info, debug or trace (or a tracing filter such as
-    /// `bmc_rotate=debug`). Logs go to stderr and never contain secrets.
+    /// `bmc_rotate=debug`). Logs go to stderr (or --log-file) and never contain secrets.
+    /// wasmtime, cranelift and the HTTP/TLS stacks stay at `warn` unless named
+    /// (`--log bmc_rotate=debug,wasmtime=debug`).
     #[arg(long, global = true, env = "BMC_ROTATE_LOG", default_value = "warn")]
     log: String,
+
+    /// Write the log to this file instead of stderr: appended to, never truncated, created with
+    /// mode 0600, plain text without colour.
+    #[arg(long, global = true, env = "BMC_ROTATE_LOG_FILE", value_name = "FILE")]
+    log_file: Option<PathBuf>,
 
     /// Where compiled plugins are cached (created with mode 0700).
     /// [default: $XDG_CACHE_HOME/bmc-rotate/wasm]
@@ -391,7 +398,7 @@ pub fn main() -> ExitCode {
 }
 
 fn start(cli: Cli) -> CmdResult {
-    init_logging(&cli.log).map_err(|e| CliError::bad_input(format!("--log: {e}")))?;
+    init_logging(&cli.log, cli.log_file.as_deref())?;
     // One thread: the work is waiting on BMCs, and plugin calls are tens of microseconds. The
     // fleet benchmark measured a third less CPU per BMC than with a work-stealing pool, whose
     // cross-thread wake-ups cost more than they save here.
@@ -446,18 +453,50 @@ fn log_filter(spec: &str) -> String {
     filter
 }
 
-fn init_logging(spec: &str) -> Result<(), String> {
+fn init_logging(spec: &str, file: Option<&std::path::Path>) -> Result<(), CliError> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(spec)).map_err(|e| format!("`{spec}`: {e}"))?;
-    // Colour only for a person at a terminal: a file, a pipe or NO_COLOR gets plain text.
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(spec))
+        .map_err(|e| CliError::bad_input(format!("--log: `{spec}`: {e}")))?;
+    let (writer, colour) = match file {
+        // A file is read later, with a pager or grep: never colour.
+        Some(path) => (BoxMakeWriter::new(std::sync::Mutex::new(open_log_file(path)?)), false),
+        // Colour only for a person at a terminal: a file, a pipe or NO_COLOR gets plain text.
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(colour)
         .with_target(false)
         .try_init()
-        .map_err(|e| e.to_string())
+        .map_err(|e| CliError::failed(format!("cannot start logging: {e}")))
+}
+
+/// Opens `--log-file` for appending: a log of an earlier run may be what explains this one, so it
+/// is never truncated. Created 0600 (a log names BMCs, addresses and accounts); a symlink or
+/// anything but a regular file is refused, so a planted link cannot redirect the appends.
+fn open_log_file(path: &std::path::Path) -> Result<std::fs::File, CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |why: String| CliError::bad_input(format!("--log-file {}: {why}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refuse("is a symbolic link; give the file itself".into()),
+            _ => refuse(e.to_string()),
+        })?;
+    let meta = file.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]

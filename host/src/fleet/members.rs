@@ -11,6 +11,7 @@ use semver::{Op, Version, VersionReq};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// One BMC, ready to be worked on. Cloning is cheap: the plugin and gateway are shared.
 #[derive(Clone)]
@@ -246,9 +247,11 @@ pub async fn plan(
                 continue;
             }
         };
+        // The span names the BMC in what connecting logs (an `insecure` TLS policy's warning).
         let gateway = Gateway::connect(entry.endpoint.clone(), entry.tls.clone(), limits.clone())
+            .instrument(tracing::warn_span!("bmc", name = %entry.name))
             .await
-            .map(Arc::new)
+            .map(|g| Arc::new(g.named(&entry.name)))
             .map_err(|e| e.to_string());
         let target = Target {
             address: entry.endpoint.to_string(),
