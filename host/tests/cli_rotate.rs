@@ -374,3 +374,87 @@ async fn a_log_file_names_each_bmc_and_keeps_stderr_clean() {
     assert!(lines.lines().any(|l| l.contains("bmc=hpe-ilo6-01 address=127.0.0.1:")), "{lines}");
     assert!(!lines.contains(OLD) && !lines.contains(LAB_CLOUDADMIN_PASSWORD), "a secret in the log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompted_password_is_read_from_the_terminal_without_echo() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    const TYPED: &str = "Prompted-Pw-1";
+    let (stamp, dir) = stamp("prompted").await;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two descriptors into the integers given; the rest may be null.
+    let opened =
+        unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and nothing else owns them.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
+    command
+        .args(rotate_args(&stamp, &dir, &["--new-password", "prompt"]))
+        .env("BMC_ROTATE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-artifact-cache"))
+        .env("XDG_STATE_HOME", state_home())
+        .env("CLI_OLD", OLD)
+        .env("CLI_CLOUD", LAB_CLOUDADMIN_PASSWORD)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: only async-signal-safe calls between fork and exec: a new session whose controlling
+    // terminal is the pty on stdin, which is what /dev/tty then opens.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    // The parent's copies of the slave side (the Command keeps its Stdio) must go, or the master
+    // never reads end-of-file when the child exits.
+    drop(command);
+    drop(slave);
+    let mut terminal = std::fs::File::from(master);
+    fn echoing(terminal: &std::fs::File) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: termios is plain data, filled by tcgetattr on an open pty descriptor.
+        let mut mode: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `mode` is valid and writable.
+        assert_eq!(unsafe { libc::tcgetattr(terminal.as_raw_fd(), &mut mode) }, 0);
+        mode.c_lflag & libc::ECHO != 0
+    }
+    let transcript = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut answered = 0;
+        loop {
+            // EIO once the child and every copy of the slave side are gone.
+            let n = match terminal.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            seen.extend_from_slice(&buf[..n]);
+            let shown = String::from_utf8_lossy(&seen).into_owned();
+            let prompts = shown.matches("the new BMC password").count();
+            while answered < prompts.min(2) {
+                // rpassword prints the prompt, then turns echo off: type only once the terminal
+                // (whose mode the master side reads too) says it is off, as a person would.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while echoing(&terminal) {
+                    assert!(std::time::Instant::now() < deadline, "echo never turned off: {shown}");
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                terminal.write_all(format!("{TYPED}\n").as_bytes()).unwrap();
+                answered += 1;
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    })
+    .await
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{transcript}");
+    assert!(transcript.contains("the new BMC password (again): "), "asked twice: {transcript}");
+    assert!(!transcript.contains(TYPED), "the password was echoed: {transcript}");
+    assert_eq!(stamp.holding(USER, TYPED), 3, "the typed password is the one set");
+}
