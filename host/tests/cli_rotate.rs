@@ -1,4 +1,4 @@
-//! `bmc-rotate rotate|status|completions` as an operator runs them against a lab stamp.
+//! `bmc-rotate rotate|resume|status` as an operator runs them against a lab stamp.
 
 use bmc_lab::FleetSpec;
 use bmc_lab::pep::PepConfig;
@@ -175,16 +175,6 @@ async fn bad_input_is_refused_with_its_place_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn completions_are_generated_for_the_usual_shells() {
-    for shell in ["bash", "zsh", "fish"] {
-        let out = bmc_rotate(vec!["completions", shell]).await;
-        assert_eq!(out.status.code(), Some(0));
-        let script = text(&out.stdout);
-        assert!(script.contains("bmc-rotate") && script.contains("resume"), "{shell}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_a_locked_stamp_is_refused_before_it_contacts_anything() {
     use bmc_rotate::fleet::lock::{Holder, StampLock, address_digest};
     let (stamp, dir) = stamp("locked").await;
@@ -343,4 +333,161 @@ async fn output_for_scripts_streams_events_and_gives_errors_and_status_as_json()
     let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((&error["error"]["kind"], &error["error"]["exit_code"]), (&"bad-input".into(), &2.into()), "{error}");
     assert!(error["error"]["messages"][0].as_str().unwrap().contains("UNSET_FOR_SURE_42"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_finished_run_says_so_before_asking_for_anything() {
+    let (stamp, dir) = stamp("finished").await;
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let requests = || -> usize { stamp.lab.bmcs().iter().map(|b| b.state().requests().len()).sum() };
+    let before = requests();
+    let journal = dir.join("run.jsonl");
+    // Every secret left at `prompt` with no terminal, and no plugins: reading a secret or loading
+    // the fleet would each fail, so a clean answer proves both came after the check.
+    let out =
+        bmc_rotate(vec!["resume", "--journal", journal.to_str().unwrap(), "--plugin-dir", "/nonexistent/plugins"])
+            .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("note: the run in") && stderr.contains("already ended `rotated`"), "{stderr}");
+    assert!(stderr.contains(&format!("hint: `bmc-rotate status --journal {}`", journal.display())), "{stderr}");
+    assert!(!stderr.contains("error") && !stderr.contains("terminal"), "{stderr}");
+    assert_eq!(requests(), before, "no BMC was contacted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_plugins_say_where_plugins_go() {
+    let (stamp, dir) = stamp("noplugins").await;
+    let args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--dry-run"]);
+    let out = bmc_rotate(with(args.clone(), "--plugin-dir", "/nonexistent/plugins")).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("plugin directory /nonexistent/plugins does not exist"), "{stderr}");
+    assert!(stderr.contains("--plugin-dir DIR") && stderr.contains("target/wasm/wasm32-wasip2/plugin/"), "{stderr}");
+
+    // A directory without the iLO plugin: the iLO's line names the plugin id, the file and where
+    // it was looked for; the BMCs whose plugins are there are not mentioned.
+    let partial = dir.join("partial-plugins");
+    std::fs::create_dir_all(&partial).unwrap();
+    for file in ["dell_idrac.wasm", "lenovo_xcc.wasm"] {
+        std::fs::copy(bmc_tests::vendor_plugin_dir().join(file), partial.join(file)).unwrap();
+    }
+    let out = bmc_rotate(with(args, "--plugin-dir", partial.to_str().unwrap())).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("(BMC hpe-ilo6-01)")
+            && errors[0].contains("needs plugin `hpe-ilo`")
+            && errors[0].contains(&format!("no file in {} has that plugin id", partial.display()))
+            && errors[0].contains("hpe_ilo.wasm"),
+        "{stderr}"
+    );
+    assert_eq!(stamp.holding(USER, OLD), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_file_names_each_bmc_and_keeps_stderr_clean() {
+    let (stamp, dir) = stamp("logged").await;
+    let log = dir.join("bmc-rotate.log");
+    let mut args = vec!["--log".to_owned(), "debug".to_owned(), "--log-file".to_owned(), log.display().to_string()];
+    args.extend(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--dry-run"]));
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("DEBUG"), "log lines on stderr: {}", text(&out.stderr));
+    assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert!(!lines.contains('\u{1b}'), "colour in a log file: {lines:?}");
+    for name in ["dell-idrac10-01", "hpe-ilo6-01", "lenovo-xcc3-01"] {
+        let about = lines.lines().filter(|l| l.contains(&format!("bmc={name}"))).count();
+        assert!(about > 0, "no line names {name}: {lines}");
+    }
+    assert!(lines.lines().any(|l| l.contains("bmc=hpe-ilo6-01 address=127.0.0.1:")), "{lines}");
+    assert!(!lines.contains(OLD) && !lines.contains(LAB_CLOUDADMIN_PASSWORD), "a secret in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompted_password_is_read_from_the_terminal_without_echo() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    const TYPED: &str = "Prompted-Pw-1";
+    let (stamp, dir) = stamp("prompted").await;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two descriptors into the integers given; the rest may be null.
+    let opened =
+        unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and nothing else owns them.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
+    command
+        .args(rotate_args(&stamp, &dir, &["--new-password", "prompt"]))
+        .env("BMC_ROTATE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-artifact-cache"))
+        .env("XDG_STATE_HOME", state_home())
+        .env("CLI_OLD", OLD)
+        .env("CLI_CLOUD", LAB_CLOUDADMIN_PASSWORD)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: only async-signal-safe calls between fork and exec: a new session whose controlling
+    // terminal is the pty on stdin, which is what /dev/tty then opens.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    // The parent's copies of the slave side (the Command keeps its Stdio) must go, or the master
+    // never reads end-of-file when the child exits.
+    drop(command);
+    drop(slave);
+    let mut terminal = std::fs::File::from(master);
+    fn echoing(terminal: &std::fs::File) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: termios is plain data, filled by tcgetattr on an open pty descriptor.
+        let mut mode: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `mode` is valid and writable.
+        assert_eq!(unsafe { libc::tcgetattr(terminal.as_raw_fd(), &mut mode) }, 0);
+        mode.c_lflag & libc::ECHO != 0
+    }
+    let transcript = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut answered = 0;
+        loop {
+            // EIO once the child and every copy of the slave side are gone.
+            let n = match terminal.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            seen.extend_from_slice(&buf[..n]);
+            let shown = String::from_utf8_lossy(&seen).into_owned();
+            let prompts = shown.matches("the new BMC password").count();
+            while answered < prompts.min(2) {
+                // rpassword prints the prompt, then turns echo off: type only once the terminal
+                // (whose mode the master side reads too) says it is off, as a person would.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while echoing(&terminal) {
+                    assert!(std::time::Instant::now() < deadline, "echo never turned off: {shown}");
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                terminal.write_all(format!("{TYPED}\n").as_bytes()).unwrap();
+                answered += 1;
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    })
+    .await
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{transcript}");
+    assert!(transcript.contains("the new BMC password (again): "), "asked twice: {transcript}");
+    assert!(!transcript.contains(TYPED), "the password was echoed: {transcript}");
+    assert_eq!(stamp.holding(USER, TYPED), 3, "the typed password is the one set");
 }

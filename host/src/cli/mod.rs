@@ -4,6 +4,7 @@ mod args;
 mod audit;
 #[cfg(feature = "lab")]
 mod demo;
+mod docs;
 pub mod pep;
 mod plan;
 mod plugins;
@@ -62,6 +63,13 @@ impl CliError {
         CliError::new(exit::FAILED, message)
     }
 
+    /// Nothing to do, found before any work began (and before any secret was asked for): exit
+    /// code 0, the message printed as a `note:` rather than an error, so a script that repeats a
+    /// command until it succeeds stops here.
+    pub fn nothing_to_do(message: impl Display) -> CliError {
+        CliError::new(exit::OK, message)
+    }
+
     /// Adds what the operator can do next.
     pub fn with_hint(mut self, hint: impl Display) -> CliError {
         self.hint = Some(hint.to_string());
@@ -69,9 +77,10 @@ impl CliError {
     }
 
     /// The stable word for what went wrong, by exit code: `bad-input` (2), `failed` (1),
-    /// `needs-resume` (4).
+    /// `needs-resume` (4); `nothing-to-do` (0) for a note.
     pub fn kind(&self) -> &'static str {
         match self.code {
+            exit::OK => "nothing-to-do",
             exit::BAD_INPUT => "bad-input",
             exit::NEEDS_RESUME => "needs-resume",
             exit::ROLLED_BACK => "rolled-back",
@@ -82,6 +91,7 @@ impl CliError {
     /// Prints the error: `error:` lines on stderr for people and, under `--output json` (or
     /// `jsonl`), one JSON object on stdout too, where a script reads everything else.
     fn report(&self, errors: Errors) -> ExitCode {
+        let label = if self.code == exit::OK { "note" } else { "error" };
         let json = serde_json::json!({
             "kind": self.kind(),
             "exit_code": self.code,
@@ -90,7 +100,7 @@ impl CliError {
         });
         // Always for people on stderr; for scripts on stdout as well, where they read the rest.
         for message in &self.messages {
-            eprintln!("error: {message}");
+            eprintln!("{label}: {message}");
         }
         if let Some(hint) = &self.hint {
             eprintln!("hint: {hint}");
@@ -98,12 +108,12 @@ impl CliError {
         match errors {
             Errors::Text => {}
             Errors::Json => {
-                let document = serde_json::json!({ "error": json });
+                let document = serde_json::json!({ label: json });
                 println!("{}", serde_json::to_string_pretty(&document).expect("serialisable"));
             }
             Errors::Event => {
                 let mut event = json;
-                event["event"] = "error".into();
+                event["event"] = label.into();
                 println!("{event}");
             }
         }
@@ -142,9 +152,16 @@ static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 #[command(name = "bmc-rotate", version, long_version = LONG_VERSION.as_str(), propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// Log verbosity: error, warn, info, debug or trace (or a tracing filter such as
-    /// `bmc_rotate=debug`). Logs go to stderr and never contain secrets.
+    /// `bmc_rotate=debug`). Logs go to stderr (or --log-file) and never contain secrets.
+    /// wasmtime, cranelift and the HTTP/TLS stacks stay at `warn` unless named
+    /// (`--log bmc_rotate=debug,wasmtime=debug`).
     #[arg(long, global = true, env = "BMC_ROTATE_LOG", default_value = "warn")]
     log: String,
+
+    /// Write the log to this file instead of stderr: appended to, never truncated, created with
+    /// mode 0600, plain text without colour.
+    #[arg(long, global = true, env = "BMC_ROTATE_LOG_FILE", value_name = "FILE")]
+    log_file: Option<PathBuf>,
 
     /// Where compiled plugins are cached (created with mode 0700).
     /// [default: $XDG_CACHE_HOME/bmc-rotate/wasm]
@@ -262,6 +279,14 @@ enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Write man pages: `bmc-rotate.1` and one per subcommand (`bmc-rotate-rotate.1`, …) into
+    /// DIR, or the main page to stdout without --out (`bmc-rotate man | man -l -`).
+    Man {
+        /// The directory to write the pages into (created if missing), e.g.
+        /// /usr/local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -452,7 +477,7 @@ pub fn main() -> ExitCode {
 }
 
 fn start(cli: Cli) -> CmdResult {
-    init_logging(&cli.log).map_err(|e| CliError::bad_input(format!("--log: {e}")))?;
+    init_logging(&cli.log, cli.log_file.as_deref())?;
     // One thread: the work is waiting on BMCs, and plugin calls are tens of microseconds. The
     // fleet benchmark measured a third less CPU per BMC than with a work-stealing pool, whose
     // cross-thread wake-ups cost more than they save here.
@@ -482,15 +507,8 @@ async fn run(cli: Cli) -> CmdResult {
         Command::Audit(command) => audit::run(command),
         #[cfg(feature = "lab")]
         Command::Demo { plugin_dir, per_generation } => demo::demo(plugin_dir, per_generation, cache_dir).await,
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut <Cli as clap::CommandFactory>::command(),
-                "bmc-rotate",
-                &mut std::io::stdout(),
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { out } => docs::man(out.as_deref()),
         Command::Pep(PepCommand::Check { stamp, output }) => pep::check(stamp, output).await,
         Command::Pep(PepCommand::SetCredential { stamp, new_password, update_bmcs, transcripts_password, output }) => {
             pep::set_credential(stamp, new_password, update_bmcs, transcripts_password, output).await
@@ -514,18 +532,50 @@ fn log_filter(spec: &str) -> String {
     filter
 }
 
-fn init_logging(spec: &str) -> Result<(), String> {
+fn init_logging(spec: &str, file: Option<&std::path::Path>) -> Result<(), CliError> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(spec)).map_err(|e| format!("`{spec}`: {e}"))?;
-    // Colour only for a person at a terminal: a file, a pipe or NO_COLOR gets plain text.
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(spec))
+        .map_err(|e| CliError::bad_input(format!("--log: `{spec}`: {e}")))?;
+    let (writer, colour) = match file {
+        // A file is read later, with a pager or grep: never colour.
+        Some(path) => (BoxMakeWriter::new(std::sync::Mutex::new(open_log_file(path)?)), false),
+        // Colour only for a person at a terminal: a file, a pipe or NO_COLOR gets plain text.
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(colour)
         .with_target(false)
         .try_init()
-        .map_err(|e| e.to_string())
+        .map_err(|e| CliError::failed(format!("cannot start logging: {e}")))
+}
+
+/// Opens `--log-file` for appending: a log of an earlier run may be what explains this one, so it
+/// is never truncated. Created 0600 (a log names BMCs, addresses and accounts); a symlink or
+/// anything but a regular file is refused, so a planted link cannot redirect the appends.
+fn open_log_file(path: &std::path::Path) -> Result<std::fs::File, CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |why: String| CliError::bad_input(format!("--log-file {}: {why}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refuse("is a symbolic link; give the file itself".into()),
+            _ => refuse(e.to_string()),
+        })?;
+    let meta = file.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]

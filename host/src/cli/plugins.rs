@@ -145,10 +145,11 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
     let Some(dir) = dir.or_else(crate::paths::plugins) else {
         return Err(CliError::bad_input("no plugin directory: pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR"));
     };
-    let results = runtime(cache_dir)?
-        .load_dir(&dir)
-        .await
-        .map_err(|e| CliError::bad_input(format!("{e}; pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR")))?;
+    let hint = || crate::fleet::members::plugin_install_hint().replace("--plugin-dir DIR", "--dir DIR");
+    if !dir.exists() {
+        return Err(CliError::bad_input(format!("plugin directory {} does not exist", dir.display())).with_hint(hint()));
+    }
+    let results = runtime(cache_dir)?.load_dir(&dir).await.map_err(|e| CliError::bad_input(e).with_hint(hint()))?;
     let mut listed: Vec<Listed> = results
         .iter()
         .map(|(path, result)| {
@@ -182,7 +183,10 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
     let failed = listed.iter().any(|l| l.error.is_some());
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&listed).expect("serialisable")),
-        Output::Table if listed.is_empty() => println!("no plugins (*.wasm) in {}", dir.display()),
+        Output::Table if listed.is_empty() => {
+            println!("no plugins (*.wasm) in {}", dir.display());
+            eprintln!("hint: {}", hint());
+        }
         Output::Table => {
             let rows: Vec<Vec<String>> = listed
                 .iter()

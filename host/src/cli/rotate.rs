@@ -619,6 +619,17 @@ impl ResumePlan {
                 RunState::recovered(&recovery, "", Vec::new(), &contents)
             }
         };
+        // Said before the fleet is loaded or a secret asked for: typing three passwords only to
+        // hear there was nothing to do is the dead end this avoids.
+        if let Some(outcome) = state.finished.filter(|_| state.converged()) {
+            return Err(CliError::nothing_to_do(format!(
+                "the run in {} already ended `{}` (stamp {}): nothing to resume",
+                args.journal.display(),
+                outcome.as_str(),
+                state.stamp
+            ))
+            .with_hint(format!("`bmc-rotate status --journal {}` shows what each BMC holds", args.journal.display())));
+        }
         let inventory_path = args.inventory.clone().unwrap_or_else(|| state.inventory.clone());
         let Loaded { inventory, members } = load(&inventory_path, sources, cache_dir).await?;
         let recovery = state.recovered.then(|| engine::Recovery {

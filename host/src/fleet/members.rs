@@ -11,6 +11,7 @@ use semver::{Op, Version, VersionReq};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// One BMC, ready to be worked on. Cloning is cheap: the plugin and gateway are shared.
 #[derive(Clone)]
@@ -36,8 +37,21 @@ impl Member {
 
 /// The usable plugins of a directory, by id, each with the file it was loaded from.
 pub struct PluginSet {
+    dir: PathBuf,
     by_id: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>>,
     refused: Vec<String>,
+}
+
+/// Where plugins go and how to get them there: the end of every error about a missing plugin
+/// or plugin directory, since an operator meeting one on a fresh install has no plugins yet.
+pub fn plugin_install_hint() -> String {
+    let default = crate::paths::plugins()
+        .map_or_else(|| "$XDG_DATA_HOME/bmc-rotate/plugins".to_owned(), |d| d.display().to_string());
+    format!(
+        "plugins are `.wasm` files in {default} unless --plugin-dir DIR (or BMC_ROTATE_PLUGIN_DIR) names another \
+         directory; install the vendor plugins there from target/wasm/wasm32-wasip2/plugin/ of a source checkout \
+         (built by `cargo test -p bmc-tests --no-run`)"
+    )
 }
 
 /// What selection knows of one file: where it is, its version and its digest.
@@ -150,6 +164,9 @@ pub fn choose(profile: &HardwareProfile, candidates: &[Candidate<'_>], refused: 
 impl PluginSet {
     /// Loads every `*.wasm` of `dir`; plugins that fail to load are remembered with the reason.
     pub async fn load(runtime: &Runtime, dir: &Path) -> Result<PluginSet, String> {
+        if !dir.exists() {
+            return Err(format!("plugin directory {} does not exist; {}", dir.display(), plugin_install_hint()));
+        }
         let loaded = runtime.load_dir(dir).await.map_err(|e| format!("plugin directory {}: {e}", dir.display()))?;
         let mut by_id: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>> = BTreeMap::new();
         let mut refused = Vec::new();
@@ -159,12 +176,29 @@ impl PluginSet {
                 Err(e) => refused.push(format!("{}: {e}", path.display())),
             }
         }
-        Ok(PluginSet { by_id, refused })
+        Ok(PluginSet { dir: dir.to_owned(), by_id, refused })
     }
 
     /// The plugin the profile names (see [`choose`] for the rule).
     pub fn select(&self, profile: &HardwareProfile) -> Result<Arc<Plugin>, String> {
         let files = self.by_id.get(&profile.plugin).map(Vec::as_slice).unwrap_or_default();
+        if files.is_empty() {
+            // Not one file of that id: name what was looked for and where, so the operator can
+            // tell a plugin never installed from one that is there but refused.
+            let mut message = format!(
+                "profile `{}` needs plugin `{}` {}, and no file in {} has that plugin id: install the release's \
+                 {}.wasm there, or give --plugin-dir DIR where it is",
+                profile.name,
+                profile.plugin,
+                profile.plugin_version,
+                self.dir.display(),
+                profile.plugin.replace('-', "_")
+            );
+            for reason in &self.refused {
+                message.push_str(&format!("; refused: {reason}"));
+            }
+            return Err(message);
+        }
         let candidates: Vec<Candidate<'_>> = files
             .iter()
             .map(|(path, p)| Candidate {
@@ -213,9 +247,11 @@ pub async fn plan(
                 continue;
             }
         };
+        // The span names the BMC in what connecting logs (an `insecure` TLS policy's warning).
         let gateway = Gateway::connect(entry.endpoint.clone(), entry.tls.clone(), limits.clone())
+            .instrument(tracing::warn_span!("bmc", name = %entry.name))
             .await
-            .map(Arc::new)
+            .map(|g| Arc::new(g.named(&entry.name)))
             .map_err(|e| e.to_string());
         let target = Target {
             address: entry.endpoint.to_string(),

@@ -95,7 +95,10 @@ pub trait Outbound: Send + Sync {
 
 impl Outbound for Gateway {
     fn bmc(&self) -> String {
-        self.endpoint.to_string()
+        match &self.name {
+            Some(name) => format!("{name} ({})", self.endpoint),
+            None => self.endpoint.to_string(),
+        }
     }
 
     fn max_requests_per_job(&self) -> u32 {
@@ -137,6 +140,8 @@ pub enum SetupError {
 /// The HTTP client for one BMC, shared by every job on that BMC (keep-alive).
 pub struct Gateway {
     client: reqwest::Client,
+    /// The inventory's name for the BMC, when it has one: what an operator greps a log for.
+    name: Option<String>,
     endpoint: Endpoint,
     addr: SocketAddr,
     origin: reqwest::Url,
@@ -176,7 +181,18 @@ impl Gateway {
             .user_agent(concat!("bmc-rotate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| tls_error(chain(&e)))?;
-        Ok(Gateway { client, endpoint, addr, origin, tls, limits })
+        Ok(Gateway { client, name: None, endpoint, addr, origin, tls, limits })
+    }
+
+    /// Names the BMC in every log line about it (and in plugins' log lines) as the inventory does.
+    pub fn named(mut self, name: impl Into<String>) -> Gateway {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The inventory's name for the BMC, or its address when it has none.
+    fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.endpoint.to_string())
     }
 
     /// The BMC this gateway serves.
@@ -242,7 +258,8 @@ impl Gateway {
             builder = builder.body(Bytes::from_owner(request::splice(&request.body)));
         }
         tracing::debug!(
-            bmc = %self.endpoint,
+            bmc = %self.label(),
+            address = %self.endpoint,
             method = ?request.method,
             path = %request.path,
             body = if secret_body { "<redacted>" } else { "plain" },
@@ -284,7 +301,7 @@ impl Gateway {
             }
             body.extend_from_slice(&chunk);
         }
-        tracing::debug!(bmc = %self.endpoint, status, bytes = body.len(), elapsed_ms = started.elapsed().as_millis() as u64, "response");
+        tracing::debug!(bmc = %self.label(), address = %self.endpoint, status, bytes = body.len(), elapsed_ms = started.elapsed().as_millis() as u64, "response");
         Ok(Response { status, headers, body, session_token })
     }
 

@@ -2,8 +2,9 @@
 //! traced by another unprivileged process, and secret lines are read without any buffer the
 //! program does not own and wipe.
 //!
-//! Every secret the tool reads arrives through [`read_line`] (stdin, the terminal) or a
-//! zeroizing file read, and lives in `Zeroizing`/`SecretString` from then on.
+//! Every secret the tool reads arrives through [`read_line`] (stdin), the terminal prompt (whose
+//! String is wrapped at once) or a zeroizing file read, and lives in `Zeroizing`/`SecretString`
+//! from then on.
 
 use std::io::{self, Read};
 use zeroize::Zeroizing;
