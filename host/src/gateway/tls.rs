@@ -129,11 +129,17 @@ pub fn client_config_observed(policy: &TlsPolicy) -> Result<(ClientConfig, Optio
         }
         TlsPolicy::PinnedSha256(pin) => {
             let verifier = Arc::new(pinned(Some(*pin)));
-            return Ok((builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth(), Some(presented)));
+            return Ok((
+                builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth(),
+                Some(presented),
+            ));
         }
         TlsPolicy::Insecure => {
             let verifier = Arc::new(pinned(None));
-            return Ok((builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth(), Some(presented)));
+            return Ok((
+                builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth(),
+                Some(presented),
+            ));
         }
     };
     Ok((config, None))
