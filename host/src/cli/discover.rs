@@ -138,10 +138,10 @@ pub async fn discover(args: DiscoverArgs) -> CmdResult {
     for finding in &failed {
         eprintln!("failed: {}: {}", finding.address, finding.error.as_deref().unwrap_or_default());
     }
+    print_findings(&findings, &args)?;
     if let Some(out) = &args.out {
         write_inventory(out, &args, &findings)?;
     }
-    print_findings(&findings, &args)?;
     Ok(ExitCode::from(if failed.is_empty() { exit::OK } else { exit::FAILED }))
 }
 
