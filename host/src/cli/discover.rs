@@ -114,6 +114,9 @@ pub struct ServiceRoot {
     pub family: Option<String>,
     /// The firmware version, where the root gives it.
     pub firmware: Option<String>,
+    /// The server's service tag or serial number, where the root gives it (Dell:
+    /// `Oem.Dell.ServiceTag`): what the operator matches against the asset list.
+    pub serial: Option<String>,
 }
 
 /// `bmc-rotate discover`.
@@ -365,6 +368,7 @@ pub fn read_root(root: &Value) -> ServiceRoot {
         uuid: text(&root["UUID"]),
         family: text(&manager["ManagerType"]),
         firmware: text(&manager["ManagerFirmwareVersion"]),
+        serial: text(&root["Oem"]["Dell"]["ServiceTag"]),
     }
 }
 
@@ -495,6 +499,9 @@ fn bmc_table(finding: &Finding, profiles: &Profiles) -> String {
     );
     if let Some(uuid) = &root.uuid {
         text.push_str(&format!("# service UUID {uuid}\n"));
+    }
+    if let Some(serial) = &root.serial {
+        text.push_str(&format!("# service tag {serial}\n"));
     }
     if let Some(cert) = &finding.certificate {
         match &cert.summary {
@@ -667,13 +674,17 @@ mod tests {
     #[test]
     fn a_root_that_does_not_decide_leaves_the_candidates_to_the_operator() {
         let root = serde_json::json!({"RedfishVersion": "1.20.0", "Product": "Integrated Dell Remote Access Controller",
-            "Oem": {"Dell": {}}});
+            "Oem": {"Dell": {"ServiceTag": "7XK2Q93"}}});
         let mut finding = found(root);
+        assert_eq!(finding.redfish.as_ref().unwrap().vendor.as_deref(), Some("Dell"), "from the OEM section");
         match_profile(&mut finding, &Profiles::built_in());
         assert_eq!(finding.profile, None);
         assert!(finding.candidates.len() >= 3 && finding.candidates.iter().all(|c| c.starts_with("dell-")));
         let text = inventory_text("s1", "azsbmc", &[finding], &Profiles::built_in());
-        assert!(text.contains("# profile = \"dell-poweredge-r640\""), "{text}");
+        assert!(
+            text.contains("# profile = \"dell-poweredge-r640\"") && text.contains("# service tag 7XK2Q93"),
+            "{text}"
+        );
         assert!(!text.lines().any(|l| l.starts_with("profile")), "{text}");
     }
 
