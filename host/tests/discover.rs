@@ -186,3 +186,41 @@ async fn a_certificate_that_no_longer_matches_its_pin_stops_the_run_as_a_possibl
     assert!(!shown.contains("unreachable"), "{shown}");
     assert_eq!(stamp.holding(USER, OLD), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_server_that_is_not_redfish_and_a_silent_one_fail_with_their_reason() {
+    // Any HTTPS server: the service root is not found there.
+    let web = bmc_lab::HttpsServer::start_local(axum::Router::new()).await.unwrap();
+    // Accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let started = std::time::Instant::now();
+    let found = bmc_rotate(&[
+        "discover".to_owned(),
+        web.addr().to_string(),
+        silent_addr.to_string(),
+        "--timeout".into(),
+        "2s".into(),
+        "--output".into(),
+        "json".into(),
+    ])
+    .await;
+    held.abort();
+    assert_eq!(found.status.code(), Some(1), "{}", text(&found.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the timeout bounds each address");
+    let json: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(json["bmcs"].as_array().unwrap().len(), 0);
+    let failed = json["failed"].as_array().unwrap();
+    assert_eq!(failed[0]["error"], "not a Redfish service: GET /redfish/v1/ answered HTTP 404", "{json}");
+    // The certificate was seen all the same: the operator learns what answered there.
+    assert_eq!(failed[0]["certificate"]["pin"], format!("sha256:{}", hex::encode(web.sha256())), "{json}");
+    assert!(failed[1]["certificate"].is_null(), "{json}");
+    let stderr = text(&found.stderr);
+    assert!(stderr.contains(&format!("failed: {silent_addr}: ")), "{stderr}");
+}
