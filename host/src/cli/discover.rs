@@ -141,9 +141,9 @@ pub async fn discover(args: DiscoverArgs) -> CmdResult {
     for finding in &failed {
         eprintln!("failed: {}: {}", finding.address, finding.error.as_deref().unwrap_or_default());
     }
-    print_findings(&findings, &args)?;
+    print_findings(&findings, &args);
     if let Some(out) = &args.out {
-        write_inventory(out, &args, &findings)?;
+        write_inventory(out, &args, &findings, &profiles)?;
     }
     Ok(ExitCode::from(if failed.is_empty() { exit::OK } else { exit::FAILED }))
 }
@@ -537,7 +537,7 @@ fn bmc_table(finding: &Finding, profiles: &Profiles) -> String {
     text
 }
 
-fn write_inventory(out: &Path, args: &DiscoverArgs, findings: &[Finding]) -> Result<(), CliError> {
+fn write_inventory(out: &Path, args: &DiscoverArgs, findings: &[Finding], profiles: &Profiles) -> Result<(), CliError> {
     if findings.iter().all(|f| f.error.is_some()) {
         return Err(CliError::failed(format!(
             "no Redfish service answered at any of the {} addresses; {} was not written",
@@ -545,9 +545,7 @@ fn write_inventory(out: &Path, args: &DiscoverArgs, findings: &[Finding]) -> Res
             out.display()
         )));
     }
-    let profiles = Profiles::load(args.profile_dir.clone().or_else(crate::paths::profiles).as_deref())
-        .map_err(CliError::bad_input)?;
-    let text = inventory_text(args.stamp.as_deref().unwrap_or_default(), &args.bmc_user, findings, &profiles);
+    let text = inventory_text(args.stamp.as_deref().unwrap_or_default(), &args.bmc_user, findings, profiles);
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(out).map_err(|e| {
         CliError::failed(format!("cannot create {}: {e} (discover never overwrites a file)", out.display()))
     })?;
@@ -564,7 +562,7 @@ fn write_inventory(out: &Path, args: &DiscoverArgs, findings: &[Finding]) -> Res
     Ok(())
 }
 
-fn print_findings(findings: &[Finding], args: &DiscoverArgs) -> Result<(), CliError> {
+fn print_findings(findings: &[Finding], args: &DiscoverArgs) {
     match args.output {
         Output::Json => {
             let json = serde_json::json!({
@@ -581,7 +579,6 @@ fn print_findings(findings: &[Finding], args: &DiscoverArgs) -> Result<(), CliEr
             print!("{}", render::table(&header, &rows));
         }
     }
-    Ok(())
 }
 
 fn row(finding: &Finding) -> Vec<String> {
