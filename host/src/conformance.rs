@@ -36,8 +36,8 @@ pub struct Verdict {
     pub expected: Expected,
     /// Whether it passed.
     pub passed: bool,
-    /// Wall-clock time.
-    #[serde(serialize_with = "millis")]
+    /// Wall-clock time (JSON: `elapsed_ms`).
+    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
     pub elapsed: Duration,
     /// What was seen (the failure reason, or a short confirmation).
     pub detail: String,

@@ -270,3 +270,77 @@ async fn an_inventory_path_that_is_not_utf8_is_refused_before_anything_runs() {
     assert!(!dir.join("run.jsonl").exists());
     assert_eq!(stamp.holding(USER, OLD), 3);
 }
+
+/// `args` with `flag`'s value replaced.
+fn with(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
+    let at = args.iter().position(|a| a == flag).unwrap();
+    args[at + 1] = value.to_owned();
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_run_of_the_stamp_is_consulted_before_any_bmc_is_contacted() {
+    let (stamp, dir) = stamp("history").await;
+    let args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD"]);
+    let out = bmc_rotate(args.clone()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let requests = || -> usize { stamp.lab.bmcs().iter().map(|b| b.state().requests().len()).sum() };
+    let before = requests();
+
+    // The same command again (a new journal): nothing to do, and nothing is contacted.
+    let again = with(args.clone(), "--journal", dir.join("again.jsonl").to_str().unwrap());
+    let out = bmc_rotate(again.clone()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("this rotation already happened"), "{}", text(&out.stdout));
+    // The replaced password as the current one: every BMC would refuse it.
+    let out = bmc_rotate(with(again.clone(), "--new-password", "env:CLI_OLD")).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the current password given is the one the last run"), "{}", text(&out.stderr));
+    assert_eq!(requests(), before, "no BMC was contacted");
+
+    // The last run lost its end (as if killed before the PEP step ended): it must be resumed
+    // before another rotation starts.
+    let journal = dir.join("run.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&journal).unwrap().lines().map(String::from).collect();
+    let cut = lines.iter().position(|l| l.contains("\"pep-started\"") || l.contains("pep_started")).unwrap();
+    std::fs::write(&journal, lines[..cut].join("\n") + "\n").unwrap();
+    let next = with(with(again, "--bmc-password", "env:CLI_CLOUD"), "--new-password", "env:CLI_OLD");
+    let out = bmc_rotate(next).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("did not finish") && err.contains("bmc-rotate resume --journal"), "{err}");
+    assert_eq!(requests(), before, "no BMC was contacted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_for_scripts_streams_events_and_gives_errors_and_status_as_json() {
+    let (stamp, dir) = stamp("jsonl").await;
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_CLOUD", "--output", "jsonl"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let phases: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "phase").map(|e| e["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["preflight", "pep-check", "change", "change-last", "pep"], "{events:#?}");
+    let bmcs: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "bmc").collect();
+    assert!(bmcs.iter().any(|e| e["phase"] == "change-last" && e["ok"] == true), "{bmcs:#?}");
+    let end = events.last().unwrap();
+    assert_eq!((&end["event"], &end["report"]["outcome"]), (&"end".into(), &"rotated".into()), "{end}");
+    assert!(end["report"]["elapsed_ms"].is_u64() && end["report"]["bmcs"][0]["duration_ms"].is_u64(), "{end}");
+    assert!(!text(&out.stdout).contains(LAB_CLOUDADMIN_PASSWORD) && !text(&out.stdout).contains(OLD));
+
+    // `status` as objects, by name.
+    let journal = dir.join("run.jsonl").display().to_string();
+    let status = bmc_rotate(vec!["status".into(), "--journal".into(), journal, "--output".into(), "json".into()]).await;
+    let state: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(state["bmcs"][0]["holds"], "new", "{state}");
+    assert!(state["bmcs"][0]["bmc"].is_string(), "{state}");
+
+    // Bad input under `--output json`: the error is JSON on stdout, with a stable kind.
+    let args = rotate_args(&stamp, &dir, &["--new-password", "env:UNSET_FOR_SURE_42", "--output", "json"]);
+    let out = bmc_rotate(with(args, "--journal", dir.join("next.jsonl").to_str().unwrap())).await;
+    assert_eq!(out.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&error["error"]["kind"], &error["error"]["exit_code"]), (&"bad-input".into(), &2.into()), "{error}");
+    assert!(error["error"]["messages"][0].as_str().unwrap().contains("UNSET_FOR_SURE_42"), "{error}");
+}

@@ -186,12 +186,12 @@ async fn resume_with_a_wrong_cloudadmin_password_changes_nothing_and_then_conver
     assert!(s.converged_on(NEW));
     // The report keeps what the BMCs said about themselves, and the time each took.
     let report: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
-    let elapsed = report["report"]["elapsed"].as_u64().unwrap();
+    let elapsed = report["report"]["elapsed_ms"].as_u64().unwrap();
     for bmc in report["report"]["bmcs"].as_array().unwrap() {
         let name = bmc["name"].as_str().unwrap();
         assert!(!bmc["family"].as_str().unwrap().is_empty() && !bmc["firmware"].as_str().unwrap().is_empty(), "{bmc}");
         assert_eq!(bmc["rollback_safe"].as_bool(), Some(!name.starts_with("lenovo")), "XCC cannot go back: {bmc}");
-        assert!(bmc["duration"].as_u64().unwrap() <= elapsed, "{bmc}");
+        assert!(bmc["duration_ms"].as_u64().unwrap() <= elapsed, "{bmc}");
     }
     s.assert_no_secret(&[&refused, &resumed]);
 }
@@ -356,9 +356,31 @@ async fn status_shows_the_lockout_ledger_and_resume_spends_one_failed_login_on_a
         assert_eq!(ledger["budget_left"], 0, "{ledger}");
         assert!(ledger["failed_logins"].as_u64().unwrap() >= round, "{ledger}");
     }
+    // A journal that cannot take a record of this verification — the iLO's `login-refused`
+    // among them — stops the resume with the journal valid up to its last good record, and still
+    // costs the iLO at most its one failed login.
+    for k in 1..=5u64 {
+        let written = journal_records(&s.journal());
+        let before = ilo_refusals();
+        let mut command = s.command(&s.resume_args(&[]), LAB_CLOUDADMIN_PASSWORD);
+        command.env("BMC_ROTATE_TEST_FAIL_WRITE_AT_RECORD", (written + k).to_string());
+        let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+        assert_eq!(out.status.code(), Some(4), "k={k}: {}{}", text(&out.stdout), text(&out.stderr));
+        assert!(text(&out.stderr).contains("cannot write the journal"), "k={k}: {}", text(&out.stderr));
+        assert_eq!(journal_records(&s.journal()), written + k - 1, "k={k}: valid up to the last good record");
+        assert!(ilo_refusals() - before <= 1, "k={k}: at most one failed login on the iLO");
+        assert_eq!(s.status().await.status.code(), Some(4), "k={k}: the journal still reads");
+    }
     // The BMCs that can go back are not held back by it: they hold the new password. The XCC,
     // which cannot go back (reuse cycle), waits until every other BMC holds the new one: were
     // the iLO's third password never resolved forward, the fleet must still be able to go back.
     assert_eq!(s.lab.holding(USER, NEW), 2);
     assert_eq!(s.lab.holding(USER, OLD), 1);
+}
+
+/// Records in a journal file (every line of it is a complete record).
+fn journal_records(path: &Path) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "a partial record was left: {text}");
+    text.lines().count() as u64
 }

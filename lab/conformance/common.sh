@@ -30,5 +30,6 @@ stop_persona() {
 }
 
 (cd "$root" && cargo build --quiet -p bmc-lab)
-lab="$root/target/debug/bmc-lab"
+# A shared CARGO_TARGET_DIR (worktrees) is where cargo put the binary.
+lab="${CARGO_TARGET_DIR:-$root/target}/debug/bmc-lab"
 mkdir -p "$work"

@@ -41,7 +41,7 @@ use crate::faults::Faults;
 use crate::persona::Persona;
 use crate::server::SimulatedBmc;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -230,10 +230,15 @@ impl Lab {
     pub async fn start(spec: FleetSpec) -> anyhow::Result<Lab> {
         let clock = LabClock::default();
         let mut bmcs = Vec::new();
+        // Numbering runs on across the groups of one persona: names key the inventory and the
+        // `--certs-out` files, so two groups must not both start at `-01`.
+        let mut numbered: HashMap<Persona, u32> = HashMap::new();
         for group in spec.groups() {
             let password = group.password.clone().unwrap_or_else(|| spec.password.clone());
-            for i in 1..=group.count {
-                let name = format!("{}-{i:02}", group.persona.name());
+            for _ in 0..group.count {
+                let n = numbered.entry(group.persona).or_default();
+                *n += 1;
+                let name = format!("{}-{:02}", group.persona.name(), *n);
                 let bind = SocketAddr::from(([127, 0, 0, 1], 0));
                 let bmc =
                     SimulatedBmc::start(&name, group.persona, &password, group.faults.clone(), clock.clone(), bind)

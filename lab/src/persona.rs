@@ -232,6 +232,8 @@ pub struct Profile {
     pub password_change_ends_sessions: bool,
     /// Registry prefix for vendor messages (`IDRAC.2.9`, `iLO.2.34`, `Lenovo.1.0`).
     pub registry: &'static str,
+    /// `Content-Type` of JSON answers (iDRAC names the OData metadata level).
+    pub json_media_type: &'static str,
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -274,6 +276,7 @@ impl Persona {
             default_account: (2, "root"),
             password_change_ends_sessions: true,
             registry: "IDRAC.2.9",
+            json_media_type: "application/json;odata.metadata=minimal;charset=utf-8",
         };
         let hpe = |persona, product, model, firmware, trailing_slash, failed_logins| Profile {
             persona,
@@ -298,7 +301,9 @@ impl Persona {
             policy: PolicyRules {
                 min_length: 8,
                 max_length: 39,
-                complexity: Complexity::ThreeOfFour,
+                // iLO ships with `EnforcePasswordComplexity` off (HPE AccountService capture);
+                // switched on, it is three of four classes.
+                complexity: Complexity::None,
                 reuse_cycle: 0,
                 min_change_interval_hours: 0,
                 max_repeated_chars: 0,
@@ -308,6 +313,7 @@ impl Persona {
             // ends the sessions, so plugins must re-authenticate after a self-change.
             password_change_ends_sessions: true,
             registry: "iLO.2.34",
+            json_media_type: "application/json; charset=utf-8",
         };
         let lenovo = |persona, model, firmware, slots, session_limit, unauthorized| Profile {
             persona,
@@ -340,6 +346,7 @@ impl Persona {
             default_account: (1, "USERID"),
             password_change_ends_sessions: true,
             registry: "Lenovo.1.0",
+            json_media_type: "application/json; charset=utf-8",
         };
         match self {
             Persona::Idrac9 => dell(
@@ -359,7 +366,8 @@ impl Persona {
                 "iLO 5",
                 "iLO 5 v3.10",
                 true,
-                FailedLogins::Delay { after: 3, delay: Duration::from_secs(5) },
+                // The captured defaults: `AuthFailuresBeforeDelay` 1, `AuthFailureDelayTimeSeconds` 10.
+                FailedLogins::Delay { after: 1, delay: Duration::from_secs(10) },
             ),
             Persona::Ilo6 => hpe(
                 self,

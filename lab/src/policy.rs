@@ -99,8 +99,10 @@ mod tests {
     }
 
     #[test]
-    fn hpe_wants_three_of_four_and_8_to_39() {
-        let r = rules(Persona::Ilo5);
+    fn hpe_wants_8_to_39_and_three_of_four_once_complexity_is_on() {
+        let mut r = rules(Persona::Ilo5);
+        assert_eq!(check(&r, "admin", "password1"), Ok(()), "complexity ships off");
+        r.complexity = Complexity::ThreeOfFour;
         assert_eq!(check(&r, "admin", "Password1"), Ok(()));
         assert!(matches!(check(&r, "admin", "password1"), Err(Violation::Complexity(_))));
         assert_eq!(check(&r, "admin", "Pass1"), Err(Violation::Length { min: 8, max: 39 }));

@@ -139,11 +139,11 @@ fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>) -> Handler {
                 }
                 Action::Error500 => {
                     fault(500);
-                    crate::bmc::internal_error()
+                    state.lock().expect("BMC state poisoned").in_dialect(&lab, crate::bmc::internal_error())
                 }
                 Action::Stale412 => {
                     fault(412);
-                    crate::bmc::stale_etag()
+                    state.lock().expect("BMC state poisoned").in_dialect(&lab, crate::bmc::stale_etag())
                 }
                 Action::Serve | Action::ApplyThenDrop => state.lock().expect("BMC state poisoned").handle(&lab),
             };
@@ -165,7 +165,9 @@ fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>) -> Handler {
                 }
                 (None, true) => Body::empty(),
                 (None, false) => {
-                    response = response.header("content-type", "application/json; charset=utf-8");
+                    if answer.header("content-type").is_none() {
+                        response = response.header("content-type", "application/json; charset=utf-8");
+                    }
                     if head { Body::empty() } else { Body::from(answer.body.to_string()) }
                 }
             };

@@ -30,6 +30,7 @@ async fn a_persona_serves_redfish_over_pinned_tls() {
     let client = Pinned::to(&bmc);
     let root = client.get("/redfish/v1/", "root", PW).await.unwrap();
     assert_eq!(root.json()["Vendor"], "Dell");
+    assert_eq!(root.header("content-type"), Some("application/json;odata.metadata=minimal;charset=utf-8"));
     let account = client.get("/redfish/v1/AccountService/Accounts/2", "root", PW).await.unwrap();
     assert_eq!(account.header("etag"), Some("W/\"gen-1\""));
     assert!(
@@ -140,4 +141,41 @@ async fn a_fleet_writes_an_inventory_without_secrets() {
     assert_eq!((xcc.profile().policy.reuse_cycle, xcc.profile().policy.min_change_interval_hours), (8, 24));
     assert_eq!(xcc.account("monitor").unwrap().role, "ReadOnly");
     assert!(xcc.password_is("monitor", PW));
+}
+
+#[tokio::test]
+async fn groups_of_one_persona_number_their_bmcs_on() {
+    let spec = FleetSpec::parse(
+        r#"
+        password = "Start-Pass-1"
+        [fleet]
+        hpe-ilo5 = 2
+        [[group]]
+        persona = "hpe-ilo5"
+        count = 1
+        password = "Other-Pass-2"
+        [[group]]
+        persona = "dell-idrac9"
+        count = 1
+        "#,
+    )
+    .unwrap();
+    let lab = Lab::start(spec).await.unwrap();
+    let names: Vec<&str> = lab.bmcs().iter().map(|b| b.name()).collect();
+    assert_eq!(names, ["hpe-ilo5-01", "hpe-ilo5-02", "hpe-ilo5-03", "dell-idrac9-01"]);
+    assert!(lab.bmc("hpe-ilo5-03").unwrap().state().password_is("Administrator", "Other-Pass-2"));
+}
+
+#[tokio::test]
+async fn injected_faults_answer_in_the_personas_dialect() {
+    let bmc = SimulatedBmc::start_local(Persona::Ilo5, PW).await.unwrap();
+    bmc.set_faults(Faults { error_500: vec!["GET /Managers x1".parse().unwrap()], ..Faults::default() });
+    let r = Pinned::to(&bmc).get("/redfish/v1/Managers/", "Administrator", PW).await.unwrap();
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": {"code": "iLO.0.10.ExtendedInfo",
+            "message": "See @Message.ExtendedInfo for more information.",
+            "@Message.ExtendedInfo": [{"MessageId": "Base.1.18.InternalError"}]}})
+    );
 }

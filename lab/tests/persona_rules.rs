@@ -321,7 +321,6 @@ fn ilo_ids_are_variable_with_trailing_slashes_on_ilo5() {
     assert!(uris.iter().all(|u| u.ends_with('/')), "{uris:?}");
     let ops = get(&mut b, &format!("/redfish/v1/AccountService/Accounts/{id}/"));
     assert_eq!(ops.body["UserName"], "ops");
-    assert_ne!(ops.body["Oem"]["Hpe"]["LoginName"], "ops", "LoginName is a description, not the login");
 
     let mut b6 = bmc(Persona::Ilo6);
     let members = get(&mut b6, "/redfish/v1/AccountService/Accounts").body["Members"].clone();
@@ -350,6 +349,11 @@ fn ilo_policy_messages_carry_their_arguments() {
     assert_eq!(info["MessageId"], "iLO.2.34.InvalidPasswordLength");
     assert_eq!(info["MessageArgs"], json!(["8", "39"]));
     let r = patch(&mut b, path, ("Administrator", PW), None, json!({"Password": "onlylowercase"}));
+    assert_eq!(r.status, 200, "complexity is off by default: {}", r.body);
+    let on = json!({"Oem": {"Hpe": {"EnforcePasswordComplexity": true}}});
+    let admin = ("Administrator", "onlylowercase");
+    assert_eq!(patch(&mut b, "/redfish/v1/AccountService", admin, None, on).status, 200);
+    let r = patch(&mut b, path, admin, None, json!({"Password": "alsolowercase"}));
     assert_eq!(ids(&r), "iLO.2.34.InvalidPasswordComplexity");
 }
 
@@ -360,8 +364,9 @@ fn ilo5_delays_failed_logins_and_never_locks() {
         let r = login(&mut b, "Administrator", "wrong");
         assert_eq!(r.status, 401);
         assert!(ids(&r).contains("UnauthorizedLoginAttempt"));
-        assert_eq!(!r.delay.is_zero(), attempt > 3, "attempt {attempt}");
-        if attempt > 3 {
+        let delay = if attempt > 1 { Duration::from_secs(10) } else { Duration::ZERO };
+        assert_eq!(r.delay, delay, "attempt {attempt}: delayed after 1 failure, by 10 s");
+        if attempt > 1 {
             assert!(ids(&r).contains("LoginAttemptDelayedSeconds"));
         }
     }
@@ -562,4 +567,243 @@ fn idrac_ignores_password_change_required_on_patch() {
         json!({"PasswordChangeRequired": true}),
     );
     assert!(x.account("USERID").unwrap().change_required, "XCC honours it");
+}
+
+// ---- the vendors' dialects (issue 15) --------------------------------------------------------
+
+#[test]
+fn ilo_errors_carry_message_ids_and_arguments_only() {
+    for persona in [Persona::Ilo5, Persona::Ilo6] {
+        let mut b = bmc(persona);
+        let r = patch(
+            &mut b,
+            "/redfish/v1/AccountService/Accounts/1",
+            ("Administrator", PW),
+            None,
+            json!({"Password": "Sh0rt!"}),
+        );
+        assert_eq!(r.status, 400, "{persona}");
+        assert_eq!(
+            r.body,
+            json!({"error": {"code": "iLO.0.10.ExtendedInfo", "message": "See @Message.ExtendedInfo for more information.",
+                "@Message.ExtendedInfo": [{"MessageId": "iLO.2.34.InvalidPasswordLength", "MessageArgs": ["8", "39"]}]}}),
+            "{persona}"
+        );
+        let r = get(&mut b, "/redfish/v1/AccountService/Accounts/99");
+        assert_eq!(r.status, 404);
+        assert_eq!(r.body["error"]["code"], "iLO.0.10.ExtendedInfo");
+        let info = &r.body["error"]["@Message.ExtendedInfo"][0];
+        assert!(info.get("Message").is_none() && info.get("Severity").is_none(), "{persona}: {info}");
+        let r = login(&mut b, "Administrator", "wrong");
+        assert_eq!(
+            r.body["error"]["@Message.ExtendedInfo"],
+            json!([{"MessageId": "iLO.2.34.UnauthorizedLoginAttempt"}])
+        );
+    }
+}
+
+#[test]
+fn ilo_echoes_the_trailing_slash_form_the_request_used() {
+    for persona in [Persona::Ilo5, Persona::Ilo6] {
+        let mut b = bmc(persona);
+        for path in [
+            "/redfish/v1/AccountService/Accounts/1",
+            "/redfish/v1/AccountService/Accounts/1/",
+            "/redfish/v1/",
+            "/redfish/v1",
+        ] {
+            assert_eq!(get(&mut b, path).body["@odata.id"], path, "{persona}");
+        }
+    }
+    let mut b = bmc(Persona::Ilo5);
+    let members = get(&mut b, "/redfish/v1/AccountService/Accounts").body["Members"].clone();
+    assert_eq!(members[0]["@odata.id"], "/redfish/v1/AccountService/Accounts/1/", "links keep the persona's form");
+}
+
+#[test]
+fn xcc_401_text_matches_its_message_id() {
+    let mut b = bmc(Persona::Xcc2);
+    let r = b.handle(&LabRequest::new("GET", "/redfish/v1/Managers").basic("USERID", "wrong"));
+    let info = &r.body["error"]["@Message.ExtendedInfo"][0];
+    assert_eq!(info["MessageId"], "Base.1.17.NoValidSession");
+    assert_eq!(info["Message"], "There is no valid session established with the implementation.");
+    assert_eq!(info["MessageArgs"], json!([]));
+    let mut b = bmc(Persona::Xcc3);
+    let r = b.handle(&LabRequest::new("GET", "/redfish/v1/Managers").basic("USERID", "wrong"));
+    let info = &r.body["error"]["@Message.ExtendedInfo"][0];
+    assert_eq!(info["MessageId"], "Base.1.17.AccessDenied");
+    assert_eq!(info["MessageArgs"], json!(["/redfish/v1/Managers"]));
+    assert_eq!(
+        info["Message"],
+        "While attempting to establish a connection to '/redfish/v1/Managers', the service denied access."
+    );
+}
+
+#[test]
+fn resource_not_found_names_the_type_and_the_missing_name() {
+    let mut b = bmc(Persona::Idrac9);
+    let r = get(&mut b, "/redfish/v1/AccountService/Accounts/99");
+    assert_eq!(r.status, 404);
+    let info = &r.body["error"]["@Message.ExtendedInfo"][0];
+    assert_eq!(info["MessageArgs"], json!(["ManagerAccount", "99"]));
+    assert_eq!(info["Message"], "The requested resource of type ManagerAccount named '99' was not found.");
+    let r = get(&mut b, "/redfish/v1/SessionService/Sessions/77");
+    assert_eq!(r.body["error"]["@Message.ExtendedInfo"][0]["MessageArgs"], json!(["Session", "77"]));
+}
+
+#[test]
+fn idrac_patch_success_has_the_new_etag_sys413_and_the_resource_identity() {
+    for persona in [Persona::Idrac9, Persona::Idrac10] {
+        let mut b = bmc(persona);
+        let id = b.add_account("ops", "Ops-Pass-11!", "Operator").unwrap();
+        let path = account_path(&b, id);
+        let r = patch(&mut b, &path, ("root", PW), None, json!({"Password": "New-Pass-22!"}));
+        assert_eq!(r.status, 200, "{persona}: {}", r.body);
+        assert_eq!(r.header("etag"), Some(etag_of(&mut b, &path).as_str()), "{persona}: the tag after the change");
+        assert_eq!(r.header("content-type"), Some("application/json;odata.metadata=minimal;charset=utf-8"));
+        let registry = persona.profile().registry;
+        assert_eq!(ids(&r), format!("Base.1.18.Success,{registry}.SYS413"), "{persona}");
+        assert_eq!(r.body["@odata.id"], path);
+        assert_eq!(r.body["@odata.context"], "/redfish/v1/$metadata#ManagerAccount.ManagerAccount");
+        assert_eq!(r.body["@odata.type"], "#ManagerAccount.v1_12_0.ManagerAccount");
+        assert_eq!(
+            (r.body["Id"].as_str(), r.body["Name"].as_str()),
+            (Some(id.to_string().as_str()), Some("User Account"))
+        );
+        assert!(r.body.get("UserName").is_none(), "identity only, not the resource: {}", r.body);
+    }
+}
+
+#[test]
+fn idrac_dell_attributes_read_back_the_user_slots() {
+    for persona in [Persona::Idrac9, Persona::Idrac10] {
+        let mut b = bmc(persona);
+        let r = get(&mut b, "/redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1");
+        assert_eq!(r.status, 200, "{persona}");
+        let attributes = &r.body["Attributes"];
+        assert_eq!(attributes["Users.2.UserName"], "root");
+        assert!(attributes["Users.2.Password"].is_null());
+        assert_eq!(attributes["Users.2.Privilege"], 511);
+        assert_eq!(attributes["Users.2.Enable"], "Enabled");
+        assert_eq!(attributes["Users.3.Enable"], "Disabled");
+        assert_eq!(r.body["Id"], "iDRAC.Embedded.1");
+    }
+}
+
+#[test]
+fn ilo_accounts_and_account_service_as_captured() {
+    for persona in [Persona::Ilo5, Persona::Ilo6] {
+        let mut b = bmc(persona);
+        let id = b.add_account("ops", "Ops-Pass-11", "ReadOnly").unwrap();
+        let admin = get(&mut b, "/redfish/v1/AccountService/Accounts/1").body["Oem"]["Hpe"].clone();
+        assert_eq!(admin["LoginName"], "Administrator", "{persona}: LoginName defaults to the user name");
+        let privileges = admin["Privileges"].as_object().unwrap();
+        assert_eq!(privileges.len(), 10, "{persona}: {privileges:?}");
+        assert!(privileges.values().all(|v| v == true), "{persona}: Administrator holds every privilege");
+        let ops = get(&mut b, &format!("/redfish/v1/AccountService/Accounts/{id}")).body["Oem"]["Hpe"].clone();
+        assert_eq!(ops["LoginName"], "ops");
+        assert_eq!(
+            (ops["Privileges"]["LoginPriv"].as_bool(), ops["Privileges"]["UserConfigPriv"].as_bool()),
+            (Some(true), Some(false))
+        );
+        let service = get(&mut b, "/redfish/v1/AccountService").body["Oem"]["Hpe"].clone();
+        assert_eq!(service["EnforcePasswordComplexity"], false, "{persona}");
+        assert_eq!(service["MinPasswordLength"], 8);
+    }
+    let mut b = bmc(Persona::Ilo5);
+    let service = get(&mut b, "/redfish/v1/AccountService").body["Oem"]["Hpe"].clone();
+    assert_eq!(
+        (service["AuthFailuresBeforeDelay"].as_u64(), service["AuthFailureDelayTimeSeconds"].as_u64()),
+        (Some(1), Some(10))
+    );
+    let shorter = json!({"Oem": {"Hpe": {"AuthFailuresBeforeDelay": 3, "AuthFailureDelayTimeSeconds": 2}}});
+    let r = patch(&mut b, "/redfish/v1/AccountService", ("Administrator", PW), None, shorter);
+    assert_eq!(
+        (
+            r.body["Oem"]["Hpe"]["AuthFailuresBeforeDelay"].as_u64(),
+            r.body["Oem"]["Hpe"]["AuthFailureDelayTimeSeconds"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+    for _ in 0..3 {
+        assert!(login(&mut b, "Administrator", "wrong").delay.is_zero());
+    }
+    assert_eq!(login(&mut b, "Administrator", "wrong").delay, Duration::from_secs(2));
+}
+
+/// Every `@odata.id` in a body, nested ones included.
+fn links(body: &Value, out: &mut Vec<String>) {
+    match body {
+        Value::Object(fields) => {
+            for (k, v) in fields {
+                match (k.as_str(), v.as_str()) {
+                    ("@odata.id", Some(uri)) => out.push(uri.to_owned()),
+                    _ => links(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| links(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn service_roots_link_the_vendors_resources_and_every_link_resolves() {
+    for persona in Persona::ALL {
+        let mut b = bmc(persona);
+        let root = get(&mut b, "/redfish/v1/").body;
+        for link in ["Systems", "Chassis", "UpdateService", "Registries", "JsonSchemas", "Tasks", "EventService"] {
+            assert!(root[link]["@odata.id"].is_string(), "{persona}: the root links {link}");
+        }
+        let dell = persona.profile().vendor == "Dell";
+        assert_eq!(root["@odata.id"], if dell { "/redfish/v1" } else { "/redfish/v1/" }, "{persona}");
+        let (mut queue, mut seen) = (vec!["/redfish/v1/".to_owned()], std::collections::HashSet::new());
+        while let Some(uri) = queue.pop() {
+            if !seen.insert(uri.trim_end_matches('/').to_owned()) {
+                continue;
+            }
+            let r = get(&mut b, &uri);
+            assert_eq!(r.status, 200, "{persona}: {uri} is linked but answers {}", r.body);
+            assert_eq!(r.body["@odata.id"].as_str().map(|u| u.trim_end_matches('/')), Some(uri.trim_end_matches('/')));
+            links(&r.body, &mut queue);
+        }
+        let (system, manager) = if dell { ("System.Embedded.1", "iDRAC.Embedded.1") } else { ("1", "1") };
+        let slash = if persona == Persona::Ilo5 { "/" } else { "" };
+        for uri in [format!("/redfish/v1/Systems/{system}"), format!("/redfish/v1/Chassis/{system}")] {
+            assert!(seen.contains(&uri), "{persona}: {uri} among {seen:?}");
+        }
+        let members = get(&mut b, "/redfish/v1/Systems").body["Members"].clone();
+        assert_eq!(members, json!([{"@odata.id": format!("/redfish/v1/Systems/{system}{slash}")}]), "{persona}");
+        let registries = get(&mut b, "/redfish/v1/Registries").body["Members"].clone();
+        let base = get(&mut b, registries[0]["@odata.id"].as_str().unwrap()).body;
+        assert_eq!(base["Registry"], "Base.1.18", "{persona}: the Base registry's file");
+        let protocol = get(&mut b, &format!("/redfish/v1/Managers/{manager}/NetworkProtocol")).body;
+        assert_eq!(protocol["SNMP"]["EnableSNMPv3"], true, "{persona}");
+        assert_eq!(protocol["SNMP"]["EnableSNMPv1"], false, "{persona}");
+        let patch =
+            patch(&mut b, &format!("/redfish/v1/Systems/{system}"), (default_user(persona), PW), None, json!({}));
+        assert_eq!(patch.status, 405, "{persona}: read-only");
+    }
+}
+
+#[test]
+fn ilo_root_names_the_firmware_as_a_number_and_links_the_resource_directory() {
+    for (persona, generation, version) in [(Persona::Ilo5, "iLO 5", "3.10"), (Persona::Ilo6, "iLO 6", "1.62")] {
+        let mut b = bmc(persona);
+        let root = get(&mut b, "/redfish/v1/").body;
+        let manager = &root["Oem"]["Hpe"]["Manager"][0];
+        assert_eq!(
+            (manager["ManagerType"].as_str(), manager["ManagerFirmwareVersion"].as_str()),
+            (Some(generation), Some(version))
+        );
+        assert!(version.parse::<f64>().is_ok());
+        let directory = root["Oem"]["Hpe"]["Links"]["ResourceDirectory"]["@odata.id"].as_str().unwrap().to_owned();
+        let r = get(&mut b, &directory);
+        assert_eq!(r.status, 200, "{persona}");
+        let instances = r.body["Instances"].as_array().unwrap();
+        let account =
+            format!("/redfish/v1/AccountService/Accounts/1{}", if persona == Persona::Ilo5 { "/" } else { "" });
+        assert!(instances.iter().any(|i| i["@odata.id"] == account.as_str()), "{persona}: {instances:?}");
+        assert!(instances.iter().all(|i| i["@odata.type"].is_string()));
+    }
 }

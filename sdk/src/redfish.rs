@@ -158,6 +158,9 @@ impl fmt::Display for ExtendedInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.message_id.is_empty(), self.message.is_empty()) {
             (false, false) => write!(f, "{}: {}", self.message_id, self.message),
+            // iLO sends no text, only the id and its arguments (the limits a password missed):
+            // the arguments are all the operator gets.
+            (false, true) if !self.args.is_empty() => write!(f, "{} ({})", self.message_id, self.args.join(", ")),
             (false, true) => f.write_str(&self.message_id),
             _ => f.write_str(&self.message),
         }
@@ -509,6 +512,10 @@ mod tests {
         assert_eq!(extended_info(&top)[0].severity, "OK");
         let bare = json!({"error": {"code": "Base.1.0.GeneralError", "message": "boom"}});
         assert_eq!(extended_info(&bare)[0].to_string(), "Base.1.0.GeneralError: boom");
+        // As real iLO answers: no text, the limits in the arguments.
+        let ilo = json!({"error": {"code": "iLO.0.10.ExtendedInfo", "message": "See @Message.ExtendedInfo",
+            "@Message.ExtendedInfo": [{"MessageId": "iLO.2.14.InvalidPasswordLength", "MessageArgs": [8, 39]}]}});
+        assert_eq!(extended_info(&ilo)[0].to_string(), "iLO.2.14.InvalidPasswordLength (8, 39)");
     }
 
     fn error(status: u16, id: &str, args: &[&str]) -> PluginError {

@@ -96,13 +96,18 @@ async fn a_wrong_profile_fails_in_probe_with_a_clear_message() {
 #[tokio::test]
 async fn policy_refusals_quote_the_vendor() {
     let cases = [
-        (Persona::Ilo6, "Sh0rt!", "between 8 to 39"),
-        (Persona::Ilo5, "onlylowercase1", "three of the following"),
+        // iLO's messages carry no text, only their MessageId and arguments.
+        (Persona::Ilo6, "Sh0rt!", "InvalidPasswordLength"),
+        (Persona::Ilo5, "onlylowercase1", "InvalidPasswordComplexity"),
         (Persona::Idrac9, "alllowercase1", "Password"),
         (Persona::Xcc2, "Paaassw0rd", "repeat"),
     ];
     for (persona, bad, quote) in cases {
         let b = bench(persona).await;
+        if persona == Persona::Ilo5 {
+            // iLO ships with complexity off; an administrator switches it on.
+            b.bmc.state().policy_mut().complexity = bmc_lab::persona::Complexity::ThreeOfFour;
+        }
         let error = plugin(plugin_for(persona))
             .await
             .change_password(b.ctx(START, Some(bad)), &b.own())
@@ -180,8 +185,9 @@ async fn ilo_finds_accounts_by_user_name_not_login_name() {
     let probe = ilo.probe(b.ctx(START, None), &b.target("azsbmc", "Administrator")).await.result.unwrap();
     assert!(probe.account_uri.ends_with('/'), "iLO 5 URIs keep their trailing slash: {}", probe.account_uri);
     assert_eq!(probe.family, "iLO5");
-    // `azsbmc (local)` is the account's LoginName (a description): not a login.
-    let error = ilo.probe(b.ctx(START, None), &b.target("azsbmc (local)", "Administrator")).await.result.unwrap_err();
+    // iLO's LoginName starts as the user name; once edited it is a description, not a login.
+    b.bmc.state().account_mut("azsbmc").unwrap().login_name = "Rotation account".into();
+    let error = ilo.probe(b.ctx(START, None), &b.target("Rotation account", "Administrator")).await.result.unwrap_err();
     assert_eq!(kind(&error), ErrorKind::AccountNotFound);
 }
 
@@ -318,4 +324,13 @@ async fn ilo_sessions_are_closed_through_their_absolute_location() {
             "{persona}: {deletes:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_s_baseline_manifest_is_the_host_s() {
+    // The iLO plugin declares no capability beyond the SDK's baseline: what its section holds is
+    // the SDK's `BASELINE_CAPABILITIES`, and it must be the host's `BASELINE` rule for rule, or
+    // every SDK-built plugin would be refused or granted more than the host documents.
+    let ilo = plugin("hpe_ilo").await;
+    assert_eq!(ilo.metadata.capabilities, bmc_rotate::runtime::capabilities::Manifest::baseline());
 }

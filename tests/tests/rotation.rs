@@ -353,6 +353,11 @@ impl Observer for OutOfBand {
 async fn a_password_changed_out_of_band_costs_that_bmc_one_failed_login_per_command() {
     let run = Run::start("ledger", "[fleet]\ndell-idrac9 = 2\nhpe-ilo5 = 1\n").await;
     let target = run.stamp.lab.bmcs().iter().find(|b| b.name() == "hpe-ilo5-01").unwrap();
+    // iLO 5 ships delaying every login after the first failure by 10 s, longer than a resume's
+    // verification budget; this test is about the ledger, so the iLO delays only from the
+    // fourth failure on, by 5 s.
+    *target.state().failed_logins_mut() =
+        bmc_lab::persona::FailedLogins::Delay { after: 3, delay: std::time::Duration::from_secs(5) };
     let refusals = || target.state().requests().iter().filter(|r| r.status == 401).count();
     let observer = Arc::new(OutOfBand(target.state_handle()));
     let (report, journal, _) = run.rotate_observed(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options(), observer).await;
@@ -444,4 +449,43 @@ async fn resume_refuses_a_new_password_azure_stack_would_refuse_before_contactin
     let contacted: usize = run.stamp.lab.bmcs().iter().map(|b| b.state().requests().len()).sum();
     assert_eq!(contacted, 0, "no BMC was contacted");
     assert!(run.all_hold(OLD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_held_past_the_call_budget_counts_against_the_bmcs_budget() {
+    // iLO holds the answer to every login after a failure (10 s as shipped; 4 s here, past the
+    // tests' 3 s call budget). A login cut short that way may have been refused and counted by
+    // the BMC: the resume must not try the other password on top of it.
+    let run = Run::start("held", "[fleet]\ndell-idrac9 = 1\nhpe-ilo5 = 1\n").await;
+    let target = run.stamp.lab.bmcs().iter().find(|b| b.name() == "hpe-ilo5-01").unwrap();
+    *target.state().failed_logins_mut() =
+        bmc_lab::persona::FailedLogins::Delay { after: 1, delay: std::time::Duration::from_secs(4) };
+    let logins =
+        || target.state().requests().iter().filter(|r| r.method == "POST" && r.path.contains("Sessions")).count();
+    let observer = Arc::new(OutOfBand(target.state_handle()));
+    let (_, journal, _) = run.rotate_observed(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options(), observer).await;
+    let journal = journal.unwrap();
+    let before = logins();
+    let (_, members) =
+        members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default()).await.unwrap();
+    let report = bmc_rotate::fleet::engine::resume(
+        &journal,
+        members,
+        Arc::new(SecretString::from(OLD)),
+        Arc::new(SecretString::from(NEW)),
+        Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
+        Arc::new(Silent),
+        &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
+    )
+    .await
+    .unwrap();
+    // Let the held answer land in the BMC's log.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(logins() - before, 1, "one login on the iLO in this resume, the one cut short");
+    let ilo = report.bmcs.iter().find(|b| b.name == "hpe-ilo5-01").unwrap();
+    assert_eq!(ilo.result, "needs-attention", "{ilo:?}");
+    let unanswered = records(&journal).into_iter().any(|r| {
+        matches!(r, Record::LoginRefused { failure: bmc_rotate::fleet::ledger::LoginFailure::Unanswered, .. })
+    });
+    assert!(unanswered, "journalled as a login whose answer was never read");
 }

@@ -4,7 +4,7 @@
 
 use super::progress::Display;
 use super::rotate::{exit_code, print, save_generated};
-use super::{CliError, CmdResult, Output, exit};
+use super::{CliError, CmdResult, RunOutput, exit};
 use crate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab, mixed_fleet};
 use crate::fleet::engine::{self, Preflight, RotationOptions, RunOutcome, RunSecrets};
 use crate::fleet::journal;
@@ -129,7 +129,7 @@ async fn run_once(
         }
     };
     drop(display);
-    print(&report, journal.as_deref(), Output::Table);
+    print(&report, journal.as_deref(), RunOutput::Table);
     let new = crate::files::open_bounded(&password_path, "the generated password", crate::files::MAX_SECRET_FILE)
         .and_then(|file| file.read_secret())
         .ok()

@@ -70,12 +70,44 @@ impl CliError {
         self
     }
 
-    fn report(&self) -> ExitCode {
+    /// The stable word for what went wrong, by exit code: `bad-input` (2), `failed` (1),
+    /// `needs-resume` (4).
+    pub fn kind(&self) -> &'static str {
+        match self.code {
+            exit::BAD_INPUT => "bad-input",
+            exit::NEEDS_RESUME => "needs-resume",
+            exit::ROLLED_BACK => "rolled-back",
+            _ => "failed",
+        }
+    }
+
+    /// Prints the error: `error:` lines on stderr for people and, under `--output json` (or
+    /// `jsonl`), one JSON object on stdout too, where a script reads everything else.
+    fn report(&self, errors: Errors) -> ExitCode {
+        let json = serde_json::json!({
+            "kind": self.kind(),
+            "exit_code": self.code,
+            "messages": self.messages,
+            "hint": self.hint,
+        });
+        // Always for people on stderr; for scripts on stdout as well, where they read the rest.
         for message in &self.messages {
             eprintln!("error: {message}");
         }
         if let Some(hint) = &self.hint {
             eprintln!("hint: {hint}");
+        }
+        match errors {
+            Errors::Text => {}
+            Errors::Json => {
+                let document = serde_json::json!({ "error": json });
+                println!("{}", serde_json::to_string_pretty(&document).expect("serialisable"));
+            }
+            Errors::Event => {
+                let mut event = json;
+                event["event"] = "error".into();
+                println!("{event}");
+            }
         }
         ExitCode::from(self.code)
     }
@@ -129,6 +161,38 @@ pub struct Cli {
     command: Command,
 }
 
+/// How a command's errors are printed: for people, or as JSON where its `--output` sends JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Errors {
+    Text,
+    Json,
+    /// One `{"event": "error", …}` line, as the last of a `jsonl` stream.
+    Event,
+}
+
+impl Command {
+    fn errors(&self) -> Errors {
+        let one = |output: &Output| if *output == Output::Json { Errors::Json } else { Errors::Text };
+        match self {
+            Command::Rotate { output, .. } | Command::Resume { output, .. } => match output {
+                RunOutput::Table => Errors::Text,
+                RunOutput::Json => Errors::Json,
+                RunOutput::Jsonl => Errors::Event,
+            },
+            Command::Status { output, .. }
+            | Command::Pep(PepCommand::Check { output, .. })
+            | Command::Pep(PepCommand::SetCredential { output, .. })
+            | Command::Profiles(ProfilesCommand::List { output, .. })
+            | Command::Profiles(ProfilesCommand::Show { output, .. })
+            | Command::Plugins(PluginsCommand::List { output, .. })
+            | Command::Plugins(PluginsCommand::Inspect { output, .. }) => one(output),
+            #[cfg(feature = "lab")]
+            Command::Plugins(PluginsCommand::Test { output, .. }) => one(output),
+            _ => Errors::Text,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     #[cfg_attr(feature = "lab", doc = "Inspect and test vendor plugins (WebAssembly components).")]
@@ -149,9 +213,9 @@ enum Command {
         args: rotate::RotateArgs,
         #[command(flatten)]
         sources: rotate::Sources,
-        /// Output format of the final report.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        /// Output: a table, one JSON report, or JSON lines as the run goes.
+        #[arg(long, value_enum, default_value_t = RunOutput::Table)]
+        output: RunOutput,
     },
     /// Converge an interrupted or failed run from its journal: find what each BMC holds, finish
     /// (or finish rolling back) and tell the privileged endpoint. Stdin order: old BMC password,
@@ -161,9 +225,9 @@ enum Command {
         args: rotate::ResumeArgs,
         #[command(flatten)]
         sources: rotate::Sources,
-        /// Output format of the final report.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        /// Output: a table, one JSON report, or JSON lines as the run goes.
+        #[arg(long, value_enum, default_value_t = RunOutput::Table)]
+        output: RunOutput,
     },
     /// Find the BMCs at some addresses and write their inventory: per address a TLS handshake
     /// that records the certificate (its SHA-256 becomes the pin) and an anonymous
@@ -372,11 +436,25 @@ pub enum Output {
     Json,
 }
 
+/// How a run (`rotate`, `resume`) is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunOutput {
+    /// Progress on stderr, then an aligned report for people.
+    Table,
+    /// One JSON document at the end.
+    Json,
+    /// One JSON object per line on stdout as the run goes (phases, BMCs, PEP, notes), the last
+    /// one the report: for orchestrators that follow a run live.
+    Jsonl,
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    match start(Cli::parse()) {
+    let cli = Cli::parse();
+    let errors = cli.command.errors();
+    match start(cli) {
         Ok(code) => code,
-        Err(error) => error.report(),
+        Err(error) => error.report(errors),
     }
 }
 

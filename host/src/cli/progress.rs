@@ -1,6 +1,6 @@
-//! Showing a run as it goes, on stderr: a progress bar per phase on a terminal, one plain line
-//! per event otherwise (CI logs, pipes). Never a secret: only names, counts and messages the
-//! layers below already scrubbed.
+//! Showing a run as it goes: on stderr a progress bar per phase on a terminal, one plain line
+//! per event otherwise (CI logs, pipes); or, for `--output jsonl`, one JSON object per event on
+//! stdout. Never a secret: only names, counts and messages the layers below already scrubbed.
 
 use crate::fleet::engine::{Observer, Phase};
 use crate::pep::{PepEvent, Progress};
@@ -8,16 +8,43 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
-/// Progress bars on a terminal, lines elsewhere.
+/// Progress bars on a terminal, lines elsewhere, or JSON events.
 pub struct Display {
     bar: Mutex<Option<(Phase, ProgressBar)>>,
     tty: bool,
+    /// `--output jsonl`: events on stdout instead of anything on stderr.
+    events: bool,
+    /// The BMCs being worked on in the current phase, in the order they started.
+    in_flight: Mutex<Vec<String>>,
 }
 
 impl Display {
     /// Chooses bars when stderr is a terminal.
     pub fn new() -> Arc<Display> {
-        Arc::new(Display { bar: Mutex::new(None), tty: std::io::stderr().is_terminal() })
+        Arc::new(Display {
+            bar: Mutex::new(None),
+            tty: std::io::stderr().is_terminal(),
+            events: false,
+            in_flight: Mutex::default(),
+        })
+    }
+
+    /// One JSON object per event on stdout (`--output jsonl`).
+    pub fn events() -> Arc<Display> {
+        Arc::new(Display { bar: Mutex::new(None), tty: false, events: true, in_flight: Mutex::default() })
+    }
+
+    /// Writes one event line; the current phase is added to BMC events.
+    pub fn event(&self, mut event: serde_json::Value) {
+        use std::io::Write;
+        if let Some((phase, _)) = &*self.bar.lock().expect("bar")
+            && event["event"] == "bmc"
+        {
+            event["phase"] = serde_json::to_value(phase).expect("a word");
+        }
+        // One write per line, flushed: a reader follows the run as it goes.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{event}").and_then(|()| out.flush());
     }
 
     /// Runs `f` with the bars hidden, so what it writes to the terminal stays readable.
@@ -28,7 +55,22 @@ impl Display {
         }
     }
 
+    /// The bar's message: which BMCs are in flight — at high latency the bar may not move for a
+    /// while, and the operator should see what it waits for.
+    fn show_in_flight(&self, bar: &ProgressBar) {
+        let names = self.in_flight.lock().expect("in flight");
+        let message = match names.len() {
+            0 => String::new(),
+            1..=4 => format!("in flight: {}", names.join(", ")),
+            n => format!("in flight: {} and {} more", names[..3].join(", "), n - 3),
+        };
+        bar.set_message(message);
+    }
+
     fn line(&self, text: &str) {
+        if self.events {
+            return self.event(serde_json::json!({ "event": "note", "text": text }));
+        }
         match &*self.bar.lock().expect("bar") {
             Some((_, bar)) if self.tty => bar.println(text),
             _ => eprintln!("{text}"),
@@ -38,6 +80,13 @@ impl Display {
 
 impl Observer for Display {
     fn phase(&self, phase: Phase, total: usize) {
+        if self.events {
+            self.event(serde_json::json!({ "event": "phase", "phase": phase, "total": total }));
+            let bar = ProgressBar::hidden();
+            *self.bar.lock().expect("bar") = Some((phase, bar));
+            return;
+        }
+        self.in_flight.lock().expect("in flight").clear();
         let mut slot = self.bar.lock().expect("bar");
         if let Some((_, bar)) = slot.take() {
             bar.finish();
@@ -48,7 +97,7 @@ impl Observer for Display {
         }
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>10.bold} [{bar:30}] {pos}/{len} {elapsed:>4} {wide_msg}")
+            ProgressStyle::with_template("{prefix:>12.bold} [{bar:30}] {pos}/{len} {elapsed:>4} {wide_msg}")
                 .expect("valid template")
                 .progress_chars("=> "),
         );
@@ -56,14 +105,28 @@ impl Observer for Display {
         *slot = Some((phase, bar));
     }
 
+    fn started(&self, bmc: &str) {
+        if self.events || !self.tty {
+            return;
+        }
+        self.in_flight.lock().expect("in flight").push(bmc.to_owned());
+        if let Some((_, bar)) = &*self.bar.lock().expect("bar") {
+            self.show_in_flight(bar);
+        }
+    }
+
     fn advanced(&self, bmc: &str, ok: bool, detail: &str) {
+        if self.events {
+            return self.event(serde_json::json!({ "event": "bmc", "bmc": bmc, "ok": ok, "detail": detail }));
+        }
+        self.in_flight.lock().expect("in flight").retain(|b| b != bmc);
         let slot = self.bar.lock().expect("bar");
         match &*slot {
             Some((phase, bar)) if self.tty => {
                 bar.inc(1);
-                bar.set_message(bmc.to_owned());
+                self.show_in_flight(bar);
                 if !ok {
-                    bar.println(format!("{:>10} {bmc}: {detail}", phase.label()));
+                    bar.println(format!("{:>12} {bmc}: {detail}", phase.label()));
                 }
             }
             _ => {
@@ -79,6 +142,15 @@ impl Observer for Display {
     }
 
     fn pep_progress(&self) -> Progress {
+        if self.events {
+            return Arc::new(|event: PepEvent| {
+                let text = super::pep::describe_event(event);
+                let line = serde_json::json!({ "event": "pep", "text": text });
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            });
+        }
         let tty = self.tty;
         let bar = self.bar.lock().expect("bar").as_ref().map(|(_, b)| b.clone());
         Arc::new(move |event: PepEvent| {

@@ -3,10 +3,9 @@
 use super::args::SecretSourceParser;
 use super::pep::{PepArgs, StampArgs, client};
 use super::progress::Display;
-use super::{CliError, CmdResult, Output, exit, read_secret, render};
+use super::{CliError, CmdResult, Output, RunOutput, exit, read_secret, render};
 use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::cancel::Cancel;
-use crate::fleet::engine::Observer as _;
 use crate::fleet::engine::{
     self, PepStep, Plan, Preflight, ResumeError, ResumeOptions, RotationOptions, RunOutcome, RunReport, RunSecrets,
     RunState,
@@ -147,12 +146,12 @@ fn pep_step(
 /// Writes a generated password where the operator asked, before anything changes.
 pub(super) fn save_generated(out: &Path, password: &SecretString) -> Result<(), String> {
     if out == Path::new("-") {
-        let mut tty = std::fs::OpenOptions::new()
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .open("/dev/tty")
             .map_err(|e| format!("--password-out -: no terminal to show the password on ({e})"))?;
-        return writeln!(tty, "generated BMC password (store it now): {}", password.expose_secret())
-            .map_err(|e| format!("/dev/tty: {e}"));
+        return show_until_stored(&tty, std::io::BufReader::new(&tty), password).map_err(|e| format!("/dev/tty: {e}"));
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -163,6 +162,23 @@ pub(super) fn save_generated(out: &Path, password: &SecretString) -> Result<(), 
     writeln!(file, "{}", password.expose_secret())
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// Shows the password, waits for Enter (the operator stores it meanwhile), then clears both lines
+/// from the screen, so it does not stay in view or in the terminal's scroll-back above the run.
+fn show_until_stored(
+    mut out: impl Write,
+    mut input: impl std::io::BufRead,
+    password: &SecretString,
+) -> std::io::Result<()> {
+    write!(out, "generated BMC password: {}\nstore it now, then press Enter: ", password.expose_secret())?;
+    out.flush()?;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    input.read_line(&mut line)?;
+    // Up two lines (the password's and the prompt's, whose Enter moved down one), clearing
+    // each: `ESC [ 1 A` moves up, `ESC [ 2 K` erases the line.
+    write!(out, "\x1b[1A\x1b[2K\x1b[1A\x1b[2K\r")?;
+    out.flush()
 }
 
 /// Appends to the audit log; a log that cannot be written is a warning, not a reason to hide
@@ -205,28 +221,34 @@ fn interrupted(report: &RunReport, journal: Option<&Path>) -> u8 {
 }
 
 /// A dry run's end: the plan, then the preflight's report.
-fn print_with_plan(report: &RunReport, plan: &Plan, output: Output) {
+fn print_with_plan(report: &RunReport, plan: &Plan, output: RunOutput) {
     match output {
-        Output::Json => {
+        RunOutput::Json => {
             let json = serde_json::json!({ "report": report, "plan": plan, "journal": null });
             println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
         }
-        Output::Table => {
+        RunOutput::Jsonl => {
+            println!("{}", serde_json::json!({ "event": "end", "report": report, "plan": plan, "journal": null }));
+        }
+        RunOutput::Table => {
             println!("{}", super::plan::render(plan));
             print(report, None, output);
         }
     }
 }
 
-pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) {
+pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: RunOutput) {
+    // Lossy: a path need not be UTF-8, and serde refuses one that is not.
+    let journal = journal.map(|j| j.to_string_lossy());
     match output {
-        Output::Json => {
-            // Lossy: a path need not be UTF-8, and serde refuses one that is not.
-            let journal = journal.map(|j| j.to_string_lossy());
+        RunOutput::Json => {
             let json = serde_json::json!({ "report": report, "journal": journal });
             println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
         }
-        Output::Table => {
+        RunOutput::Jsonl => {
+            println!("{}", serde_json::json!({ "event": "end", "report": report, "journal": journal }));
+        }
+        RunOutput::Table => {
             let rows: Vec<Vec<String>> = report
                 .bmcs
                 .iter()
@@ -236,13 +258,19 @@ pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) 
                         b.vendor.clone(),
                         b.family.clone(),
                         b.result.as_str().to_owned(),
-                        engine::name(b.holds).to_owned(),
+                        // A BMC preflight could not log in to: what it holds was never verified.
+                        if b.result == engine::BmcResult::PreflightFailed && b.holds == journal::Which::Unknown {
+                            "-".to_owned()
+                        } else {
+                            engine::name(b.holds).to_owned()
+                        },
                         format!("{:.1}s", b.duration.as_secs_f64()),
                         b.error.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
-            print!("{}", render::table(&["BMC", "VENDOR", "FAMILY", "RESULT", "HOLDS", "TIME", "ERROR"], &rows));
+            let header = ["BMC", "VENDOR", "FAMILY", "RESULT", "HOLDS", "TIME", "ERROR"];
+            print!("{}", render::table_fit(&header, &rows, render::terminal_width()));
             println!();
             for note in &report.notes {
                 println!("- {note}");
@@ -251,7 +279,7 @@ pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: Output) 
                 println!("- PEP: {} on {}", pep.call, pep.endpoint);
             }
             if let Some(journal) = journal {
-                println!("- journal: {}", journal.display());
+                println!("- journal: {journal}");
             }
             println!("outcome: {} ({:.1}s)", report.outcome.as_str(), report.elapsed.as_secs_f64());
         }
@@ -379,7 +407,7 @@ pub async fn rotate(
     stamp: StampArgs,
     args: RotateArgs,
     sources: Sources,
-    output: Output,
+    output: RunOutput,
     cache_dir: Option<PathBuf>,
 ) -> CmdResult {
     let plan = RotatePlan::resolve(&stamp, &args, &sources, cache_dir).await?;
@@ -398,8 +426,16 @@ pub async fn rotate(
     } = plan;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let audit_log = audit_log.as_deref();
+    if let Some(done) = last_run(audit_log, &inventory, &secrets)? {
+        match output {
+            RunOutput::Table => println!("{done}"),
+            RunOutput::Json => println!("{}", serde_json::json!({ "report": null, "note": done })),
+            RunOutput::Jsonl => println!("{}", serde_json::json!({ "event": "end", "report": null, "note": done })),
+        }
+        return Ok(ExitCode::from(exit::OK));
+    }
     let old = secrets.old.clone();
-    let display = Display::new();
+    let display = if output == RunOutput::Jsonl { Display::events() } else { Display::new() };
     let _signals = super::signals::watch(options.cancel.clone(), journal_path.clone(), display.clone())
         .map_err(CliError::failed)?;
     let observer: Arc<dyn engine::Observer> = display.clone();
@@ -444,7 +480,6 @@ pub async fn rotate(
             return Err(CliError::failed(format!("{e}; nothing was changed")));
         }
     };
-    display.note(&format!("journal: {}", journal.path().display()));
     let result = preflighted.execute(journal).await;
     drop(display);
     match result {
@@ -467,13 +502,55 @@ pub async fn rotate(
     }
 }
 
+/// What the stamp's last run, as the audit log names it, says about this one — before any BMC
+/// is contacted, so a mistake costs no failed login: a run that did not finish must be resumed
+/// first (its BMCs may hold two passwords); a current password that run replaced would be
+/// refused by every BMC; and the same rotation again has nothing to do (returned as the line to
+/// print). A log or journal that cannot be read tells nothing, and the run proceeds.
+fn last_run(audit_log: Option<&Path>, inventory: &Inventory, secrets: &RunSecrets) -> Result<Option<String>, CliError> {
+    let stamp = inventory.stamp.as_str();
+    let Some(entry) = audit_log.and_then(|log| audit::last_run(log, stamp)) else {
+        return Ok(None);
+    };
+    let Some(path) = entry.journal else { return Ok(None) };
+    let Ok(state) = journal::read_all(&path).and_then(|contents| engine::state_of(&contents)) else {
+        return Ok(None);
+    };
+    // The same BMCs, not just the same stamp name (a rebuilt stamp, a lab, may reuse it).
+    let addresses = inventory.bmcs.iter().map(|b| crate::fleet::inventory::canonical_address(&b.endpoint));
+    if state.bmcs_sha256.as_deref() != Some(crate::fleet::lock::address_digest(addresses).as_str()) {
+        return Ok(None);
+    }
+    let shown = crate::fleet::lock::printable(&path.to_string_lossy());
+    if !state.converged() {
+        return Err(CliError::bad_input(format!(
+            "the last run on stamp {stamp} did not finish (journal {shown}): its BMCs may hold two passwords. \
+             Converge it first with `bmc-rotate resume --journal {shown}`; nothing was contacted"
+        )));
+    }
+    let given_new = secrets.new.as_ref().and_then(|new| state.is(journal::Which::New, new));
+    if state.finished == Some(RunOutcome::Rotated) && state.is(journal::Which::Old, &secrets.old) == Some(true) {
+        if given_new == Some(true) {
+            return Ok(Some(format!(
+                "this rotation already happened: the last run on stamp {stamp} (journal {shown}) set this new \
+                 password on every BMC and Azure Stack; nothing to do"
+            )));
+        }
+        return Err(CliError::bad_input(format!(
+            "the current password given is the one the last run on stamp {stamp} replaced (journal {shown}): \
+             every BMC would refuse it. Give that run's new password as the current one; nothing was contacted"
+        )));
+    }
+    Ok(None)
+}
+
 /// Records and prints a rotation's end; returns its exit code.
 fn finish(
     report: RunReport,
     plan: Option<&Plan>,
     journal: Option<PathBuf>,
     (audit_log, stamp, names): (Option<&Path>, &str, Vec<String>),
-    output: Output,
+    output: RunOutput,
 ) -> ExitCode {
     audit(audit_log, &AuditEntry::now("rotate", stamp, names, report.outcome.as_str(), journal.clone()));
     if let Some(plan) = plan {
@@ -564,11 +641,11 @@ impl ResumePlan {
 }
 
 /// `resume`.
-pub async fn resume(args: ResumeArgs, sources: Sources, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
+pub async fn resume(args: ResumeArgs, sources: Sources, output: RunOutput, cache_dir: Option<PathBuf>) -> CmdResult {
     let ResumePlan { inventory, members, old, new, pep, audit_log, recovery, _lock } =
         ResumePlan::resolve(&args, &sources, cache_dir).await?;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
-    let display = Display::new();
+    let display = if output == RunOutput::Jsonl { Display::events() } else { Display::new() };
     let options = ResumeOptions {
         recovery,
         allow_inventory_change: args.allow_inventory_change,
@@ -649,4 +726,19 @@ pub fn status(journal: &Path, output: Output) -> CmdResult {
         }
     }
     Ok(ExitCode::from(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_shown_on_the_terminal_is_cleared_once_stored() {
+        let mut screen = Vec::new();
+        show_until_stored(&mut screen, &b"\n"[..], &SecretString::from("Gen-Pass_123x")).unwrap();
+        let screen = String::from_utf8(screen).unwrap();
+        let (shown, cleared) = screen.split_once("press Enter: ").unwrap();
+        assert!(shown.contains("Gen-Pass_123x"), "{shown}");
+        assert_eq!(cleared, "\x1b[1A\x1b[2K\x1b[1A\x1b[2K\r", "both lines erased after Enter");
+    }
 }

@@ -182,6 +182,19 @@ pub fn append(path: &Path, entry: &AuditEntry) -> Result<(), String> {
         .map_err(|e| format!("cannot write the audit log {}: {e}", path.display()))
 }
 
+/// The stamp's last `rotate` or `resume` that left a journal, as the audit log records it; `None`
+/// when the log cannot be read or records none (the log is a history, not a requirement). A run
+/// that `failed` changed nothing, so it is passed over.
+pub fn last_run(path: &Path, stamp: &str) -> Option<AuditEntry> {
+    let text = crate::files::read_bounded_string(path, "the audit log", crate::files::MAX_JOURNAL).ok()?;
+    text.lines().rev().filter_map(|line| serde_json::from_str::<AuditEntry>(line).ok()).find(|entry| {
+        entry.stamp == stamp
+            && matches!(entry.command.as_str(), "rotate" | "resume")
+            && entry.outcome != "failed"
+            && entry.journal.is_some()
+    })
+}
+
 /// What `verify` found.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Verified {

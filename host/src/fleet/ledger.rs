@@ -23,16 +23,33 @@ pub enum LoginFailure {
     AuthFailed,
     /// The account is locked or the client blocked.
     LockedOut,
+    /// The call was stopped before the BMC's answer was read (its budget ran out, the plugin
+    /// crashed): the BMC may have refused the login and counted it — iLO, for one, holds the
+    /// answer to a login after a failure for seconds — so it is counted as one.
+    Unanswered,
 }
 
 impl LoginFailure {
-    /// The failed login a call's error is, if it is one.
+    /// The failed login a call's error is, or may be.
     pub fn of(error: &CallError) -> Option<LoginFailure> {
-        match error.plugin_error()?.kind {
-            ErrorKind::AuthFailed => Some(LoginFailure::AuthFailed),
-            ErrorKind::LockedOut => Some(LoginFailure::LockedOut),
-            _ => None,
+        match error {
+            CallError::Plugin(e) => match e.kind {
+                ErrorKind::AuthFailed => Some(LoginFailure::AuthFailed),
+                ErrorKind::LockedOut => Some(LoginFailure::LockedOut),
+                _ => None,
+            },
+            CallError::Deadline(_) | CallError::Memory { .. } | CallError::Panic(_) | CallError::Trap(_) => {
+                Some(LoginFailure::Unanswered)
+            }
+            // The host read the BMC's answer (and withheld it): not a refusal it could miss.
+            CallError::SecretEchoed(_) => None,
         }
+    }
+
+    /// Whether the BMC certainly refused the password (so the next command tries the other one
+    /// first), as against a login whose answer was never read.
+    pub fn refused(self) -> bool {
+        self != LoginFailure::Unanswered
     }
 }
 
@@ -83,5 +100,18 @@ mod tests {
         let shared = ledger.clone();
         assert!(!shared.allows("a"), "the jobs of one action share it");
         assert!(Ledger::new().allows("a"), "the next action starts afresh");
+    }
+
+    #[test]
+    fn a_login_whose_answer_was_never_read_counts_but_is_not_a_refusal() {
+        use crate::runtime::PluginError;
+        let plugin = |kind| CallError::Plugin(PluginError { kind, message: String::new() });
+        assert_eq!(LoginFailure::of(&plugin(ErrorKind::AuthFailed)), Some(LoginFailure::AuthFailed));
+        assert_eq!(LoginFailure::of(&plugin(ErrorKind::Unreachable)), None, "nothing was sent");
+        let cut = CallError::Deadline(std::time::Duration::from_secs(3));
+        assert_eq!(LoginFailure::of(&cut), Some(LoginFailure::Unanswered));
+        assert_eq!(LoginFailure::of(&CallError::Trap("x".into())), Some(LoginFailure::Unanswered));
+        assert!(!LoginFailure::Unanswered.refused() && LoginFailure::LockedOut.refused());
+        assert_eq!(LoginFailure::of(&CallError::SecretEchoed("x".into())), None);
     }
 }

@@ -185,8 +185,8 @@ pub struct PepReport {
     pub transcripts_closed: bool,
     /// Endpoints that failed before this one, with why.
     pub failed_over: Vec<(String, String)>,
-    /// Wall time of the whole step.
-    #[serde(serialize_with = "millis")]
+    /// Wall time of the whole step (JSON: `elapsed_ms`).
+    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
     pub elapsed: Duration,
 }
 

@@ -46,7 +46,7 @@ pub struct Account {
     pub id: u32,
     /// `UserName`; empty for a free slot.
     pub user: String,
-    /// HPE's `Oem.Hpe.LoginName` (a description, not the login name).
+    /// HPE's `Oem.Hpe.LoginName`: a free-text description, the user name unless edited.
     pub login_name: String,
     /// Current password hash.
     pub password: Option<PasswordHash>,
@@ -94,7 +94,8 @@ impl Bmc {
         let hash = PasswordHash::of(&self.salt, password);
         let account = Account {
             user: user.into(),
-            login_name: format!("{user} (local)"),
+            // iLO fills the GUI's free-text "Login Name" with the user name until someone edits it.
+            login_name: user.into(),
             password: Some(hash),
             role: role.into(),
             enabled: true,
@@ -124,6 +125,11 @@ impl Bmc {
     /// The password rules, for set-up (the way an administrator changes them on the BMC).
     pub fn policy_mut(&mut self) -> &mut PolicyRules {
         &mut self.profile.policy
+    }
+
+    /// The failed-login handling, for set-up (iLO's delay settings are an administrator's too).
+    pub fn failed_logins_mut(&mut self) -> &mut FailedLogins {
+        &mut self.profile.failed_logins
     }
 
     /// The account with this user name.
@@ -181,8 +187,7 @@ impl Bmc {
             "AccountTypes": ["Redfish"],
         });
         if self.profile.persona.vendor() == Vendor::Hpe {
-            body["Oem"] =
-                json!({ self.profile.oem: {"LoginName": account.login_name, "Privileges": {"LoginPriv": true}} });
+            body["Oem"] = json!({ self.profile.oem: {"LoginName": account.login_name, "Privileges": hpe_privileges(&account.role)} });
         }
         body
     }
@@ -209,6 +214,7 @@ impl Bmc {
             Vendor::Hpe => {
                 body["Oem"] = json!({"Hpe": {"MinPasswordLength": p.policy.min_length,
                     "EnforcePasswordComplexity": p.policy.complexity != Complexity::None,
+                    "AuthFailureLoggingThreshold": 3,
                     "AuthFailuresBeforeDelay": match p.failed_logins { FailedLogins::Delay { after, .. } => after, _ => 0 },
                     "AuthFailureDelayTimeSeconds": match p.failed_logins { FailedLogins::Delay { delay, .. } => delay.as_secs(), _ => 0 }}})
             }
@@ -231,6 +237,7 @@ impl Bmc {
         if let Some(min) = body.get("MinPasswordLength").and_then(Value::as_u64) {
             self.profile.policy.min_length = min as u32;
         }
+        self.patch_hpe_account_service(&body);
         if let Some(cycle) = body.pointer("/Oem/Lenovo/MinimumPasswordReuseCycle").and_then(Value::as_u64) {
             self.profile.policy.reuse_cycle = cycle as u32;
         }
@@ -243,6 +250,28 @@ impl Bmc {
             self.profile.failed_logins = FailedLogins::Lockout { threshold: t as u32, duration };
         }
         self.account_service()
+    }
+
+    /// iLO's writable settings: complexity and the login delay (HPE's AccountService
+    /// `Oem.Hpe` properties; also how tests shorten the 10 s delay).
+    fn patch_hpe_account_service(&mut self, body: &Value) {
+        let Some(hpe) = body.pointer("/Oem/Hpe").filter(|_| self.profile.persona.vendor() == Vendor::Hpe) else {
+            return;
+        };
+        if let Some(min) = hpe.get("MinPasswordLength").and_then(Value::as_u64) {
+            self.profile.policy.min_length = min as u32;
+        }
+        if let Some(on) = hpe.get("EnforcePasswordComplexity").and_then(Value::as_bool) {
+            self.profile.policy.complexity = if on { Complexity::ThreeOfFour } else { Complexity::None };
+        }
+        if let FailedLogins::Delay { after, delay } = &mut self.profile.failed_logins {
+            if let Some(n) = hpe.get("AuthFailuresBeforeDelay").and_then(Value::as_u64) {
+                *after = n as u32;
+            }
+            if let Some(secs) = hpe.get("AuthFailureDelayTimeSeconds").and_then(Value::as_u64) {
+                *delay = Duration::from_secs(secs);
+            }
+        }
     }
 
     /// `GET /redfish/v1/AccountService/Roles`: the three predefined roles.
@@ -538,11 +567,7 @@ impl Bmc {
         let _ = caller;
         let account = &self.accounts[&id];
         match self.profile.success {
-            SuccessShape::Dell => LabResponse::json(
-                200,
-                json!({"@Message.ExtendedInfo": [message("Base.1.18.Success",
-                "The request completed successfully.", &[], "OK", "None")]}),
-            ),
+            SuccessShape::Dell => self.dell_patch_success(account),
             SuccessShape::HpeEnvelope => LabResponse::json(
                 200,
                 json!({"error": {"code": "iLO.0.10.ExtendedInfo",
@@ -571,6 +596,29 @@ impl Bmc {
         }
         Ok(())
     }
+}
+
+/// The iLO privileges a role grants (HPE "User privileges" in the iLO user guide; Administrator
+/// holds every one of them, ReadOnly only Login).
+fn hpe_privileges(role: &str) -> Value {
+    const ALL: [&str; 10] = [
+        "HostBIOSConfigPriv",
+        "HostNICConfigPriv",
+        "HostStorageConfigPriv",
+        "LoginPriv",
+        "RemoteConsolePriv",
+        "SystemRecoveryConfigPriv",
+        "UserConfigPriv",
+        "VirtualMediaPriv",
+        "VirtualPowerAndResetPriv",
+        "iLOConfigPriv",
+    ];
+    let granted = |privilege: &str| match role {
+        "Administrator" => true,
+        "Operator" => !matches!(privilege, "UserConfigPriv" | "iLOConfigPriv" | "SystemRecoveryConfigPriv"),
+        _ => privilege == "LoginPriv",
+    };
+    Value::Object(ALL.iter().map(|p| ((*p).to_owned(), Value::Bool(granted(p)))).collect())
 }
 
 fn describe(v: &Violation) -> String {

@@ -76,20 +76,29 @@ impl Bmc {
         )
     }
 
-    fn unauthorized(&self) -> LabResponse {
-        let text = "The authentication credentials included with this request are missing or invalid.";
-        error(
-            401,
-            "Base.1.18.GeneralError",
-            vec![message(
-                self.profile.unauthorized,
-                text,
-                &[],
-                "Critical",
+    /// 401 with the persona's MessageId, worded as its registry words it: `AccessDenied` names
+    /// the URI the client tried (Base registry `%1`), `NoValidSession` takes no argument.
+    fn unauthorized(&self, uri: &str) -> LabResponse {
+        let id = self.profile.unauthorized;
+        let (text, args, resolution): (String, Vec<&str>, &str) = match id.rsplit('.').next().unwrap_or("") {
+            "AccessDenied" => (
+                format!("While attempting to establish a connection to '{uri}', the service denied access."),
+                vec![uri],
                 "Attempt to ensure that the URI is correct and that the service has the appropriate credentials.",
-            )],
-        )
-        .with_header("WWW-Authenticate", "Basic realm=\"RedfishService\"")
+            ),
+            "NoValidSession" => (
+                "There is no valid session established with the implementation.".into(),
+                vec![],
+                "Establish a session before attempting any operations.",
+            ),
+            _ => (
+                "The login was not successful, because the supplied credentials could not be authenticated.".into(),
+                vec![],
+                "Verify the login credentials.",
+            ),
+        };
+        error(401, "Base.1.18.GeneralError", vec![message(id, &text, &args, "Critical", resolution)])
+            .with_header("WWW-Authenticate", "Basic realm=\"RedfishService\"")
     }
 
     /// 403 `PasswordChangeRequired`, naming the account URI to PATCH in `MessageArgs[0]`.
@@ -109,33 +118,33 @@ impl Bmc {
     }
 
     /// Checks a user name and password, counting failures the vendor's way.
-    fn check_password(&mut self, user: &str, password: &str, peer: IpAddr) -> Result<u32, LabResponse> {
-        let now = self.clock.now();
+    fn check_password(&mut self, user: &str, password: &str, request: &LabRequest) -> Result<u32, LabResponse> {
+        let (now, peer) = (self.clock.now(), request.peer);
         if self.is_blocked(peer) {
-            return Err(self.unauthorized());
+            return Err(self.unauthorized(&request.path));
         }
         let hash = PasswordHash::of(&self.salt, password);
         let Some(account) = self.accounts.values_mut().find(|a| a.user == user && !user.is_empty()) else {
-            return Err(self.record_failure(None, peer, now));
+            return Err(self.record_failure(None, request, now));
         };
         if account.locked_until.is_some_and(|t| t > now) {
             // Locked accounts refuse even the right password (XCC, iLO 6).
-            return Err(self.unauthorized());
+            return Err(self.unauthorized(&request.path));
         }
         if !account.enabled || account.password.as_ref() != Some(&hash) {
             let id = account.id;
-            return Err(self.record_failure(Some(id), peer, now));
+            return Err(self.record_failure(Some(id), request, now));
         }
         account.failures = 0;
         account.locked_until = None;
         Ok(account.id)
     }
 
-    fn record_failure(&mut self, account: Option<u32>, peer: IpAddr, now: Duration) -> LabResponse {
-        let mut response = self.unauthorized();
+    fn record_failure(&mut self, account: Option<u32>, request: &LabRequest, now: Duration) -> LabResponse {
+        let mut response = self.unauthorized(&request.path);
         match self.profile.failed_logins {
             FailedLogins::BlockAddress { threshold, window, penalty } => {
-                let record = self.addresses.entry(peer).or_default();
+                let record = self.addresses.entry(request.peer).or_default();
                 record.failures.push_back(now);
                 while record.failures.front().is_some_and(|t| now.saturating_sub(*t) > window) {
                     record.failures.pop_front();
@@ -187,12 +196,12 @@ impl Bmc {
                 .iter()
                 .find(|s| s.token == token)
                 .map(|s| Caller::Account(s.account))
-                .ok_or_else(|| self.unauthorized());
+                .ok_or_else(|| self.unauthorized(&request.path));
         }
         let Some((user, password)) = request.get_header("authorization").and_then(basic_user) else {
-            return Err(self.unauthorized());
+            return Err(self.unauthorized(&request.path));
         };
-        self.check_password(&user, &password, request.peer).map(Caller::Account)
+        self.check_password(&user, &password, request).map(Caller::Account)
     }
 
     /// `POST /redfish/v1/SessionService/Sessions`: 201 with `X-Auth-Token` and `Location`.
@@ -202,7 +211,7 @@ impl Bmc {
         };
         let user = body.get("UserName").and_then(Value::as_str).unwrap_or("").to_owned();
         let password = body.get("Password").and_then(Value::as_str).unwrap_or("").to_owned();
-        let id = match self.check_password(&user, &password, request.peer) {
+        let id = match self.check_password(&user, &password, request) {
             Ok(id) => id,
             Err(response) => return response,
         };
@@ -278,10 +287,11 @@ impl Bmc {
     }
 
     /// One session: `GET` it, or `DELETE` it to log out (the persona's logout status).
-    pub(super) fn session_resource(&mut self, method: &str, rest: &str) -> LabResponse {
+    pub(super) fn session_resource(&mut self, request: &LabRequest, rest: &str) -> LabResponse {
+        let method = request.method.as_str();
         let name = rest.trim_end_matches('/');
         let Some(index) = self.sessions.iter().position(|s| s.name == name) else {
-            return not_found(rest);
+            return not_found(&request.path);
         };
         match method {
             "GET" => {

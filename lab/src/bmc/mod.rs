@@ -14,11 +14,15 @@
 //!   policy.
 //! - `service`: the version document, the service root, the OData service document,
 //!   `$metadata` and the managers.
+//! - `platform`: the read-only resources the service root links besides (systems, chassis,
+//!   update, task and event services, registries, schemas, `NetworkProtocol`, iLO's
+//!   `ResourceDirectory`).
 //! - `dell`: Dell OEM: iDRAC's `DellAttributes` and its forced default-password change.
 
 mod accounts;
 mod auth;
 mod dell;
+mod platform;
 mod service;
 mod wire;
 
@@ -128,7 +132,10 @@ impl Bmc {
             }
             _ => self.route(request),
         };
-        let response = standard_headers(request, response);
+        let mut response = standard_headers(request, self.in_dialect(request, response));
+        if response.text.is_none() && !response.body.is_null() {
+            response.headers.push(("Content-Type".into(), self.profile.json_media_type.into()));
+        }
         let auth = match (request.get_header("authorization"), request.get_header("x-auth-token")) {
             (_, Some(_)) => "session".to_owned(),
             (Some(a), None) => basic_user(a).map_or_else(|| "basic ?".into(), |(u, _)| format!("basic {u}")),
@@ -182,7 +189,7 @@ impl Bmc {
             }
         }
         if let Some(rest) = path.strip_prefix("/redfish/v1/SessionService/Sessions/") {
-            return self.session_resource(method, rest);
+            return self.session_resource(request, rest);
         }
         for collection in self.profile.account_collections {
             if path == *collection || path.strip_prefix(collection).is_some_and(|r| r.starts_with('/')) {
@@ -195,7 +202,13 @@ impl Bmc {
                 return self.account_resource(request, caller_id, id);
             }
         }
+        if let Some(body) = self.platform_resource(path) {
+            return if method == "GET" { LabResponse::json(200, body) } else { method_not_allowed(path) };
+        }
         match (method, path) {
+            ("GET", "/redfish/v1/ResourceDirectory") if self.profile.persona.vendor() == Vendor::Hpe => {
+                LabResponse::json(200, self.resource_directory())
+            }
             (
                 m,
                 "/redfish"
@@ -215,6 +228,9 @@ impl Bmc {
             ("PATCH", "/redfish/v1/AccountService") => self.patch_account_service(request),
             ("GET", "/redfish/v1/Managers") => self.manager_collection(),
             ("GET", p) if p == format!("/redfish/v1/Managers/{}", self.profile.manager_id) => self.manager(request),
+            ("GET", dell::DELL_ATTRIBUTES) if self.profile.persona.vendor() == Vendor::Dell => {
+                self.dell_attributes_get()
+            }
             ("PATCH", dell::DELL_ATTRIBUTES) if self.profile.persona.vendor() == Vendor::Dell => {
                 self.dell_attributes(request, caller_id)
             }

@@ -4,7 +4,9 @@
 //! Kept apart from the resources so every resource answers in the same shape: DSP0266 (the DMTF
 //! Redfish specification) fixes the error envelope (`error` with `code`, `message` and
 //! `@Message.ExtendedInfo`), the `OData-Version: 4.0` header, and the `Allow` / `Link` headers of a
-//! successful read; the MessageIds come from the DMTF Base message registry.
+//! successful read; the MessageIds come from the DMTF Base message registry. Resources build the
+//! DMTF shape; [`Bmc::in_dialect`] then rewrites it where a vendor departs from it (iLO's bare
+//! `iLO.0.10.ExtendedInfo` envelope and its slash-form echoes), so no resource needs to know.
 
 use super::Bmc;
 use serde_json::{Value, json};
@@ -119,6 +121,9 @@ impl LabResponse {
 
 // ---- messages and the error envelope ----------------------------------------------------
 
+/// The Base message registry the lab's standard messages come from (`Base.1.18.*`).
+pub(super) const BASE_REGISTRY: &str = "Base.1.18";
+
 /// A message of `@Message.ExtendedInfo`.
 pub(super) fn message(id: &str, text: &str, args: &[&str], severity: &str, resolution: &str) -> Value {
     json!({"@odata.type": "#Message.v1_1_1.Message", "MessageId": id, "Message": text, "MessageArgs": args,
@@ -199,19 +204,38 @@ pub(super) fn malformed() -> LabResponse {
     )
 }
 
-/// 404 `ResourceNotFound`.
+/// 404 `ResourceNotFound`, with the Base registry's two arguments: the resource's type and the
+/// name (the last URI segment) that matched nothing.
 pub(super) fn not_found(path: &str) -> LabResponse {
+    let mut segments = path.trim_end_matches('/').rsplit('/');
+    let name = segments.next().unwrap_or("");
+    let kind = resource_type(segments.next().unwrap_or(""));
     error(
         404,
         "Base.1.18.GeneralError",
         vec![message(
             "Base.1.18.ResourceNotFound",
-            &format!("The requested resource of type ... named '{path}' was not found."),
-            &[path],
+            &format!("The requested resource of type {kind} named '{name}' was not found."),
+            &[kind, name],
             "Critical",
             "Provide a valid resource identifier and resubmit the request.",
         )],
     )
+}
+
+/// The schema of a collection's members, named by the collection's URI segment.
+fn resource_type(collection: &str) -> &'static str {
+    match collection {
+        "Accounts" => "ManagerAccount",
+        "Sessions" => "Session",
+        "Roles" => "Role",
+        "Systems" => "ComputerSystem",
+        "Chassis" => "Chassis",
+        "Managers" => "Manager",
+        "Registries" => "MessageRegistryFile",
+        "JsonSchemas" => "JsonSchemaFile",
+        _ => "Resource",
+    }
 }
 
 /// 405 `OperationNotAllowed`, with the `Allow` header DSP0266 requires.
@@ -289,6 +313,51 @@ pub(super) fn unbase64(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+// ---- the vendor's dialect ------------------------------------------------------------
+
+/// iLO's error envelope: the fixed `iLO.0.10.ExtendedInfo` code and pointer text, and messages
+/// that carry only `MessageId` and, when there are any, `MessageArgs` (HPE's error captures in
+/// redfishdocs: no `Message`, `Severity` or `Resolution` text).
+fn hpe_error_envelope(body: &mut Value) {
+    let Some(error) = body.get_mut("error") else {
+        return;
+    };
+    let messages: Vec<Value> = error
+        .get("@Message.ExtendedInfo")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let mut bare = json!({"MessageId": m["MessageId"]});
+            if let Some(args) = m.get("MessageArgs").filter(|a| a.as_array().is_some_and(|a| !a.is_empty())) {
+                bare["MessageArgs"] = args.clone();
+            }
+            bare
+        })
+        .collect();
+    *error = json!({"code": "iLO.0.10.ExtendedInfo", "message": "See @Message.ExtendedInfo for more information.",
+                    "@Message.ExtendedInfo": messages});
+}
+
+impl Bmc {
+    /// Puts an answer into the persona's dialect. iLO rewrites its error envelopes, and echoes a
+    /// resource's `@odata.id` in the trailing-slash form the request used (links to other
+    /// resources keep the persona's form).
+    pub fn in_dialect(&self, request: &LabRequest, mut response: LabResponse) -> LabResponse {
+        if self.profile.persona.vendor() != crate::persona::Vendor::Hpe {
+            return response;
+        }
+        hpe_error_envelope(&mut response.body);
+        let asked = request.path.as_str();
+        if let Some(id) = response.body.get_mut("@odata.id")
+            && id.as_str().is_some_and(|id| id != asked && id.trim_end_matches('/') == asked.trim_end_matches('/'))
+        {
+            *id = Value::String(asked.to_owned());
+        }
+        response
+    }
 }
 
 // ---- URIs ---------------------------------------------------------------------

@@ -99,11 +99,12 @@ pub(crate) fn reports(bmcs: &[Shared<Bmc>]) -> Vec<BmcReport> {
 pub(crate) async fn identify(
     bmc: &Shared<Bmc>,
     candidates: &[(Which, Arc<SecretString>)],
-    ledger: &Ledger,
-    journal: Option<&SharedJournal>,
+    (ledger, journal): (&Ledger, Option<&SharedJournal>),
+    observer: &Arc<dyn Observer>,
 ) -> Result<Which, Vec<String>> {
     let started = Instant::now();
     let member = lock(bmc).member.clone();
+    observer.started(&member.entry.name);
     let mut failures = Vec::new();
     let mut found = None;
     if let Err(e) = &member.gateway {

@@ -171,7 +171,7 @@ impl<C: PepClient> Converging<'_, C> {
             };
             match self.store(step, target).await? {
                 Ok(report) => {
-                    notes.push(format!("Azure Stack Hub stores the {} credential ({})", name(target), report.call));
+                    notes.push(format!("Azure Stack Hub stores the {} credential", name(target)));
                     return end(done, Some(report), pep_error);
                 }
                 Err(error) => {
@@ -228,6 +228,7 @@ impl<C: PepClient> Converging<'_, C> {
                 async move {
                     let began = Instant::now();
                     let member = lock(&bmc).member.clone();
+                    observer.started(&member.entry.name);
                     let Changed { holds, error, refused } =
                         change_one(&member, (&from_secret, from), (&to_secret, target), &journal, &ledger).await?;
                     let allowed = ledger.allows(&member.entry.name);

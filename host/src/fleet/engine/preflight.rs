@@ -92,12 +92,11 @@ pub async fn preflight<C: PepClient>(
     // is found now, before any BMC changes, not after (which would mean a rollback).
     let mut pep_check = None;
     if let Some(step) = &pep_step {
-        observer.phase(Phase::Pep, 1);
+        observer.phase(Phase::PepCheck, 1);
         let check = PepRequest { action: PepAction::Check { bmc_user: Some(account.clone()) }, close: None };
         match pep::run(&step.client, &step.target, &check, &observer.pep_progress()).await {
             Ok(report) => {
                 observer.advanced("PEP", true, &report.call);
-                notes.push(format!("the PEP answers on {} and will run {}", report.endpoint, report.call));
                 pep_check = Some(report);
             }
             Err(e) => {
@@ -160,12 +159,12 @@ async fn check_bmcs(
             (bmcs[i].clone(), old.clone(), errors.clone(), observer.clone(), options.ledger.clone());
         async move {
             // No journal yet: a refused login here ends the run before anything changes.
-            let identified = bmcs::identify(&bmc, &[(Which::Old, old)], &ledger, None).await;
+            let identified = bmcs::identify(&bmc, &[(Which::Old, old)], (&ledger, None), &observer).await;
             if let Err(failures) = identified {
                 let mut bmc = lock(&bmc);
                 let error = format!("probe with the current password: {}", failures.join("; "));
                 errors.lock().expect("errors").push(format!("{}: {error}", bmc.name()));
-                bmc.holds = Which::Old;
+                // Unverified: the table shows `-`, the JSON `unknown`.
                 bmc.result = BmcResult::PreflightFailed;
                 bmc.error = Some(error);
             }

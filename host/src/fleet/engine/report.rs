@@ -24,8 +24,8 @@ pub struct BmcReport {
     pub holds: Which,
     /// What happened to it.
     pub result: BmcResult,
-    /// Time spent on this BMC.
-    #[serde(serialize_with = "crate::pep::millis")]
+    /// Time spent on this BMC (JSON: `duration_ms`).
+    #[serde(rename = "duration_ms", serialize_with = "crate::pep::millis")]
     pub duration: Duration,
     /// What went wrong, if anything.
     pub error: Option<String>,
@@ -149,7 +149,7 @@ pub struct RunReport {
     /// What happened, in order, for people.
     pub notes: Vec<String>,
     /// Wall time.
-    #[serde(serialize_with = "crate::pep::millis")]
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::pep::millis")]
     pub elapsed: Duration,
 }
 
@@ -175,11 +175,14 @@ impl RunReport {
     }
 }
 
-/// Phases, for progress displays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Phases, for progress displays and `--output jsonl` events (as kebab-case words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Probe and verify every BMC.
     Preflight,
+    /// Check the PEP: connect, authenticate, find the cmdlet.
+    PepCheck,
     /// Set the new password.
     Change,
     /// Set the new password on the BMCs that cannot go back (after every other one made it).
@@ -195,6 +198,7 @@ impl Phase {
     pub fn label(self) -> &'static str {
         match self {
             Phase::Preflight => "preflight",
+            Phase::PepCheck => "PEP check",
             Phase::Change => "change",
             Phase::ChangeLast => "change, last",
             Phase::Rollback => "rollback",
@@ -207,6 +211,8 @@ impl Phase {
 pub trait Observer: Send + Sync {
     /// A phase starts over `total` BMCs.
     fn phase(&self, phase: Phase, total: usize);
+    /// Work on one BMC in the current phase began (at high latency, several are in flight).
+    fn started(&self, _bmc: &str) {}
     /// One BMC finished the current phase.
     fn advanced(&self, bmc: &str, ok: bool, detail: &str);
     /// A line for the operator.

@@ -112,12 +112,11 @@ pub async fn resume<C: PepClient>(
     // The privileged endpoint first, as `rotate` does: a wrong CloudAdmin password or a stamp
     // without the cmdlet is found before any BMC is contacted, not after the BMCs converged.
     if let Some(step) = &pep_step {
-        observer.phase(Phase::Pep, 1);
+        observer.phase(Phase::PepCheck, 1);
         let check = PepRequest { action: PepAction::Check { bmc_user: Some(run.bmc_user.clone()) }, close: None };
         match pep::run(&step.client, &step.target, &check, &observer.pep_progress()).await {
             Ok(report) => {
                 observer.advanced("PEP", true, &report.call);
-                notes.push(format!("the PEP answers on {} and will run {}", report.endpoint, report.call));
             }
             Err(e) => {
                 observer.advanced("PEP", false, &e.to_string());
@@ -282,7 +281,7 @@ async fn verify_all(
         let secret = |w: Which| if w == Which::New { fleet.new.clone() } else { fleet.old.clone() };
         let candidates = [(first, secret(first)), (other, secret(other))];
         async move {
-            let identified = bmcs::identify(&bmc, &candidates, &ledger, Some(&journal)).await;
+            let identified = bmcs::identify(&bmc, &candidates, (&ledger, Some(&journal)), &observer).await;
             let note = {
                 let mut bmc = lock(&bmc);
                 match identified {

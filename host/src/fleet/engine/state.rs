@@ -23,7 +23,8 @@ pub struct RunState {
     pub inventory: std::path::PathBuf,
     /// The BMC account.
     pub bmc_user: String,
-    /// What each BMC is known to hold, in inventory order.
+    /// What each BMC is known to hold, in inventory order (JSON: objects `{"bmc", "holds"}`).
+    #[serde(serialize_with = "bmc_objects")]
     pub bmcs: Vec<(String, Which)>,
     /// Each BMC's canonical address when the run started (empty for journals of earlier releases).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -63,6 +64,16 @@ pub struct RunState {
     pub(crate) guesses: BTreeMap<String, Which>,
 }
 
+/// `(name, holds)` pairs as objects, which a script reads by name rather than by position.
+fn bmc_objects<S: serde::Serializer>(bmcs: &[(String, Which)], serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Bmc<'a> {
+        bmc: &'a str,
+        holds: Which,
+    }
+    serializer.collect_seq(bmcs.iter().map(|(bmc, holds)| Bmc { bmc, holds: *holds }))
+}
+
 /// One BMC's line of the lockout ledger.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LedgerRow {
@@ -81,6 +92,14 @@ impl RunState {
     /// Whether the invariant already holds and nothing is left to do.
     pub fn converged(&self) -> bool {
         matches!(self.finished, Some(RunOutcome::Rotated | RunOutcome::RolledBack))
+    }
+
+    /// Whether `secret` is the run's old (`Which::Old`) or new password; `None` when the journal
+    /// has no fingerprints to tell.
+    pub fn is(&self, which: Which, secret: &SecretString) -> Option<bool> {
+        let (salt, old, new) = self.fingerprints.as_ref()?;
+        let (label, fingerprint) = if which == Which::New { ("new", new) } else { ("old", old) };
+        Some(&journal::fingerprint(salt, label, secret.expose_secret()) == fingerprint)
     }
 
     /// Checks the operator's secrets against the run's fingerprints.
@@ -215,10 +234,12 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
                 finished = None;
                 last_command.clear();
             }
-            Record::LoginRefused { bmc, password, .. } => {
+            Record::LoginRefused { bmc, password, failure } => {
                 *failed.entry(bmc.clone()).or_default() += 1;
                 *last_command.entry(bmc.clone()).or_default() += 1;
-                refused.insert(bmc.clone(), *password);
+                if failure.refused() {
+                    refused.insert(bmc.clone(), *password);
+                }
             }
             Record::RunStarted { .. } | Record::PreflightPassed => {}
         }
@@ -463,6 +484,14 @@ mod tests {
         assert_eq!((run.ledger[1].failed_logins, run.ledger[1].budget_left), (0, 1));
         // Both passwords refused since a was last known: the guess is the other of the last.
         assert_eq!(run.guesses.get("a"), Some(&Which::Old));
+        // A login whose answer was never read counts against the budget, but says nothing of
+        // which password the BMC holds.
+        let mut unanswered = lines[..4].to_vec();
+        let failure = crate::fleet::ledger::LoginFailure::Unanswered;
+        unanswered[2] = line(3, Record::LoginRefused { bmc: "a".into(), password: Which::Old, failure });
+        let run = state_of(&contents(&unanswered, None)).unwrap();
+        assert_eq!((run.ledger[0].failed_logins, run.ledger[0].budget_left), (1, 0));
+        assert_eq!(run.guesses.get("a"), None, "no refusal: the journal's belief stands");
         let run = state_of(&contents(&lines[..4], None)).unwrap();
         assert_eq!(run.ledger[0].last_command, 1, "rotate is a command too");
         assert_eq!(run.guesses.get("a"), Some(&Which::New), "the old password was refused: the new one first");
