@@ -75,11 +75,28 @@ async fn pinned_certificate_is_accepted_and_a_different_one_refused() {
     let ok = pinned(&server).send(&get_("/echo"), None).await.unwrap();
     assert_eq!(ok.status, 200);
 
+    // Its own kind, with both digests: a changed certificate is not a dead BMC.
     let wrong = gateway(&server, TlsPolicy::PinnedSha256([7; 32]), Limits::default());
     match wrong.send(&get_("/echo"), None).await {
-        Err(Failure::Connect(m)) => assert!(m.contains("fingerprint mismatch"), "{m}"),
-        other => panic!("expected a connect failure, got {:?}", other.map(|r| r.status)),
+        Err(Failure::CertificateChanged { pinned, presented }) => {
+            assert_eq!((pinned, presented), ([7; 32], server.sha256()));
+            let message = bmc_rotate::gateway::certificate_changed(&pinned, &presented);
+            assert!(message.starts_with(&format!("certificate changed: pinned {}, presented ", "07".repeat(32))));
+            assert!(message.contains("this can be an attack"), "{message}");
+        }
+        other => panic!("expected a changed certificate, got {:?}", other.map(|r| r.status)),
     }
+}
+
+#[tokio::test]
+async fn an_observing_gateway_accepts_any_certificate_and_records_it() {
+    let server = server().await;
+    let endpoint = Endpoint::new("localhost", server.addr().port());
+    let observer = Gateway::observe(endpoint, server.addr(), Limits::default()).unwrap();
+    assert_eq!(observer.presented_certificate(), None, "no handshake yet");
+    assert_eq!(observer.send(&get_("/echo"), None).await.unwrap().status, 200);
+    let der = observer.presented_certificate().expect("the certificate seen");
+    assert_eq!(bmc_rotate::gateway::fingerprint(&der), server.sha256());
 }
 
 #[tokio::test]

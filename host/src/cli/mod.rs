@@ -4,6 +4,8 @@ mod args;
 mod audit;
 #[cfg(feature = "lab")]
 mod demo;
+mod discover;
+mod discover_x509;
 mod docs;
 pub mod pep;
 mod plan;
@@ -201,6 +203,7 @@ impl Command {
             | Command::Profiles(ProfilesCommand::Show { output, .. })
             | Command::Plugins(PluginsCommand::List { output, .. })
             | Command::Plugins(PluginsCommand::Inspect { output, .. }) => one(output),
+            Command::Discover(args) => one(&args.output),
             #[cfg(feature = "lab")]
             Command::Plugins(PluginsCommand::Test { output, .. }) => one(output),
             _ => Errors::Text,
@@ -244,6 +247,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = RunOutput::Table)]
         output: RunOutput,
     },
+    /// Find the BMCs at some addresses and write their inventory: per address a TLS handshake
+    /// that records the certificate (its SHA-256 becomes the pin) and an anonymous
+    /// `GET /redfish/v1/` (never a credential) for vendor, product and hardware profile. Exit
+    /// code 0 if every address answered, 1 if some did not (listed on stderr and in the file).
+    Discover(discover::DiscoverArgs),
     /// Show where a run stands, from its journal alone (contacts nothing). Exit code 0 if the
     /// run converged, 4 if it needs `resume`.
     Status {
@@ -504,6 +512,7 @@ async fn run(cli: Cli) -> CmdResult {
         }
         Command::Resume { args, sources, output } => rotate::resume(args, sources, output, cache_dir).await,
         Command::Status { journal, output } => rotate::status(&journal, output),
+        Command::Discover(args) => discover::discover(args).await,
         Command::Audit(command) => audit::run(command),
         #[cfg(feature = "lab")]
         Command::Demo { plugin_dir, per_generation } => demo::demo(plugin_dir, per_generation, cache_dir).await,

@@ -43,6 +43,9 @@ impl LoginFailure {
             }
             // The host read the BMC's answer (and withheld it): not a refusal it could miss.
             CallError::SecretEchoed(_) => None,
+            // Refused at a handshake, before any request on that connection: every login the
+            // call sent before was answered and read.
+            CallError::CertificateChanged(_) => None,
         }
     }
 
@@ -113,5 +116,6 @@ mod tests {
         assert_eq!(LoginFailure::of(&CallError::Trap("x".into())), Some(LoginFailure::Unanswered));
         assert!(!LoginFailure::Unanswered.refused() && LoginFailure::LockedOut.refused());
         assert_eq!(LoginFailure::of(&CallError::SecretEchoed("x".into())), None);
+        assert_eq!(LoginFailure::of(&CallError::CertificateChanged("x".into())), None);
     }
 }

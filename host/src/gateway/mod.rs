@@ -13,7 +13,7 @@ mod tls;
 
 pub use endpoint::Endpoint;
 pub use request::{Auth, Method, Part, Request};
-pub use tls::{TlsPolicy, client_config, fingerprint};
+pub use tls::{Presented, TlsPolicy, client_config, client_config_observed, fingerprint};
 
 use bytes::Bytes;
 use secrecy::SecretString;
@@ -73,6 +73,24 @@ pub enum Failure {
     NoResponse(String),
     /// The answer exceeded [`Limits::max_response_bytes`].
     TooLarge(String),
+    /// The BMC presented another certificate than the pinned one: nothing was sent. Not a dead
+    /// BMC — possibly someone in the middle — so it is never reported as `Connect`.
+    CertificateChanged {
+        /// The pin.
+        pinned: [u8; 32],
+        /// The SHA-256 of the certificate the BMC presented.
+        presented: [u8; 32],
+    },
+}
+
+/// What the operator reads when a BMC's certificate no longer matches its pin.
+pub fn certificate_changed(pinned: &[u8; 32], presented: &[u8; 32]) -> String {
+    format!(
+        "certificate changed: pinned {}, presented {}; this can be an attack — verify the BMC's certificate before \
+         updating the pin",
+        hex::encode(pinned),
+        hex::encode(presented)
+    )
 }
 
 /// The one operation the runtime's `http` import needs from the network: send a request to the
@@ -146,6 +164,7 @@ pub struct Gateway {
     addr: SocketAddr,
     origin: reqwest::Url,
     tls: TlsPolicy,
+    presented: Option<Presented>,
     limits: Limits,
 }
 
@@ -163,11 +182,22 @@ impl Gateway {
 
     /// A client for `endpoint` that always dials `addr`, without any name resolution.
     pub fn pinned(endpoint: Endpoint, addr: SocketAddr, tls: TlsPolicy, limits: Limits) -> Result<Gateway, SetupError> {
-        let tls_error = |reason: String| SetupError::Tls { endpoint: endpoint.clone(), policy: tls.clone(), reason };
-        let config = client_config(&tls).map_err(tls_error)?;
         if tls == TlsPolicy::Insecure {
             tracing::warn!(bmc = %endpoint, "TLS verification is OFF for this BMC (policy `insecure`)");
         }
+        Gateway::build(endpoint, addr, tls, limits)
+    }
+
+    /// A client for `discover`: it accepts any certificate and records it
+    /// ([`Gateway::presented_certificate`]), so that the operator can check it and pin it. Only
+    /// for anonymous reads: a credential must never travel over a connection nobody verified.
+    pub fn observe(endpoint: Endpoint, addr: SocketAddr, limits: Limits) -> Result<Gateway, SetupError> {
+        Gateway::build(endpoint, addr, TlsPolicy::Insecure, limits)
+    }
+
+    fn build(endpoint: Endpoint, addr: SocketAddr, tls: TlsPolicy, limits: Limits) -> Result<Gateway, SetupError> {
+        let tls_error = |reason: String| SetupError::Tls { endpoint: endpoint.clone(), policy: tls.clone(), reason };
+        let (config, presented) = client_config_observed(&tls).map_err(tls_error)?;
         let origin = reqwest::Url::parse(&endpoint.origin()).map_err(|e| tls_error(format!("bad origin: {e}")))?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(config)
@@ -181,7 +211,7 @@ impl Gateway {
             .user_agent(concat!("bmc-rotate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| tls_error(chain(&e)))?;
-        Ok(Gateway { client, name: None, endpoint, addr, origin, tls, limits })
+        Ok(Gateway { client, name: None, endpoint, addr, origin, tls, presented, limits })
     }
 
     /// Names the BMC in every log line about it (and in plugins' log lines) as the inventory does.
@@ -193,6 +223,26 @@ impl Gateway {
     /// The inventory's name for the BMC, or its address when it has none.
     fn label(&self) -> String {
         self.name.clone().unwrap_or_else(|| self.endpoint.to_string())
+    }
+
+    /// The DER encoding of the leaf certificate the BMC presented last, when the policy is a pin
+    /// or `insecure` and a handshake got that far.
+    pub fn presented_certificate(&self) -> Option<Vec<u8>> {
+        self.presented.as_ref()?.der()
+    }
+
+    /// A connection failure that is in truth a certificate other than the pinned one.
+    fn changed_certificate(&self) -> Option<Failure> {
+        let TlsPolicy::PinnedSha256(pinned) = self.tls else { return None };
+        let presented = fingerprint(&self.presented_certificate()?);
+        (presented != pinned).then_some(Failure::CertificateChanged { pinned, presented })
+    }
+
+    fn classify(&self, e: &reqwest::Error, timeout: Duration) -> Failure {
+        match classify(e, timeout) {
+            Failure::Connect(reason) => self.changed_certificate().unwrap_or(Failure::Connect(reason)),
+            other => other,
+        }
     }
 
     /// The BMC this gateway serves.
@@ -267,7 +317,7 @@ impl Gateway {
         );
 
         let started = Instant::now();
-        let mut response = builder.send().await.map_err(|e| classify(&e, timeout))?;
+        let mut response = builder.send().await.map_err(|e| self.classify(&e, timeout))?;
         let status = response.status().as_u16();
         if let Some(len) = response.content_length()
             && len > self.limits.max_response_bytes as u64
@@ -295,7 +345,7 @@ impl Gateway {
             }
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e, timeout))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e, timeout))? {
             if body.len() + chunk.len() > self.limits.max_response_bytes {
                 return Err(self.too_large((body.len() + chunk.len()) as u64));
             }

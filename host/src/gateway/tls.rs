@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The TLS trust policy for one BMC.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,9 +75,35 @@ pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     Sha256::digest(der).into()
 }
 
+/// The leaf certificate a BMC last presented to a [`TlsPolicy::PinnedSha256`] or
+/// [`TlsPolicy::Insecure`] client: what tells a changed certificate from a dead BMC, and what
+/// `discover` pins. rustls reports a refused certificate only as text, hence this side channel.
+#[derive(Clone, Debug, Default)]
+pub struct Presented(Arc<Mutex<Option<CertificateDer<'static>>>>);
+
+impl Presented {
+    /// The certificate's DER encoding, if a handshake got that far.
+    pub fn der(&self) -> Option<Vec<u8>> {
+        self.0.lock().expect("presented certificate").as_ref().map(|c| c.to_vec())
+    }
+
+    fn record(&self, cert: &CertificateDer<'_>) {
+        *self.0.lock().expect("presented certificate") = Some(cert.clone().into_owned());
+    }
+}
+
 /// Builds the rustls configuration for a policy.
 pub fn client_config(policy: &TlsPolicy) -> Result<ClientConfig, String> {
+    client_config_observed(policy).map(|(config, _)| config)
+}
+
+/// [`client_config`], and for the policies that check the certificate themselves (a pin, or
+/// none) where the presented certificate is recorded.
+pub fn client_config_observed(policy: &TlsPolicy) -> Result<(ClientConfig, Option<Presented>), String> {
     let provider = provider();
+    let presented = Presented::default();
+    let algorithms = provider.signature_verification_algorithms;
+    let pinned = |pin| Pinned { pin, algorithms, presented: presented.clone() };
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
@@ -101,22 +127,22 @@ pub fn client_config(policy: &TlsPolicy) -> Result<ClientConfig, String> {
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        TlsPolicy::PinnedSha256(pin) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                pin: Some(*pin),
-                algorithms: provider.signature_verification_algorithms,
-            }))
-            .with_no_client_auth(),
-        TlsPolicy::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                pin: None,
-                algorithms: provider.signature_verification_algorithms,
-            }))
-            .with_no_client_auth(),
+        TlsPolicy::PinnedSha256(pin) => {
+            let verifier = Arc::new(pinned(Some(*pin)));
+            return Ok((
+                builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth(),
+                Some(presented),
+            ));
+        }
+        TlsPolicy::Insecure => {
+            let verifier = Arc::new(pinned(None));
+            return Ok((
+                builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth(),
+                Some(presented),
+            ));
+        }
     };
-    Ok(config)
+    Ok((config, None))
 }
 
 /// Accepts exactly the pinned certificate (or, without a pin, any certificate), while still
@@ -125,6 +151,7 @@ pub fn client_config(policy: &TlsPolicy) -> Result<ClientConfig, String> {
 struct Pinned {
     pin: Option<[u8; 32]>,
     algorithms: WebPkiSupportedAlgorithms,
+    presented: Presented,
 }
 
 impl ServerCertVerifier for Pinned {
@@ -136,6 +163,7 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        self.presented.record(end_entity);
         match self.pin {
             None => Ok(ServerCertVerified::assertion()),
             Some(pin) => {

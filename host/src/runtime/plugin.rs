@@ -45,6 +45,11 @@ pub enum CallError {
     /// could read it. A change may have been applied.
     #[error("{0}")]
     SecretEchoed(String),
+    /// The BMC presented another certificate than its `sha256:` pin; nothing more was sent. Its
+    /// own kind, never `unreachable`: it may be an attack, and the pin must not be updated
+    /// without checking the certificate.
+    #[error("{0}")]
+    CertificateChanged(String),
     /// The guest panicked; the text is the panic message the SDK reported.
     #[error("the plugin panicked: {0}")]
     Panic(String),
@@ -296,6 +301,7 @@ fn classify(trap: wasmtime::Error, state: &JobState, budget: Duration, max_memor
             return CallError::Plugin(PluginError { kind: ErrorKind::PolicyRejected, message: ended.to_string() });
         }
         Some(ended @ Ended::SecretEchoed { .. }) => return CallError::SecretEchoed(ended.to_string()),
+        Some(ended @ Ended::CertificateChanged { .. }) => return CallError::CertificateChanged(ended.to_string()),
         None => {}
     }
     if state.deadline_hit {

@@ -67,7 +67,8 @@ impl From<wasmtime::Error> for SendError {
     }
 }
 
-/// Why the host ended a call from inside `send`: the BMC's answer held a secret.
+/// Why the host ended a call from inside `send`: the BMC's answer held a secret, or the BMC
+/// is not the one pinned.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Ended {
     /// The answer to a password change refused it and quoted the value (Dell's and Lenovo's
@@ -91,6 +92,15 @@ pub enum Ended {
         request: String,
         /// The HTTP status.
         status: u16,
+    },
+    /// The BMC presented another certificate than its pin. Ended rather than told to the plugin:
+    /// a plugin would report it as `unreachable`, and the operator must see it for what it is.
+    #[error("{}", gateway::certificate_changed(pinned, presented))]
+    CertificateChanged {
+        /// The pin.
+        pinned: [u8; 32],
+        /// The SHA-256 of the certificate presented.
+        presented: [u8; 32],
     },
 }
 
@@ -144,7 +154,12 @@ impl HttpView<'_> {
         if let gateway::Auth::Basic { user, password } = &request.auth {
             self.keep_form(gateway::request::basic_token(user, password).as_bytes())?;
         }
-        let inbound = outbound.send(&request, Some(self.ctx.deadline)).await?;
+        let inbound = match outbound.send(&request, Some(self.ctx.deadline)).await {
+            Err(Failure::CertificateChanged { pinned, presented }) => {
+                return Err(self.end_with(Ended::CertificateChanged { pinned, presented }, outbound.as_ref()));
+            }
+            sent => sent?,
+        };
         // The token joins the job's secrets before the answer is searched: a body repeating it
         // is an echo like any other.
         let session_token = match inbound.session_token {
@@ -197,9 +212,15 @@ impl HttpView<'_> {
             let (path, _) = super::guard::normalise(&request.path).unwrap_or_default();
             Ended::SecretEchoed { request: format!("{} {}", request.method, untrusted(&path, 200)), status }
         };
+        self.end_with(ended, bmc)
+    }
+
+    /// Ends the call for `ended`.
+    fn end_with(&mut self, ended: Ended, bmc: &dyn Outbound) -> SendError {
         tracing::warn!(plugin = %self.ctx.plugin, bmc = %bmc.bmc(), "{ended}");
-        self.ctx.ended = Some(ended.clone());
-        SendError::Trap(wasmtime::Error::msg(ended.to_string()))
+        let trap = wasmtime::Error::msg(ended.to_string());
+        self.ctx.ended = Some(ended);
+        SendError::Trap(trap)
     }
 }
 

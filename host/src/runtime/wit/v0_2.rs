@@ -139,6 +139,10 @@ impl http::Host for HttpView<'_> {
             SendError::Failed(Failure::Connect(m)) => Ok(http::HttpError::Connect(m)),
             SendError::Failed(Failure::NoResponse(m)) => Ok(http::HttpError::NoResponse(m)),
             SendError::Failed(Failure::TooLarge(m)) => Ok(http::HttpError::ResponseTooLarge(m)),
+            // `HttpView::request` ends the call instead; should it ever get here, nothing was sent.
+            SendError::Failed(Failure::CertificateChanged { pinned, presented }) => {
+                Ok(http::HttpError::Connect(gateway::certificate_changed(&pinned, &presented)))
+            }
             SendError::Trap(trap) => Err(trap),
         }
     }
