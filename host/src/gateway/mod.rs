@@ -240,7 +240,9 @@ impl Gateway {
 
     fn classify(&self, e: &reqwest::Error, timeout: Duration) -> Failure {
         match classify(e, timeout) {
-            Failure::Connect(reason) => self.changed_certificate().unwrap_or(Failure::Connect(reason)),
+            Failure::Connect(reason) => self
+                .changed_certificate()
+                .unwrap_or_else(|| Failure::Connect(format!("cannot connect to {} ({reason})", self.endpoint))),
             other => other,
         }
     }
@@ -373,12 +375,37 @@ fn sensitive(value: Zeroizing<Vec<u8>>) -> Result<http::HeaderValue, Failure> {
 /// Whether the request may have reached the BMC decides between `connect` and `no-response`.
 fn classify(e: &reqwest::Error, timeout: Duration) -> Failure {
     if e.is_connect() {
-        Failure::Connect(chain(e))
+        Failure::Connect(root_cause(e))
     } else if e.is_timeout() {
         Failure::NoResponse(format!("no complete answer within {timeout:?}"))
     } else {
         Failure::NoResponse(chain(e))
     }
+}
+
+/// Why a connection failed, in the operator's words: the innermost cause (`connection refused`,
+/// `timed out`, the TLS alert), not reqwest's wrapping of it around the URL.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+        use std::io::ErrorKind as K;
+        let word = match io.kind() {
+            K::ConnectionRefused => Some("connection refused"),
+            K::ConnectionReset => Some("connection reset"),
+            K::TimedOut => Some("timed out"),
+            K::HostUnreachable => Some("host unreachable"),
+            K::NetworkUnreachable => Some("network unreachable"),
+            K::AddrNotAvailable => Some("address not available"),
+            _ => None,
+        };
+        if let Some(word) = word {
+            return word.to_owned();
+        }
+    }
+    inner.to_string()
 }
 
 /// An error and its causes on one line; reqwest's top-level message alone hides the reason.
