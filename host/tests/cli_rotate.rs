@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 const USER: &str = "azsbmc";
 const OLD: &str = "Cli-Old_Pass-1";
+const THIRD: &str = "Third-Pass_2026z";
 
 async fn stamp(name: &str) -> (StampLab, PathBuf) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-rotate-{name}"));
@@ -33,7 +34,17 @@ async fn bmc_rotate<S: AsRef<std::ffi::OsStr>>(args: Vec<S>) -> Output {
         .env("BMC_ROTATE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-artifact-cache"))
         .env("XDG_STATE_HOME", state_home())
         .env("CLI_OLD", OLD)
-        .env("CLI_CLOUD", LAB_CLOUDADMIN_PASSWORD);
+        .env("CLI_CLOUD", LAB_CLOUDADMIN_PASSWORD)
+        .env("CLI_THIRD", THIRD);
+    // No controlling terminal, as in CI, so a run from a developer's terminal behaves the same
+    // (a rotation without --yes would otherwise stop to ask there).
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
     tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
 }
 
@@ -294,12 +305,19 @@ async fn the_last_run_of_the_stamp_is_consulted_before_any_bmc_is_contacted() {
     let lines: Vec<String> = std::fs::read_to_string(&journal).unwrap().lines().map(String::from).collect();
     let cut = lines.iter().position(|l| l.contains("\"pep-started\"") || l.contains("pep_started")).unwrap();
     std::fs::write(&journal, lines[..cut].join("\n") + "\n").unwrap();
-    let next = with(with(again, "--bmc-password", "env:CLI_CLOUD"), "--new-password", "env:CLI_OLD");
-    let out = bmc_rotate(next).await;
+    let next = with(with(again, "--bmc-password", "env:CLI_CLOUD"), "--new-password", "env:CLI_THIRD");
+    let out = bmc_rotate(next.clone()).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("did not finish") && err.contains("bmc-rotate resume --journal"), "{err}");
     assert_eq!(requests(), before, "no BMC was contacted");
+
+    // A last run stopped before its first change left nothing to resume: the next one goes on.
+    let unchanged = lines.iter().position(|l| l.contains("\"changing\"")).unwrap();
+    std::fs::write(&journal, lines[..unchanged].join("\n") + "\n").unwrap();
+    let out = bmc_rotate(next).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(stamp.holding(USER, THIRD), 3, "rotated on to a third password");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

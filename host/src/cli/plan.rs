@@ -63,6 +63,12 @@ pub fn confirm(plan: &Plan, mut input: impl BufRead, mut output: impl Write) -> 
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
+/// Whether there is a controlling terminal to ask on (stdin may be a pipe carrying secrets while
+/// the operator sits at one).
+pub fn has_terminal() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").is_ok()
+}
+
 /// Asks on the controlling terminal (not stdin, which may carry secrets).
 pub fn confirm_on_terminal(plan: &Plan) -> Result<bool, String> {
     let tty = std::fs::OpenOptions::new()

@@ -21,7 +21,7 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::secrets::{SecretReader, SecretSource};
 use clap::ValueEnum;
 use secrecy::{ExposeSecret, SecretString};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -151,7 +151,9 @@ pub(super) fn save_generated(out: &Path, password: &SecretString) -> Result<(), 
             .write(true)
             .open("/dev/tty")
             .map_err(|e| format!("--password-out -: no terminal to show the password on ({e})"))?;
-        return show_until_stored(&tty, std::io::BufReader::new(&tty), password).map_err(|e| format!("/dev/tty: {e}"));
+        let width = render::width_of(std::os::fd::AsRawFd::as_raw_fd(&tty));
+        return show_until_stored(&tty, std::io::BufReader::new(&tty), password, width)
+            .map_err(|e| format!("/dev/tty: {e}"));
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -164,20 +166,25 @@ pub(super) fn save_generated(out: &Path, password: &SecretString) -> Result<(), 
         .map_err(|e| format!("{}: {e}", out.display()))
 }
 
-/// Shows the password, waits for Enter (the operator stores it meanwhile), then clears both lines
-/// from the screen, so it does not stay in view or in the terminal's scroll-back above the run.
+/// Shows the password, waits for Enter (the operator stores it meanwhile), then clears it from
+/// the screen, so it does not stay in view above the run. `width` is the terminal's, to count the
+/// rows a long line wrapped onto.
 fn show_until_stored(
     mut out: impl Write,
     mut input: impl std::io::BufRead,
     password: &SecretString,
+    width: Option<usize>,
 ) -> std::io::Result<()> {
-    write!(out, "generated BMC password: {}\nstore it now, then press Enter: ", password.expose_secret())?;
+    let shown = zeroize::Zeroizing::new(format!("generated BMC password: {}", password.expose_secret()));
+    let prompt = "store it now, then press Enter: ";
+    write!(out, "{}\n{prompt}", shown.as_str())?;
     out.flush()?;
     let mut line = zeroize::Zeroizing::new(String::new());
     input.read_line(&mut line)?;
-    // Up two lines (the password's and the prompt's, whose Enter moved down one), clearing
-    // each: `ESC [ 1 A` moves up, `ESC [ 2 K` erases the line.
-    write!(out, "\x1b[1A\x1b[2K\x1b[1A\x1b[2K\r")?;
+    // Enter left the cursor below the prompt: up over the prompt's rows and the password's, to
+    // the start of the password's first row, then erase to the end of the screen.
+    let rows = |text: &str| width.map_or(1, |w| text.chars().count().div_ceil(w.max(1)).max(1));
+    write!(out, "\x1b[{}A\r\x1b[J", rows(&shown) + rows(prompt))?;
     out.flush()
 }
 
@@ -328,7 +335,7 @@ impl RotatePlan {
         let Loaded { inventory, members } = load(&stamp.inventory, sources, cache_dir).await?;
         // Before any secret is read or BMC contacted: a command line reused in a script (a dry
         // run's, say) must not rotate a fleet because nobody was there to be asked.
-        if !args.dry_run && !args.yes && !std::io::stdin().is_terminal() {
+        if !args.dry_run && !args.yes && !super::plan::has_terminal() {
             return Err(CliError::bad_input(format!(
                 "rotate changes every BMC of stamp {} and Azure Stack, and asks first: with no terminal to ask on, \
                  give --yes (or --dry-run to see the plan)",
@@ -463,14 +470,23 @@ pub async fn rotate(
             Err(e) => return Err(CliError::failed(format!("{e}; nothing was changed"))),
         }
     }
+    let saved = match &password_out {
+        Some(out) => display.suspend(|| save_generated(out, preflighted.new_password())),
+        None => Ok(()),
+    };
+    // The questions above block this one thread: a Ctrl-C typed meanwhile is seen only now that
+    // the signal watcher gets to run, and must stop the run before its first change.
+    tokio::task::yield_now().await;
+    if options.cancel.is_cancelled() {
+        drop(display);
+        audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "interrupted", None));
+        return Err(CliError::failed("interrupted before any change: nothing was changed"));
+    }
     // The journal exists from here on: the run is resumable from its first change.
-    let started = (|| {
-        if let Some(out) = &password_out {
-            display.suspend(|| save_generated(out, preflighted.new_password()))?;
-        }
+    let started = saved.and_then(|()| {
         let new = preflighted.new_password().expose_secret();
         journal::start_run(&journal_path, &inventory, old.expose_secret(), new, options.rollback_on_pep_failure)
-    })();
+    });
     let journal = match started {
         Ok(journal) => journal,
         Err(e) => {
@@ -516,7 +532,15 @@ fn last_run(audit_log: Option<&Path>, inventory: &Inventory, secrets: &RunSecret
     let Ok(state) = journal::read_all(&path).and_then(|contents| engine::state_of(&contents)) else {
         return Ok(None);
     };
-    // The same BMCs, not just the same stamp name (a rebuilt stamp, a lab, may reuse it).
+    // A run stopped before its first change left nothing to resume.
+    if !journal::any_change(&path) {
+        return Ok(None);
+    }
+    // The same account on the same BMCs, not just the same stamp name (a rebuilt stamp, a lab,
+    // may reuse it).
+    if state.bmc_user != inventory.bmc_user {
+        return Ok(None);
+    }
     let addresses = inventory.bmcs.iter().map(|b| crate::fleet::inventory::canonical_address(&b.endpoint));
     if state.bmcs_sha256.as_deref() != Some(crate::fleet::lock::address_digest(addresses).as_str()) {
         return Ok(None);
@@ -746,10 +770,15 @@ mod tests {
     #[test]
     fn a_password_shown_on_the_terminal_is_cleared_once_stored() {
         let mut screen = Vec::new();
-        show_until_stored(&mut screen, &b"\n"[..], &SecretString::from("Gen-Pass_123x")).unwrap();
+        show_until_stored(&mut screen, &b"\n"[..], &SecretString::from("Gen-Pass_123x"), None).unwrap();
         let screen = String::from_utf8(screen).unwrap();
         let (shown, cleared) = screen.split_once("press Enter: ").unwrap();
         assert!(shown.contains("Gen-Pass_123x"), "{shown}");
-        assert_eq!(cleared, "\x1b[1A\x1b[2K\x1b[1A\x1b[2K\r", "both lines erased after Enter");
+        assert_eq!(cleared, "\x1b[2A\r\x1b[J", "both lines erased after Enter");
+        // On a narrow terminal the password's line (37 characters) wraps onto three rows of 15,
+        // the prompt's (32) onto three: all six are erased.
+        let mut screen = Vec::new();
+        show_until_stored(&mut screen, &b"\n"[..], &SecretString::from("Gen-Pass_123x"), Some(15)).unwrap();
+        assert!(String::from_utf8(screen).unwrap().ends_with("\x1b[6A\r\x1b[J"));
     }
 }

@@ -6,7 +6,7 @@ use super::report::{BmcReport, BmcResult, Observer};
 use super::steps::{Login, SharedJournal, context, each, login, name};
 use crate::fleet::cancel::Cancel;
 use crate::fleet::journal::Which;
-use crate::fleet::ledger::{self, Ledger};
+use crate::fleet::ledger::{self, Ledger, LoginFailure};
 use crate::fleet::members::Member;
 use crate::runtime::{PasswordPolicy, ProbeResult};
 use secrecy::SecretString;
@@ -29,6 +29,8 @@ pub(crate) struct Bmc {
     pub policy: PasswordPolicy,
     pub result: BmcResult,
     pub error: Option<String>,
+    /// The BMC answered a login with a refusal in this command (not merely a login cut short).
+    pub refused: bool,
     /// Time spent on this BMC alone.
     pub spent: Duration,
 }
@@ -46,6 +48,7 @@ impl Bmc {
             policy,
             result: BmcResult::Unchanged,
             error: None,
+            refused: false,
             spent: Duration::ZERO,
         }))
     }
@@ -107,6 +110,7 @@ pub(crate) async fn identify(
     observer.started(&member.entry.name);
     let mut failures = Vec::new();
     let mut found = None;
+    let mut refused = false;
     if let Err(e) = &member.gateway {
         // The gateway could not be set up (a bad TLS setting, say): nothing can be sent.
         failures.push(e.clone());
@@ -118,13 +122,17 @@ pub(crate) async fn identify(
                     found = Some((*which, probe));
                     break;
                 }
-                Login::Failed(e) => failures.push(format!("{} password: {e}", name(*which))),
+                Login::Failed(e) => {
+                    refused |= LoginFailure::of(&e).is_some_and(LoginFailure::refused);
+                    failures.push(format!("{} password: {e}", name(*which)));
+                }
                 Login::NotTried => failures.push(format!("{} password: {}", name(*which), ledger::spent_note())),
             }
         }
     }
     let mut bmc = lock(bmc);
     bmc.spent += started.elapsed();
+    bmc.refused |= refused;
     match found {
         Some((which, probe)) => {
             bmc.probed(which, probe);
@@ -186,6 +194,16 @@ pub(crate) fn canary_note(bmcs: &[Shared<Bmc>], canary: usize, what: &str) -> St
     let bmc = lock(&bmcs[canary]);
     let before = bmcs[..canary].iter().any(|b| lock(b).result != BmcResult::NotStarted);
     let others = if before { " (the BMCs tried before it, one per other profile, took it)" } else { "" };
+    if !bmc.refused {
+        // The login was cut short (a BMC still delaying after an earlier failure, a hung one):
+        // it counts as a failed login, but says nothing about the password.
+        return format!(
+            "{} did not answer the login with {what} for {} in time{others}; it counts as this command's failed \
+             login there, so no other BMC was tried: check that BMC, then run again",
+            bmc.name(),
+            bmc.member.target.account
+        );
+    }
     format!(
         "{what} for {} was refused by {}{others}: mistyped? no other BMC was tried",
         bmc.member.target.account,

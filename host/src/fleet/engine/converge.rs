@@ -120,11 +120,13 @@ impl<C: PepClient> Converging<'_, C> {
         };
         loop {
             let pass = self.pass(target).await?;
-            if self.fleet.cancel.is_cancelled() {
+            let missed: Vec<usize> = (0..self.fleet.bmcs.len()).filter(|&i| self.fleet.holds(i) != target).collect();
+            // A stop starts nothing new; a fleet the pass already converged (and Azure Stack
+            // with it, as after a rollback) has nothing left to start.
+            if self.fleet.cancel.is_cancelled() && !(missed.is_empty() && pep == target) {
                 notes.push(self.interrupted_note());
                 return end(RunOutcome::Interrupted, None, pep_error);
             }
-            let missed: Vec<usize> = (0..self.fleet.bmcs.len()).filter(|&i| self.fleet.holds(i) != target).collect();
             if !missed.is_empty() {
                 if target == Which::Old && pass.refused_back && !turned {
                     let reason = "a BMC refused the old password (reuse cycle): completing the rotation instead";

@@ -105,6 +105,10 @@ pub async fn preflight<C: PepClient>(
             }
         }
     }
+    if options.cancel.is_cancelled() {
+        notes.push("interrupted during preflight: nothing was changed".into());
+        return stopped(&bmcs, RunOutcome::Interrupted, notes, None);
+    }
     let mut policy = FleetPolicy::azure_stack();
     for bmc in &bmcs {
         policy.intersect(&lock(bmc).policy);

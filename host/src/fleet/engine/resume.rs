@@ -95,12 +95,17 @@ pub async fn resume<C: PepClient>(
         notes.push(format!("the run already ended `{}`: nothing to do", outcome.as_str()));
         return Ok(RunReport::new(&run.stamp, bmcs::reports(&bmcs), outcome, notes, started));
     }
-    // The new password against the rules every BMC and Azure Stack declare, before any BMC is
-    // contacted: a run whose secrets could not be checked (no run-started record) must not move
-    // BMCs to a password Azure Stack then refuses.
+    // The new password against Azure Stack's rules before any BMC is contacted: a run whose
+    // secrets could not be checked (no run-started record) must not move BMCs to a password the
+    // PEP then refuses. Such a run is also held to what each plugin and profile declare; a run
+    // whose fingerprints matched was checked by its own preflight against the live policies,
+    // which may be looser than the declared ones — refusing it here would strand a half-rotated
+    // fleet with no way forward.
     let mut policy = FleetPolicy::azure_stack();
-    for bmc in &bmcs {
-        policy.intersect(&lock(bmc).policy);
+    if run.recovered {
+        for bmc in &bmcs {
+            policy.intersect(&lock(bmc).policy);
+        }
     }
     let violations = policy.violations(&new, &run.bmc_user);
     if !violations.is_empty() {
