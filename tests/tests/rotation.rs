@@ -109,6 +109,24 @@ impl Run {
         (preflighted.execute(journal).await.unwrap(), Some(journal_path), new)
     }
 
+    /// `resume` of the run in `journal`, from `OLD` to `new`, with the stamp's PEP.
+    async fn resume(&self, journal: &Path, new: &str) -> Result<RunReport, bmc_rotate::fleet::engine::ResumeError> {
+        let (_, members) =
+            members::load(&self.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default())
+                .await
+                .unwrap();
+        bmc_rotate::fleet::engine::resume(
+            journal,
+            members,
+            Arc::new(SecretString::from(OLD)),
+            Arc::new(SecretString::from(new.to_owned())),
+            Some(self.pep(LAB_CLOUDADMIN_PASSWORD)),
+            Arc::new(Silent),
+            &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
+        )
+        .await
+    }
+
     fn all_hold(&self, password: &str) -> bool {
         self.stamp.holding(USER, password) == self.stamp.lab.bmcs().len()
     }
@@ -249,19 +267,7 @@ async fn a_hung_bmc_rolls_the_fleet_back() {
     assert!(records(&journal).iter().any(|r| matches!(r, Record::RollingBack { .. })));
 
     // The next command tries the other password first: no failed login, and the run ends rolled back.
-    let (_, members) =
-        members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default()).await.unwrap();
-    let report = bmc_rotate::fleet::engine::resume(
-        &journal,
-        members,
-        Arc::new(SecretString::from(OLD)),
-        Arc::new(SecretString::from(NEW)),
-        Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
-        Arc::new(Silent),
-        &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
-    )
-    .await
-    .unwrap();
+    let report = run.resume(&journal, NEW).await.unwrap();
     assert_eq!(report.outcome, RunOutcome::RolledBack, "{:#?}", report.notes);
     assert_eq!(refusals(), 1, "the resume knew which password to try");
     assert!(run.all_hold(OLD) && run.stamp.pep.stored().is_none());
@@ -313,20 +319,7 @@ async fn with_xcc_in_the_fleet_a_pep_failure_keeps_the_new_password_and_resume_f
     assert!(run.all_hold(NEW), "XCC cannot go back, so nobody does");
 
     run.stamp.pep.set_faults(PepFaults::default());
-    let limits = Limits::default();
-    let (_, members) =
-        members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), limits).await.unwrap();
-    let report = bmc_rotate::fleet::engine::resume(
-        &journal.unwrap(),
-        members,
-        Arc::new(SecretString::from(OLD)),
-        Arc::new(SecretString::from(NEW)),
-        Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
-        Arc::new(Silent),
-        &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
-    )
-    .await
-    .unwrap();
+    let report = run.resume(&journal.unwrap(), NEW).await.unwrap();
     assert_eq!(report.outcome, RunOutcome::Rotated, "{:#?}", report.notes);
     assert_eq!(run.stamp.pep.stored().unwrap().password.as_str(), NEW);
 }
@@ -382,21 +375,7 @@ async fn a_password_changed_out_of_band_costs_that_bmc_one_failed_login_per_comm
     // Each resume is a new command: one more failed login at most (the new password, the one
     // not yet refused), and the BMC is again left alone and reported.
     for round in 1..=2 {
-        let (_, members) =
-            members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default())
-                .await
-                .unwrap();
-        let report = bmc_rotate::fleet::engine::resume(
-            &journal,
-            members,
-            Arc::new(SecretString::from(OLD)),
-            Arc::new(SecretString::from(NEW)),
-            Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
-            Arc::new(Silent),
-            &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
-        )
-        .await
-        .unwrap();
+        let report = run.resume(&journal, NEW).await.unwrap();
         assert_eq!(refusals(), 1 + round, "resume {round}: at most one failed login");
         let ilo = report.bmcs.iter().find(|b| b.name == "hpe-ilo5-01").unwrap();
         assert_eq!(ilo.result, "needs-attention", "resume {round}: {ilo:?}");
@@ -429,21 +408,11 @@ async fn resume_refuses_a_new_password_azure_stack_would_refuse_before_contactin
     // rotate's preflight would refuse it). Resume must find out before it moves any BMC.
     let run = Run::start("resume-policy", "[fleet]\ndell-idrac9 = 1\nlenovo-xcc2 = 1\n").await;
     let long = "Far-Too-Long-Pass-2025";
-    let (inventory, members) =
+    let (inventory, _) =
         members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default()).await.unwrap();
     let path = run.dir.join("long.jsonl");
     drop(journal::start_run(&path, &inventory, OLD, long, true).unwrap());
-    let error = bmc_rotate::fleet::engine::resume(
-        &path,
-        members,
-        Arc::new(SecretString::from(OLD)),
-        Arc::new(SecretString::from(long)),
-        Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
-        Arc::new(Silent),
-        &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
-    )
-    .await
-    .unwrap_err();
+    let error = run.resume(&path, long).await.unwrap_err();
     assert!(error.to_string().contains("does not fit") && error.to_string().contains("nothing was changed"), "{error}");
     assert!(!error.to_string().contains(long), "the password is never quoted");
     let contacted: usize = run.stamp.lab.bmcs().iter().map(|b| b.state().requests().len()).sum();
@@ -466,19 +435,7 @@ async fn a_login_held_past_the_call_budget_counts_against_the_bmcs_budget() {
     let (_, journal, _) = run.rotate_observed(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options(), observer).await;
     let journal = journal.unwrap();
     let before = logins();
-    let (_, members) =
-        members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default()).await.unwrap();
-    let report = bmc_rotate::fleet::engine::resume(
-        &journal,
-        members,
-        Arc::new(SecretString::from(OLD)),
-        Arc::new(SecretString::from(NEW)),
-        Some(run.pep(LAB_CLOUDADMIN_PASSWORD)),
-        Arc::new(Silent),
-        &bmc_rotate::fleet::engine::ResumeOptions::new("lab", 16),
-    )
-    .await
-    .unwrap();
+    let report = run.resume(&journal, NEW).await.unwrap();
     // Let the held answer land in the BMC's log.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(logins() - before, 1, "one login on the iLO in this resume, the one cut short");
