@@ -509,3 +509,50 @@ async fn a_prompted_password_is_read_from_the_terminal_without_echo() {
     assert!(!transcript.contains(TYPED), "the password was echoed: {transcript}");
     assert_eq!(stamp.holding(USER, TYPED), 3, "the typed password is the one set");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_password_is_escrowed_before_the_first_change_and_a_refusing_vault_stops_the_run() {
+    let (stamp, dir) = stamp("escrow").await;
+    let vault = dir.join("vault");
+    std::fs::create_dir_all(&vault).unwrap();
+    let stores = stamp.pep.store_count();
+
+    // A vault that refuses: the run stops before any BMC or Azure Stack changes.
+    let refusing = format!("cat > '{}/refused'; echo 'vault: 403 permission denied' >&2; exit 3", vault.display());
+    let args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_THIRD", "--escrow-command", &refusing]);
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("escrow: the escrow command failed (exit status: 3): vault: 403 permission denied"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(std::fs::read_to_string(vault.join("refused")).unwrap(), THIRD, "it was offered the password");
+    assert_eq!(stamp.holding(USER, OLD), 3);
+    assert_eq!(stamp.pep.store_count(), stores);
+    let journal = std::fs::read_to_string(dir.join("run.jsonl")).unwrap();
+    assert!(!journal.contains("\"changing\"") && !journal.contains("\"escrowed\""), "{journal}");
+
+    // A vault that stores: the password arrives on stdin, is recorded before the first change,
+    // and the vault hears that the run rotated.
+    let storing = format!(
+        "echo \"$BMC_ROTATE_EVENT $BMC_ROTATE_STAMP $*\" >> '{v}/calls'; \
+         [ \"$BMC_ROTATE_EVENT\" != store ] || cat > '{v}/stored'",
+        v = vault.display()
+    );
+    let args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_THIRD", "--escrow-command", &storing]);
+    let out = bmc_rotate(with(args, "--journal", dir.join("escrowed.jsonl").to_str().unwrap())).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(vault.join("stored")).unwrap(), THIRD);
+    assert_eq!(std::fs::read_to_string(vault.join("calls")).unwrap(), "store escrow \nrotated escrow \n");
+    assert_eq!(stamp.holding(USER, THIRD), 3);
+    let journal = std::fs::read_to_string(dir.join("escrowed.jsonl")).unwrap();
+    let escrowed = journal.find("\"escrowed\"").expect("recorded");
+    assert!(escrowed < journal.find("\"changing\"").unwrap(), "escrowed before the first change: {journal}");
+    assert!(!journal.contains(THIRD) && !text(&out.stdout).contains(THIRD) && !text(&out.stderr).contains(THIRD));
+    let status =
+        bmc_rotate(vec!["status".into(), "--journal".into(), dir.join("escrowed.jsonl").display().to_string()]).await;
+    assert!(
+        text(&status.stdout).contains("escrowed:") && text(&status.stdout).contains("yes"),
+        "{}",
+        text(&status.stdout)
+    );
+}

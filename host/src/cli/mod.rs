@@ -7,6 +7,7 @@ mod demo;
 mod discover;
 mod discover_x509;
 mod docs;
+mod escrow;
 pub mod pep;
 mod plan;
 mod plugins;

@@ -1,6 +1,7 @@
 //! `bmc-rotate rotate`, `resume` and `status`: the operator's commands around the fleet run.
 
 use super::args::SecretSourceParser;
+use super::escrow::{EscrowArgs, notify_end};
 use super::pep::{PepArgs, StampArgs, client};
 use super::progress::Display;
 use super::{CliError, CmdResult, Output, RunOutput, exit, read_secret, render};
@@ -10,6 +11,7 @@ use crate::fleet::engine::{
     self, PepStep, Plan, Preflight, ResumeError, ResumeOptions, RotationOptions, RunOutcome, RunReport, RunSecrets,
     RunState,
 };
+use crate::fleet::escrow::{Escrow, RunInfo};
 use crate::fleet::inventory::{Inventory, PepSettings};
 use crate::fleet::journal;
 use crate::fleet::lock::StampLock;
@@ -90,6 +92,8 @@ pub struct RotateArgs {
     /// Where to read the transcript share's password (when the inventory names a share).
     #[arg(long, value_name = "SOURCE", value_parser = SecretSourceParser)]
     pub transcripts_password: Option<SecretSource>,
+    #[command(flatten)]
+    pub escrow: EscrowArgs,
 }
 
 /// Everything loaded from disk before any BMC is contacted.
@@ -309,6 +313,8 @@ struct RotatePlan {
     /// Where a generated password goes; `None` when the operator gave the new one.
     password_out: Option<PathBuf>,
     audit_log: Option<PathBuf>,
+    /// Where the new password is escrowed before the first change.
+    escrow: Option<Escrow>,
     /// The stamp's lock, held until the command ends.
     _lock: StampLock,
 }
@@ -331,6 +337,10 @@ impl RotatePlan {
                  it from a UTF-8 path",
                 real.display()
             )));
+        }
+        let escrow = args.escrow.escrow()?;
+        if let Some(warning) = escrow.as_ref().and_then(Escrow::warning) {
+            eprintln!("warning: {warning}");
         }
         let Loaded { inventory, members } = load(&stamp.inventory, sources, cache_dir).await?;
         // Before any secret is read or BMC contacted: a command line reused in a script (a dry
@@ -404,6 +414,7 @@ impl RotatePlan {
             yes: args.yes,
             password_out,
             audit_log: sources.audit_log.clone().or_else(paths::audit_log),
+            escrow,
             _lock: lock,
         })
     }
@@ -429,6 +440,7 @@ pub async fn rotate(
         yes,
         password_out,
         audit_log,
+        escrow,
         _lock,
     } = plan;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
@@ -487,7 +499,15 @@ pub async fn rotate(
         let new = preflighted.new_password().expose_secret();
         journal::start_run(&journal_path, &inventory, old.expose_secret(), new, options.rollback_on_pep_failure)
     });
-    let journal = match started {
+    let run = RunInfo { stamp: &inventory.stamp, bmc_user: &inventory.bmc_user };
+    let escrowed = match started {
+        Ok(journal) => match &escrow {
+            Some(escrow) => escrow_new(escrow, run, preflighted.new_password(), journal).await,
+            None => Ok(journal),
+        },
+        Err(e) => Err(e),
+    };
+    let journal = match escrowed {
         Ok(journal) => journal,
         Err(e) => {
             drop(display);
@@ -499,7 +519,10 @@ pub async fn rotate(
     let result = preflighted.execute(journal).await;
     drop(display);
     match result {
-        Ok(report) => Ok(finish(report, None, Some(journal_path), (audit_log, &inventory.stamp, names), output)),
+        Ok(mut report) => {
+            notify_end(escrow.as_ref(), run, &mut report).await;
+            Ok(finish(report, None, Some(journal_path), (audit_log, &inventory.stamp, names), output))
+        }
         Err(e) if !journal::any_change(&journal_path) => {
             // No `changing` record is durable (each change is recorded before it is sent):
             // nothing was changed.
@@ -516,6 +539,19 @@ pub async fn rotate(
             ))
         }
     }
+}
+
+/// Hands the new password to the escrow command and records that it did (no secret): a failure
+/// leaves a journal without any change, so nothing needs converging.
+async fn escrow_new(
+    escrow: &Escrow,
+    run: RunInfo<'_>,
+    new: &SecretString,
+    mut journal: journal::Journal,
+) -> Result<journal::Journal, String> {
+    escrow.store(run, new).await.map_err(|e| format!("escrow: {e}"))?;
+    journal.write(journal::Record::Escrowed)?;
+    Ok(journal)
 }
 
 /// What the stamp's last run, as the audit log names it, says about this one — before any BMC
@@ -609,6 +645,10 @@ pub struct ResumeArgs {
     pub allow_inventory_change: bool,
     #[command(flatten)]
     pub pep: PepArgs,
+    /// The run's escrow command, told how the resume ended (the password was escrowed by
+    /// `rotate`; nothing is stored again).
+    #[command(flatten)]
+    pub escrow: EscrowArgs,
 }
 
 /// A resume with the journal read, the fleet loaded and the secrets checked against the
@@ -677,6 +717,7 @@ impl ResumePlan {
 
 /// `resume`.
 pub async fn resume(args: ResumeArgs, sources: Sources, output: RunOutput, cache_dir: Option<PathBuf>) -> CmdResult {
+    let escrow = args.escrow.escrow()?;
     let ResumePlan { inventory, members, old, new, pep, audit_log, recovery, _lock } =
         ResumePlan::resolve(&args, &sources, cache_dir).await?;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
@@ -691,7 +732,7 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: RunOutput, cache
     let result = engine::resume(&args.journal, members, old, new, pep, display.clone(), &options).await;
     drop(display);
     let journal = Some(args.journal.clone());
-    let report = match result {
+    let mut report = match result {
         Ok(report) => report,
         Err(ResumeError::BadInput(e)) => return Err(CliError::bad_input(e)),
         Err(ResumeError::Preflight(e)) => {
@@ -706,6 +747,8 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: RunOutput, cache
             return Err(CliError::new(exit::NEEDS_RESUME, e));
         }
     };
+    let run = RunInfo { stamp: &inventory.stamp, bmc_user: &inventory.bmc_user };
+    notify_end(escrow.as_ref(), run, &mut report).await;
     let entry = AuditEntry::now("resume", &inventory.stamp, names, report.outcome.as_str(), journal);
     audit(audit_log.as_deref(), &entry);
     print(&report, Some(&args.journal), output);
@@ -749,6 +792,7 @@ pub fn status(journal: &Path, output: Output) -> CmdResult {
                 ("inventory", state.inventory.display().to_string()),
                 ("heading for", format!("the {} password", engine::name(state.target))),
                 ("azure stack", format!("stores the {} password", engine::name(state.pep))),
+                ("escrowed", if state.escrowed { "yes" } else { "no" }.to_owned()),
                 ("finished", state.finished.map_or("no", RunOutcome::as_str).to_owned()),
                 ("consistent", state.inconsistent.clone().unwrap_or_else(|| "yes".into())),
                 ("records", state.records.to_string()),

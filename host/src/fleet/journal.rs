@@ -69,6 +69,8 @@ pub enum Record {
     },
     /// Preflight passed: every BMC answered with the old password and accepts the new one.
     PreflightPassed,
+    /// The escrow command stored the new password (before any change).
+    Escrowed,
     /// A change (or a rollback) of one BMC is about to be sent.
     Changing {
         /// The BMC.

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cancel;
 pub mod engine;
+pub mod escrow;
 pub mod inventory;
 pub mod journal;
 pub mod ledger;

@@ -55,6 +55,9 @@ pub struct RunState {
     pub recovered: bool,
     /// The lockout ledger: failed logins per BMC, in inventory order.
     pub ledger: Vec<LedgerRow>,
+    /// The escrow command stored the new password before the first change.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub escrowed: bool,
     /// Salt and fingerprints, to check secrets (none when `recovered`).
     #[serde(skip)]
     fingerprints: Option<(String, String, String)>,
@@ -206,6 +209,7 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
     let (mut failed, mut last_command, mut refused) =
         (BTreeMap::<String, u32>::new(), BTreeMap::<String, u32>::new(), BTreeMap::new());
     let mut pending: BTreeMap<String, (Which, Which)> = BTreeMap::new();
+    let mut escrowed = false;
     for line in &lines[1..] {
         match &line.record {
             Record::Changing { bmc, to } => {
@@ -242,6 +246,7 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
                 }
             }
             Record::RunStarted { .. } | Record::PreflightPassed => {}
+            Record::Escrowed => escrowed = true,
         }
         if let Record::Holds { bmc, password, .. } = &line.record {
             pending.remove(bmc);
@@ -316,6 +321,7 @@ pub fn state(lines: &[Line]) -> Result<RunState, String> {
         damage: None,
         recovered: false,
         ledger,
+        escrowed,
         fingerprints: Some((salt, old, new)),
         guesses,
     })
@@ -370,6 +376,7 @@ impl RunState {
             damage: contents.damage_summary(),
             recovered: true,
             ledger: Vec::new(),
+            escrowed: false,
             fingerprints: None,
             guesses: BTreeMap::new(),
         }
