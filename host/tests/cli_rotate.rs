@@ -556,3 +556,109 @@ async fn the_new_password_is_escrowed_before_the_first_change_and_a_refusing_vau
         text(&status.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_stamps_run_canary_first_each_atomic_and_a_failed_canary_starts_no_other() {
+    let mut labs = Vec::new();
+    for name in ["many-a", "many-b", "many-c"] {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-rotate-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spec = FleetSpec::parse(&format!(
+            "stamp = \"{name}\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\ndell-idrac10 = 1\nhpe-ilo6 = 1\n"
+        ))
+        .unwrap();
+        labs.push((StampLab::start(spec, PepConfig::default(), &dir).await.unwrap(), dir));
+    }
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-rotate-many");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let plugins = bmc_tests::vendor_plugin_dir();
+    let mut args: Vec<String> = vec!["rotate".into()];
+    for (lab, _) in &labs {
+        args.extend(["--inventory".into(), lab.inventory.display().to_string()]);
+    }
+    args.extend(
+        [
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "--audit-log",
+            work.join("audit.jsonl").to_str().unwrap(),
+            "--journal",
+            work.join("{stamp}.jsonl").to_str().unwrap(),
+            "--bmc-password",
+            "env:CLI_OLD",
+            "--new-password",
+            "env:CLI_THIRD",
+            // Stamp c's CloudAdmin password is wrong: its preflight fails at the PEP check, with
+            // no BMC changed and no failed BMC login.
+            "--cloudadmin-password",
+            "env:CA_{stamp}",
+            "--yes",
+            "--output",
+            "jsonl",
+        ]
+        .map(String::from),
+    );
+    let run = |args: &[String], extra: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
+        command
+            .args(args)
+            .env("BMC_ROTATE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-artifact-cache"))
+            .env("XDG_STATE_HOME", state_home())
+            .env("CLI_OLD", OLD)
+            .env("CLI_THIRD", THIRD)
+            .env("CA_MANY_A", LAB_CLOUDADMIN_PASSWORD)
+            .env("CA_MANY_B", LAB_CLOUDADMIN_PASSWORD)
+            .env("CA_MANY_C", "Not-The-CloudAdmin-1");
+        command
+    };
+    let summary = |out: &Output| -> Vec<(String, String)> {
+        let stdout = text(&out.stdout);
+        for line in stdout.lines() {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(event["stamp"].is_string() || event["event"] == "summary", "every record names its stamp: {line}");
+        }
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        last["stamps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["stamp"].as_str().unwrap().to_owned(), s["outcome"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+
+    // The failing stamp as canary: no other stamp starts.
+    let mut canary_c = run(&args, &["--canary", "many-c"]);
+    let out = tokio::task::spawn_blocking(move || canary_c.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let expected = [("many-a", "not-started"), ("many-b", "not-started"), ("many-c", "preflight-failed")];
+    assert_eq!(summary(&out), expected.map(|(s, o)| (s.to_owned(), o.to_owned())));
+    for (lab, _) in &labs {
+        assert_eq!(lab.holding(USER, OLD), 2, "nothing changed anywhere");
+    }
+
+    // Canary a, then b and c side by side: c fails alone, the others rotate, each on its own
+    // journal; the exit code is the worst stamp's.
+    let mut all = run(&args, &["--stamp-concurrency", "2", "--max-failed-stamps", "2"]);
+    let out = tokio::task::spawn_blocking(move || all.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let expected = [("many-a", "rotated"), ("many-b", "rotated"), ("many-c", "preflight-failed")];
+    assert_eq!(summary(&out), expected.map(|(s, o)| (s.to_owned(), o.to_owned())));
+    assert_eq!(labs[0].0.holding(USER, THIRD), 2);
+    assert_eq!(labs[1].0.holding(USER, THIRD), 2);
+    assert_eq!(labs[2].0.holding(USER, OLD), 2);
+    assert!(work.join("many-a.jsonl").exists() && work.join("many-b.jsonl").exists());
+    assert!(!work.join("many-c.jsonl").exists(), "preflight failed: no journal");
+    let everything = [text(&out.stdout), text(&out.stderr)].concat();
+    assert!(!everything.contains(THIRD) && !everything.contains(OLD) && !everything.contains("Not-The-CloudAdmin"));
+
+    // A prompt cannot tell the stamps apart.
+    let at = args.iter().position(|a| a == "env:CLI_OLD").unwrap();
+    args[at] = "prompt".into();
+    let mut prompt = run(&args, &[]);
+    let out = tokio::task::spawn_blocking(move || prompt.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--bmc-password: with several stamps"), "{}", text(&out.stderr));
+}

@@ -7,7 +7,7 @@ use crate::fleet::escrow::{Escrow, Event, RunInfo};
 use std::time::Duration;
 
 /// Where the new password is escrowed.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct EscrowArgs {
     /// Before the first BMC changes, run COMMAND (by `/bin/sh -c`) with the new password on its
     /// standard input, never in its arguments or environment; a failure or timeout stops the run

@@ -16,6 +16,7 @@ mod progress;
 mod render;
 mod rotate;
 mod signals;
+mod stamps;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::fmt::Display;
@@ -227,7 +228,7 @@ enum Command {
     /// CloudAdmin password, transcript share password.
     Rotate {
         #[command(flatten)]
-        stamp: pep::StampArgs,
+        stamp: stamps::StampsArgs,
         #[command(flatten)]
         args: rotate::RotateArgs,
         #[command(flatten)]
@@ -509,7 +510,7 @@ async fn run(cli: Cli) -> CmdResult {
         Command::Profiles(ProfilesCommand::List { dir, output }) => profiles::list(dir, output),
         Command::Profiles(ProfilesCommand::Show { name, dir, output }) => profiles::show(&name, dir, output),
         Command::Rotate { stamp, args, sources, output } => {
-            rotate::rotate(stamp, args, sources, output, cache_dir).await
+            stamps::rotate(stamp, args, sources, output, cache_dir).await
         }
         Command::Resume { args, sources, output } => rotate::resume(args, sources, output, cache_dir).await,
         Command::Status { journal, output } => rotate::status(&journal, output),

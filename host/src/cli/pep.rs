@@ -27,7 +27,7 @@ pub enum PepClientKind {
 
 /// How to reach the privileged endpoint: every command that may touch it (`rotate`, `resume`,
 /// `pep check`, `pep set-credential`) flattens this one declaration.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct PepArgs {
     /// Where to read the CloudAdmin password: prompt, env:VAR, file:PATH (mode 0600) or stdin.
     /// Read only when the PEP must be told.

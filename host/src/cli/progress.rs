@@ -16,6 +16,8 @@ pub struct Display {
     events: bool,
     /// The BMCs being worked on in the current phase, in the order they started.
     in_flight: Mutex<Vec<String>>,
+    /// With several stamps at once: the stamp, on every line and event.
+    stamp: Option<String>,
 }
 
 impl Display {
@@ -26,12 +28,30 @@ impl Display {
             tty: std::io::stderr().is_terminal(),
             events: false,
             in_flight: Mutex::default(),
+            stamp: None,
         })
+    }
+
+    /// One of several stamps run at once: plain lines tagged `[STAMP]` (bars of stamps running
+    /// side by side would overwrite each other), or events carrying `"stamp"`.
+    pub fn for_stamp(stamp: &str, events: bool) -> Arc<Display> {
+        Arc::new(Display {
+            bar: Mutex::new(None),
+            tty: false,
+            events,
+            in_flight: Mutex::default(),
+            stamp: Some(stamp.to_owned()),
+        })
+    }
+
+    /// `[STAMP] ` before each line when several stamps run at once.
+    fn tag(&self) -> String {
+        self.stamp.as_ref().map(|s| format!("[{s}] ")).unwrap_or_default()
     }
 
     /// One JSON object per event on stdout (`--output jsonl`).
     pub fn events() -> Arc<Display> {
-        Arc::new(Display { bar: Mutex::new(None), tty: false, events: true, in_flight: Mutex::default() })
+        Arc::new(Display { bar: Mutex::new(None), tty: false, events: true, in_flight: Mutex::default(), stamp: None })
     }
 
     /// Writes one event line; the current phase is added to BMC events.
@@ -41,6 +61,9 @@ impl Display {
             && event["event"] == "bmc"
         {
             event["phase"] = serde_json::to_value(phase).expect("a word");
+        }
+        if let Some(stamp) = &self.stamp {
+            event["stamp"] = stamp.as_str().into();
         }
         // One write per line, flushed: a reader follows the run as it goes.
         let mut out = std::io::stdout().lock();
@@ -73,7 +96,7 @@ impl Display {
         }
         match &*self.bar.lock().expect("bar") {
             Some((_, bar)) if self.tty => bar.println(text),
-            _ => eprintln!("{text}"),
+            _ => eprintln!("{}{text}", self.tag()),
         }
     }
 }
@@ -92,7 +115,7 @@ impl Observer for Display {
             bar.finish();
         }
         if !self.tty {
-            eprintln!("== {} ({total})", phase.label());
+            eprintln!("{}== {} ({total})", self.tag(), phase.label());
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
@@ -132,7 +155,7 @@ impl Observer for Display {
             _ => {
                 let status = if ok { "ok" } else { "FAILED" };
                 let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
-                eprintln!("  {bmc}: {status}{detail}");
+                eprintln!("{}  {bmc}: {status}{detail}", self.tag());
             }
         }
     }
@@ -142,22 +165,27 @@ impl Observer for Display {
     }
 
     fn pep_progress(&self) -> Progress {
+        let stamp = self.stamp.clone();
         if self.events {
-            return Arc::new(|event: PepEvent| {
+            return Arc::new(move |event: PepEvent| {
                 let text = super::pep::describe_event(event);
-                let line = serde_json::json!({ "event": "pep", "text": text });
+                let mut line = serde_json::json!({ "event": "pep", "text": text });
+                if let Some(stamp) = &stamp {
+                    line["stamp"] = stamp.as_str().into();
+                }
                 use std::io::Write;
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             });
         }
         let tty = self.tty;
+        let tag = self.tag();
         let bar = self.bar.lock().expect("bar").as_ref().map(|(_, b)| b.clone());
         Arc::new(move |event: PepEvent| {
             let text = super::pep::describe_event(event);
             match (&bar, tty) {
                 (Some(bar), true) => bar.set_message(text),
-                _ => eprintln!("  pep: {text}"),
+                _ => eprintln!("{tag}  pep: {text}"),
             }
         })
     }

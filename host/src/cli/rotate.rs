@@ -59,7 +59,7 @@ pub struct Sources {
 }
 
 /// `rotate`'s own options.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct RotateArgs {
     /// Where to read the password every BMC holds now: prompt, env:VAR, file:PATH or stdin.
     #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = SecretSourceParser)]
@@ -300,13 +300,13 @@ pub(super) fn print(report: &RunReport, journal: Option<&Path>, output: RunOutpu
 /// A rotation with every argument checked and every secret read: [`RotatePlan::resolve`] does
 /// all that may fail on bad input before the first BMC is contacted, so an operator who typed
 /// something wrong learns it at once, with nothing changed and no journal written.
-struct RotatePlan {
+pub(super) struct RotatePlan {
     inventory: Inventory,
     members: Vec<Member>,
     secrets: RunSecrets,
     pep: PepStep<AnyClient>,
-    options: RotationOptions,
-    journal: PathBuf,
+    pub(super) options: RotationOptions,
+    pub(super) journal: PathBuf,
     dry_run: bool,
     /// Rotate without asking.
     yes: bool,
@@ -323,7 +323,7 @@ impl RotatePlan {
     /// Loads the inventory, profiles and plugins, settles where the journal, audit log and a
     /// generated password go, and reads the secrets (stdin order: current BMC password, new BMC
     /// password, CloudAdmin password, transcript share password).
-    async fn resolve(
+    pub(super) async fn resolve(
         stamp: &StampArgs,
         args: &RotateArgs,
         sources: &Sources,
@@ -420,7 +420,7 @@ impl RotatePlan {
     }
 }
 
-/// `rotate`.
+/// `rotate` of one stamp (several go through [`super::stamps`]).
 pub async fn rotate(
     stamp: StampArgs,
     args: RotateArgs,
@@ -429,6 +429,72 @@ pub async fn rotate(
     cache_dir: Option<PathBuf>,
 ) -> CmdResult {
     let plan = RotatePlan::resolve(&stamp, &args, &sources, cache_dir).await?;
+    let display = if output == RunOutput::Jsonl { Display::events() } else { Display::new() };
+    let _signals = super::signals::watch(plan.options.cancel.clone(), vec![plan.journal.clone()], display.clone())
+        .map_err(CliError::failed)?;
+    let ended = run_plan(plan, display.clone()).await;
+    drop(display);
+    let ended = ended?;
+    ended.print(output);
+    Ok(ExitCode::from(ended.code()))
+}
+
+/// How one stamp's rotation ended, for the caller to print.
+pub(super) enum Ended {
+    /// The run, or the dry run with its plan, ended with this report.
+    Report {
+        /// The report.
+        report: Box<RunReport>,
+        /// A dry run's plan.
+        plan: Option<Plan>,
+        /// The run's journal, once one was written.
+        journal: Option<PathBuf>,
+    },
+    /// The stamp's last run already did this: nothing was contacted.
+    AlreadyDone(String),
+}
+
+impl Ended {
+    /// The exit code this end means (an interrupted run also says what to run next, on stderr).
+    pub(super) fn code(&self) -> u8 {
+        match self {
+            Ended::AlreadyDone(_) => exit::OK,
+            Ended::Report { report, journal, .. } if report.outcome == RunOutcome::Interrupted => {
+                interrupted(report, journal.as_deref())
+            }
+            Ended::Report { report, .. } => exit_code(report.outcome),
+        }
+    }
+
+    /// Prints the end in the chosen form.
+    pub(super) fn print(&self, output: RunOutput) {
+        match self {
+            Ended::AlreadyDone(done) => match output {
+                RunOutput::Table => println!("{done}"),
+                RunOutput::Json => println!("{}", serde_json::json!({ "report": null, "note": done })),
+                RunOutput::Jsonl => println!("{}", serde_json::json!({ "event": "end", "report": null, "note": done })),
+            },
+            Ended::Report { report, plan: Some(plan), .. } => print_with_plan(report, plan, output),
+            Ended::Report { report, plan: None, journal } => print(report, journal.as_deref(), output),
+        }
+    }
+
+    /// The end as one JSON value (several stamps' output).
+    pub(super) fn to_json(&self) -> serde_json::Value {
+        match self {
+            Ended::AlreadyDone(done) => serde_json::json!({ "report": null, "note": done }),
+            Ended::Report { report, plan, journal } => serde_json::json!({
+                "report": report,
+                "plan": plan,
+                "journal": journal.as_ref().map(|j| j.to_string_lossy()),
+            }),
+        }
+    }
+}
+
+/// Runs one resolved rotation to its end: the last-run check, preflight, the plan (and a dry
+/// run's end), the question, escrow, the run, the audit record. Prints nothing of its own end.
+pub(super) async fn run_plan(plan: RotatePlan, display: Arc<Display>) -> Result<Ended, CliError> {
     let RotatePlan {
         inventory,
         members,
@@ -446,36 +512,29 @@ pub async fn rotate(
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
     let audit_log = audit_log.as_deref();
     if let Some(done) = last_run(audit_log, &inventory, &secrets)? {
-        match output {
-            RunOutput::Table => println!("{done}"),
-            RunOutput::Json => println!("{}", serde_json::json!({ "report": null, "note": done })),
-            RunOutput::Jsonl => println!("{}", serde_json::json!({ "event": "end", "report": null, "note": done })),
-        }
-        return Ok(ExitCode::from(exit::OK));
+        return Ok(Ended::AlreadyDone(done));
     }
     let old = secrets.old.clone();
-    let display = if output == RunOutput::Jsonl { Display::events() } else { Display::new() };
-    let _signals = super::signals::watch(options.cancel.clone(), journal_path.clone(), display.clone())
-        .map_err(CliError::failed)?;
     let observer: Arc<dyn engine::Observer> = display.clone();
+    let ended = |report: RunReport, plan: Option<Plan>, journal: Option<PathBuf>| {
+        audit(
+            audit_log,
+            &AuditEntry::now("rotate", &inventory.stamp, names.clone(), report.outcome.as_str(), journal.clone()),
+        );
+        Ok(Ended::Report { report: Box::new(report), plan, journal })
+    };
     let preflighted = match engine::preflight(members, &inventory.stamp, secrets, Some(pep), &options, observer).await {
         Preflight::Passed(preflighted) => preflighted,
-        Preflight::Stopped(report) => {
-            drop(display);
-            return Ok(finish(report, None, None, (audit_log, &inventory.stamp, names), output));
-        }
+        Preflight::Stopped(report) => return ended(report, None, None),
     };
     let plan = preflighted.plan();
     if dry_run {
-        drop(display);
-        let report = preflighted.dry_run();
-        return Ok(finish(report, Some(&plan), None, (audit_log, &inventory.stamp, names), output));
+        return ended(preflighted.dry_run(), Some(plan), None);
     }
     if !yes {
         match display.suspend(|| super::plan::confirm_on_terminal(&plan)) {
             Ok(true) => {}
             Ok(false) => {
-                drop(display);
                 audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "declined", None));
                 return Err(CliError::failed("not confirmed: nothing was changed"));
             }
@@ -490,7 +549,6 @@ pub async fn rotate(
     // the signal watcher gets to run, and must stop the run before its first change.
     tokio::task::yield_now().await;
     if options.cancel.is_cancelled() {
-        drop(display);
         audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "interrupted", None));
         return Err(CliError::failed("interrupted before any change: nothing was changed"));
     }
@@ -510,18 +568,15 @@ pub async fn rotate(
     let journal = match escrowed {
         Ok(journal) => journal,
         Err(e) => {
-            drop(display);
             let journal = journal_path.exists().then(|| journal_path.clone());
             audit(audit_log, &AuditEntry::now("rotate", &inventory.stamp, names, "failed", journal));
             return Err(CliError::failed(format!("{e}; nothing was changed")));
         }
     };
-    let result = preflighted.execute(journal).await;
-    drop(display);
-    match result {
+    match preflighted.execute(journal).await {
         Ok(mut report) => {
             notify_end(escrow.as_ref(), run, &mut report).await;
-            Ok(finish(report, None, Some(journal_path), (audit_log, &inventory.stamp, names), output))
+            ended(report, None, Some(journal_path))
         }
         Err(e) if !journal::any_change(&journal_path) => {
             // No `changing` record is durable (each change is recorded before it is sent):
@@ -602,26 +657,6 @@ fn last_run(audit_log: Option<&Path>, inventory: &Inventory, secrets: &RunSecret
         )));
     }
     Ok(None)
-}
-
-/// Records and prints a rotation's end; returns its exit code.
-fn finish(
-    report: RunReport,
-    plan: Option<&Plan>,
-    journal: Option<PathBuf>,
-    (audit_log, stamp, names): (Option<&Path>, &str, Vec<String>),
-    output: RunOutput,
-) -> ExitCode {
-    audit(audit_log, &AuditEntry::now("rotate", stamp, names, report.outcome.as_str(), journal.clone()));
-    if let Some(plan) = plan {
-        print_with_plan(&report, plan, output);
-    } else {
-        print(&report, journal.as_deref(), output);
-    }
-    if report.outcome == RunOutcome::Interrupted {
-        return ExitCode::from(interrupted(&report, journal.as_deref()));
-    }
-    ExitCode::from(exit_code(report.outcome))
 }
 
 /// `resume`'s options.
@@ -727,7 +762,7 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: RunOutput, cache
         allow_inventory_change: args.allow_inventory_change,
         ..ResumeOptions::new(&inventory.stamp, sources.concurrency as usize)
     };
-    let _signals = super::signals::watch(options.cancel.clone(), args.journal.clone(), display.clone())
+    let _signals = super::signals::watch(options.cancel.clone(), vec![args.journal.clone()], display.clone())
         .map_err(CliError::failed)?;
     let result = engine::resume(&args.journal, members, old, new, pep, display.clone(), &options).await;
     drop(display);

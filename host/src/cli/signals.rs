@@ -17,9 +17,9 @@ use tokio::signal::unix::{SignalKind, signal};
 /// bounded by its own deadline; this bounds a BMC that keeps answering slowly.
 pub const GRACE: Duration = Duration::from_secs(60);
 
-/// Watches for the signals until the returned guard drops. `journal` is where the run records
-/// what it did (for the next command to run).
-pub fn watch(cancel: Cancel, journal: PathBuf, observer: Arc<dyn Observer>) -> Result<Guard, String> {
+/// Watches for the signals until the returned guard drops. `journals` are where the runs (one
+/// per stamp) record what they did (for the next command to run).
+pub fn watch(cancel: Cancel, journals: Vec<PathBuf>, observer: Arc<dyn Observer>) -> Result<Guard, String> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let task = tokio::spawn(async move {
@@ -38,19 +38,19 @@ pub fn watch(cancel: Cancel, journal: PathBuf, observer: Arc<dyn Observer>) -> R
             _ = terminate.recv() => "a second signal",
             () = tokio::time::sleep(GRACE) => "the steps under way did not finish in time",
         };
-        abort(why, &journal);
+        abort(why, &journals);
     });
     Ok(Guard(task))
 }
 
-/// Ends the process now, saying what the journal holds and what to run next.
-fn abort(why: &str, journal: &std::path::Path) -> ! {
-    let changed = journal::any_change(journal);
-    if changed {
-        eprintln!(
-            "aborted ({why}): BMCs may have changed; run: bmc-rotate resume --journal {}",
-            crate::fleet::lock::printable(&journal.to_string_lossy())
-        );
+/// Ends the process now, saying what the journals hold and what to run next.
+fn abort(why: &str, journals: &[PathBuf]) -> ! {
+    let changed: Vec<&PathBuf> = journals.iter().filter(|j| journal::any_change(j)).collect();
+    if !changed.is_empty() {
+        eprintln!("aborted ({why}): BMCs may have changed");
+        for journal in changed {
+            eprintln!("run: bmc-rotate resume --journal {}", crate::fleet::lock::printable(&journal.to_string_lossy()));
+        }
         std::process::exit(i32::from(exit::NEEDS_RESUME));
     }
     eprintln!("aborted ({why}): nothing was changed");

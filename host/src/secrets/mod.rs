@@ -49,6 +49,39 @@ impl FromStr for SecretSource {
     }
 }
 
+impl SecretSource {
+    /// Whether the source names its stamp (`env:CA_{stamp}`, `file:/secrets/{stamp}/ca`).
+    pub fn names_stamp(&self) -> bool {
+        match self {
+            SecretSource::Env(var) => var.contains(STAMP),
+            SecretSource::File(path) => path.to_string_lossy().contains(STAMP),
+            SecretSource::Prompt | SecretSource::Stdin => false,
+        }
+    }
+
+    /// The source of one stamp: `{stamp}` replaced by its name — in a variable name upper-cased,
+    /// with every character a variable name cannot hold made `_` (`east-1` → `EAST_1`).
+    pub fn for_stamp(&self, stamp: &str) -> SecretSource {
+        if !self.names_stamp() {
+            return self.clone();
+        }
+        match self {
+            SecretSource::Env(var) => {
+                let name: String = stamp
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                    .collect();
+                SecretSource::Env(var.replace(STAMP, &name))
+            }
+            SecretSource::File(path) => SecretSource::File(PathBuf::from(path.to_string_lossy().replace(STAMP, stamp))),
+            other => other.clone(),
+        }
+    }
+}
+
+/// The placeholder a secret source, journal or password file of several stamps may hold.
+pub const STAMP: &str = "{stamp}";
+
 /// Reads secrets, sharing one stdin between the sources that use it (one line each, in the
 /// order they are read).
 #[derive(Default)]
