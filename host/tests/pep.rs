@@ -212,6 +212,59 @@ async fn close_privileged_endpoint_hands_over_the_transcripts() {
     assert!(report.stored && report.transcripts_closed, "{:?}", report.warnings);
     assert_eq!(sim.transferred(), [(r"\\hlh\transcripts".to_owned(), r"HLH\ops".to_owned())]);
     assert!(sim.transcript().is_empty(), "transcripts leave the PEP");
+    // The PEP ends the runspace pool with the cmdlet; the client's shutdown (the pipeline's
+    // Signal) meets a shell that is gone, and that is no warning.
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(sim.open_shells(), 0);
+    let after: Vec<_> = sim.log().into_iter().skip_while(|e| e.action != "Signal" || e.status != 500).collect();
+    assert!(!after.is_empty(), "the Signal after Close-PrivilegedEndpoint found no shell: {:?}", sim.log());
+    assert!(after.iter().all(|e| e.action != "Command"), "nothing ran after the close: {after:?}");
+}
+
+#[tokio::test]
+async fn the_new_password_crosses_the_wire_only_as_a_secure_string() {
+    let sim = simulator(PepPersona::Current).await;
+    let mut request = set_credential();
+    request.close = Some(TranscriptShare {
+        path: r"\\hlh\transcripts".into(),
+        user: r"HLH\ops".into(),
+        password: SecretString::from("Share-Pw-9"),
+    });
+    run(&NativeClient, &target(&sim, CLOUD_PASSWORD), &request, &quiet()).await.unwrap();
+    let received = sim.received();
+    assert!(
+        received.contains(
+            &"PS> Set-BmcCredential -BmcPassword <SecureString> -BmcUser 'bmcadmin' -BypassBMCUpdate:$true".to_owned()
+        ),
+        "{received:?}"
+    );
+    assert!(received.iter().any(|l| l.contains(r"-Credential <PSCredential HLH\ops>")), "{received:?}");
+    for secret in [NEW_PASSWORD, "Share-Pw-9", CLOUD_PASSWORD] {
+        assert!(received.iter().all(|l| !l.contains(secret)), "{received:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_changed_pep_certificate_names_the_endpoint_the_pins_and_what_to_do() {
+    let sim = PepSimulator::start(PepConfig { https: true, endpoints: 1, ..PepConfig::default() }).await.unwrap();
+    let mut target = target(&sim, CLOUD_PASSWORD);
+    let pinned = "sha256:".to_owned() + &"ab".repeat(32);
+    target.endpoints[0].tls = Some(pinned.parse().unwrap());
+    let error = run(&NativeClient, &target, &set_credential(), &quiet()).await.unwrap_err();
+    assert!(matches!(error, PepError::CertificateChanged { .. }), "{error:?}");
+    let text = error.to_string();
+    for part in [
+        format!("the privileged endpoint at https://{}/wsman presented a TLS certificate", sim.addrs()[0]),
+        "pinned by `tls` under [pep] in the inventory".to_owned(),
+        format!("pinned {pinned}"),
+        format!("presented {}", sim.pins()[0]),
+        "Nothing was sent to it".to_owned(),
+        "verify the certificate".to_owned(),
+    ] {
+        assert!(text.contains(&part), "`{part}` missing from: {text}");
+    }
+    assert!(!error.outcome_unknown());
+    assert!(sim.stored().is_none() && sim.log().iter().all(|e| e.action == "tls"), "{:?}", sim.log());
 }
 
 #[tokio::test]
@@ -229,7 +282,8 @@ async fn https_with_a_pinned_certificate_works_and_a_wrong_pin_is_refused() {
     // ERCS01 presents a certificate other than the pinned one: refused, and ERCS02 takes over.
     target.endpoints[0].tls = Some(pins[1].parse().unwrap());
     let report = run(&NativeClient, &target, &set_credential(), &quiet()).await.unwrap();
-    assert!(report.failed_over[0].1.contains("TLS"), "{:?}", report.failed_over);
+    let why = &report.failed_over[0].1;
+    assert!(why.contains(&format!("pinned {}, presented {}", pins[1], pins[0])), "{why}");
     assert_eq!(sim.stored().unwrap().ercs, 1);
 }
 

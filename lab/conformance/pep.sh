@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop check of the lab's PEP simulator with a real PowerShell remoting client: pypsrp (pip)
-# connects with NTLM and message encryption to `configuration_name="PrivilegedEndpoint"`, detects
-# and runs Set-BmcCredential with a SecureString, and checks the JEA NoLanguage refusals. The
+# connects with NTLM, raw and inside SPNEGO (auth="negotiate"), and message encryption to
+# `configuration_name="PrivilegedEndpoint"`, detects and runs Set-BmcCredential with a
+# SecureString, checks the JEA NoLanguage refusals and that Close-PrivilegedEndpoint ends the pool. The
 # simulator then has to report the password pypsrp sent (it never prints it, only whether it
 # matches). Usage: lab/conformance/pep.sh. Installs pypsrp into target/conformance/venv.
 set -euo pipefail
@@ -32,5 +33,8 @@ fi
 for _ in $(seq 20); do grep -q '^stored ' "$dir/pep.log" && break; sleep 0.1; done
 if ! grep -q '^stored cmdlet=Set-BmcCredential user=bmcadmin bypass=true ercs=ERCS01 matches-expected=true$' "$dir/pep.log"; then
     echo "pep: the simulator did not record pypsrp's credential"; cat "$dir/pep.log"; exit 1
+fi
+if ! grep -q '^spnego ERCS01 mechListMIC verified both ways$' "$dir/pep.log"; then
+    echo "pep: pypsrp's auth=negotiate did not complete SPNEGO with mechListMICs"; cat "$dir/pep.log"; exit 1
 fi
 echo "pep: ok ($(tail -n 1 "$dir/pypsrp.log"))"

@@ -158,12 +158,19 @@ async fn serve_pep(
     println!("account {}", sim.account());
     println!("serving the privileged endpoint; Ctrl-C stops");
     let mut seen = 0;
+    let mut logged = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
             _ = tick.tick() => {}
         }
+        // Completed SPNEGO handshakes, for the interop check (`lab/conformance/pep.sh`).
+        let log = sim.log();
+        for entry in log.iter().skip(logged).filter(|e| e.action == "spnego") {
+            println!("spnego ERCS{:02} {}", entry.ercs + 1, entry.detail);
+        }
+        logged = log.len();
         if sim.store_count() == seen {
             continue;
         }

@@ -162,6 +162,23 @@ async fn each_vendor_rotates_and_the_pep_stores_the_credential() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pep_step_sends_the_new_password_only_as_a_secure_string() {
+    let run = Run::start("pep-secure-string", "[fleet]\ndell-idrac9 = 1\n").await;
+    let (report, _, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::Rotated, "{:#?}", report.notes);
+    // What the PEP received, as its transcript shows it: a plain string would appear in clear
+    // (and PowerShell would echo it in its refusal).
+    let received = run.stamp.pep.received();
+    let calls: Vec<&String> = received.iter().filter(|l| l.starts_with("PS> Set-BmcCredential")).collect();
+    assert_eq!(calls.len(), 1, "{received:?}");
+    assert!(calls[0].starts_with("PS> Set-BmcCredential -BmcPassword <SecureString> "), "{received:?}");
+    for secret in [NEW, OLD, LAB_CLOUDADMIN_PASSWORD] {
+        assert!(received.iter().all(|l| !l.contains(secret)), "{received:?}");
+    }
+    assert_eq!(run.stamp.pep.stored().unwrap().password.as_str(), NEW);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_fleet_with_a_generated_password_rotates_xcc_last() {
     let run = Run::start(
         "mixed",

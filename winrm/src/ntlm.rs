@@ -146,6 +146,9 @@ pub enum Side {
 pub struct Sealer {
     sign_out: Zeroizing<[u8; 16]>,
     sign_in: Zeroizing<[u8; 16]>,
+    /// Kept to restart a direction's RC4 stream after SPNEGO's mechListMIC.
+    seal_key_out: Zeroizing<[u8; 16]>,
+    seal_key_in: Zeroizing<[u8; 16]>,
     seal_out: Rc4<U16>,
     seal_in: Rc4<U16>,
     seq_out: u32,
@@ -177,9 +180,56 @@ impl Sealer {
             sign_in,
             seal_out: Rc4::<U16>::new((&*seal_out).into()),
             seal_in: Rc4::<U16>::new((&*seal_in).into()),
+            seal_key_out: seal_out,
+            seal_key_in: seal_in,
             seq_out: 0,
             seq_in: 0,
         }
+    }
+
+    /// The signature of `data` without encrypting it (GSS_GetMIC, MS-NLMP 3.4.4.2): what
+    /// SPNEGO's mechListMIC is. It uses the outgoing RC4 stream and sequence number.
+    pub fn sign(&mut self, data: &[u8]) -> [u8; 16] {
+        let seq = self.seq_out.to_le_bytes();
+        let mut checksum = hmac_md5(&*self.sign_out, &[&seq, data]);
+        self.seal_out.apply_keystream(&mut checksum[..8]);
+        self.seq_out += 1;
+        signature(&checksum, seq)
+    }
+
+    /// Checks a [`Sealer::sign`] signature from the other side (GSS_VerifyMIC).
+    pub fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<(), NtlmError> {
+        let seq = self.check_sequence(signature)?;
+        let mut checksum = hmac_md5(&*self.sign_in, &[&seq, data]);
+        self.seal_in.apply_keystream(&mut checksum[..8]);
+        self.seq_in += 1;
+        if checksum[..8] != signature[4..12] {
+            return Err(err("the signature does not verify: tampered, or a different session key"));
+        }
+        Ok(())
+    }
+
+    /// Restarts the outgoing RC4 stream from its key; the sequence number goes on. SPNEGO does
+    /// this after the mechListMIC (MS-SPNG 3.3.5.1), so the first sealed message after the
+    /// handshake starts a fresh stream with sequence number 1.
+    pub fn reset_outgoing(&mut self) {
+        self.seal_out = Rc4::<U16>::new((&*self.seal_key_out).into());
+    }
+
+    /// [`Sealer::reset_outgoing`] for the incoming direction.
+    pub fn reset_incoming(&mut self) {
+        self.seal_in = Rc4::<U16>::new((&*self.seal_key_in).into());
+    }
+
+    fn check_sequence(&self, signature: &[u8]) -> Result<[u8; 4], NtlmError> {
+        if signature.len() != 16 || signature[..4] != 1u32.to_le_bytes() {
+            return Err(err("malformed message signature"));
+        }
+        let seq = self.seq_in.to_le_bytes();
+        if signature[12..] != seq {
+            return Err(err(format!("message out of sequence: {:?} expected {}", &signature[12..], self.seq_in)));
+        }
+        Ok(seq)
     }
 
     /// Encrypts `data` in place and returns its signature.
@@ -189,22 +239,12 @@ impl Sealer {
         self.seal_out.apply_keystream(data);
         self.seal_out.apply_keystream(&mut checksum[..8]);
         self.seq_out += 1;
-        let mut signature = [0u8; 16];
-        signature[..4].copy_from_slice(&1u32.to_le_bytes());
-        signature[4..12].copy_from_slice(&checksum[..8]);
-        signature[12..].copy_from_slice(&seq);
-        signature
+        signature(&checksum, seq)
     }
 
     /// Decrypts `data` in place and checks its signature.
     pub fn unseal(&mut self, data: &mut [u8], signature: &[u8]) -> Result<(), NtlmError> {
-        if signature.len() != 16 || signature[..4] != 1u32.to_le_bytes() {
-            return Err(err("malformed message signature"));
-        }
-        let seq = self.seq_in.to_le_bytes();
-        if signature[12..] != seq {
-            return Err(err(format!("message out of sequence: {:?} expected {}", &signature[12..], self.seq_in)));
-        }
+        let seq = self.check_sequence(signature)?;
         self.seal_in.apply_keystream(data);
         let mut checksum = hmac_md5(&*self.sign_in, &[&seq, data]);
         self.seal_in.apply_keystream(&mut checksum[..8]);
@@ -214,6 +254,15 @@ impl Sealer {
         }
         Ok(())
     }
+}
+
+/// `Version ‖ checksum[..8] ‖ seq` (MS-NLMP 2.2.2.9.1).
+fn signature(checksum: &[u8; 16], seq: [u8; 4]) -> [u8; 16] {
+    let mut signature = [0u8; 16];
+    signature[..4].copy_from_slice(&1u32.to_le_bytes());
+    signature[4..12].copy_from_slice(&checksum[..8]);
+    signature[12..].copy_from_slice(&seq);
+    signature
 }
 
 /// The MIC over the three handshake messages (MS-NLMP 3.1.5.1.2).
@@ -441,6 +490,19 @@ impl Client {
     }
 }
 
+/// A client the [`Acceptor`] let in.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The domain the client named.
+    pub domain: String,
+    /// The user name.
+    pub user: String,
+    /// Sealing for the rest of the connection.
+    pub sealer: Sealer,
+    /// The AUTHENTICATE message carried a MIC (it verified). SPNEGO then requires a mechListMIC.
+    pub mic: bool,
+}
+
 /// The server side of the handshake (the PEP simulator).
 pub struct Acceptor {
     negotiate: Vec<u8>,
@@ -470,13 +532,13 @@ impl Acceptor {
         Ok((Acceptor { negotiate: negotiate.to_vec(), challenge: challenge.clone(), server_challenge }, challenge))
     }
 
-    /// Checks an AUTHENTICATE against the account's password; returns `(domain, user)` and the
-    /// sealer. `password_of` answers `None` for an unknown account.
+    /// Checks an AUTHENTICATE against the account's password. `password_of` answers `None` for
+    /// an unknown account.
     pub fn accept(
         &self,
         authenticate: &[u8],
         password_of: impl Fn(&str, &str) -> Option<Zeroizing<String>>,
-    ) -> Result<(String, String, Sealer), NtlmError> {
+    ) -> Result<Accepted, NtlmError> {
         check_header(authenticate, AUTHENTICATE)?;
         let text = |at| {
             field(authenticate, at).map(|b| {
@@ -524,7 +586,7 @@ impl Acceptor {
                 return Err(err("the MIC does not verify: the handshake was tampered with"));
             }
         }
-        Ok((domain, user, Sealer::new(&exported, Side::Server)))
+        Ok(Accepted { domain, user, sealer: Sealer::new(&exported, Side::Server), mic: mic_present })
     }
 }
 
@@ -586,8 +648,9 @@ mod tests {
         let (acceptor, challenge) = Acceptor::challenge(&negotiate, "AZS", "ERCS01").unwrap();
         let (authenticate, mut client_sealer) = client.authenticate(&challenge).unwrap();
         let lookup = |_: &str, user: &str| (user == "CloudAdmin").then(|| Zeroizing::new("Cloud-Pass-1".to_owned()));
-        let (domain, user, mut server_sealer) = acceptor.accept(&authenticate, lookup).unwrap();
-        assert_eq!((domain.as_str(), user.as_str()), ("AZS", "CloudAdmin"));
+        let accepted = acceptor.accept(&authenticate, lookup).unwrap();
+        assert_eq!((accepted.domain.as_str(), accepted.user.as_str(), accepted.mic), ("AZS", "CloudAdmin", true));
+        let mut server_sealer = accepted.sealer;
         let mut soap = b"<s:Envelope>Set-BmcCredential</s:Envelope>".to_vec();
         let sig = client_sealer.seal(&mut soap);
         assert!(!soap.windows(6).any(|w| w == b"Envelo"), "sealed");
@@ -627,5 +690,36 @@ mod tests {
         assert_eq!(reply, b"<s:Envelope/>");
         let mut again = b"x".to_vec();
         assert!(client.unseal(&mut again, &sig).unwrap_err().0.contains("out of sequence"));
+    }
+
+    #[test]
+    fn spnego_mic_signs_without_sealing_and_the_reset_restarts_the_stream() {
+        let exported = [0x55u8; 16];
+        let (mut client, mut server) = (Sealer::new(&exported, Side::Client), Sealer::new(&exported, Side::Server));
+        let mech_list = h("300c060a2b06010401823702020a");
+        let mic = client.sign(&mech_list);
+        assert_eq!((&mic[..4], &mic[12..]), (&[1, 0, 0, 0][..], &[0, 0, 0, 0][..]));
+        let mut tampered = mech_list.clone();
+        tampered[2] ^= 1;
+        let mut other = Sealer::new(&exported, Side::Server);
+        assert!(other.verify(&tampered, &mic).is_err(), "a changed mech list is caught");
+        server.verify(&mech_list, &mic).unwrap();
+        let reply = server.sign(&mech_list);
+        client.verify(&mech_list, &reply).unwrap();
+        // Both sides reset after the MIC (MS-SPNG 3.3.5.1): sealing goes on with sequence 1 on a
+        // fresh RC4 stream.
+        client.reset_outgoing();
+        client.reset_incoming();
+        server.reset_outgoing();
+        let mut body = b"<s:Envelope/>".to_vec();
+        let signature = client.seal(&mut body);
+        assert_eq!(signature[12..], 1u32.to_le_bytes());
+        let mut stale = body.clone();
+        assert!(server.unseal(&mut stale, &signature).is_err(), "a side that forgets the reset cannot read it");
+        let mut server = Sealer::new(&exported, Side::Server);
+        server.verify(&mech_list, &mic).unwrap();
+        server.reset_incoming();
+        server.unseal(&mut body, &signature).unwrap();
+        assert_eq!(body, b"<s:Envelope/>");
     }
 }

@@ -209,6 +209,23 @@ pub enum PepError {
         /// Why.
         reason: String,
     },
+    /// The HTTPS listener presented another certificate than `[pep] tls` pins: nothing was sent
+    /// to it. Possibly someone in the middle, so never reported as merely unreachable.
+    #[error(
+        "the privileged endpoint at {endpoint} presented a TLS certificate other than the one pinned by `tls` under \
+         [pep] in the inventory: pinned sha256:{}, presented sha256:{}. Nothing was sent to it. This can be an \
+         attack: verify the certificate of the ERCS VM's WinRM HTTPS listener out of band before updating the pin",
+        hex::encode(pinned),
+        hex::encode(presented)
+    )]
+    CertificateChanged {
+        /// The endpoint.
+        endpoint: String,
+        /// The pin.
+        pinned: [u8; 32],
+        /// The SHA-256 of the certificate presented.
+        presented: [u8; 32],
+    },
     /// The endpoint answered but is not a PEP (no `PrivilegedEndpoint` configuration).
     #[error("{endpoint} is not a privileged endpoint: {reason} — check the ERCS VM addresses in the inventory")]
     NotAPep {
@@ -292,11 +309,13 @@ pub enum PepError {
 impl PepError {
     /// Another ERCS VM may succeed where this one failed. Refused credentials and cmdlet errors
     /// are the same on every VM; a broken connection is retried elsewhere because storing the
-    /// same credential twice is harmless.
+    /// same credential twice is harmless; a changed certificate is the one VM's (the others are
+    /// checked against the pin too, and nothing secret went to this one).
     pub fn try_next_endpoint(&self) -> bool {
         matches!(
             self,
             PepError::Unreachable { .. }
+                | PepError::CertificateChanged { .. }
                 | PepError::NotAPep { .. }
                 | PepError::Interrupted { .. }
                 | PepError::Protocol { .. }

@@ -39,6 +39,9 @@ impl PepClient for NativeClient {
                         PepError::AuthFailed { endpoint: name.clone(), user: target.user.clone() }
                     }
                     TransportError::Protocol(reason) => PepError::Protocol { endpoint: name.clone(), reason },
+                    TransportError::CertificateChanged { pinned, presented } => {
+                        PepError::CertificateChanged { endpoint: name.clone(), pinned, presented }
+                    }
                     TransportError::Connect(reason) | TransportError::Broken(reason) => {
                         PepError::Unreachable { endpoint: name.clone(), reason }
                     }

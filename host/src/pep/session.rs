@@ -28,6 +28,9 @@ impl Session {
             TransportError::Refused => PepError::Protocol { endpoint, reason: "re-authentication was demanded".into() },
             TransportError::Protocol(reason) => PepError::Protocol { endpoint, reason: format!("{during}: {reason}") },
             TransportError::Broken(reason) => PepError::Interrupted { endpoint, during: during.into(), reason },
+            TransportError::CertificateChanged { pinned, presented } => {
+                PepError::CertificateChanged { endpoint, pinned, presented }
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 //! leaves this module in clear on plain HTTP, and is never logged.
 
 use super::PepEndpoint;
-use crate::gateway::client_config;
+use crate::gateway::{Presented, TlsPolicy, client_config_observed, fingerprint};
 use base64::Engine as _;
 use bmc_winrm::ntlm::{self, Sealer};
 use bmc_winrm::sealing;
@@ -26,6 +26,13 @@ pub(crate) enum TransportError {
     Connect(String),
     /// The credential was refused (401 after AUTHENTICATE).
     Refused,
+    /// The listener presented another certificate than the pinned one: nothing was sent.
+    CertificateChanged {
+        /// The pin.
+        pinned: [u8; 32],
+        /// The SHA-256 of the certificate presented.
+        presented: [u8; 32],
+    },
     /// The server spoke, but not the protocol expected.
     Protocol(String),
     /// The connection broke or the answer did not arrive in time.
@@ -47,6 +54,13 @@ pub(crate) struct Connection {
     sealer: Option<Sealer>,
     authority: String,
     read_timeout: Duration,
+}
+
+/// A failed handshake that is in truth a certificate other than the pinned one.
+fn changed_certificate(policy: &TlsPolicy, presented: Option<&Presented>) -> Option<TransportError> {
+    let TlsPolicy::PinnedSha256(pinned) = policy else { return None };
+    let presented = fingerprint(&presented?.der()?);
+    (presented != *pinned).then_some(TransportError::CertificateChanged { pinned: *pinned, presented })
 }
 
 /// `DOMAIN\user` → (`user`, `DOMAIN`); a UPN `user@domain` goes whole as the user name.
@@ -74,14 +88,17 @@ impl Connection {
         let io: Box<dyn Io> = match &endpoint.tls {
             None => Box::new(tcp),
             Some(policy) => {
-                let config = client_config(policy).map_err(TransportError::Connect)?;
+                let (config, presented) = client_config_observed(policy).map_err(TransportError::Connect)?;
                 let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
                     .map_err(|e| TransportError::Connect(format!("`{}` as a TLS name: {e}", endpoint.host)))?;
                 let tls = tokio_rustls::TlsConnector::from(Arc::new(config));
                 let stream = tokio::time::timeout(connect_timeout, tls.connect(name, tcp))
                     .await
                     .map_err(|_| TransportError::Connect("TLS handshake timed out".into()))?
-                    .map_err(|e| TransportError::Connect(format!("TLS: {e}")))?;
+                    .map_err(|e| {
+                        changed_certificate(policy, presented.as_ref())
+                            .unwrap_or_else(|| TransportError::Connect(format!("TLS: {e}")))
+                    })?;
                 Box::new(stream)
             }
         };

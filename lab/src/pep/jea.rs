@@ -108,6 +108,18 @@ fn binding<'a>(message: &'a str, error_id: &'a str, target: &'a str) -> ErrorSpe
     }
 }
 
+/// The binder's refusal of a value it cannot convert to the parameter's type.
+fn transformation<'a>(message: &'a str, error_id: &'a str) -> ErrorSpec<'a> {
+    ErrorSpec {
+        message,
+        error_id,
+        category: 6,
+        reason: "ParameterBindingArgumentTransformationException",
+        target: "BmcPassword",
+        exception_type: "System.Management.Automation.ParameterBindingArgumentTransformationException",
+    }
+}
+
 /// Arguments by (case-insensitive) name; positional ones get the names in `positions`.
 fn named(invocation: &Invocation, positions: &[&str]) -> Vec<(String, Value)> {
     let mut positional = positions.iter();
@@ -157,7 +169,12 @@ pub(crate) async fn run(shell: Arc<Shell>, shared: Arc<Shared>, id: Guid, data: 
         }
     };
     let invocation = &invocations[0];
-    shared.records.lock().expect("records").transcript.push(render(invocation));
+    {
+        let line = render(invocation);
+        let mut records = shared.records.lock().expect("records");
+        records.received.push(line.clone());
+        records.transcript.push(line);
+    }
     if let Some(script) = invocations.iter().find(|i| i.is_script) {
         let spec = ErrorSpec {
             message: "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode.",
@@ -242,14 +259,26 @@ async fn set_credential(
                 }
             }
         }
-        Some(_) => {
-            // Never echo the value: it would be a password in clear.
-            let message = "Cannot bind parameter 'BmcPassword'. Cannot convert the value of type \"System.String\" to type \"System.Security.SecureString\".";
-            return pipeline.fail(&binding(
-                message,
-                &format!("CannotConvertArgumentNoMessage,{cmdlet}"),
-                "BmcPassword",
-            ));
+        Some(Value::Str(plain)) => {
+            // PowerShell's parameter binder quotes the value it could not convert: a password
+            // sent as a plain string comes back in clear in the error record (and the transcript).
+            let message = format!(
+                "Cannot process argument transformation on parameter 'BmcPassword'. Cannot convert the \"{plain}\" \
+                 value of type \"System.String\" to type \"System.Security.SecureString\"."
+            );
+            return pipeline.fail(&transformation(&message, &format!("ParameterArgumentTransformationError,{cmdlet}")));
+        }
+        Some(other) => {
+            let message = format!(
+                "Cannot process argument transformation on parameter 'BmcPassword'. Cannot convert the value of \
+                 type \"{}\" to type \"System.Security.SecureString\".",
+                match other {
+                    Value::Bool(_) | Value::Nil => "System.Management.Automation.SwitchParameter",
+                    Value::Credential { .. } => "System.Management.Automation.PSCredential",
+                    _ => "System.Object",
+                }
+            );
+            return pipeline.fail(&transformation(&message, &format!("ParameterArgumentTransformationError,{cmdlet}")));
         }
     };
     let user = match get("BmcUser") {

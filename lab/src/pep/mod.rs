@@ -1,9 +1,11 @@
 //! A privileged-endpoint (PEP) simulator: up to three "ERCS VMs", each a WinRM HTTP listener on
-//! loopback that authenticates NTLM (no other scheme), refuses unsealed bodies, serves one
+//! loopback that authenticates NTLM, raw or inside SPNEGO (no Kerberos), refuses unsealed bodies
+//! with HTTP 500, serves one
 //! session configuration (`PrivilegedEndpoint`) and behaves like a JEA NoLanguage endpoint:
 //! command objects only (script text fails with `ScriptsNotAllowed`), a fixed set of visible
-//! commands, and the Azure Stack rules on `Set-BmcCredential`. It records the credential it was
-//! given (decrypted) so tests can assert the end state. Sources: Microsoft's "Use the privileged
+//! commands, and the Azure Stack rules on `Set-BmcCredential`; `Close-PrivilegedEndpoint` ends
+//! the runspace pool. It records the credential it was given (decrypted) and every command line
+//! it received so tests can assert the end state and what crossed the wire. Sources: Microsoft's "Use the privileged
 //! endpoint in Azure Stack Hub" and "Rotate secrets" pages, JEA's NoLanguage mode, and the
 //! MS-PSRP/MS-WSMV specifications; the simulator is checked against the pypsrp client.
 //!
@@ -128,6 +130,8 @@ struct Records {
     /// Every credential call that reached the store, in order (a retry after a drop adds one).
     store_count: u32,
     transcript: Vec<String>,
+    /// Every pipeline's first command as it arrived; never cleared.
+    received: Vec<String>,
     transferred: Vec<(String, String)>,
     log: Vec<PepLogEntry>,
 }
@@ -249,6 +253,12 @@ impl PepSimulator {
         self.shared.records.lock().expect("records").transcript.clone()
     }
 
+    /// Every command line received since the start, `Close-PrivilegedEndpoint` included, as the
+    /// transcript shows it: a SecureString as `<SecureString>`, a plain string as its text.
+    pub fn received(&self) -> Vec<String> {
+        self.shared.records.lock().expect("records").received.clone()
+    }
+
     /// Transcripts handed over by `Close-PrivilegedEndpoint`: `(destination, share user)`.
     pub fn transferred(&self) -> Vec<(String, String)> {
         self.shared.records.lock().expect("records").transferred.clone()
@@ -265,5 +275,7 @@ impl PepSimulator {
     }
 }
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

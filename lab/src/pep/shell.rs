@@ -1,7 +1,9 @@
 //! WS-Man shell operations and the PSRP runspace pool behind them: Create opens the pool,
 //! Send carries the public key (and long pipelines), Command starts a pipeline whose commands
 //! run in `jea`, Receive long-polls for output up to the client's OperationTimeout, Signal and
-//! Delete close pipelines and pools.
+//! Delete close pipelines and pools. After `Close-PrivilegedEndpoint` the pool is gone: once its
+//! answer is delivered the shell no longer exists, and any other request on it faults as for an
+//! unknown shell.
 
 use super::{Shared, jea};
 use bmc_winrm::psrp::RunspaceState;
@@ -84,6 +86,9 @@ impl Shell {
     }
 }
 
+const SHELL_NOT_FOUND: &str =
+    "The request for the Windows Remote Shell with ShellId failed because the shell was not found on the server.";
+
 fn fault(request: &Request, subcode: &str, code: u32, reason: &str) -> Outcome {
     Outcome::Answer(500, service::fault(&request.message_id, subcode, code, reason))
 }
@@ -120,16 +125,15 @@ async fn dispatch(request: &Request, ercs: usize, user: &str, shared: &Arc<Share
     };
     let shell = shared.shells.lock().expect("shells").get(&pool).cloned();
     let Some(shell) = shell.filter(|s| s.owner == user && s.ercs == ercs) else {
-        return fault(
-            request,
-            "w:InvalidSelectors",
-            2_150_858_843,
-            "The request for the Windows Remote Shell with ShellId failed because the shell was not found on the server.",
-        );
+        return fault(request, "w:InvalidSelectors", 2_150_858_843, SHELL_NOT_FOUND);
     };
+    let closing = shell.with_state(|s| s.closing);
+    if closing && !(request.action == Action::Receive && request.command.is_some()) {
+        return fault(request, "w:InvalidSelectors", 2_150_858_843, SHELL_NOT_FOUND);
+    }
     match &request.action {
         Action::Send | Action::Command => input(request, &shell, shared).await,
-        Action::Receive => receive(request, &shell).await,
+        Action::Receive => receive(request, &shell, shared).await,
         Action::Signal => {
             if let Some(pipeline) = request.command {
                 shell.with_state(|s| s.queues.remove(&Some(pipeline)));
@@ -249,19 +253,21 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()
 }
 
-async fn receive(request: &Request, shell: &Arc<Shell>) -> Outcome {
+async fn receive(request: &Request, shell: &Arc<Shell>, shared: &Shared) -> Outcome {
     // Hold the poll as WinRM does, but never longer than a minute in the lab.
     let wait = request.operation_timeout.unwrap_or(Duration::from_secs(20)).min(Duration::from_secs(60));
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = shell.changed.subscribe();
     loop {
         let ready = shell.with_state(|state| {
+            let closing = state.closing;
             let queue = state.queues.get_mut(&request.command)?;
             if queue.cut_before_delivery {
                 queue.cut_before_delivery = false;
                 return Some(Err(()));
             }
-            if queue.blobs.is_empty() && !queue.finished {
+            // A closing session answers once, with everything: that answer is its last.
+            if !queue.finished && (queue.blobs.is_empty() || closing) {
                 return None;
             }
             let blobs: Vec<Vec<u8>> = queue.blobs.drain(..).collect();
@@ -269,7 +275,13 @@ async fn receive(request: &Request, shell: &Arc<Shell>) -> Outcome {
         });
         match ready {
             Some(Err(())) => return Outcome::Cut,
-            Some(Ok((blobs, done))) => return Outcome::Answer(200, service::received(request, &blobs, done)),
+            Some(Ok((blobs, done))) => {
+                if done && shell.with_state(|s| s.closing) {
+                    // Close-PrivilegedEndpoint's answer is out: the session ends with it.
+                    shared.shells.lock().expect("shells").remove(&shell.pool);
+                }
+                return Outcome::Answer(200, service::received(request, &blobs, done));
+            }
             None => {}
         }
         if request.command.is_some() && shell.with_state(|s| !s.queues.contains_key(&request.command)) {

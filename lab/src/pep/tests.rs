@@ -181,7 +181,17 @@ async fn set_bmc_credential_enforces_types_lengths_and_the_key_exchange() {
     client.exchange_keys().await;
     let (state, error) =
         client.run("Set-BmcCredential", vec![("BmcPassword".into(), Arg::Str("Plain-Pw-1".into()))]).await;
-    assert!(state == 5 && error.contains("System.Security.SecureString") && !error.contains("Plain-Pw-1"), "{error}");
+    // PowerShell's binder echoes the value it could not convert: why a client must never send one.
+    assert_eq!(state, 5);
+    assert!(
+        error.contains(
+            "Cannot process argument transformation on parameter 'BmcPassword'. Cannot convert the \"Plain-Pw-1\" \
+             value of type \"System.String\" to type \"System.Security.SecureString\"."
+        ) && error.contains("ParameterArgumentTransformationError,Set-BmcCredential"),
+        "{error}"
+    );
+    let received = shared.records.lock().unwrap().received.clone();
+    assert!(received.iter().any(|l| l == "PS> Set-BmcCredential -BmcPassword 'Plain-Pw-1'"), "{received:?}");
     let (state, error) =
         client.run("Set-BmcCredential", vec![("BmcPassword".into(), secure("Seventeen-Chars-1"))]).await;
     assert!(state == 5 && error.contains("at most 16"), "{error}");
@@ -226,4 +236,36 @@ async fn a_pre_1907_stamp_offers_set_bmc_password_only() {
     assert!(state == 5 && error.contains("'BmcUser'"), "Set-BmcPassword has no -BmcUser: {error}");
     assert_eq!(client.run("Set-BmcPassword", vec![("BmcPassword".into(), secure("Pw-1"))]).await.0, 4);
     assert_eq!(shared.records.lock().unwrap().stored.as_ref().unwrap().cmdlet, "Set-BmcPassword");
+}
+
+#[tokio::test]
+async fn close_privileged_endpoint_ends_the_runspace_pool() {
+    let shared = shared(PepPersona::Current);
+    let mut client = Client::new(shared.clone(), bmc_winrm::wsman::PRIVILEGED_ENDPOINT);
+    client.open().await;
+    client.exchange_keys().await;
+    let credential = Arg::Credential { user: r"HLH\ops".into(), password: Zeroizing::new("Share-Pw-9".into()) };
+    let args =
+        vec![("TranscriptsPathDestination".into(), Arg::Str(r"\\hlh\t".into())), ("Credential".into(), credential)];
+    let (state, error) = client.run("Close-PrivilegedEndpoint", args).await;
+    assert_eq!((state, error.as_str()), (4, ""));
+    assert!(shared.shells.lock().unwrap().is_empty(), "the pool ended with the cmdlet's answer");
+
+    // Anything further on the pool faults as for a shell that no longer exists.
+    let pipeline = Guid::random();
+    let xml = clixml::create_pipeline(&Command { name: "Get-Command".into(), args: vec![] }, None).unwrap();
+    let arguments = client.fragments(MessageType::CREATE_PIPELINE, pipeline, xml);
+    let pool = client.pool;
+    for op in [
+        Operation::Command { shell: pool, command: pipeline, arguments: &arguments },
+        Operation::Receive { shell: pool, command: None },
+        Operation::Signal { shell: pool, command: pipeline, code: wsman::SIGNAL_TERMINATE },
+        Operation::Delete { shell: pool },
+    ] {
+        let (status, answer) = client.call(op).await;
+        let fault = wsman::answer(&answer).unwrap().unwrap_err();
+        assert_eq!(status, 500);
+        assert!(fault.reason.contains("shell was not found"), "{fault:?}");
+    }
+    assert_eq!(shared.records.lock().unwrap().transferred, [(r"\\hlh\t".to_owned(), r"HLH\ops".to_owned())]);
 }
