@@ -188,7 +188,11 @@ for _ in $(seq 300); do
     grep -q '^serving' "$work/lab/serve.log" && grep -q '^serving' "$work/lab/pep.log" && break
     sleep 0.1
 done
-grep -q '^serving' "$work/lab/pep.log" || { cat "$work/lab/"*.log >&2; exit 1; }
+{ grep -q '^serving' "$work/lab/serve.log" && grep -q '^serving' "$work/lab/pep.log"; } || {
+    echo "the lab did not start in 30 s:" >&2
+    cat "$work/lab/"*.log >&2
+    exit 1
+}
 # bmc-lab's `persona` key is for lab-built binaries; the lean binary refuses it.
 {
     grep -v '^persona = ' "$work/lab/lab.toml"
