@@ -3,7 +3,7 @@
 //! operator gives always wins; these are only what is used when none is given. `None` means
 //! neither the XDG variable nor `$HOME` is set: the caller asks for the flag.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `$XDG_<KIND>_HOME/bmc-rotate`, else `$HOME/<fallback>/bmc-rotate`. An empty or relative XDG
 /// value is ignored, as the XDG specification asks.
@@ -18,9 +18,24 @@ pub fn plugin_cache() -> Option<PathBuf> {
     base("XDG_CACHE_HOME", ".cache").map(|d| d.join("wasm"))
 }
 
-/// Installed plugins: `$XDG_DATA_HOME/bmc-rotate/plugins` (`~/.local/share/bmc-rotate/plugins`).
+/// Installed plugins: the release's own, `PREFIX/lib/bmc-rotate/plugins` beside the running binary
+/// (`PREFIX/bin/bmc-rotate`: `/usr/bin` finds `/usr/lib/bmc-rotate/plugins`), when that directory
+/// exists; else `$XDG_DATA_HOME/bmc-rotate/plugins` (`~/.local/share/bmc-rotate/plugins`), where a
+/// binary installed alone (`cargo install`) finds plugins the user put there.
+///
+/// The release's directory comes first because its plugins are the files the built-in profiles
+/// pin: plugins left in the user's directory by an older release would fail those pins.
 pub fn plugins() -> Option<PathBuf> {
-    base("XDG_DATA_HOME", ".local/share").map(|d| d.join("plugins"))
+    let exe = std::env::current_exe().ok();
+    exe.as_deref().and_then(beside_binary).or_else(|| base("XDG_DATA_HOME", ".local/share").map(|d| d.join("plugins")))
+}
+
+/// `PREFIX/lib/bmc-rotate/plugins` for the binary `PREFIX/bin/NAME`, if that is a directory.
+/// `current_exe` has resolved symbolic links, so a link to an installed binary finds its plugins.
+fn beside_binary(exe: &Path) -> Option<PathBuf> {
+    let prefix = exe.parent()?.parent()?;
+    let dir = prefix.join("lib/bmc-rotate/plugins");
+    dir.is_dir().then_some(dir)
 }
 
 /// The user's hardware profiles: `$XDG_CONFIG_HOME/bmc-rotate/profiles`
@@ -47,4 +62,21 @@ pub fn audit_log() -> Option<PathBuf> {
 /// Stamp locks (`fleet::lock`): `<state>/locks/STAMP.lock`.
 pub fn locks() -> Option<PathBuf> {
     state().map(|d| d.join("locks"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugins_beside_the_binary_are_found_from_its_prefix_and_only_when_present() {
+        let root = std::env::temp_dir().join(format!("bmc-rotate-paths-{}", std::process::id()));
+        let exe = root.join("usr/bin/bmc-rotate");
+        assert_eq!(beside_binary(&exe), None, "no plugin directory: nothing beside the binary");
+        let dir = root.join("usr/lib/bmc-rotate/plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(beside_binary(&exe), Some(dir));
+        assert_eq!(beside_binary(Path::new("/bmc-rotate")), None, "a binary at / has no prefix");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -53,7 +53,7 @@ fn installed() -> Result<PathBuf, CliError> {
     let wanted: Vec<String> = PLUGINS.iter().map(|p| file_name(p)).collect();
     let Some(dir) = crate::paths::plugins() else {
         return Err(CliError::bad_input(format!(
-            "no plugins: give --plugin-dir DIR with {} (no $XDG_DATA_HOME or $HOME to find the installed ones)",
+            "no plugins: give --plugin-dir DIR with {} (none beside the binary, and no $XDG_DATA_HOME or $HOME to find the installed ones)",
             wanted.join(", ")
         )));
     };

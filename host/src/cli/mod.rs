@@ -278,7 +278,7 @@ enum Command {
     Demo {
         /// Use the plugins in this directory (dell_idrac.wasm, hpe_ilo.wasm, lenovo_xcc.wasm).
         /// [default: built from the source tree under `cargo run`, else the installed plugins,
-        /// $XDG_DATA_HOME/bmc-rotate/plugins]
+        /// PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
         #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
         plugin_dir: Option<PathBuf>,
         /// Simulated BMCs per vendor generation (six generations).
@@ -364,7 +364,7 @@ enum PluginsCommand {
     /// that cannot be loaded is listed with the reason, and the exit code is 1.
     List {
         /// The plugin directory (every `*.wasm` in it).
-        /// [default: $XDG_DATA_HOME/bmc-rotate/plugins]
+        /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
         #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
         dir: Option<PathBuf>,
         /// Output format.

@@ -42,7 +42,7 @@ pub enum OnPepFailure {
 #[derive(Debug, clap::Args)]
 pub struct Sources {
     /// The plugin directory (`*.wasm`).
-    /// [default: $XDG_DATA_HOME/bmc-rotate/plugins]
+    /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
     #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
     /// The user profile directory (adds to and overrides the built-in profiles).

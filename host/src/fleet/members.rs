@@ -49,8 +49,8 @@ pub fn plugin_install_hint() -> String {
         .map_or_else(|| "$XDG_DATA_HOME/bmc-rotate/plugins".to_owned(), |d| d.display().to_string());
     format!(
         "plugins are `.wasm` files in {default} unless --plugin-dir DIR (or BMC_ROTATE_PLUGIN_DIR) names another \
-         directory; install the vendor plugins there from target/wasm/wasm32-wasip2/plugin/ of a source checkout \
-         (built by `cargo test -p bmc-tests --no-run`)"
+         directory; the release packages install the vendor plugins beside the binary (PREFIX/lib/bmc-rotate/plugins), \
+         and a source checkout builds them into target/wasm/wasm32-wasip2/plugin/ (`cargo build -p bmc-tests`)"
     )
 }
 
