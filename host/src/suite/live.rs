@@ -151,10 +151,10 @@ pub async fn run(plugin: &Plugin, bmc: &LiveBmc) -> LiveReport {
     let outbound = Arc::new(Counting { gateway: bmc.gateway.clone(), refused: AtomicU32::new(0) });
     let label = bmc.gateway.endpoint().to_string();
     let target = Target { address: label.clone(), account: bmc.account.clone(), login_account: bmc.account.clone() };
-    let run = Run { plugin, bmc, outbound, target, label };
+    let suite = Run { plugin, bmc, outbound, target, label };
     let mut verdicts = vec![capabilities_verdict(plugin)];
     let mut report = LiveReport {
-        bmc: run.label.clone(),
+        bmc: suite.label.clone(),
         account: bmc.account.clone(),
         failed_logins: 0,
         changed: false,
@@ -164,9 +164,9 @@ pub async fn run(plugin: &Plugin, bmc: &LiveBmc) -> LiveReport {
     };
 
     let started = Instant::now();
-    let verified = Expected::Success.success(run.verify(&bmc.password).await);
+    let verified = Expected::Success.success(suite.verify(&bmc.password).await);
     let stop = verified.is_err();
-    verdicts.push(run.verdict(
+    verdicts.push(suite.verdict(
         "verify accepts the password",
         Expected::Success,
         started,
@@ -175,9 +175,9 @@ pub async fn run(plugin: &Plugin, bmc: &LiveBmc) -> LiveReport {
     if stop {
         // Every further scenario logs in: with a password the BMC refuses, each would cost
         // another failed login.
-        report.failed_logins = run.outbound.refused();
+        report.failed_logins = suite.outbound.refused();
         report.verdicts = verdicts;
-        report.verdicts.push(run.verdict(
+        report.verdicts.push(suite.verdict(
             "the rest of the suite",
             Expected::Success,
             Instant::now(),
@@ -187,7 +187,7 @@ pub async fn run(plugin: &Plugin, bmc: &LiveBmc) -> LiveReport {
     }
 
     let started = Instant::now();
-    let probed = Expected::Success.success(plugin.probe(run.ctx(&bmc.password, None), &run.target).await.result);
+    let probed = Expected::Success.success(plugin.probe(suite.ctx(&bmc.password, None), &suite.target).await.result);
     let (probe, result) = match probed {
         Ok(p) => match plugin.info.families.contains(&p.family) {
             true => (Some(p.clone()), Ok(format!("{} {} at {}", p.family, p.firmware, p.account_uri))),
@@ -195,24 +195,24 @@ pub async fn run(plugin: &Plugin, bmc: &LiveBmc) -> LiveReport {
         },
         Err(e) => (None, Err(e)),
     };
-    verdicts.push(run.verdict("probe finds the account", Expected::Success, started, result));
+    verdicts.push(suite.verdict("probe finds the account", Expected::Success, started, result));
 
     let started = Instant::now();
     let result = match &probe {
         Some(p) => policy_is_usable(&p.policy).map(|()| describe(&p.policy)),
         None => Err("not run: probe failed".into()),
     };
-    verdicts.push(run.verdict("probe reports the live policy", Expected::Success, started, result));
+    verdicts.push(suite.verdict("probe reports the live policy", Expected::Success, started, result));
 
     let started = Instant::now();
-    let result = wrong_password(&run).await;
-    verdicts.push(run.verdict("a wrong password is refused once", AUTH_FAILED, started, result));
+    let result = wrong_password(&suite).await;
+    verdicts.push(suite.verdict("a wrong password is refused once", AUTH_FAILED, started, result));
 
     if bmc.allow_change {
         report.changed = true;
-        change_and_back(&run, probe.as_ref(), &mut verdicts, &mut report).await;
+        change_and_back(&suite, probe.as_ref(), &mut verdicts, &mut report).await;
     }
-    report.failed_logins = run.outbound.refused();
+    report.failed_logins = suite.outbound.refused();
     report.verdicts = verdicts;
     report
 }
@@ -226,14 +226,14 @@ fn wrong() -> Result<Arc<SecretString>, String> {
 
 /// One wrong password: refused with `auth-failed` after exactly one refused request, and the
 /// right password still accepted afterwards (one failed login locks no sane BMC).
-async fn wrong_password(run: &Run<'_>) -> Result<String, String> {
-    let before = run.outbound.refused();
-    let detail = AUTH_FAILED.error(run.verify(&wrong()?).await)?;
-    match run.outbound.refused() - before {
+async fn wrong_password(suite: &Run<'_>) -> Result<String, String> {
+    let before = suite.outbound.refused();
+    let detail = AUTH_FAILED.error(suite.verify(&wrong()?).await)?;
+    match suite.outbound.refused() - before {
         1 => {}
         n => return Err(format!("{n} refused requests: a refused credential must not be retried")),
     }
-    run.verify(&run.bmc.password).await.map_err(|e| {
+    suite.verify(&suite.bmc.password).await.map_err(|e| {
         format!("after one failed login the BMC refuses the right password (is the account locked out?): {e}")
     })?;
     Ok(format!("{detail}; 1 failed login, the right password still accepted"))
@@ -294,7 +294,7 @@ fn no_way_back(policy: &PasswordPolicy) -> Option<String> {
 /// Changes the password to a generated one, proves it, changes it back and checks the original
 /// is in place; saves the temporary password if the BMC kept it.
 async fn change_and_back(
-    run: &Run<'_>,
+    suite: &Run<'_>,
     probe: Option<&ProbeResult>,
     verdicts: &mut Vec<Verdict>,
     report: &mut LiveReport,
@@ -309,39 +309,39 @@ async fn change_and_back(
             None => {
                 let mut policy = FleetPolicy::azure_stack();
                 policy.intersect(&p.policy);
-                policy.generate(&run.bmc.account).map(Arc::new)
+                policy.generate(&suite.bmc.account).map(Arc::new)
             }
         },
     };
     let temporary = match temporary {
         Ok(t) => t,
         Err(why) => {
-            verdicts.push(run.verdict(CHANGE, Expected::Success, Instant::now(), not_run(why.clone())));
-            verdicts.push(run.verdict(BACK, Expected::Success, Instant::now(), not_run(why)));
+            verdicts.push(suite.verdict(CHANGE, Expected::Success, Instant::now(), not_run(why.clone())));
+            verdicts.push(suite.verdict(BACK, Expected::Success, Instant::now(), not_run(why)));
             report.changed = false;
             return;
         }
     };
 
     let started = Instant::now();
-    let changed = Expected::Success.success(run.change(&run.bmc.password, &temporary).await);
+    let changed = Expected::Success.success(suite.change(&suite.bmc.password, &temporary).await);
     let result = match changed {
         Ok(()) => Expected::Success
-            .success(run.verify(&temporary).await)
+            .success(suite.verify(&temporary).await)
             .map(|()| "the BMC took a generated password and accepts it".to_owned())
             .map_err(|e| format!("the change succeeded but the new password is refused: {e}")),
         Err(e) => Err(e),
     };
     let forward = result.is_ok();
-    verdicts.push(run.verdict(CHANGE, Expected::Success, started, result));
+    verdicts.push(suite.verdict(CHANGE, Expected::Success, started, result));
 
     let started = Instant::now();
     let back = match forward {
-        true => Expected::Success.success(run.change(&temporary, &run.bmc.password).await),
+        true => Expected::Success.success(suite.change(&temporary, &suite.bmc.password).await),
         false => Err("not run: the change did not go through".into()),
     };
     // Whatever happened, the account must end with the password the operator knows.
-    let in_place = run.verify(&run.bmc.password).await.is_ok();
+    let in_place = suite.verify(&suite.bmc.password).await.is_ok();
     report.original_password_in_place = Some(in_place);
     let result = match (back, in_place) {
         (Ok(()), true) => Ok("the original password is back, and accepted".into()),
@@ -350,9 +350,9 @@ async fn change_and_back(
         (Err(e), false) => Err(e),
     };
     if !in_place {
-        report.recovery_file = save_temporary(&run.bmc.recovery_dir, &temporary).ok();
+        report.recovery_file = save_temporary(&suite.bmc.recovery_dir, &temporary).ok();
     }
-    verdicts.push(run.verdict(BACK, Expected::Success, started, result));
+    verdicts.push(suite.verdict(BACK, Expected::Success, started, result));
 }
 
 /// Writes the temporary password to a new file of mode 0600 in `dir`, for an operator whose
