@@ -116,7 +116,10 @@ async fn against_bmc(args: TestArgs, endpoint: Endpoint, cache_dir: Option<PathB
         Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("serialisable")),
         Output::Table => {
             print_table(&report.verdicts, "BMC");
-            println!("failed logins on the BMC: {} ({})", report.failed_logins, live::WRONG_PASSWORD_COST);
+            println!(
+                "failed logins on the BMC: {} (the wrong-password scenario costs exactly one)",
+                report.failed_logins
+            );
         }
     }
     if let Some(file) = &report.recovery_file {
