@@ -17,7 +17,7 @@ pub struct TestArgs {
     /// The plugin file (`.wasm` component).
     file: PathBuf,
     /// Run against these personas only (default: every persona of the plugin's vendor).
-    /// One of: dell-idrac9, dell-idrac10, hpe-ilo5, hpe-ilo6, lenovo-xcc2, lenovo-xcc3.
+    /// One of: dell-idrac9, dell-idrac10, hpe-ilo5, hpe-ilo6, lenovo-xcc2, lenovo-xcc3, dmtf-generic.
     #[cfg(feature = "lab")]
     #[arg(long = "persona", value_name = "NAME", conflicts_with = "bmc")]
     personas: Vec<bmc_lab::Persona>,
