@@ -17,9 +17,10 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A fresh directory for this test's crates.
+/// A fresh directory for this test's crates, outside this repository as a vendor's would be:
+/// nothing of ours (`rustfmt.toml`, a workspace) is found by walking up from it.
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let dir = std::env::temp_dir().join(format!("bmc-rotate-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -88,6 +89,7 @@ fn a_new_plugin_builds_tests_and_passes_the_suite_as_generated() {
     let inspect = bmc_rotate(&["plugins", "inspect", wasm.to_str().unwrap(), "--output", "json"]);
     let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!((info["id"].as_str(), info["vendor"].as_str()), (Some("acme-bmc"), Some("Acme")));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -122,4 +124,5 @@ fn plugin_new_refuses_bad_names_and_occupied_directories() {
     ]);
     assert_eq!(sdk.status.code(), Some(2));
     assert!(text(&sdk.stderr).contains("not bmc-plugin-sdk"), "{}", text(&sdk.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
