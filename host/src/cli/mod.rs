@@ -385,8 +385,9 @@ enum PluginsCommand {
     Test {
         /// The plugin file (`.wasm` component).
         file: PathBuf,
-        /// Run against these personas only (default: every persona of the plugin's vendor).
-        /// One of: dell-idrac9, dell-idrac10, hpe-ilo5, hpe-ilo6, lenovo-xcc2, lenovo-xcc3.
+        /// Run against these personas only (default: every persona of the plugin's vendor, or
+        /// dmtf-generic for a vendor the lab does not simulate).
+        /// One of: dell-idrac9, dell-idrac10, hpe-ilo5, hpe-ilo6, lenovo-xcc2, lenovo-xcc3, dmtf-generic.
         #[arg(long = "persona", value_name = "NAME")]
         personas: Vec<bmc_lab::Persona>,
         /// Output format.
