@@ -20,13 +20,15 @@ const START: &str = "Start-Pass-1x";
 const NEXT: &str = "Next-Pass-2y";
 const ADMIN: &str = "Admin-Pass-3z";
 
-/// The personas a plugin should pass, from its declared vendor.
+/// The personas a plugin should pass, from its declared vendor: that vendor's, or for any vendor
+/// the lab does not simulate (the generic Redfish plugin's `DMTF`, Supermicro, ...) the
+/// `dmtf-generic` persona, which behaves as the standard says and nothing more.
 pub fn personas_for(plugin: &Plugin) -> Vec<Persona> {
     let vendor = match plugin.info.vendor.to_ascii_lowercase().as_str() {
         "dell" => Vendor::Dell,
         "hpe" | "hp" => Vendor::Hpe,
         "lenovo" => Vendor::Lenovo,
-        _ => return Vec::new(),
+        _ => Vendor::Generic,
     };
     Persona::ALL.into_iter().filter(|p| p.vendor() == vendor).collect()
 }
@@ -188,7 +190,10 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 /// Checks the plugin's capabilities against its profiles, runs every scenario against each
-/// persona, then checks that another vendor's BMC is refused in `probe` with `unsupported`.
+/// persona, then checks that a BMC it cannot handle is refused in `probe` with `unsupported`:
+/// another vendor's, for a vendor plugin; for one run against `dmtf-generic` (which may handle
+/// every vendor's standard accounts), a Redfish service without account management (its
+/// `AccountService` answers 404).
 pub async fn run(plugin: Arc<Plugin>, personas: &[Persona]) -> Vec<Verdict> {
     let mut verdicts = vec![capabilities_verdict(&plugin)];
     for persona in personas {
@@ -198,17 +203,28 @@ pub async fn run(plugin: Arc<Plugin>, personas: &[Persona]) -> Vec<Verdict> {
             verdicts.push(verdict(name, persona.name().into(), expected, started, result));
         }
     }
-    if let Some(other) = personas.first().and_then(|p| Persona::ALL.into_iter().find(|o| o.vendor() != p.vendor())) {
-        let started = Instant::now();
-        let result = async {
-            let b = bench(other, Limits::default()).await?;
-            UNSUPPORTED.error(plugin.probe(b.ctx(START, None), &b.own()).await.result)
-        }
-        .await;
-        verdicts.push(verdict("another vendor is refused", other.name().into(), UNSUPPORTED, started, result));
+    let Some(first) = personas.first() else { return verdicts };
+    let (name, other, faults) = if first.vendor() == Vendor::Generic {
+        let faults = Faults { not_found: vec![NO_ACCOUNT_SERVICE.parse().expect("a call match")], ..Faults::default() };
+        ("a service without AccountService is refused", Persona::DmtfGeneric, faults)
+    } else {
+        let vendors = |o: &Persona| o.vendor() != first.vendor() && o.vendor() != Vendor::Generic;
+        let Some(other) = Persona::ALL.into_iter().find(vendors) else { return verdicts };
+        ("another vendor is refused", other, Faults::default())
+    };
+    let started = Instant::now();
+    let result = async {
+        let b = bench(other, Limits::default()).await?;
+        b.bmc.set_faults(faults);
+        UNSUPPORTED.error(plugin.probe(b.ctx(START, None), &b.own()).await.result)
     }
+    .await;
+    verdicts.push(verdict(name, other.name().into(), UNSUPPORTED, started, result));
     verdicts
 }
+
+/// The fault that takes account management away from a Redfish service.
+const NO_ACCOUNT_SERVICE: &str = "* /AccountService";
 
 #[cfg(test)]
 mod tests {
