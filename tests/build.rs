@@ -12,6 +12,7 @@ const COMPONENTS: &[&str] = &[
     "dell-idrac",
     "hpe-ilo",
     "lenovo-xcc",
+    "generic-redfish",
     "guest-sample",
     "guest-hostile",
     "guest-future-api",

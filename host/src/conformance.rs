@@ -3,20 +3,16 @@
 //! integration tests run), each with a verdict and a timing.
 //!
 //! Every scenario states what it expects ([`Expected`]): success, or a typed plugin error of
-//! named kinds. Only the plugin's own answer can pass: a panic, a trap, a deadline, a memory
-//! limit or a secret echoed by the BMC (every [`CallError`] but `Plugin`) fails whatever the
-//! scenario expects, and so does an error of another kind. A failed verdict's detail starts with
-//! what was expected.
+//! named kinds, judged as [`crate::suite`] says.
 
-use crate::fleet::profiles::{HardwareProfile, Profiles};
 use crate::gateway::{Endpoint, Gateway, Limits};
-use crate::runtime::capabilities::Manifest;
-use crate::runtime::{CallContext, CallError, ErrorKind, Plugin, SecretBindings, SecretName, Target};
+use crate::runtime::{CallContext, ErrorKind, Plugin, SecretBindings, SecretName, Target};
+use crate::suite::verdict;
+pub use crate::suite::{Expected, Verdict, capabilities_verdict};
 use bmc_lab::faults::Faults;
 use bmc_lab::persona::Vendor;
 use bmc_lab::{Persona, SimulatedBmc};
 use secrecy::SecretString;
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,102 +20,15 @@ const START: &str = "Start-Pass-1x";
 const NEXT: &str = "Next-Pass-2y";
 const ADMIN: &str = "Admin-Pass-3z";
 
-/// One scenario's verdict.
-#[derive(Clone, Debug, Serialize)]
-pub struct Verdict {
-    /// Scenario name.
-    pub scenario: &'static str,
-    /// Persona it ran against.
-    pub persona: String,
-    /// What the scenario expects (serialised as text: `success`, the error kinds such as
-    /// `ambiguous` or `protocol or ambiguous`, or the manifest check).
-    pub expected: Expected,
-    /// Whether it passed.
-    pub passed: bool,
-    /// Wall-clock time (JSON: `elapsed_ms`).
-    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
-    pub elapsed: Duration,
-    /// What was seen (the failure reason, or a short confirmation).
-    pub detail: String,
-}
-
-/// What a scenario expects of the plugin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expected {
-    /// The call succeeds (and the BMC shows its effect).
-    Success,
-    /// The call fails with the plugin's own typed error, of one of these kinds.
-    Error(&'static [ErrorKind]),
-    /// The capability manifest stays within what the plugin's profiles (or the baseline) grant.
-    Manifest,
-}
-
-impl Expected {
-    /// `Ok` with the value if the call succeeded; otherwise what it returned instead.
-    fn success<T>(self, result: Result<T, CallError>) -> Result<T, String> {
-        debug_assert_eq!(self, Expected::Success);
-        result.map_err(|e| format!("got: {}", describe(&e)))
-    }
-
-    /// `Ok` with the plugin's message if the call failed with one of the expected kinds; a
-    /// success, another kind or anything but the plugin's own error (panic, trap, deadline,
-    /// memory, secret echoed) is a failure.
-    fn error<T>(self, result: Result<T, CallError>) -> Result<String, String> {
-        // A scenario that does not expect an error accepts none.
-        let kinds: &[ErrorKind] = match self {
-            Expected::Error(kinds) => kinds,
-            Expected::Success | Expected::Manifest => &[],
-        };
-        match result {
-            Ok(_) => Err("got: success".into()),
-            Err(CallError::Plugin(p)) if kinds.contains(&p.kind) => {
-                Ok(format!("`{}`: {}", p.kind.as_str(), p.message.chars().take(100).collect::<String>()))
-            }
-            Err(e) => Err(format!("got: {}", describe(&e))),
-        }
-    }
-}
-
-/// A call's failure, saying which kind of failure it is.
-fn describe(error: &CallError) -> String {
-    let text: String = error.to_string().chars().take(200).collect();
-    match error {
-        CallError::Plugin(p) => format!("`{}` error: {text}", p.kind.as_str()),
-        CallError::SecretEchoed(_) => format!("secret echoed: {text}"),
-        _ => text,
-    }
-}
-
-impl std::fmt::Display for Expected {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Expected::Success => f.write_str("success"),
-            Expected::Error(kinds) => {
-                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-                f.write_str(&names.join(" or "))
-            }
-            Expected::Manifest => f.write_str("a manifest within the profile"),
-        }
-    }
-}
-
-impl Serialize for Expected {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
-}
-
-/// The personas a plugin should pass, from its declared vendor.
+/// The personas a plugin should pass, from its declared vendor: that vendor's, or for any vendor
+/// the lab does not simulate (the generic Redfish plugin's `DMTF`, Supermicro, ...) the
+/// `dmtf-generic` persona, which behaves as the standard says and nothing more.
 pub fn personas_for(plugin: &Plugin) -> Vec<Persona> {
     let vendor = match plugin.info.vendor.to_ascii_lowercase().as_str() {
         "dell" => Vendor::Dell,
         "hpe" | "hp" => Vendor::Hpe,
         "lenovo" => Vendor::Lenovo,
-        _ => return Vec::new(),
+        _ => Vendor::Generic,
     };
     Persona::ALL.into_iter().filter(|p| p.vendor() == vendor).collect()
 }
@@ -280,40 +189,11 @@ fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// Whether the plugin's capability manifest stays within what every built-in hardware profile
-/// for its id grants (the baseline, for an id no profile names), with the manifest as detail.
-pub fn capabilities_verdict(plugin: &Plugin) -> Verdict {
-    let started = Instant::now();
-    let profiles = Profiles::built_in();
-    let mine: Vec<&HardwareProfile> = profiles.iter().filter(|p| p.plugin == plugin.info.id).collect();
-    let manifest = plugin.metadata.capabilities.rules().iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    let refusals: Vec<String> = if mine.is_empty() {
-        let beyond = plugin.metadata.capabilities.beyond(&Manifest::baseline());
-        beyond.iter().map(|r| format!("`{r}` is beyond the baseline (no built-in profile names this plugin)")).collect()
-    } else {
-        mine.iter().filter_map(|p| p.check_capabilities(&plugin.metadata.capabilities, &plugin.origin).err()).collect()
-    };
-    let scope = if mine.is_empty() {
-        "baseline".to_owned()
-    } else {
-        mine.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
-    };
-    Verdict {
-        scenario: "capabilities within the vendor profile",
-        persona: scope,
-        expected: Expected::Manifest,
-        passed: refusals.is_empty(),
-        elapsed: started.elapsed(),
-        detail: if refusals.is_empty() {
-            format!("declares: {manifest}")
-        } else {
-            format!("expected {}; {}", Expected::Manifest, refusals.join("; "))
-        },
-    }
-}
-
 /// Checks the plugin's capabilities against its profiles, runs every scenario against each
-/// persona, then checks that another vendor's BMC is refused in `probe` with `unsupported`.
+/// persona, then checks that a BMC it cannot handle is refused in `probe` with `unsupported`:
+/// another vendor's, for a vendor plugin; for one run against `dmtf-generic` (which may handle
+/// every vendor's standard accounts), a Redfish service without account management (its
+/// `AccountService` answers 404).
 pub async fn run(plugin: Arc<Plugin>, personas: &[Persona]) -> Vec<Verdict> {
     let mut verdicts = vec![capabilities_verdict(&plugin)];
     for persona in personas {
@@ -323,36 +203,33 @@ pub async fn run(plugin: Arc<Plugin>, personas: &[Persona]) -> Vec<Verdict> {
             verdicts.push(verdict(name, persona.name().into(), expected, started, result));
         }
     }
-    if let Some(other) = personas.first().and_then(|p| Persona::ALL.into_iter().find(|o| o.vendor() != p.vendor())) {
-        let started = Instant::now();
-        let result = async {
-            let b = bench(other, Limits::default()).await?;
-            UNSUPPORTED.error(plugin.probe(b.ctx(START, None), &b.own()).await.result)
-        }
-        .await;
-        verdicts.push(verdict("another vendor is refused", other.name().into(), UNSUPPORTED, started, result));
+    let Some(first) = personas.first() else { return verdicts };
+    let (name, other, faults) = if first.vendor() == Vendor::Generic {
+        let faults = Faults { not_found: vec![NO_ACCOUNT_SERVICE.parse().expect("a call match")], ..Faults::default() };
+        ("a service without AccountService is refused", Persona::DmtfGeneric, faults)
+    } else {
+        let vendors = |o: &Persona| o.vendor() != first.vendor() && o.vendor() != Vendor::Generic;
+        let Some(other) = Persona::ALL.into_iter().find(vendors) else { return verdicts };
+        ("another vendor is refused", other, Faults::default())
+    };
+    let started = Instant::now();
+    let result = async {
+        let b = bench(other, Limits::default()).await?;
+        b.bmc.set_faults(faults);
+        UNSUPPORTED.error(plugin.probe(b.ctx(START, None), &b.own()).await.result)
     }
+    .await;
+    verdicts.push(verdict(name, other.name().into(), UNSUPPORTED, started, result));
     verdicts
 }
 
-fn verdict(
-    scenario: &'static str,
-    persona: String,
-    expected: Expected,
-    started: Instant,
-    result: Result<String, String>,
-) -> Verdict {
-    let (passed, detail) = match result {
-        Ok(d) => (true, d),
-        Err(d) => (false, format!("expected {expected}; {d}")),
-    };
-    Verdict { scenario, persona, expected, passed, elapsed: started.elapsed(), detail }
-}
+/// The fault that takes account management away from a Redfish service.
+const NO_ACCOUNT_SERVICE: &str = "* /AccountService";
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::PluginError;
+    use crate::runtime::{CallError, PluginError};
 
     fn plugin_error(kind: ErrorKind) -> CallError {
         CallError::Plugin(PluginError { kind, message: "the vendor's words".into() })

@@ -6,6 +6,7 @@
 //! - [`cli`]: the command line.
 //! - [`files`]: bounded, type-checked reads of every file the tool is given.
 //! - [`paths`]: where files go when the operator does not say.
+//! - [`suite`]: what a conformance run (`plugin test`) reports, and the run against a real BMC.
 //!
 //! The `lab` feature (on by default) adds [`demo`] and [`conformance`], which run the lab's
 //! simulators in-process; a production build turns it off (`--no-default-features`).
@@ -24,3 +25,4 @@ pub mod pep;
 pub mod plugin_build;
 pub mod runtime;
 pub mod secrets;
+pub mod suite;

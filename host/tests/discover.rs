@@ -224,3 +224,22 @@ async fn an_https_server_that_is_not_redfish_and_a_silent_one_fail_with_their_re
     let stderr = text(&found.stderr);
     assert!(stderr.contains(&format!("failed: {silent_addr}: ")), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_never_picks_the_generic_profile_for_a_generic_bmc() {
+    // A standard service names no vendor a profile is for: the operator chooses, and the generic
+    // profile is not even offered as a candidate — only an inventory that names it uses it.
+    let (stamp, dir) = stamp("disc-generic", &["dmtf-generic"]).await;
+    let out = dir.join("discovered.toml");
+    let address = stamp.lab.bmcs()[0].addr().to_string();
+    let found = bmc_rotate(&["discover", &address, "--out", out.to_str().unwrap(), "--stamp", "disc-generic", "--output", "json"]).await;
+    assert_eq!(found.status.code(), Some(0), "{}", text(&found.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    let seen = &json["bmcs"][0];
+    assert_eq!(seen["redfish"]["vendor"], "Generic", "{seen}");
+    assert!(seen["profile"].is_null(), "{seen}");
+    assert!(!seen.to_string().contains("generic-redfish"), "{seen}");
+    let inventory = std::fs::read_to_string(&out).unwrap();
+    assert!(!inventory.contains("generic-redfish"), "{inventory}");
+    assert!(!inventory.lines().any(|l| l.starts_with("profile")), "{inventory}");
+}

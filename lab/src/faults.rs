@@ -77,6 +77,10 @@ pub struct Faults {
     /// Calls answered with 500 `InternalError` (nothing applied).
     #[serde(default)]
     pub error_500: Vec<CallMatch>,
+    /// Calls answered 404 `ResourceNotFound` (nothing applied), as by a service that lacks the
+    /// resource: `* /AccountService` is a Redfish service without account management.
+    #[serde(default)]
+    pub not_found: Vec<CallMatch>,
     /// Calls whose connection is dropped before anything is applied.
     #[serde(default)]
     pub reset: Vec<CallMatch>,
@@ -105,6 +109,8 @@ pub enum Action {
     Serve,
     /// Answer 500.
     Error500,
+    /// Answer 404.
+    NotFound,
     /// Drop the connection without applying.
     Reset,
     /// Never answer.
@@ -157,6 +163,9 @@ impl FaultState {
         if fire(&mut self.faults.error_500) {
             return Action::Error500;
         }
+        if fire(&mut self.faults.not_found) {
+            return Action::NotFound;
+        }
         if method == "PATCH" && has_if_match && self.faults.intermittent_412_every > 0 {
             self.if_match_patches += 1;
             if self.if_match_patches.is_multiple_of(self.faults.intermittent_412_every) {
@@ -191,9 +200,11 @@ mod tests {
         let mut state = FaultState::new(Faults {
             hang: vec!["GET /Managers x1".parse().unwrap()],
             apply_then_drop: vec!["PATCH /Accounts/".parse().unwrap()],
+            not_found: vec!["* /Systems".parse().unwrap()],
             intermittent_412_every: 2,
             ..Faults::default()
         });
+        assert_eq!(state.decide("GET", "/redfish/v1/Systems/1", false), Action::NotFound);
         assert_eq!(state.decide("GET", "/redfish/v1/Managers/1", false), Action::Hang);
         assert_eq!(state.decide("GET", "/redfish/v1/Managers/1", false), Action::Serve);
         assert_eq!(state.decide("PATCH", "/redfish/v1/AccountService/Accounts/2", true), Action::ApplyThenDrop);

@@ -214,6 +214,9 @@ impl Persona {
             Persona::Ilo6 => "hpe-proliant-dl380-gen11",
             Persona::Xcc2 => "lenovo-thinksystem-sr650-v3",
             Persona::Xcc3 => "lenovo-thinksystem-sr650-v4",
+            // Named, never discovered: a generic BMC is rotated by the generic plugin only where
+            // the inventory says so.
+            Persona::DmtfGeneric => "generic-redfish",
         }
     }
 }

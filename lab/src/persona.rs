@@ -25,12 +25,23 @@ pub enum Persona {
     Xcc2,
     /// Lenovo XCC3 (ThinkSystem V4).
     Xcc3,
+    /// A BMC that does what DSP0266 and the DMTF schemas say and nothing else: no `Oem`, plain
+    /// ids, strong ETags with optional `If-Match`, 204 on a PATCH, Base-registry messages only,
+    /// and the whole password policy in `AccountService` (the generic plugin's BMC).
+    DmtfGeneric,
 }
 
 impl Persona {
     /// Every persona, in a stable order.
-    pub const ALL: [Persona; 6] =
-        [Persona::Idrac9, Persona::Idrac10, Persona::Ilo5, Persona::Ilo6, Persona::Xcc2, Persona::Xcc3];
+    pub const ALL: [Persona; 7] = [
+        Persona::Idrac9,
+        Persona::Idrac10,
+        Persona::Ilo5,
+        Persona::Ilo6,
+        Persona::Xcc2,
+        Persona::Xcc3,
+        Persona::DmtfGeneric,
+    ];
 
     /// The persona's name in fleet specs and on the command line, e.g. `dell-idrac9`.
     pub fn name(self) -> &'static str {
@@ -41,6 +52,7 @@ impl Persona {
             Persona::Ilo6 => "hpe-ilo6",
             Persona::Xcc2 => "lenovo-xcc2",
             Persona::Xcc3 => "lenovo-xcc3",
+            Persona::DmtfGeneric => "dmtf-generic",
         }
     }
 
@@ -50,6 +62,7 @@ impl Persona {
             Persona::Idrac9 | Persona::Idrac10 => Vendor::Dell,
             Persona::Ilo5 | Persona::Ilo6 => Vendor::Hpe,
             Persona::Xcc2 | Persona::Xcc3 => Vendor::Lenovo,
+            Persona::DmtfGeneric => Vendor::Generic,
         }
     }
 }
@@ -71,7 +84,7 @@ impl FromStr for Persona {
     }
 }
 
-/// The three OEMs.
+/// The three OEMs, and no OEM at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Vendor {
     /// Dell.
@@ -80,6 +93,8 @@ pub enum Vendor {
     Hpe,
     /// Lenovo.
     Lenovo,
+    /// None: the DMTF standard alone (`dmtf-generic`).
+    Generic,
 }
 
 /// How accounts are identified.
@@ -100,6 +115,8 @@ pub enum EtagStyle {
     HpeWeak,
     /// A quoted hex string, with the documented trailing space inside the quotes (XCC).
     LenovoQuoted,
+    /// A strong tag, a quoted hex string as RFC 7232 defines it (DSP0266's own examples).
+    Strong,
 }
 
 /// Whether account PATCHes need `If-Match`.
@@ -120,6 +137,8 @@ pub enum SuccessShape {
     HpeEnvelope,
     /// 200 with the updated resource, `Password: null` (XCC).
     Resource,
+    /// 204 without a body, which DSP0266 allows for a PATCH (`dmtf-generic`).
+    NoContent,
 }
 
 /// What repeated failed logins do.
@@ -192,7 +211,7 @@ pub struct Profile {
     pub vendor: &'static str,
     /// Service root `Product`.
     pub product: &'static str,
-    /// The `Oem` key on the service root and accounts (`Dell`, `Hpe`, `Lenovo`).
+    /// The `Oem` key on the service root and accounts (`Dell`, `Hpe`, `Lenovo`; empty: no `Oem`).
     pub oem: &'static str,
     /// `RedfishVersion`.
     pub redfish_version: &'static str,
@@ -393,7 +412,53 @@ impl Persona {
                 (503, "Base.1.17.SessionLimitExceeded"),
                 "Base.1.17.AccessDenied",
             ),
+            Persona::DmtfGeneric => generic(),
         }
+    }
+}
+
+/// The `dmtf-generic` persona: every value is the standard's (DSP0266, the `AccountService` and
+/// `ManagerAccount` schemas, the Base registry) or, where the standard leaves a choice, the plain
+/// one, so a plugin that passes here relies on nothing a vendor added.
+fn generic() -> Profile {
+    Profile {
+        persona: Persona::DmtfGeneric,
+        // No vendor claims it: `discover` matches no profile to it, so the generic profile is
+        // only ever used where an inventory names it.
+        vendor: "Generic",
+        product: "Redfish Service",
+        oem: "",
+        redfish_version: "1.18.0",
+        manager_id: "1",
+        manager_model: "Redfish BMC",
+        firmware: "1.0.0",
+        // `Accounts/{n}`, ids handed out in order as accounts are created.
+        account_ids: AccountIds::Variable,
+        account_collections: &["/redfish/v1/AccountService/Accounts"],
+        trailing_slash: false,
+        etag: EtagStyle::Strong,
+        if_match: IfMatchRule::Optional,
+        success: SuccessShape::NoContent,
+        // `AccountLockoutThreshold` and `AccountLockoutDuration`, published in AccountService.
+        failed_logins: FailedLogins::Lockout { threshold: 5, duration: Duration::from_secs(60) },
+        max_sessions: 16,
+        session_limit: (503, "Base.1.18.SessionLimitExceeded"),
+        unauthorized: "Base.1.18.AccessDenied",
+        logout_status: 204,
+        // What `MinPasswordLength` and `MaxPasswordLength` say is the whole policy: the standard
+        // has no complexity, history or interval properties to publish.
+        policy: PolicyRules {
+            min_length: 8,
+            max_length: 64,
+            complexity: Complexity::None,
+            reuse_cycle: 0,
+            min_change_interval_hours: 0,
+            max_repeated_chars: 0,
+        },
+        default_account: (1, "admin"),
+        password_change_ends_sessions: true,
+        registry: "Base.1.18",
+        json_media_type: "application/json; charset=utf-8",
     }
 }
 

@@ -141,6 +141,10 @@ fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>) -> Handler {
                     fault(500);
                     state.lock().expect("BMC state poisoned").in_dialect(&lab, crate::bmc::internal_error())
                 }
+                Action::NotFound => {
+                    fault(404);
+                    state.lock().expect("BMC state poisoned").in_dialect(&lab, crate::bmc::not_found(&lab.path))
+                }
                 Action::Stale412 => {
                     fault(412);
                     state.lock().expect("BMC state poisoned").in_dialect(&lab, crate::bmc::stale_etag())

@@ -30,13 +30,13 @@ pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| Runtime::new(test_config()).expect("runtime"))
 }
 
-/// A directory holding only the three vendor plugins (what an operator installs).
+/// A directory holding only the vendor plugins and the generic one (what an operator installs).
 pub fn vendor_plugin_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = PathBuf::from(env!("BMC_TEST_WASM_DIR")).join("../../vendor-plugins");
         std::fs::create_dir_all(&dir).expect("plugin dir");
-        for name in ["dell_idrac", "hpe_ilo", "lenovo_xcc"] {
+        for name in ["dell_idrac", "hpe_ilo", "lenovo_xcc", "generic_redfish"] {
             let file = format!("{name}.wasm");
             let (from, to) = (wasm(name), dir.join(&file));
             let stale = std::fs::metadata(&to).and_then(|t| Ok(t.modified()? < std::fs::metadata(&from)?.modified()?));

@@ -2,6 +2,7 @@
 //! whose exports are all `todo!()` on every scenario — a panic is never the error a scenario
 //! expects — and pass the three vendor plugins on every scenario of their personas.
 
+use bmc_lab::Persona;
 use bmc_rotate::conformance::{self, Expected, Verdict};
 use bmc_rotate::runtime::{ErrorKind, Plugin};
 use bmc_tests::{runtime, wasm};
@@ -16,10 +17,11 @@ const CAPABILITIES: &str = "capabilities within the vendor profile";
 async fn suite(name: &str) -> Vec<Verdict> {
     let plugin = plugin(name).await;
     let personas = conformance::personas_for(&plugin);
-    assert_eq!(personas.len(), 2, "{name}: two personas of its vendor");
+    let generic = personas == [Persona::DmtfGeneric];
+    assert!(generic || personas.len() == 2, "{name}: two personas of its vendor, or dmtf-generic: {personas:?}");
     let verdicts = conformance::run(plugin, &personas).await;
-    // The manifest check, every scenario on both personas, another vendor's BMC.
-    assert_eq!(verdicts.len(), 1 + 2 * 10 + 1, "{name}: {verdicts:#?}");
+    // The manifest check, every scenario on each persona, a BMC the plugin must refuse.
+    assert_eq!(verdicts.len(), 1 + personas.len() * 10 + 1, "{name}: {verdicts:#?}");
     verdicts
 }
 
@@ -72,4 +74,24 @@ async fn the_vendor_plugins_pass_every_scenario() {
         let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
         assert!(failed.is_empty(), "{name}: {failed:#?}");
     }
+}
+
+#[tokio::test]
+async fn the_generic_plugin_passes_every_scenario_on_the_dmtf_persona() {
+    let verdicts = suite("generic_redfish").await;
+    let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(verdicts.iter().skip(1).all(|v| v.persona == "dmtf-generic"), "{verdicts:#?}");
+    let refusal = verdicts.last().unwrap();
+    assert_eq!(refusal.scenario, "a service without AccountService is refused", "{refusal:#?}");
+    assert!(refusal.detail.starts_with("`unsupported`"), "{refusal:#?}");
+    let manifest = &verdicts[0];
+    assert_eq!((manifest.scenario, manifest.persona.as_str()), (CAPABILITIES, "generic-redfish"), "{manifest:#?}");
+}
+
+#[tokio::test]
+async fn a_plugin_of_a_vendor_the_lab_does_not_simulate_runs_against_dmtf_generic() {
+    // The sample guest's vendor is `Sample`: it gets the standard persona, not a refusal.
+    let plugin = plugin("guest_sample").await;
+    assert_eq!(conformance::personas_for(&plugin), [Persona::DmtfGeneric]);
 }

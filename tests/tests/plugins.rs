@@ -18,6 +18,7 @@ fn plugin_for(persona: Persona) -> &'static str {
         Persona::Idrac9 | Persona::Idrac10 => "dell_idrac",
         Persona::Ilo5 | Persona::Ilo6 => "hpe_ilo",
         Persona::Xcc2 | Persona::Xcc3 => "lenovo_xcc",
+        Persona::DmtfGeneric => "generic_redfish",
     }
 }
 
@@ -333,4 +334,47 @@ async fn the_sdk_s_baseline_manifest_is_the_host_s() {
     // every SDK-built plugin would be refused or granted more than the host documents.
     let ilo = plugin("hpe_ilo").await;
     assert_eq!(ilo.metadata.capabilities, bmc_rotate::runtime::capabilities::Manifest::baseline());
+}
+
+#[tokio::test]
+async fn the_generic_plugin_refuses_a_service_without_account_management() {
+    let plugin = plugin("generic_redfish").await;
+    for fault in ["* /AccountService", "* /redfish"] {
+        let b = bench(Persona::DmtfGeneric).await;
+        b.bmc.set_faults(Faults { not_found: vec![fault.parse().unwrap()], ..Faults::default() });
+        for error in [
+            plugin.probe(b.ctx(START, None), &b.own()).await.result.unwrap_err(),
+            plugin.change_password(b.ctx(START, Some(NEXT)), &b.own()).await.result.unwrap_err(),
+        ] {
+            assert_eq!(kind(&error), ErrorKind::Unsupported, "{fault}: {error}");
+        }
+        assert!(b.bmc.state().password_is(b.user, START), "{fault}: nothing changed");
+        if fault == "* /redfish" {
+            let requests = b.bmc.state().requests();
+            assert!(requests.iter().all(|r| r.auth != "session" && !r.auth.starts_with("basic")), "{requests:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_generic_plugin_rotates_the_vendor_personas_standard_accounts() {
+    // Bound explicitly to a vendor's BMC, it relies only on what DSP0266 says: every persona's
+    // accounts rotate, both ways (XCC's required If-Match is met by the tag it reads).
+    let plugin = plugin("generic_redfish").await;
+    for persona in Persona::ALL {
+        let b = bench(persona).await;
+        b.bmc.state().add_account("azsbmc", START, "Operator").unwrap();
+        plugin
+            .change_password(b.ctx(START, Some(NEXT)), &b.target("azsbmc", b.user))
+            .await
+            .result
+            .unwrap_or_else(|e| panic!("{persona}: {e}"));
+        plugin
+            .change_password(b.ctx(START, Some(NEXT)), &b.own())
+            .await
+            .result
+            .unwrap_or_else(|e| panic!("{persona}: {e}"));
+        let state = b.bmc.state();
+        assert!(state.password_is("azsbmc", NEXT) && state.password_is(b.user, NEXT), "{persona}");
+    }
 }

@@ -179,6 +179,23 @@ async fn the_pep_step_sends_the_new_password_only_as_a_secure_string() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generic_bmc_rotates_through_the_profile_its_inventory_names() {
+    let run = Run::start("generic", "[fleet]\ndmtf-generic = 2\nhpe-ilo6 = 1\n").await;
+    let inventory = std::fs::read_to_string(&run.stamp.inventory).unwrap();
+    let named = inventory.lines().filter(|l| l.trim() == "profile = \"generic-redfish\"").count();
+    assert_eq!(named, 2, "the lab's inventory names the generic profile for each generic BMC: {inventory}");
+    let (report, journal, _) = run.rotate(Some(NEW), LAB_CLOUDADMIN_PASSWORD, options()).await;
+    assert_eq!(report.outcome, RunOutcome::Rotated, "{:#?}", report.notes);
+    assert!(run.all_hold(NEW));
+    assert_eq!(run.stamp.pep.stored().unwrap().password.as_str(), NEW);
+    let generic: Vec<_> = report.bmcs.iter().filter(|b| b.name.starts_with("dmtf-generic")).collect();
+    assert_eq!(generic.len(), 2, "{:?}", report.bmcs);
+    assert!(generic.iter().all(|b| b.result == "rotated" && b.family == "Redfish"), "{:?}", report.bmcs);
+    let text = std::fs::read_to_string(journal.unwrap()).unwrap();
+    assert!(!text.contains(NEW) && !text.contains(OLD), "the journal holds no password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_fleet_with_a_generated_password_rotates_xcc_last() {
     let run = Run::start(
         "mixed",

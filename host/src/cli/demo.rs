@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
 const USER: &str = "azsbmc";
-const PLUGINS: [&str; 3] = ["dell-idrac", "hpe-ilo", "lenovo-xcc"];
+const PLUGINS: [&str; 4] = ["dell-idrac", "hpe-ilo", "lenovo-xcc", "generic-redfish"];
 
 fn file_name(plugin: &str) -> String {
     format!("{}.wasm", plugin.replace('-', "_"))

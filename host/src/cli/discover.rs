@@ -409,8 +409,10 @@ fn match_profile(finding: &mut Finding, profiles: &Profiles) {
         return;
     };
     let plugin = vendor_plugin(vendor);
+    // An explicit profile (the generic one fits every Redfish BMC) is the operator's choice alone.
     let by_vendor: Vec<&HardwareProfile> = profiles
         .iter()
+        .filter(|p| !p.explicit)
         .filter(|p| {
             Some(p.plugin.as_str()) == plugin
                 || p.description.to_ascii_lowercase().starts_with(&vendor.to_ascii_lowercase())
@@ -683,6 +685,39 @@ mod tests {
             "{text}"
         );
         assert!(!text.lines().any(|l| l.starts_with("profile")), "{text}");
+    }
+
+    #[test]
+    fn the_generic_profile_is_never_discovered() {
+        let profiles = Profiles::built_in();
+        let generic = profiles.get("generic-redfish").unwrap();
+        assert!(generic.explicit);
+        // The lab's dmtf-generic root, roots naming the words of the profile's description, and
+        // every vendor's: none gets it, as the choice or as a candidate.
+        let roots = [
+            serde_json::json!({"RedfishVersion": "1.18.0", "Vendor": "Generic", "Product": "Redfish Service"}),
+            serde_json::json!({"RedfishVersion": "1.18.0", "Vendor": "Any", "Product": "DMTF Redfish (DSP0266) BMC"}),
+            serde_json::json!({"RedfishVersion": "1.18.0", "Vendor": "DMTF", "Product": "Redfish"}),
+            serde_json::json!({"RedfishVersion": "1.18.0", "Vendor": "Supermicro", "Product": "X12"}),
+            serde_json::json!({"RedfishVersion": "1.18.0"}),
+            serde_json::json!({"RedfishVersion": "1.18.0", "Vendor": "Dell", "Product": "Integrated Dell Remote Access Controller"}),
+            serde_json::json!({"RedfishVersion": "1.13.0", "Vendor": "HPE", "Product": "ProLiant DL380 Gen10"}),
+            serde_json::json!({"RedfishVersion": "1.17.0", "Vendor": "Lenovo", "Product": "ThinkSystem"}),
+        ];
+        for root in &roots {
+            let mut finding = found(root.clone());
+            match_profile(&mut finding, &profiles);
+            assert_ne!(finding.profile.as_deref(), Some("generic-redfish"), "{root}");
+            assert!(!finding.candidates.iter().any(|c| c == "generic-redfish"), "{root}: {:?}", finding.candidates);
+            let text = inventory_text("s1", "azsbmc", &[finding], &profiles);
+            assert!(!text.contains("generic-redfish"), "{root}: {text}");
+        }
+        // The flag is what keeps it out: the same profile without it fits a root named like it.
+        let mut unflagged = profiles.clone();
+        unflagged.insert(HardwareProfile { explicit: false, ..generic.clone() });
+        let mut finding = found(roots[1].clone());
+        match_profile(&mut finding, &unflagged);
+        assert_eq!(finding.profile.as_deref(), Some("generic-redfish"));
     }
 
     #[test]

@@ -10,6 +10,8 @@ mod docs;
 mod escrow;
 pub mod pep;
 mod plan;
+mod plugin_new;
+mod plugin_test;
 mod plugins;
 mod profiles;
 mod progress;
@@ -206,8 +208,7 @@ impl Command {
             | Command::Plugins(PluginsCommand::List { output, .. })
             | Command::Plugins(PluginsCommand::Inspect { output, .. }) => one(output),
             Command::Discover(args) => one(&args.output),
-            #[cfg(feature = "lab")]
-            Command::Plugins(PluginsCommand::Test { output, .. }) => one(output),
+            Command::Plugins(PluginsCommand::Test(args)) => one(&args.output),
             _ => Errors::Text,
         }
     }
@@ -215,8 +216,7 @@ impl Command {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    #[cfg_attr(feature = "lab", doc = "Inspect and test vendor plugins (WebAssembly components).")]
-    #[cfg_attr(not(feature = "lab"), doc = "Inspect vendor plugins (WebAssembly components).")]
+    /// Inspect, test and create vendor plugins (WebAssembly components).
     #[command(subcommand, visible_alias = "plugin")]
     Plugins(PluginsCommand),
     /// Hardware profiles: which plugin rotates which server model's BMC.
@@ -380,21 +380,16 @@ enum PluginsCommand {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// Run the conformance suite: the plugin against simulated BMCs of its vendor (in-process,
-    /// on loopback): probe, verify, refused credentials, self-change, reconcile, policy refusal,
-    /// lost answers, a 500, a dead BMC, and another vendor's BMC. Exit code 0 only if all pass.
-    #[cfg(feature = "lab")]
-    Test {
-        /// The plugin file (`.wasm` component).
-        file: PathBuf,
-        /// Run against these personas only (default: every persona of the plugin's vendor).
-        /// One of: dell-idrac9, dell-idrac10, hpe-ilo5, hpe-ilo6, lenovo-xcc2, lenovo-xcc3.
-        #[arg(long = "persona", value_name = "NAME")]
-        personas: Vec<bmc_lab::Persona>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
-    },
+    /// Run the conformance suite. Against simulated BMCs of the plugin's vendor (in-process, on
+    /// loopback; builds with the lab): probe, verify, refused credentials, self-change,
+    /// reconcile, policy refusal, lost answers, a 500, a dead BMC, and another vendor's BMC.
+    /// Against a real BMC (--bmc): verify, probe and its live policy, one wrong password (exactly
+    /// one failed login on that BMC), and with --allow-change a change and its way back. Exit
+    /// code 0 only if all pass.
+    Test(plugin_test::TestArgs),
+    /// Create a plugin crate of its own: a DMTF-standard password change through the SDK, its
+    /// capability manifest, MockHost unit tests and a README (build, test, sign, ship).
+    New(plugin_new::NewArgs),
 }
 
 /// Reads one secret; a source that cannot give it is bad input.
@@ -503,10 +498,8 @@ async fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Plugins(PluginsCommand::List { dir, output }) => plugins::list(dir, output, cache_dir).await,
         Command::Plugins(PluginsCommand::Inspect { file, output }) => plugins::inspect(&file, output, cache_dir).await,
-        #[cfg(feature = "lab")]
-        Command::Plugins(PluginsCommand::Test { file, personas, output }) => {
-            plugins::test(&file, personas, output, cache_dir).await
-        }
+        Command::Plugins(PluginsCommand::Test(args)) => plugin_test::run(args, cache_dir).await,
+        Command::Plugins(PluginsCommand::New(args)) => plugin_new::run(args),
         Command::Profiles(ProfilesCommand::List { dir, output }) => profiles::list(dir, output),
         Command::Profiles(ProfilesCommand::Show { name, dir, output }) => profiles::show(&name, dir, output),
         Command::Rotate { stamp, args, sources, output } => {

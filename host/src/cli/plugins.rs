@@ -1,4 +1,4 @@
-//! `bmc-rotate plugins list|inspect|test`.
+//! `bmc-rotate plugins list|inspect`.
 
 use super::render;
 use super::{CliError, CmdResult, Output, exit};
@@ -13,7 +13,7 @@ fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime, CliError> {
 }
 
 /// Loads one plugin file; a refusal is the command's failure.
-async fn load(file: &Path, cache_dir: Option<PathBuf>) -> Result<std::sync::Arc<Plugin>, CliError> {
+pub(super) async fn load(file: &Path, cache_dir: Option<PathBuf>) -> Result<std::sync::Arc<Plugin>, CliError> {
     runtime(cache_dir)?.load_file(file).await.map_err(CliError::failed)
 }
 
@@ -225,48 +225,4 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
         }
     }
     Ok(if failed { ExitCode::from(exit::FAILED) } else { ExitCode::SUCCESS })
-}
-
-/// `plugins test FILE [--persona NAME]...`.
-#[cfg(feature = "lab")]
-pub async fn test(
-    file: &Path,
-    personas: Vec<bmc_lab::Persona>,
-    output: Output,
-    cache_dir: Option<PathBuf>,
-) -> CmdResult {
-    let plugin = load(file, cache_dir).await?;
-    let personas = if personas.is_empty() { crate::conformance::personas_for(&plugin) } else { personas };
-    if personas.is_empty() {
-        return Err(CliError::bad_input(format!(
-            "the lab has no persona of vendor `{}`; pass --persona NAME to pick one",
-            plugin.info.vendor
-        )));
-    }
-    if output == Output::Table {
-        let names: Vec<&str> = personas.iter().map(|p| p.name()).collect();
-        println!("{} {} against {}", plugin.info.id, plugin.info.version, names.join(", "));
-    }
-    let verdicts = crate::conformance::run(plugin, &personas).await;
-    let failed = verdicts.iter().filter(|v| !v.passed).count();
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&verdicts).expect("serialisable")),
-        Output::Table => {
-            let rows: Vec<Vec<String>> = verdicts
-                .iter()
-                .map(|v| {
-                    vec![
-                        v.scenario.to_owned(),
-                        v.persona.clone(),
-                        if v.passed { "pass".into() } else { "FAIL".into() },
-                        format!("{:.0} ms", v.elapsed.as_secs_f64() * 1000.0),
-                        v.detail.clone(),
-                    ]
-                })
-                .collect();
-            print!("{}", render::table(&["SCENARIO", "PERSONA", "RESULT", "TIME", "DETAIL"], &rows));
-            println!("{} passed, {} failed", verdicts.len() - failed, failed);
-        }
-    }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(exit::FAILED) })
 }

@@ -16,6 +16,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("dell-poweredge-r640", include_str!("../../profiles/dell-poweredge-r640.toml")),
     ("dell-poweredge-r760", include_str!("../../profiles/dell-poweredge-r760.toml")),
     ("dell-poweredge-r770", include_str!("../../profiles/dell-poweredge-r770.toml")),
+    ("generic-redfish", include_str!("../../profiles/generic-redfish.toml")),
     ("hpe-proliant-dl380-gen10", include_str!("../../profiles/hpe-proliant-dl380-gen10.toml")),
     ("hpe-proliant-dl380-gen11", include_str!("../../profiles/hpe-proliant-dl380-gen11.toml")),
     ("lenovo-thinksystem-sr650", include_str!("../../profiles/lenovo-thinksystem-sr650.toml")),
@@ -62,6 +63,8 @@ struct ProfileFile {
     policy: PolicyOverrides,
     #[serde(default)]
     capabilities: Vec<String>,
+    #[serde(default)]
+    explicit: bool,
 }
 
 /// Where a profile came from.
@@ -100,6 +103,9 @@ pub struct HardwareProfile {
     /// grants, plus the vendor rules the profile lists (`capabilities = [...]`).
     #[serde(serialize_with = "display")]
     pub capabilities: Manifest,
+    /// Used only where an inventory names it: `discover` never proposes it for a BMC, whatever
+    /// the BMC's service root says (the generic Redfish profile, which would fit any BMC).
+    pub explicit: bool,
     /// Where it came from.
     pub source: Source,
 }
@@ -144,6 +150,7 @@ impl HardwareProfile {
             tls: file.tls,
             policy: file.policy,
             capabilities,
+            explicit: file.explicit,
             source,
         })
     }
@@ -266,6 +273,12 @@ impl Profiles {
         self.map.values()
     }
 
+    /// Adds `profile`, replacing one of the same name (a test's own profile).
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, profile: HardwareProfile) {
+        self.map.insert(profile.name.clone(), profile);
+    }
+
     /// The profile with this name, or an error listing the names there are.
     pub fn get(&self, name: &str) -> Result<&HardwareProfile, String> {
         self.map.get(name).ok_or_else(|| {
@@ -289,9 +302,12 @@ mod tests {
             ("hpe-proliant-dl380-gen11", "hpe-ilo"),
             ("lenovo-thinksystem-sr650", "lenovo-xcc"),
             ("lenovo-thinksystem-sr650-v3", "lenovo-xcc"),
+            ("generic-redfish", "generic-redfish"),
         ] {
             assert_eq!(profiles.get(name).unwrap().plugin, plugin);
         }
+        let explicit: Vec<&str> = profiles.iter().filter(|p| p.explicit).map(|p| p.name.as_str()).collect();
+        assert_eq!(explicit, ["generic-redfish"], "only the generic profile waits to be named");
         assert!(profiles.get("dell-poweredge-r7000").unwrap_err().contains("there are: dell-poweredge-r640"));
     }
 

@@ -224,7 +224,7 @@ impl Bmc {
                     "ComplexPassword": p.policy.complexity != Complexity::None,
                     "PasswordChangeOnFirstAccess": false, "PasswordLength": p.policy.min_length}})
             }
-            Vendor::Dell => {}
+            Vendor::Dell | Vendor::Generic => {}
         }
         LabResponse::json(200, body)
     }
@@ -577,6 +577,7 @@ impl Bmc {
             SuccessShape::Resource => {
                 LabResponse::json(200, self.account_json(account)).with_header("ETag", self.etag(account))
             }
+            SuccessShape::NoContent => LabResponse::empty(204).with_header("ETag", self.etag(account)),
         }
     }
 
@@ -658,6 +659,7 @@ impl Bmc {
             EtagStyle::DellWeak => format!("W/\"gen-{}\"", account.version),
             EtagStyle::HpeWeak => format!("W/\"{}\"", hex::encode_upper(&digest[..4])),
             EtagStyle::LenovoQuoted => format!("\"{} \"", hex::encode(&digest[..10])),
+            EtagStyle::Strong => format!("\"{}\"", hex::encode(&digest[..8])),
         }
     }
 

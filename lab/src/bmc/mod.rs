@@ -27,7 +27,7 @@ mod service;
 mod wire;
 
 pub use accounts::{Account, PasswordHash};
-pub use wire::{LabRequest, LabResponse, internal_error, stale_etag};
+pub use wire::{LabRequest, LabResponse, internal_error, not_found, stale_etag};
 
 use crate::clock::LabClock;
 use crate::persona::{AccountIds, Profile, Vendor};
@@ -35,7 +35,7 @@ use auth::{AddressRecord, Caller, Session, basic_user};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
-use wire::{method_not_allowed, not_found, standard_headers, unsupported_odata_version};
+use wire::{method_not_allowed, standard_headers, unsupported_odata_version};
 
 /// One line of the request log (no secrets: bodies are not kept).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,8 +98,10 @@ impl Bmc {
         }
         let (id, user) = bmc.profile.default_account;
         bmc.put_account(id, user, password, "Administrator");
-        if bmc.profile.account_ids == AccountIds::Variable {
-            bmc.next_account = id.max(1) + 11; // HPE ids are not dense: 1, 12, 13...
+        match (bmc.profile.account_ids, bmc.profile.persona.vendor()) {
+            (AccountIds::Variable, Vendor::Hpe) => bmc.next_account = id.max(1) + 11, // 1, 12, 13...
+            (AccountIds::Variable, _) => bmc.next_account = id + 1,
+            (AccountIds::Slots(_), _) => {}
         }
         bmc
     }

@@ -40,6 +40,7 @@ fn system_model(persona: Persona) -> &'static str {
         Persona::Ilo6 => "ProLiant DL380 Gen11",
         Persona::Xcc2 => "ThinkSystem SR650 V3",
         Persona::Xcc3 => "ThinkSystem SR650 V4",
+        Persona::DmtfGeneric => "Rack Server",
     }
 }
 
@@ -48,6 +49,7 @@ fn manufacturer(vendor: Vendor) -> &'static str {
         Vendor::Dell => "Dell Inc.",
         Vendor::Hpe => "HPE",
         Vendor::Lenovo => "Lenovo",
+        Vendor::Generic => "Generic",
     }
 }
 
@@ -61,7 +63,7 @@ impl Bmc {
     pub(super) fn system_id(&self) -> &'static str {
         match self.profile.persona.vendor() {
             Vendor::Dell => "System.Embedded.1",
-            Vendor::Hpe | Vendor::Lenovo => "1",
+            Vendor::Hpe | Vendor::Lenovo | Vendor::Generic => "1",
         }
     }
 
@@ -69,7 +71,7 @@ impl Bmc {
     fn base_registry_id(&self) -> &'static str {
         match self.profile.persona.vendor() {
             Vendor::Dell => "BaseMessages",
-            Vendor::Hpe | Vendor::Lenovo => "Base",
+            Vendor::Hpe | Vendor::Lenovo | Vendor::Generic => "Base",
         }
     }
 

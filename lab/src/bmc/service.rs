@@ -148,13 +148,12 @@ impl Bmc {
                                "Sessions": {"LoginFailureDelay": 0}}})
             }
             Vendor::Lenovo => json!({"Lenovo": {"@odata.type": "#LenovoServiceRoot.v1_0_0.LenovoServiceRoot"}}),
+            Vendor::Generic => Value::Null,
         };
         // iDRAC names its root without the trailing slash; iLO and XCC with it.
         let id = if p.persona.vendor() == Vendor::Dell { "/redfish/v1" } else { "/redfish/v1/" };
         let link = |uri: &str| json!({"@odata.id": self.slash(uri.to_owned())});
-        LabResponse::json(
-            200,
-            json!({
+        let mut root = json!({
                 "@odata.id": id, "@odata.type": "#ServiceRoot.v1_16_0.ServiceRoot", "Id": "RootService",
                 "Name": "Root Service", "RedfishVersion": p.redfish_version, "Vendor": p.vendor, "Product": p.product,
                 "UUID": "4c4c4544-0000-0000-0000-000000000000",
@@ -170,8 +169,12 @@ impl Bmc {
                 "JsonSchemas": link("/redfish/v1/JsonSchemas"),
                 "Links": {"Sessions": link("/redfish/v1/SessionService/Sessions")},
                 "Oem": oem,
-            }),
-        )
+        });
+        // A service without vendor extensions has no `Oem` at all (the standard's own roots).
+        if let (true, Some(fields)) = (oem.is_null(), root.as_object_mut()) {
+            fields.remove("Oem");
+        }
+        LabResponse::json(200, root)
     }
 
     /// `GET /redfish/v1/Managers`: one member, the BMC.

@@ -206,7 +206,7 @@ pub(super) fn malformed() -> LabResponse {
 
 /// 404 `ResourceNotFound`, with the Base registry's two arguments: the resource's type and the
 /// name (the last URI segment) that matched nothing.
-pub(super) fn not_found(path: &str) -> LabResponse {
+pub fn not_found(path: &str) -> LabResponse {
     let mut segments = path.trim_end_matches('/').rsplit('/');
     let name = segments.next().unwrap_or("");
     let kind = resource_type(segments.next().unwrap_or(""));
