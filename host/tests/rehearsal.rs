@@ -14,11 +14,17 @@ const USER: &str = "azsbmc";
 const INITIAL: &str = "Rehearse-Old_1";
 const NEXT: &str = "Rehearse-Next_3";
 
-/// The `bmc-lab` binary beside this package's `bmc-rotate`, built if it is not there yet (a
-/// `cargo test` of the workspace builds it anyway; a test of this package alone does not).
+/// The `bmc-lab` binary beside this package's `bmc-rotate`. A `cargo test` of the workspace
+/// builds it with everything else; a test of this package alone builds it here if it is missing
+/// (after changing the lab, `cargo build -p bmc-lab` first: a build here would unify features
+/// differently from the workspace's and rebuild dependencies on every run).
 fn bmc_lab() -> PathBuf {
     let rotate = Path::new(env!("CARGO_BIN_EXE_bmc-rotate"));
     let profile_dir = rotate.parent().expect("a target directory");
+    let lab = profile_dir.join("bmc-lab");
+    if lab.exists() {
+        return lab;
+    }
     let target_dir = profile_dir.parent().expect("a target directory");
     let mut build = Command::new(env!("CARGO"));
     build.args(["build", "--quiet", "-p", "bmc-lab", "--bin", "bmc-lab"]).env("CARGO_TARGET_DIR", target_dir);
@@ -34,7 +40,7 @@ fn bmc_lab() -> PathBuf {
     }
     let status = build.status().expect("cargo runs");
     assert!(status.success(), "cannot build bmc-lab");
-    profile_dir.join("bmc-lab")
+    lab
 }
 
 /// A `bmc-lab stamp` process.

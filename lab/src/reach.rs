@@ -101,6 +101,12 @@ pub struct Measured {
 /// Runs the self-check with `bmcs` BMCs (a mix of every persona), with `lab` the bmc-lab
 /// executable and `scratch` a directory for the spec and the inventory.
 pub async fn self_check(lab: &Path, bmcs: usize, scratch: &Path) -> anyhow::Result<Measured> {
+    // Each process holds one descriptor per connection, plus a few of its own.
+    let limit = descriptor_limit();
+    anyhow::ensure!(
+        limit == 0 || limit >= bmcs as u64 + 64,
+        "the descriptor limit ({limit}, `ulimit -n`) is too low for {bmcs} connections in each process"
+    );
     std::fs::create_dir_all(scratch)?;
     let spec = scratch.join("fleet.toml");
     let per = bmcs.div_ceil(Persona::ALL.len());
