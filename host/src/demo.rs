@@ -9,6 +9,7 @@ use bmc_lab::pep::{PepConfig, PepSimulator};
 use bmc_lab::{FleetSpec, Lab};
 use secrecy::SecretString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The lab's CloudAdmin password (lab only).
@@ -22,8 +23,8 @@ pub const LAB_PEP_DEADLINE: Duration = Duration::from_secs(120);
 pub struct StampLab {
     /// The BMCs.
     pub lab: Lab,
-    /// The privileged endpoint.
-    pub pep: PepSimulator,
+    /// The privileged endpoint (shared with the introspection endpoint, when one is served).
+    pub pep: Arc<PepSimulator>,
     /// The inventory written for them.
     pub inventory: PathBuf,
 }
@@ -32,7 +33,7 @@ impl StampLab {
     /// Starts the fleet `spec` describes and a PEP, and writes `dir/inventory.toml`.
     pub async fn start(spec: FleetSpec, pep: PepConfig, dir: &Path) -> anyhow::Result<StampLab> {
         let lab = Lab::start(spec).await?;
-        let pep = PepSimulator::start(pep).await?;
+        let pep = Arc::new(PepSimulator::start(pep).await?);
         std::fs::create_dir_all(dir)?;
         let inventory = dir.join("inventory.toml");
         let stamp = StampLab { lab, pep, inventory };
@@ -61,6 +62,13 @@ impl StampLab {
             target: PepTarget::new(endpoints.collect(), self.pep.account(), password, LAB_PEP_DEADLINE),
             close: None,
         }
+    }
+
+    /// Serves the lab's introspection endpoint on a free loopback port: what the BMCs and the PEP
+    /// hold, asked without logging in (`bmc_lab::introspect::IntrospectClient`).
+    pub async fn introspection(&self) -> anyhow::Result<bmc_lab::introspect::Introspection> {
+        let bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        bmc_lab::introspect::Introspection::serve(bind, self.lab.bmcs(), Some(self.pep.clone())).await
     }
 
     /// How many BMCs accept `password` for `user`.

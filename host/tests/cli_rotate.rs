@@ -1,6 +1,7 @@
 //! `bmc-rotate rotate|resume|status` as an operator runs them against a lab stamp.
 
 use bmc_lab::FleetSpec;
+use bmc_lab::introspect::IntrospectClient;
 use bmc_lab::pep::PepConfig;
 use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab};
 use std::os::unix::fs::PermissionsExt;
@@ -79,6 +80,9 @@ fn text(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_password_is_saved_privately_before_the_rotation_and_never_printed() {
     let (stamp, dir) = stamp("generate").await;
+    // Checked as a rehearsal checks a lab: through introspection, never by logging in.
+    let introspection = stamp.introspection().await.unwrap();
+    let lab = IntrospectClient::new(introspection.addr());
     let out_file = dir.join("new-password");
     let out =
         bmc_rotate(rotate_args(&stamp, &dir, &["--generate-password", "--password-out", out_file.to_str().unwrap()]))
@@ -87,8 +91,10 @@ async fn a_generated_password_is_saved_privately_before_the_rotation_and_never_p
     let password = std::fs::read_to_string(&out_file).unwrap().trim().to_owned();
     assert_eq!(std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777, 0o600);
     assert!((12..=16).contains(&password.chars().count()), "as long as every BMC and Azure Stack allow");
-    assert_eq!(stamp.holding(USER, &password), 3);
-    assert_eq!(stamp.pep.stored().unwrap().password.as_str(), password);
+    let holding = lab.fleet_holding(USER, &password).await.unwrap();
+    assert_eq!((holding.holding, holding.total), (3, 3), "{holding:?}");
+    assert_eq!(lab.pep_holds(&password).await.unwrap(), Some(true));
+    assert_eq!(lab.fleet_holding(USER, OLD).await.unwrap().holding, 0);
     let everything = [text(&out.stdout), text(&out.stderr), std::fs::read_to_string(dir.join("run.jsonl")).unwrap()];
     for t in &everything {
         assert!(!t.contains(&password) && !t.contains(OLD) && !t.contains(LAB_CLOUDADMIN_PASSWORD));
@@ -422,7 +428,8 @@ async fn a_log_file_names_each_bmc_and_keeps_stderr_clean() {
         let about = lines.lines().filter(|l| l.contains(&format!("bmc={name}"))).count();
         assert!(about > 0, "no line names {name}: {lines}");
     }
-    assert!(lines.lines().any(|l| l.contains("bmc=hpe-ilo6-01 address=127.0.0.1:")), "{lines}");
+    let ilo = format!("bmc=hpe-ilo6-01 address={}", stamp.lab.bmc("hpe-ilo6-01").unwrap().addr());
+    assert!(lines.lines().any(|l| l.contains(&ilo)), "{lines}");
     assert!(!lines.contains(OLD) && !lines.contains(LAB_CLOUDADMIN_PASSWORD), "a secret in the log");
 }
 

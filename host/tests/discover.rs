@@ -147,7 +147,7 @@ async fn a_dead_address_in_a_range_is_reported_and_left_out() {
     let (stamp, dir) = stamp("disc-range", &["hpe-ilo6"]).await;
     let port = stamp.lab.bmcs()[0].addr().port().to_string();
     let out = dir.join("discovered.toml");
-    // The lab listens on 127.0.0.1 only: 127.0.0.2 refuses the connection.
+    // The lab serves its one BMC at 127.0.0.1: at 127.0.0.2 its socket closes the connection.
     let args = ["discover", "127.0.0.1-127.0.0.2", "--port", &port, "--out", out.to_str().unwrap(), "--stamp", "r"];
     let found = bmc_rotate(&args).await;
     assert_eq!(found.status.code(), Some(1), "some address failed: {}", text(&found.stderr));

@@ -38,12 +38,16 @@
 
 use crate::clock::LabClock;
 use crate::faults::Faults;
+use crate::https::{Listener, loopback_address};
 use crate::persona::Persona;
-use crate::server::SimulatedBmc;
+use crate::server::{BmcSetup, SimulatedBmc};
+use crate::tls::TlsIdentity;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 impl<'de> Deserialize<'de> for Persona {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -221,17 +225,31 @@ impl Persona {
     }
 }
 
-/// A running fleet.
+/// Gives the BMC of this name (and loopback address) the identity it presents.
+pub type IdentitySource<'a> = &'a mut dyn FnMut(&str, IpAddr) -> anyhow::Result<TlsIdentity>;
+
+/// A running fleet: every BMC on one listening socket, each at its own loopback address
+/// (`127.0.0.1`, `127.0.0.2`, … in spec order; see [`crate::https`]) on the listener's port.
 pub struct Lab {
     spec: FleetSpec,
     clock: LabClock,
+    changes: Arc<AtomicU64>,
     bmcs: Vec<SimulatedBmc>,
+    listener: Arc<Listener>,
 }
 
 impl Lab {
-    /// Starts every BMC of the spec on its own loopback port.
+    /// Starts every BMC of the spec on a free port, each with a fresh certificate.
     pub async fn start(spec: FleetSpec) -> anyhow::Result<Lab> {
+        Lab::start_with(spec, 0, &mut |name, ip| TlsIdentity::self_signed(&[name, &ip.to_string()])).await
+    }
+
+    /// Starts every BMC of the spec on `port` (0: a free one), with the identities `identity`
+    /// gives: the same spec, port and identities give the same inventory.
+    pub async fn start_with(spec: FleetSpec, port: u16, identity: IdentitySource<'_>) -> anyhow::Result<Lab> {
+        let listener = Listener::loopback(port).await?;
         let clock = LabClock::default();
+        let changes = Arc::new(AtomicU64::new(0));
         let mut bmcs = Vec::new();
         // Numbering runs on across the groups of one persona: names key the inventory and the
         // `--certs-out` files, so two groups must not both start at `-01`.
@@ -242,10 +260,16 @@ impl Lab {
                 let n = numbered.entry(group.persona).or_default();
                 *n += 1;
                 let name = format!("{}-{:02}", group.persona.name(), *n);
-                let bind = SocketAddr::from(([127, 0, 0, 1], 0));
-                let bmc =
-                    SimulatedBmc::start(&name, group.persona, &password, group.faults.clone(), clock.clone(), bind)
-                        .await?;
+                let ip = IpAddr::V4(loopback_address(bmcs.len()));
+                let setup = BmcSetup {
+                    name: &name,
+                    persona: group.persona,
+                    password: &password,
+                    faults: group.faults.clone(),
+                    clock: clock.clone(),
+                    changes: changes.clone(),
+                };
+                let bmc = SimulatedBmc::serve(&listener, ip, identity(&name, ip)?, setup)?;
                 {
                     let mut state = bmc.state();
                     group.policy.apply(state.policy_mut());
@@ -263,7 +287,22 @@ impl Lab {
                 bmcs.push(bmc);
             }
         }
-        Ok(Lab { spec, clock, bmcs })
+        Ok(Lab { spec, clock, changes, bmcs, listener })
+    }
+
+    /// The port every BMC is on.
+    pub fn port(&self) -> u16 {
+        self.listener.port()
+    }
+
+    /// How many requests that may have changed a BMC (anything but GET and HEAD) were answered.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// The spec the lab runs.
+    pub fn spec(&self) -> &FleetSpec {
+        &self.spec
     }
 
     /// The BMCs, in spec order.

@@ -5,17 +5,24 @@
 //! - [`server`]: a BMC behind a real HTTPS listener, with [`faults`] injected.
 //! - [`fleet`]: fleet specs in, running labs and inventories out.
 //! - [`pep`]: the privileged endpoint (WinRM + NTLM + PSRP, JEA NoLanguage semantics).
-//! - [`https`], [`tls`]: the shared transport (loopback TLS with fresh certificates).
+//! - [`https`], [`tls`]: the shared transport (loopback TLS, one listening socket for a whole
+//!   fleet, fresh or saved certificates).
+//! - [`stamp`]: a fleet and a PEP with their inventory and secrets in one directory, restartable.
+//! - [`introspect`]: what a lab's accounts hold, asked without logging in.
+//! - [`reach`]: the self-check that a large fleet is served and reachable.
 
 pub mod bmc;
 pub mod clock;
 pub mod faults;
 pub mod fleet;
 pub mod https;
+pub mod introspect;
 pub mod pep;
 pub mod persona;
 pub mod policy;
+pub mod reach;
 pub mod server;
+pub mod stamp;
 pub mod tls;
 
 pub use clock::LabClock;

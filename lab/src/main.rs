@@ -1,7 +1,9 @@
 //! `bmc-lab serve --fleet spec.toml [--inventory-out inv.toml]`: runs a simulated fleet until
 //! interrupted, prints where each BMC listens and its certificate fingerprint, and writes the
 //! inventory bmc-rotate reads. `bmc-lab pep` runs the privileged-endpoint simulator alone (for
-//! PowerShell remoting clients such as pypsrp).
+//! PowerShell remoting clients such as pypsrp). `bmc-lab stamp` runs a fleet and a PEP from a
+//! directory that keeps the inventory, the secrets and the certificates across restarts.
+//! `bmc-lab self-check` proves a large fleet starts and is reachable.
 
 use bmc_lab::pep::{PepConfig, PepPersona, PepSimulator};
 use bmc_lab::{FleetSpec, Lab};
@@ -32,6 +34,33 @@ enum Command {
         /// Write each BMC's certificate as `DIR/NAME.pem` (for clients that take a CA bundle).
         #[arg(long, value_name = "DIR")]
         certs_out: Option<PathBuf>,
+        /// Serve introspection (plain HTTP, loopback only) on this address.
+        #[arg(long, value_name = "ADDR")]
+        introspect: Option<SocketAddr>,
+    },
+    /// Serve a whole stamp (fleet and PEP) from DIR: inventory, secrets and certificates are
+    /// written there, and a restart on the same DIR keeps addresses, pins and passwords.
+    Stamp {
+        /// The fleet spec (TOML; see the bmc-lab README for the format).
+        #[arg(long, value_name = "FILE")]
+        fleet: PathBuf,
+        /// The stamp's directory (created 0700).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The BMCs on port N (each at its own 127.x.y.z), the ERCS VMs on N+1 to N+3
+        /// (default: free ports the first time, the same ones after).
+        #[arg(long, value_name = "N")]
+        port_base: Option<u16>,
+        /// Serve introspection (plain HTTP, loopback only) on this address.
+        #[arg(long, value_name = "ADDR")]
+        introspect: Option<SocketAddr>,
+    },
+    /// Start a fleet of N BMCs in a child process, hold a TLS connection to each, GET each
+    /// service root, and report start time, memory and descriptors.
+    SelfCheck {
+        /// How many BMCs.
+        #[arg(long, default_value_t = 10_000)]
+        bmcs: usize,
     },
     /// Serve a privileged-endpoint simulator (WinRM on HTTP, NTLM, PSRP) until Ctrl-C.
     Pep {
@@ -77,7 +106,12 @@ async fn main() -> ExitCode {
         Command::Pep { persona, endpoints, bind, password_env, expect_password_env } => {
             serve_pep(persona, endpoints, bind, password_env, expect_password_env).await
         }
-        Command::Serve { fleet, inventory_out, certs_out } => {
+        Command::Stamp { fleet, out, port_base, introspect } => {
+            let options = bmc_lab::stamp::StampOptions { port_base, introspect };
+            serve_stamp(&fleet, &out, &options).await
+        }
+        Command::SelfCheck { bmcs } => self_check(bmcs).await,
+        Command::Serve { fleet, inventory_out, certs_out, introspect } => {
             let spec = match FleetSpec::load(&fleet) {
                 Ok(spec) => spec,
                 Err(e) => {
@@ -110,9 +144,89 @@ async fn main() -> ExitCode {
                 }
                 println!("certificates written to {}", dir.display());
             }
+            let _introspection = match introspect {
+                Some(bind) => match bmc_lab::introspect::Introspection::serve(bind, lab.bmcs(), None).await {
+                    Ok(introspection) => {
+                        println!("introspection http://{}/", introspection.addr());
+                        Some(introspection)
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => None,
+            };
             println!("serving {} BMCs; Ctrl-C stops", lab.bmcs().len());
             let _ = tokio::signal::ctrl_c().await;
             ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn serve_stamp(
+    fleet: &std::path::Path,
+    out: &std::path::Path,
+    options: &bmc_lab::stamp::StampOptions,
+) -> ExitCode {
+    let spec = match FleetSpec::load(fleet) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(bind) = options.introspect.filter(|b| !b.ip().is_loopback()) {
+        eprintln!("error: --introspect {bind}: introspection listens on loopback only (127.0.0.1:PORT)");
+        return ExitCode::from(2);
+    }
+    let stamp = match bmc_lab::stamp::Stamp::start(spec, out, options).await {
+        Ok(stamp) => stamp,
+        Err(e) => {
+            eprintln!("error: cannot start the stamp: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    print!("{}", stamp.summary());
+    println!("serving; Ctrl-C or SIGTERM stops (the state is saved in {})", out.display());
+    match stamp.serve_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot save the stamp's state: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn self_check(bmcs: usize) -> ExitCode {
+    let scratch = std::env::temp_dir().join(format!("bmc-lab-self-check-{}", std::process::id()));
+    let measured = match std::env::current_exe() {
+        Ok(lab) => bmc_lab::reach::self_check(&lab, bmcs, &scratch).await,
+        Err(e) => Err(e.into()),
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    match measured {
+        Ok(m) => {
+            println!("{} BMCs started in {:.2} s (one lab process)", m.bmcs, m.start.as_secs_f64());
+            println!(
+                "{} TLS connections opened and held in {:.2} s; one GET /redfish/v1/ over each in {:.2} s",
+                m.bmcs,
+                m.connect.as_secs_f64(),
+                m.get.as_secs_f64()
+            );
+            println!(
+                "lab with every connection open: {} MiB resident, {} descriptors (client: {}; limit {} each)",
+                m.lab_rss_kib / 1024,
+                m.lab_descriptors,
+                m.client_descriptors,
+                m.descriptor_limit
+            );
+            println!("self-check passed: every BMC answered");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: self-check failed: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

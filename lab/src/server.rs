@@ -3,13 +3,14 @@
 use crate::bmc::{Bmc, LabRequest};
 use crate::clock::LabClock;
 use crate::faults::{Action, FaultState, Faults};
-use crate::https::{DropConnection, Handler, HttpsServer};
+use crate::https::{DropConnection, Handler, Listener, SiteHandle};
 use crate::persona::Persona;
 use crate::tls::TlsIdentity;
 use axum::body::Body;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Limited};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Largest request body a simulated BMC reads.
@@ -21,11 +22,30 @@ pub struct SimulatedBmc {
     persona: Persona,
     state: Arc<Mutex<Bmc>>,
     faults: Arc<Mutex<FaultState>>,
-    server: HttpsServer,
+    identity: TlsIdentity,
+    site: SiteHandle,
+}
+
+/// How a BMC is set up, besides where it is served.
+pub struct BmcSetup<'a> {
+    /// Its name in the fleet.
+    pub name: &'a str,
+    /// Its persona.
+    pub persona: Persona,
+    /// The default account's password.
+    pub password: &'a str,
+    /// Faults from the start.
+    pub faults: Faults,
+    /// The clock it shares with its fleet.
+    pub clock: LabClock,
+    /// Counts requests that may have changed the state of any BMC that shares it (every method
+    /// but GET and HEAD), so a lab that saves its state knows when to.
+    pub changes: Arc<AtomicU64>,
 }
 
 impl SimulatedBmc {
-    /// Starts `persona` on `bind` with its default account holding `password`.
+    /// Starts `persona` on `bind` with its default account holding `password`, on a listener
+    /// of its own.
     pub async fn start(
         name: &str,
         persona: Persona,
@@ -34,13 +54,26 @@ impl SimulatedBmc {
         clock: LabClock,
         bind: SocketAddr,
     ) -> anyhow::Result<SimulatedBmc> {
-        let down = faults.down;
-        let state = Arc::new(Mutex::new(Bmc::new(persona.profile(), clock, password)));
-        let faults = Arc::new(Mutex::new(FaultState::new(faults)));
-        let handler = handler(state.clone(), faults.clone());
-        let server = HttpsServer::serve(handler, TlsIdentity::self_signed(&[name])?, bind).await?;
-        server.set_down(down);
-        Ok(SimulatedBmc { name: name.to_owned(), persona, state, faults, server })
+        let listener = Listener::bind(bind).await?;
+        let identity = TlsIdentity::self_signed(&[name])?;
+        let setup = BmcSetup { name, persona, password, faults, clock, changes: Arc::default() };
+        SimulatedBmc::serve(&listener, bind.ip(), identity, setup)
+    }
+
+    /// Serves a BMC at `ip` on `listener` (one of a fleet), presenting `identity`.
+    pub fn serve(
+        listener: &Arc<Listener>,
+        ip: IpAddr,
+        identity: TlsIdentity,
+        setup: BmcSetup<'_>,
+    ) -> anyhow::Result<SimulatedBmc> {
+        let down = setup.faults.down;
+        let state = Arc::new(Mutex::new(Bmc::new(setup.persona.profile(), setup.clock, setup.password)));
+        let faults = Arc::new(Mutex::new(FaultState::new(setup.faults)));
+        let handler = handler(state.clone(), faults.clone(), setup.changes);
+        let site = listener.add(ip, &identity, handler)?;
+        site.set_down(down);
+        Ok(SimulatedBmc { name: setup.name.to_owned(), persona: setup.persona, state, faults, identity, site })
     }
 
     /// Starts on a free loopback port with the persona's default account and no faults.
@@ -61,22 +94,27 @@ impl SimulatedBmc {
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
+        self.site.addr()
     }
 
     /// Its certificate's SHA-256 (pin it with `sha256:<hex>`).
     pub fn sha256(&self) -> [u8; 32] {
-        self.server.sha256()
+        self.identity.sha256
     }
 
     /// The TLS pin in bmc-rotate's policy syntax.
     pub fn pin(&self) -> String {
-        self.server.identity().pin()
+        self.identity.pin()
     }
 
     /// The certificate, PEM.
     pub fn cert_pem(&self) -> &str {
-        self.server.identity().cert_pem()
+        self.identity.cert_pem()
+    }
+
+    /// The identity it presents (certificate and key).
+    pub fn identity(&self) -> &TlsIdentity {
+        &self.identity
     }
 
     /// The state machine, for introspection and set-up (accounts, lockouts, request log).
@@ -92,14 +130,14 @@ impl SimulatedBmc {
 
     /// Replaces the faults (takes effect on the next request).
     pub fn set_faults(&self, faults: Faults) {
-        self.server.set_down(faults.down);
+        self.site.set_down(faults.down);
         *self.faults.lock().expect("fault state poisoned") = FaultState::new(faults);
     }
 }
 
-fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>) -> Handler {
+fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>, changes: Arc<AtomicU64>) -> Handler {
     Arc::new(move |request: Request<hyper::body::Incoming>, peer: SocketAddr| {
-        let (state, faults) = (state.clone(), faults.clone());
+        let (state, faults, changes) = (state.clone(), faults.clone(), changes.clone());
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let Ok(body) = Limited::new(body, MAX_BODY).collect().await.map(|b| b.to_bytes()) else {
@@ -151,6 +189,10 @@ fn handler(state: Arc<Mutex<Bmc>>, faults: Arc<Mutex<FaultState>>) -> Handler {
                 }
                 Action::Serve | Action::ApplyThenDrop => state.lock().expect("BMC state poisoned").handle(&lab),
             };
+            // Counted once applied, so a lab that saves on a new count saves the change.
+            if lab.method != "GET" && lab.method != "HEAD" {
+                changes.fetch_add(1, Ordering::Relaxed);
+            }
             if action == Action::ApplyThenDrop {
                 return Err(DropConnection);
             }

@@ -26,6 +26,30 @@ impl TlsIdentity {
         Ok(TlsIdentity { cert_der, cert_pem: cert.pem(), key_der: key.serialize_der(), sha256 })
     }
 
+    /// The identity saved by [`TlsIdentity::key_pem`] and [`TlsIdentity::cert_pem`], back (a
+    /// restarted lab presents the same certificate, so pins stay valid).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> anyhow::Result<TlsIdentity> {
+        use rustls::pki_types::pem::PemObject;
+        let cert_der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| anyhow::anyhow!("not a PEM certificate: {e}"))?
+            .to_vec();
+        let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| anyhow::anyhow!("not a PEM private key: {e}"))?;
+        let sha256 = Sha256::digest(&cert_der).into();
+        Ok(TlsIdentity { cert_der, cert_pem: cert_pem.to_owned(), key_der: key.serialize_der(), sha256 })
+    }
+
+    /// The private key as PKCS#8 PEM (to save with mode 0600).
+    pub fn key_pem(&self) -> zeroize::Zeroizing<String> {
+        let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &self.key_der);
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        zeroize::Zeroizing::new(pem)
+    }
+
     /// The fingerprint as bmc-rotate's TLS policy text: `sha256:<hex>`.
     pub fn pin(&self) -> String {
         format!("sha256:{}", hex::encode(self.sha256))

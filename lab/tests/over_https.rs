@@ -179,3 +179,22 @@ async fn injected_faults_answer_in_the_personas_dialect() {
             "@Message.ExtendedInfo": [{"MessageId": "Base.1.18.InternalError"}]}})
     );
 }
+
+#[tokio::test]
+async fn a_fleet_is_one_listening_socket_with_a_loopback_address_per_bmc() {
+    use tokio::io::AsyncReadExt;
+    let spec = FleetSpec::parse("password = \"Start-Pass-1\"\n[fleet]\ndell-idrac9 = 2\nhpe-ilo6 = 1\n").unwrap();
+    let lab = Lab::start(spec).await.unwrap();
+    let addresses: Vec<String> = lab.bmcs().iter().map(|b| b.addr().to_string()).collect();
+    let port = lab.port();
+    assert_eq!(addresses, [format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}"), format!("127.0.0.3:{port}")]);
+    // Each address answers with its own BMC's certificate: each client trusts only that one.
+    for bmc in lab.bmcs() {
+        let r = send(Pinned::to(bmc).request(Method::GET, "/redfish/v1/")).await.unwrap();
+        assert_eq!(r.status, 200, "{}", bmc.name());
+    }
+    // A loopback address with no BMC behind it: the connection is closed before any TLS.
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.200", port)).await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut [0u8; 1])).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// A salted password hash (the lab never keeps plaintext).
 #[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash([u8; 32]);
+pub struct PasswordHash(pub(super) [u8; 32]);
 
 impl PasswordHash {
     pub(super) fn of(salt: &[u8; 16], password: &str) -> Self {

@@ -18,15 +18,18 @@
 //!   update, task and event services, registries, schemas, `NetworkProtocol`, iLO's
 //!   `ResourceDirectory`).
 //! - `dell`: Dell OEM: iDRAC's `DellAttributes` and its forced default-password change.
+//! - `persist`: the accounts saved and restored across a lab's restart.
 
 mod accounts;
 mod auth;
 mod dell;
+mod persist;
 mod platform;
 mod service;
 mod wire;
 
 pub use accounts::{Account, PasswordHash};
+pub use persist::BmcSnapshot;
 pub use wire::{LabRequest, LabResponse, internal_error, not_found, stale_etag};
 
 use crate::clock::LabClock;

@@ -69,7 +69,7 @@ impl Pinned {
             .timeout(timeout)
             .build()
             .expect("an HTTPS client");
-        Pinned { client, origin: format!("https://127.0.0.1:{}", bmc.addr().port()) }
+        Pinned { client, origin: format!("https://{}", bmc.addr()) }
     }
 
     /// A request to `path` on the BMC, to complete with headers, credentials and a body.
