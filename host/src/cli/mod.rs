@@ -10,6 +10,7 @@ mod docs;
 pub mod pep;
 mod plan;
 mod plugins;
+mod plugins_install;
 mod profiles;
 mod progress;
 mod render;
@@ -136,6 +137,11 @@ static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         text.push_str(&format!(" (commit {commit})"));
     }
     text.push_str(&format!("\nplugin API: {}", crate::runtime::wit::supported()));
+    text.push_str(&match crate::runtime::signature::release_key() {
+        Some(Ok(key)) => format!("\nrelease signing key: {key}; built-in profiles require its signature"),
+        Some(Err(e)) => format!("\nrelease signing key: BROKEN: {e}"),
+        None => "\nrelease signing key: none (a build without BMC_ROTATE_RELEASE_PUBKEY)".to_owned(),
+    });
     text.push_str("\nbuilt-in profiles:");
     for profile in crate::fleet::profiles::Profiles::built_in().iter() {
         text.push_str(&format!(
@@ -202,7 +208,8 @@ impl Command {
             | Command::Profiles(ProfilesCommand::List { output, .. })
             | Command::Profiles(ProfilesCommand::Show { output, .. })
             | Command::Plugins(PluginsCommand::List { output, .. })
-            | Command::Plugins(PluginsCommand::Inspect { output, .. }) => one(output),
+            | Command::Plugins(PluginsCommand::Inspect { output, .. })
+            | Command::Plugins(PluginsCommand::Install(plugins_install::InstallArgs { output, .. })) => one(output),
             Command::Discover(args) => one(&args.output),
             #[cfg(feature = "lab")]
             Command::Plugins(PluginsCommand::Test { output, .. }) => one(output),
@@ -374,10 +381,21 @@ enum PluginsCommand {
     Inspect {
         /// The plugin file (`.wasm` component).
         file: PathBuf,
+        /// Its detached minisign signature. [default: FILE.minisig]
+        #[arg(long, value_name = "FILE.minisig")]
+        signature: Option<PathBuf>,
+        /// The user profile directory, whose `signers` (with the built-ins') verify the signature.
+        /// [default: $XDG_CONFIG_HOME/bmc-rotate/profiles]
+        #[arg(long, env = "BMC_ROTATE_PROFILE_DIR", value_name = "DIR")]
+        profile_dir: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Install a plugin: check its signature (if it has one, or its profile requires one), API
+    /// version and manifest, copy it and its signature into the plugin directory, compile it
+    /// into the cache, and write (--profile NAME) or print the profile lines pinning it.
+    Install(plugins_install::InstallArgs),
     /// Run the conformance suite: the plugin against simulated BMCs of its vendor (in-process,
     /// on loopback): probe, verify, refused credentials, self-change, reconcile, policy refusal,
     /// lost answers, a 500, a dead BMC, and another vendor's BMC. Exit code 0 only if all pass.
@@ -500,7 +518,10 @@ async fn run(cli: Cli) -> CmdResult {
     let cache_dir = if cli.no_cache { None } else { cli.cache_dir.or_else(crate::paths::plugin_cache) };
     match cli.command {
         Command::Plugins(PluginsCommand::List { dir, output }) => plugins::list(dir, output, cache_dir).await,
-        Command::Plugins(PluginsCommand::Inspect { file, output }) => plugins::inspect(&file, output, cache_dir).await,
+        Command::Plugins(PluginsCommand::Inspect { file, signature, profile_dir, output }) => {
+            plugins::inspect(&file, signature, profile_dir, output, cache_dir).await
+        }
+        Command::Plugins(PluginsCommand::Install(args)) => plugins_install::install(args, cache_dir).await,
         #[cfg(feature = "lab")]
         Command::Plugins(PluginsCommand::Test { file, personas, output }) => {
             plugins::test(&file, personas, output, cache_dir).await
