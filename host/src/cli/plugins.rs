@@ -14,11 +14,6 @@ pub(super) fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime, CliError> {
         .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))
 }
 
-/// Loads one plugin file; a refusal is the command's failure.
-async fn load(file: &Path, cache_dir: Option<PathBuf>) -> Result<std::sync::Arc<Plugin>, CliError> {
-    runtime(cache_dir)?.load_file(file).await.map_err(CliError::failed)
-}
-
 /// Everything `inspect` shows, also its JSON form.
 #[derive(Serialize)]
 struct Inspection<'a> {
@@ -325,7 +320,7 @@ pub async fn test(
     output: Output,
     cache_dir: Option<PathBuf>,
 ) -> CmdResult {
-    let plugin = load(file, cache_dir).await?;
+    let plugin = runtime(cache_dir)?.load_file(file).await.map_err(CliError::failed)?;
     let personas = if personas.is_empty() { crate::conformance::personas_for(&plugin) } else { personas };
     if personas.is_empty() {
         return Err(CliError::bad_input(format!(
