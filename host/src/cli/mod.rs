@@ -13,6 +13,7 @@ mod plan;
 mod plugin_new;
 mod plugin_test;
 mod plugins;
+mod plugins_install;
 mod profiles;
 mod progress;
 mod render;
@@ -140,6 +141,11 @@ static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         text.push_str(&format!(" (commit {commit})"));
     }
     text.push_str(&format!("\nplugin API: {}", crate::runtime::wit::supported()));
+    text.push_str(&match crate::runtime::signature::release_key() {
+        Some(Ok(key)) => format!("\nrelease signing key: {key}; built-in profiles require its signature"),
+        Some(Err(e)) => format!("\nrelease signing key: BROKEN: {e}"),
+        None => "\nrelease signing key: none (a build without BMC_ROTATE_RELEASE_PUBKEY)".to_owned(),
+    });
     text.push_str("\nbuilt-in profiles:");
     for profile in crate::fleet::profiles::Profiles::built_in().iter() {
         text.push_str(&format!(
@@ -206,7 +212,8 @@ impl Command {
             | Command::Profiles(ProfilesCommand::List { output, .. })
             | Command::Profiles(ProfilesCommand::Show { output, .. })
             | Command::Plugins(PluginsCommand::List { output, .. })
-            | Command::Plugins(PluginsCommand::Inspect { output, .. }) => one(output),
+            | Command::Plugins(PluginsCommand::Inspect { output, .. })
+            | Command::Plugins(PluginsCommand::Install(plugins_install::InstallArgs { output, .. })) => one(output),
             Command::Discover(args) => one(&args.output),
             Command::Plugins(PluginsCommand::Test(args)) => one(&args.output),
             _ => Errors::Text,
@@ -376,10 +383,21 @@ enum PluginsCommand {
     Inspect {
         /// The plugin file (`.wasm` component).
         file: PathBuf,
+        /// Its detached minisign signature. [default: FILE.minisig]
+        #[arg(long, value_name = "FILE.minisig")]
+        signature: Option<PathBuf>,
+        /// The user profile directory, whose `signers` (with the built-ins') verify the signature.
+        /// [default: $XDG_CONFIG_HOME/bmc-rotate/profiles]
+        #[arg(long, env = "BMC_ROTATE_PROFILE_DIR", value_name = "DIR")]
+        profile_dir: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Install a plugin: check its signature (if it has one, or its profile requires one), API
+    /// version and manifest, copy it and its signature into the plugin directory, compile it
+    /// into the cache, and write (--profile NAME) or print the profile lines pinning it.
+    Install(plugins_install::InstallArgs),
     /// Run the conformance suite. Against simulated BMCs of the plugin's vendor (in-process, on
     /// loopback; builds with the lab): probe, verify, refused credentials, self-change,
     /// reconcile, policy refusal, lost answers, a 500, a dead BMC, and another vendor's BMC.
@@ -497,7 +515,10 @@ async fn run(cli: Cli) -> CmdResult {
     let cache_dir = if cli.no_cache { None } else { cli.cache_dir.or_else(crate::paths::plugin_cache) };
     match cli.command {
         Command::Plugins(PluginsCommand::List { dir, output }) => plugins::list(dir, output, cache_dir).await,
-        Command::Plugins(PluginsCommand::Inspect { file, output }) => plugins::inspect(&file, output, cache_dir).await,
+        Command::Plugins(PluginsCommand::Inspect { file, signature, profile_dir, output }) => {
+            plugins::inspect(&file, signature, profile_dir, output, cache_dir).await
+        }
+        Command::Plugins(PluginsCommand::Install(args)) => plugins_install::install(args, cache_dir).await,
         Command::Plugins(PluginsCommand::Test(args)) => plugin_test::run(args, cache_dir).await,
         Command::Plugins(PluginsCommand::New(args)) => plugin_new::run(args),
         Command::Profiles(ProfilesCommand::List { dir, output }) => profiles::list(dir, output),

@@ -1,13 +1,15 @@
-//! `bmc-rotate plugins list|inspect`.
+//! `bmc-rotate plugins list|inspect` (`install` is in `plugins_install`, `test` in `plugin_test`).
 
 use super::render;
 use super::{CliError, CmdResult, Output, exit};
+use crate::fleet::profiles::Profiles;
+use crate::runtime::signature::{self, Detached, SignatureError};
 use crate::runtime::{PasswordPolicy, Plugin, Runtime, RuntimeConfig};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime, CliError> {
+pub(super) fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime, CliError> {
     Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })
         .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))
 }
@@ -32,10 +34,84 @@ struct Inspection<'a> {
     capabilities: Vec<String>,
     imports: &'a [String],
     exports: &'a [String],
+    signature: SignatureView,
+}
+
+/// What is known of a plugin's signature: who signed it and whether that was verified.
+#[derive(Serialize)]
+pub(super) struct SignatureView {
+    /// The signature file looked at.
+    file: String,
+    /// Whether there is one.
+    signed: bool,
+    /// The key id it names.
+    key_id: Option<String>,
+    /// Its trusted comment (signed, so only as good as `verified`).
+    trusted_comment: Option<String>,
+    /// Whether it verified under a key some profile trusts.
+    verified: bool,
+    /// The profiles that trust its key.
+    trusted_by: Vec<String>,
+    /// Why it did not verify.
+    problem: Option<String>,
+}
+
+impl SignatureView {
+    /// Checks `bytes` (the plugin `file`) against its signature file under every key `profiles`
+    /// trust.
+    pub(super) fn of(file: &Path, bytes: &[u8], signature_file: &Path, profiles: &Profiles) -> Result<Self, CliError> {
+        let text = signature::read_signature(signature_file).map_err(CliError::bad_input)?;
+        let parsed = text.as_deref().and_then(|t| Detached::parse(t).ok());
+        let result = signature::verify(
+            &file.display().to_string(),
+            bytes,
+            &signature_file.display().to_string(),
+            text.as_deref(),
+            &profiles.signers(),
+        );
+        let key_id = parsed.as_ref().map(Detached::key_id);
+        let trusted_by = profiles
+            .iter()
+            .filter(|p| key_id.is_some_and(|id| p.signers.iter().any(|k| k.id() == id)))
+            .map(|p| p.name.clone())
+            .collect();
+        Ok(SignatureView {
+            file: signature_file.display().to_string(),
+            signed: text.is_some(),
+            key_id: key_id.map(|id| id.to_string()),
+            trusted_comment: parsed.as_ref().map(|d| d.trusted_comment().to_owned()),
+            verified: result.is_ok(),
+            trusted_by,
+            problem: match result {
+                Ok(_) | Err(SignatureError::Unsigned { .. }) => None,
+                Err(SignatureError::UntrustedKey { key_id, .. }) => Some(format!(
+                    "not verified: no profile trusts key {key_id} (add the vendor's public key to a profile's `signers`)"
+                )),
+                Err(e) => Some(e.to_string()),
+            },
+        })
+    }
+
+    /// One line for the table.
+    pub(super) fn describe(&self) -> String {
+        if !self.signed {
+            return format!("not signed (no {})", self.file);
+        }
+        let mut text = format!("key {}", self.key_id.as_deref().unwrap_or("?"));
+        if let Some(comment) = &self.trusted_comment {
+            text.push_str(&format!(", trusted comment \"{comment}\""));
+        }
+        if self.verified {
+            text.push_str(&format!(": verified (trusted by {})", self.trusted_by.join(", ")));
+        } else if let Some(problem) = &self.problem {
+            text.push_str(&format!(": {problem}"));
+        }
+        text
+    }
 }
 
 impl<'a> Inspection<'a> {
-    fn of(plugin: &'a Plugin) -> Self {
+    fn of(plugin: &'a Plugin, signature: SignatureView) -> Self {
         Inspection {
             file: &plugin.origin,
             id: &plugin.info.id,
@@ -49,6 +125,7 @@ impl<'a> Inspection<'a> {
             capabilities: plugin.metadata.capabilities.rules().iter().map(ToString::to_string).collect(),
             imports: &plugin.metadata.imports,
             exports: &plugin.metadata.exports,
+            signature,
         }
     }
 }
@@ -73,10 +150,22 @@ fn describe_policy(p: &PasswordPolicy) -> String {
     parts.join(", ")
 }
 
-/// `plugins inspect FILE`.
-pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
-    let plugin = load(file, cache_dir).await?;
-    let view = Inspection::of(&plugin);
+/// `plugins inspect FILE [--signature FILE.minisig]`: the signature is checked under every key
+/// the profiles (built-in and `profile_dir`'s) trust.
+pub async fn inspect(
+    file: &Path,
+    signature_file: Option<PathBuf>,
+    profile_dir: Option<PathBuf>,
+    output: Output,
+    cache_dir: Option<PathBuf>,
+) -> CmdResult {
+    let profiles =
+        Profiles::load(profile_dir.or_else(crate::paths::profiles).as_deref()).map_err(CliError::bad_input)?;
+    let bytes = crate::runtime::read_plugin(file).await.map_err(CliError::failed)?;
+    let signature_file = signature_file.unwrap_or_else(|| signature::signature_path(file));
+    let signature = SignatureView::of(file, &bytes, &signature_file, &profiles)?;
+    let plugin = runtime(cache_dir)?.load_bytes(bytes, file.display().to_string()).await.map_err(CliError::failed)?;
+    let view = Inspection::of(&plugin, signature);
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&view).expect("serialisable")),
         Output::Table => print!(
@@ -91,6 +180,7 @@ pub async fn inspect(file: &Path, output: Output, cache_dir: Option<PathBuf>) ->
                 ("api version", view.api_version.clone()),
                 ("policy", describe_policy(view.policy)),
                 ("sha256", view.sha256.to_owned()),
+                ("signature", view.signature.describe()),
                 ("capabilities", view.capabilities.join("\n")),
                 ("imports", view.imports.join("\n")),
                 ("exports", view.exports.join(", ")),

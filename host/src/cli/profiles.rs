@@ -68,6 +68,14 @@ pub fn show(name: &str, dir: Option<PathBuf>, output: Output) -> CmdResult {
                     ("description", p.description.clone()),
                     ("plugin", format!("{} {}", p.plugin, p.plugin_version)),
                     ("plugin sha256", p.plugin_sha256.clone().unwrap_or_else(|| "not pinned".into())),
+                    (
+                        "signers",
+                        if p.signers.is_empty() {
+                            "none: no signature required".into()
+                        } else {
+                            p.signers.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+                        },
+                    ),
                     ("families", p.families.join(", ")),
                     ("default account", p.default_account.clone()),
                     ("tls", format!("{:?}", p.tls)),

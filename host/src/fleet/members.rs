@@ -6,6 +6,7 @@ use super::inventory::{BmcEntry, Inventory};
 use super::profiles::{HardwareProfile, Profiles, TlsExpectation};
 use crate::gateway::{Gateway, Limits, Outbound, TlsPolicy};
 use crate::runtime::capabilities::Manifest;
+use crate::runtime::signature::{self, SignatureError, Signer, SignerKey};
 use crate::runtime::{Plugin, Runtime, Target};
 use semver::{Op, Version, VersionReq};
 use std::collections::BTreeMap;
@@ -35,10 +36,17 @@ impl Member {
     }
 }
 
+/// A loaded plugin, the file it came from and what its signature proved.
+struct Loaded {
+    path: PathBuf,
+    plugin: Arc<Plugin>,
+    signature: Result<Signer, SignatureError>,
+}
+
 /// The usable plugins of a directory, by id, each with the file it was loaded from.
 pub struct PluginSet {
     dir: PathBuf,
-    by_id: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>>,
+    by_id: BTreeMap<String, Vec<Loaded>>,
     refused: Vec<String>,
 }
 
@@ -67,6 +75,8 @@ pub struct Candidate<'a> {
     pub sha256: &'a str,
     /// The capabilities it declares.
     pub capabilities: &'a Manifest,
+    /// Its signature, checked against every key the profiles in use trust.
+    pub signature: &'a Result<Signer, SignatureError>,
 }
 
 /// The first hex digits of a digest shown in messages (enough to tell files apart; the full
@@ -112,6 +122,7 @@ pub fn choose(profile: &HardwareProfile, candidates: &[Candidate<'_>], refused: 
     let check = |c: &Candidate<'_>| {
         let origin = c.path.display().to_string();
         profile.check(c.id, c.version, c.sha256, &origin)?;
+        profile.check_signature(&origin, c.signature)?;
         profile.check_capabilities(c.capabilities, &origin)
     };
     if profile.plugin_sha256.is_some() {
@@ -162,17 +173,63 @@ pub fn choose(profile: &HardwareProfile, candidates: &[Candidate<'_>], refused: 
 }
 
 impl PluginSet {
-    /// Loads every `*.wasm` of `dir`; plugins that fail to load are remembered with the reason.
+    /// Loads every `*.wasm` of `dir` for profiles that require no signature (tests, tools).
     pub async fn load(runtime: &Runtime, dir: &Path) -> Result<PluginSet, String> {
+        PluginSet::load_for(runtime, dir, &[]).await
+    }
+
+    /// Loads every `*.wasm` of `dir` that `profiles` (those in use) may take; plugins that fail
+    /// to load are remembered with the reason.
+    ///
+    /// Each file's signature (`FILE.wasm.minisig`) is checked first, against every key those
+    /// profiles trust. When every one of them requires a signature, a file none of them would
+    /// accept (unsigned, signed by a stranger, or with a bad signature) is refused before it is
+    /// compiled or run. Otherwise it is loaded, and [`PluginSet::select`] holds each profile to
+    /// its own keys.
+    pub async fn load_for(runtime: &Runtime, dir: &Path, profiles: &[&HardwareProfile]) -> Result<PluginSet, String> {
         if !dir.exists() {
             return Err(format!("plugin directory {} does not exist; {}", dir.display(), plugin_install_hint()));
         }
-        let loaded = runtime.load_dir(dir).await.map_err(|e| format!("plugin directory {}: {e}", dir.display()))?;
-        let mut by_id: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>> = BTreeMap::new();
+        let mut trusted: Vec<SignerKey> = Vec::new();
+        for key in profiles.iter().flat_map(|p| &p.signers) {
+            if !trusted.contains(key) {
+                trusted.push(key.clone());
+            }
+        }
+        let all_require = !profiles.is_empty() && profiles.iter().all(|p| !p.signers.is_empty());
+        let paths =
+            crate::runtime::plugin_files(dir).await.map_err(|e| format!("plugin directory {}: {e}", dir.display()))?;
+        let mut by_id: BTreeMap<String, Vec<Loaded>> = BTreeMap::new();
         let mut refused = Vec::new();
-        for (path, result) in loaded {
-            match result {
-                Ok(plugin) => by_id.entry(plugin.info.id.clone()).or_default().push((path, plugin)),
+        for path in paths {
+            let bytes = match crate::runtime::read_plugin(&path).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    refused.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            let origin = path.display().to_string();
+            let sig_path = signature::signature_path(&path);
+            let signature = match signature::read_signature(&sig_path) {
+                Ok(text) => {
+                    signature::verify(&origin, &bytes, &sig_path.display().to_string(), text.as_deref(), &trusted)
+                }
+                Err(e) => {
+                    refused.push(format!("{origin}: its signature cannot be read: {e}"));
+                    continue;
+                }
+            };
+            if all_require && let Err(e) = &signature {
+                let keys: Vec<String> = trusted.iter().map(|k| k.id().to_string()).collect();
+                refused.push(format!(
+                    "{e}; not compiled: every profile in use requires a plugin signed by key {}",
+                    keys.join(" or ")
+                ));
+                continue;
+            }
+            match runtime.load_bytes(bytes, origin).await {
+                Ok(plugin) => by_id.entry(plugin.info.id.clone()).or_default().push(Loaded { path, plugin, signature }),
                 Err(e) => refused.push(format!("{}: {e}", path.display())),
             }
         }
@@ -201,15 +258,16 @@ impl PluginSet {
         }
         let candidates: Vec<Candidate<'_>> = files
             .iter()
-            .map(|(path, p)| Candidate {
-                path,
-                id: &p.info.id,
-                version: &p.info.version,
-                sha256: &p.sha256,
-                capabilities: &p.metadata.capabilities,
+            .map(|l| Candidate {
+                path: &l.path,
+                id: &l.plugin.info.id,
+                version: &l.plugin.info.version,
+                sha256: &l.plugin.sha256,
+                capabilities: &l.plugin.metadata.capabilities,
+                signature: &l.signature,
             })
             .collect();
-        choose(profile, &candidates, &self.refused).map(|i| files[i].1.clone())
+        choose(profile, &candidates, &self.refused).map(|i| files[i].plugin.clone())
     }
 }
 
@@ -274,7 +332,10 @@ pub async fn load(
 ) -> Result<(Inventory, Vec<Member>), Vec<String>> {
     let inventory = Inventory::load(inventory).map_err(|e| vec![e.to_string()])?;
     let profiles = Profiles::load(profile_dir).map_err(|e| vec![e])?;
-    let plugins = PluginSet::load(runtime, plugin_dir).await.map_err(|e| vec![e])?;
+    let in_use: BTreeMap<&str, &HardwareProfile> =
+        inventory.bmcs.iter().filter_map(|b| profiles.get(&b.profile).ok()).map(|p| (p.name.as_str(), p)).collect();
+    let in_use: Vec<&HardwareProfile> = in_use.into_values().collect();
+    let plugins = PluginSet::load_for(runtime, plugin_dir, &in_use).await.map_err(|e| vec![e])?;
     let members = plan(&inventory, &profiles, &plugins, limits).await?;
     Ok((inventory, members))
 }
@@ -296,7 +357,9 @@ mod tests {
 
     fn candidate<'a>(path: &'a str, id: &'a str, version: &'a str, sha256: &'a str) -> Candidate<'a> {
         static BASELINE: std::sync::LazyLock<Manifest> = std::sync::LazyLock::new(Manifest::baseline);
-        Candidate { path: Path::new(path), id, version, sha256, capabilities: &BASELINE }
+        static UNSIGNED: Result<Signer, SignatureError> =
+            Err(SignatureError::Unsigned { file: String::new(), signature: String::new() });
+        Candidate { path: Path::new(path), id, version, sha256, capabilities: &BASELINE, signature: &UNSIGNED }
     }
 
     /// A stock hpe-ilo 0.1.0 and a foreign one of a higher version in one directory, plus another

@@ -6,6 +6,7 @@
 //! them and override built-ins of the same name (the file name, without `.toml`).
 
 use crate::runtime::capabilities::Manifest;
+use crate::runtime::signature::{SignatureError, Signer, SignerKey};
 use crate::runtime::{PasswordPolicy, Plugin};
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,7 @@ struct ProfileFile {
     capabilities: Vec<String>,
     #[serde(default)]
     explicit: bool,
+    signers: Vec<String>,
 }
 
 /// Where a profile came from.
@@ -106,6 +108,10 @@ pub struct HardwareProfile {
     /// Used only where an inventory names it: `discover` never proposes it for a BMC, whatever
     /// the BMC's service root says (the generic Redfish profile, which would fit any BMC).
     pub explicit: bool,
+    /// The minisign keys whose signature this profile requires on its plugin (any one of them);
+    /// empty: no signature required. A list of trusted keys that also let unsigned files through
+    /// would protect nothing (deleting the `.minisig` would pass), so listing keys is requiring.
+    pub signers: Vec<SignerKey>,
     /// Where it came from.
     pub source: Source,
 }
@@ -139,6 +145,14 @@ impl HardwareProfile {
             })?;
             capabilities = capabilities.with(&extra);
         }
+        let signers = file
+            .signers
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                SignerKey::parse(text).map_err(|e| format!("{origin}: field `signers`, entry {}: {e}", i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(HardwareProfile {
             name: name.to_owned(),
             description: file.description,
@@ -151,8 +165,40 @@ impl HardwareProfile {
             policy: file.policy,
             capabilities,
             explicit: file.explicit,
+            signers,
             source,
         })
+    }
+
+    /// Whether a plugin file's signature (as checked against every key in use, see
+    /// [`crate::runtime::signature::verify`]) satisfies this profile: anything does without
+    /// `signers`; with them, only a good signature by one of them. Each refusal names the file,
+    /// the key and this profile's keys, and says which of unsigned, untrusted or bad it is.
+    pub fn check_signature(&self, file: &str, signature: &Result<Signer, SignatureError>) -> Result<(), String> {
+        if self.signers.is_empty() {
+            return Ok(());
+        }
+        let trusted = || self.signers.iter().map(|k| k.id().to_string()).collect::<Vec<_>>().join(" or ");
+        let untrusted = |key_id| {
+            format!(
+                "profile `{}` requires a plugin signed by key {}, but {file} is signed by key {key_id}, which the \
+                 profile does not trust; if that key is the vendor's, add its public key to the profile's `signers`",
+                self.name,
+                trusted()
+            )
+        };
+        match signature {
+            Ok(signer) if self.signers.iter().any(|k| k.id() == signer.key_id) => Ok(()),
+            Ok(signer) => Err(untrusted(signer.key_id)),
+            Err(SignatureError::UntrustedKey { key_id, .. }) => Err(untrusted(*key_id)),
+            Err(e @ SignatureError::Unsigned { .. }) => Err(format!(
+                "profile `{}` requires a plugin signed by key {}, but {e}: install the vendor's signature as \
+                 FILE.wasm.minisig beside the plugin (`bmc-rotate plugins install FILE.wasm --signature FILE.minisig`)",
+                self.name,
+                trusted()
+            )),
+            Err(e) => Err(format!("profile `{}` requires a plugin signed by key {}: {e}", self.name, trusted())),
+        }
     }
 
     /// Checks that `plugin` is the one this profile names: id, version range and, if pinned,
@@ -231,14 +277,23 @@ pub struct Profiles {
 }
 
 impl Profiles {
-    /// The built-in profiles.
+    /// The built-in profiles. A release build (one given `BMC_ROTATE_RELEASE_PUBKEY`) requires
+    /// the project's signature on the plugins they name; other builds rely on their pins alone.
     pub fn built_in() -> Profiles {
+        let release = crate::runtime::signature::release_key()
+            .map(|key| key.expect("BMC_ROTATE_RELEASE_PUBKEY is checked when the binary is built"));
+        Profiles::built_in_trusting(release)
+    }
+
+    /// The built-in profiles, each requiring a signature by `release` when given.
+    pub fn built_in_trusting(release: Option<SignerKey>) -> Profiles {
         let map = BUILT_IN
             .iter()
             .map(|(name, text)| {
                 let origin = format!("built-in profile {name}");
-                let profile =
+                let mut profile =
                     HardwareProfile::parse(name, text, &origin, Source::BuiltIn).expect("built-in profiles parse");
+                profile.signers.extend(release.clone());
                 (name.to_string(), profile)
             })
             .collect();
@@ -266,6 +321,17 @@ impl Profiles {
             profiles.map.insert(name, profile);
         }
         Ok(profiles)
+    }
+
+    /// Every key some profile trusts, each once.
+    pub fn signers(&self) -> Vec<SignerKey> {
+        let mut keys: Vec<SignerKey> = Vec::new();
+        for key in self.map.values().flat_map(|p| &p.signers) {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        keys
     }
 
     /// Every profile, by name.
@@ -389,6 +455,78 @@ mod tests {
                     tls = \"system\"\ncapabilities = [\"GET /a/**\", \"PATCH {account}\"]\n";
         let err = HardwareProfile::parse("x", text, "x.toml", Source::BuiltIn).unwrap_err();
         assert!(err.contains("x.toml: field `capabilities`, entry 2"), "{err}");
+    }
+
+    const VENDOR_KEY: &str = "RWR3qUZg6MMoFSS4h7v8YVqjMpRZvszmN9XEwhsbQOl+Uar4vbbCsaVV";
+    const STRANGER_KEY: &str = "RWQYE2RrXy+sKlagHt+Smy6yH12NIA2UaS+RfSAHpjOLxzSA9oU9H+7A";
+
+    fn signed_by(key: &str) -> Result<Signer, SignatureError> {
+        let key = SignerKey::parse(key).unwrap();
+        Ok(Signer {
+            key_id: key.id(),
+            key: key.as_base64().to_owned(),
+            trusted_comment: "acme 1.0".into(),
+            prehashed: true,
+        })
+    }
+
+    #[test]
+    fn signers_are_read_and_a_bad_one_is_named() {
+        let base = "description = \"x\"\nplugin = \"p\"\nplugin_version = \"^0.2\"\ndefault_account = \"a\"\ntls = \"system\"\n";
+        let p =
+            HardwareProfile::parse("x", &format!("{base}signers = [\"{VENDOR_KEY}\"]\n"), "x.toml", Source::BuiltIn)
+                .unwrap();
+        assert_eq!(p.signers[0].id().to_string(), "1528C3E86046A977");
+        let err = HardwareProfile::parse(
+            "x",
+            &format!("{base}signers = [\"{VENDOR_KEY}\", \"RWQnope\"]\n"),
+            "x.toml",
+            Source::BuiltIn,
+        )
+        .unwrap_err();
+        assert!(err.contains("x.toml: field `signers`, entry 2") && err.contains("minisign public key"), "{err}");
+    }
+
+    #[test]
+    fn a_profile_with_signers_takes_only_their_good_signatures() {
+        let mut p = Profiles::built_in_trusting(None).get("dell-poweredge-r760").unwrap().clone();
+        assert!(p.signers.is_empty(), "a build without a release key requires no signature");
+        let unsigned = Err(SignatureError::Unsigned { file: "d.wasm".into(), signature: "d.wasm.minisig".into() });
+        assert!(p.check_signature("d.wasm", &unsigned).is_ok());
+
+        p.signers = vec![SignerKey::parse(VENDOR_KEY).unwrap()];
+        assert!(p.check_signature("d.wasm", &signed_by(VENDOR_KEY)).is_ok());
+        let err = p.check_signature("d.wasm", &unsigned).unwrap_err();
+        assert!(
+            err.contains("requires a plugin signed by key 1528C3E86046A977") && err.contains("d.wasm is not signed"),
+            "{err}"
+        );
+        let err = p.check_signature("d.wasm", &signed_by(STRANGER_KEY)).unwrap_err();
+        let stranger = SignerKey::parse(STRANGER_KEY).unwrap().id().to_string();
+        assert!(
+            err.contains(&format!("d.wasm is signed by key {stranger}, which the profile does not trust")),
+            "{err}"
+        );
+        let untrusted = Err(SignatureError::UntrustedKey {
+            file: "d.wasm".into(),
+            key_id: SignerKey::parse(STRANGER_KEY).unwrap().id(),
+        });
+        assert_eq!(p.check_signature("d.wasm", &untrusted).unwrap_err(), err);
+        let bad = Err(SignatureError::Bad {
+            file: "d.wasm".into(),
+            signature: "d.wasm.minisig".into(),
+            key_id: SignerKey::parse(VENDOR_KEY).unwrap().id(),
+        });
+        let err = p.check_signature("d.wasm", &bad).unwrap_err();
+        assert!(err.contains("d.wasm: BAD signature by key 1528C3E86046A977"), "{err}");
+    }
+
+    #[test]
+    fn a_release_key_makes_every_built_in_require_it() {
+        let release = SignerKey::parse(VENDOR_KEY).unwrap();
+        let profiles = Profiles::built_in_trusting(Some(release.clone()));
+        assert!(profiles.iter().all(|p| p.signers == [release.clone()]));
+        assert_eq!(profiles.signers(), [release]);
     }
 
     #[test]

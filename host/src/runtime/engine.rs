@@ -114,37 +114,15 @@ impl Runtime {
 
     /// Loads a plugin file: a regular file of at most [`crate::files::MAX_PLUGIN`] bytes.
     pub async fn load_file(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let owned = path.to_owned();
-        let bytes = tokio::task::spawn_blocking(move || {
-            crate::files::read_bounded(&owned, "the plugin", crate::files::MAX_PLUGIN)
-        })
-        .await
-        .map_err(|e| LoadError::Read { path: path.to_owned(), reason: e.to_string() })?
-        .map_err(|e| LoadError::Read {
-            path: path.to_owned(),
-            reason: match &e.problem {
-                crate::files::Problem::Io(io) => io.to_string(),
-                _ => e.reason(),
-            },
-        })?;
+        let bytes = read_plugin(path).await?;
         self.load_bytes(bytes, path.display().to_string()).await
     }
 
     /// Loads every `*.wasm` in a directory, sorted by name. One bad plugin does not hide the
     /// others: each file gets its own result.
     pub async fn load_dir(&self, dir: &Path) -> Result<Vec<(PathBuf, Result<Arc<Plugin>, LoadError>)>, LoadError> {
-        let read_error = |e: std::io::Error| LoadError::Read { path: dir.to_owned(), reason: e.to_string() };
-        let mut paths = Vec::new();
-        let mut entries = tokio::fs::read_dir(dir).await.map_err(read_error)?;
-        while let Some(entry) = entries.next_entry().await.map_err(read_error)? {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "wasm") {
-                paths.push(path);
-            }
-        }
-        paths.sort();
-        let mut out = Vec::with_capacity(paths.len());
-        for path in paths {
+        let mut out = Vec::new();
+        for path in plugin_files(dir).await? {
             let result = self.load_file(&path).await;
             out.push((path, result));
         }
@@ -195,6 +173,36 @@ impl Runtime {
         self.loaded.lock().expect("plugin cache poisoned").insert(sha256, plugin.clone());
         Ok(plugin)
     }
+}
+
+/// Reads a plugin file: a regular file of at most [`crate::files::MAX_PLUGIN`] bytes.
+pub async fn read_plugin(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || crate::files::read_bounded(&owned, "the plugin", crate::files::MAX_PLUGIN))
+        .await
+        .map_err(|e| LoadError::Read { path: path.to_owned(), reason: e.to_string() })?
+        .map_err(|e| LoadError::Read {
+            path: path.to_owned(),
+            reason: match &e.problem {
+                crate::files::Problem::Io(io) => io.to_string(),
+                _ => e.reason(),
+            },
+        })
+}
+
+/// The `*.wasm` files of a directory, sorted by name.
+pub async fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let read_error = |e: std::io::Error| LoadError::Read { path: dir.to_owned(), reason: e.to_string() };
+    let mut paths = Vec::new();
+    let mut entries = tokio::fs::read_dir(dir).await.map_err(read_error)?;
+    while let Some(entry) = entries.next_entry().await.map_err(read_error)? {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
 }
 
 fn start_ticker(engine: &Engine) {

@@ -5,6 +5,7 @@
 //! - [`engine`]: the engine, the linker and plugin loading.
 //! - [`capabilities`]: a plugin's declared requests, enforced by the `http` import.
 //! - [`metadata`]: what is read from a plugin's bytes before compiling.
+//! - [`signature`]: minisign signatures of plugin files, checked before compiling.
 //! - [`wit`]: the contract versions and the seam between them and the host.
 //! - [`host`]: the host imports, one file per interface, version-independent.
 //! - `job`: the store data of one call; `limits`: its memory budget; `plugin`: a loaded plugin
@@ -20,12 +21,13 @@ mod job;
 mod limits;
 pub mod metadata;
 mod plugin;
+pub mod signature;
 pub mod wit;
 
 pub use cache::ArtifactCache;
 pub use config::{EPOCH_TICK, RuntimeConfig};
 pub use contract::{ErrorKind, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target};
-pub use engine::{LoadError, Runtime};
+pub use engine::{LoadError, Runtime, plugin_files, read_plugin};
 pub use host::log::{GuestLogLine, Level};
 pub use host::secrets::{SecretBindings, SecretName};
 pub use plugin::{CallContext, CallError, Outcome, Plugin};
