@@ -14,7 +14,7 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' sdk/Cargo.toml | head -n 1)
 crate_file=$target/package/bmc-plugin-sdk-$version.crate
 test -f "$crate_file" || { echo "no $crate_file: run .ci/sdk-package.sh first" >&2; exit 1; }
 
-cargo build -q -p bmc-rotate --locked
+cargo build -q -p bmc-rotate -p bmc-lab --locked
 bmc_rotate=$target/debug/bmc-rotate
 
 work=$(mktemp -d)
@@ -39,4 +39,36 @@ wasm=$CARGO_TARGET_DIR/wasm32-wasip2/plugin/acme_bmc.wasm
 # 3. The conformance suite against the lab's standard persona, as generated.
 "$bmc_rotate" plugin test "$wasm" --persona dmtf-generic
 
-# 4. Sign, install, rotate: appended by the signing work (plugins/README.md, "Sign and ship").
+# 4. Sign with the stock minisign tool, as a vendor does, and publish the public key.
+minisign -G -W -p "$work/acme.pub" -s "$work/acme.key" >/dev/null
+minisign -S -s "$work/acme.key" -m "$wasm" -t "acme-bmc walk-through" >/dev/null
+
+# 5. The operator installs it with a profile that requires that key, and rotates (a dry run) a lab
+#    stamp whose generic BMC names that profile.
+cd "$work"
+"$bmc_rotate" plugins install "$wasm" --signer "$work/acme.pub" --profile acme-server --default-account root \
+    --dir "$work/plugins" --profile-dir "$work/profiles"
+grep -q '^signers = \["RW' "$work/profiles/acme-server.toml"
+printf 'stamp = "walk"\npassword = "Walk-Old-Pass-1"\nuser = "azsbmc"\n[fleet]\ndmtf-generic = 1\n' > fleet.toml
+"$target/debug/bmc-lab" stamp --fleet fleet.toml --out "$work/stamp" > stamp.log 2>&1 &
+lab=$!
+trap 'kill $lab 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do test -s "$work/stamp/inventory.toml" && break; sleep 0.1; done
+sed -i 's/^profile = "generic-redfish"$/profile = "acme-server"/' "$work/stamp/inventory.toml"
+grep -q '^profile = "acme-server"$' "$work/stamp/inventory.toml"
+rotate() {
+    WALK_NEW=WalkNewPass2x BMC_ROTATE_PROFILE_DIR="$work/profiles" XDG_STATE_HOME="$work/state" \
+        "$bmc_rotate" rotate --inventory "$work/stamp/inventory.toml" --plugin-dir "$1" \
+        --bmc-password "file:$work/stamp/bmc-password" --cloudadmin-password "file:$work/stamp/cloudadmin-password" \
+        --new-password env:WALK_NEW --dry-run --yes
+}
+rotate "$work/plugins"
+# The same plugin without its signature: the profile refuses it before compiling it.
+mkdir "$work/unsigned" && cp "$work/plugins/acme_bmc.wasm" "$work/unsigned/"
+if rotate "$work/unsigned" > unsigned.log 2>&1; then
+    echo "an unsigned plugin was used through a profile that requires a signature" >&2
+    cat unsigned.log >&2
+    exit 1
+fi
+grep -q "not compiled" unsigned.log || { cat unsigned.log >&2; exit 1; }
+echo "walk-through: new, build, unit tests, plugin test, sign, install, signed dry run, unsigned refused: ok"

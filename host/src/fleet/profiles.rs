@@ -66,6 +66,7 @@ struct ProfileFile {
     capabilities: Vec<String>,
     #[serde(default)]
     explicit: bool,
+    #[serde(default)]
     signers: Vec<String>,
 }
 
