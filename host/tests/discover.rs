@@ -232,7 +232,17 @@ async fn discover_never_picks_the_generic_profile_for_a_generic_bmc() {
     let (stamp, dir) = stamp("disc-generic", &["dmtf-generic"]).await;
     let out = dir.join("discovered.toml");
     let address = stamp.lab.bmcs()[0].addr().to_string();
-    let found = bmc_rotate(&["discover", &address, "--out", out.to_str().unwrap(), "--stamp", "disc-generic", "--output", "json"]).await;
+    let found = bmc_rotate(&[
+        "discover",
+        &address,
+        "--out",
+        out.to_str().unwrap(),
+        "--stamp",
+        "disc-generic",
+        "--output",
+        "json",
+    ])
+    .await;
     assert_eq!(found.status.code(), Some(0), "{}", text(&found.stderr));
     let json: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
     let seen = &json["bmcs"][0];
