@@ -69,8 +69,8 @@ fn built_in_profiles_pin_the_plugins_this_tree_builds() {
     }
     assert_eq!(
         pinned_ids.into_iter().collect::<Vec<_>>(),
-        ["dell-idrac", "hpe-ilo", "lenovo-xcc"],
-        "every vendor plugin is named by a built-in profile"
+        ["dell-idrac", "generic-redfish", "hpe-ilo", "lenovo-xcc"],
+        "every vendor plugin (and the generic one) is named by a built-in profile"
     );
     assert!(
         wrong.is_empty(),
