@@ -6,7 +6,8 @@
 #
 # Stamps a and b are good; c is given a wrong CloudAdmin password, so its PEP check fails before any
 # BMC changes. The example playbook must rotate a (the canary) then b, report c failed without
-# hiding a's and b's results, and never print a password, even at -v.
+# hiding a's and b's results, and never print a password, even at -v. Check mode changes nothing,
+# and a failed canary (c run first) starts no other stamp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -118,6 +119,16 @@ canary_line=$(grep -n -m1 'ok: \[stamp-a\]' "$work/ansible.log" | cut -d: -f1)
 other_line=$(grep -nE -m1 '(ok|changed|fatal): \[stamp-[bc]\]' "$work/ansible.log" | cut -d: -f1)
 [ "$canary_line" -lt "$other_line" ] || fail "the canary did not run first"
 
+# A failed canary starts no other stamp: stamp c first, then a (its first batch fails entirely).
+set +e
+playbook -e 'stamps=stamp-c,stamp-a' >"$work/canary.log" 2>&1
+rc=$?
+set -e
+cat "$work/canary.log"
+[ "$rc" = 2 ] || fail "the failed-canary run exited $rc, expected 2"
+grep -q 'fatal: \[stamp-c\]' "$work/canary.log" || fail "stamp-c was not the canary"
+! grep -q '\[stamp-a\]' "$work/canary.log" || fail "a stamp started after the canary failed"
+
 status() { "$target/debug/bmc-rotate" status --journal "$1" --output json; }
 field() { "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 for s in a b; do
@@ -136,10 +147,10 @@ printf '%s\n%s\n%s\n' "$(cat "$work/stamp-c/bmc-password")" "$(cat "$work/stamp-
 
 for s in a b c; do
     for secret in bmc-password new-password cloudadmin-password; do
-        if grep -qF -- "$(cat "$work/stamp-$s/$secret")" "$work/ansible.log" "$work/check.log"; then
+        if grep -qF -- "$(cat "$work/stamp-$s/$secret")" "$work/ansible.log" "$work/check.log" "$work/canary.log"; then
             fail "stamp-$s's $secret appears in Ansible's output"
         fi
     done
 done
-grep -qF 'Wrong-CloudAdmin_1' "$work/ansible.log" "$work/check.log" && fail "stamp-c's CloudAdmin password appears in Ansible's output"
+grep -qF 'Wrong-CloudAdmin_1' "$work/ansible.log" "$work/check.log" "$work/canary.log" && fail "stamp-c's CloudAdmin password appears in Ansible's output"
 echo "ansible CI: stamps a and b rotated (canary first), c failed and was reported, no password in the log"
