@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # CI: the Ansible collection (integrations/ansible) end to end against three lab stamps on loopback.
 # Builds nothing: it needs target/debug/bmc-rotate, target/debug/bmc-lab and the vendor plugins in
-# target/wasm/wasm32-wasip2/plugin ($BMC_TEST_WASM_TARGET if set), which `cargo test` builds; .ci/run
-# calls it after `cargo test`. Installs a pinned ansible-core into target/ansible-venv.
+# target/wasm/wasm32-wasip2/plugin ($BMC_TEST_WASM_TARGET if set); .ci/run calls it once the
+# plugin walk-through and release.sh have built them. Installs a pinned ansible-core into target/ansible-venv.
 #
 # Stamps a and b are good; c is given a wrong CloudAdmin password, so its PEP check fails before any
 # BMC changes. The example playbook must rotate a (the canary) then b, report c failed without

@@ -20,7 +20,7 @@ export CARGO_TARGET_DIR=$target
 cargo=${RELEASE_CARGO:-cargo}
 wasm=${BMC_TEST_WASM_TARGET:-$target/wasm}/wasm32-wasip2/plugin
 dist=$target/dist
-plugins=(dell-idrac hpe-ilo lenovo-xcc)
+plugins=(dell-idrac hpe-ilo lenovo-xcc generic-redfish)
 max_binary=$((30 * 1024 * 1024))
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' host/Cargo.toml | head -n 1)

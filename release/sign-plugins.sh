@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Signs the project's three vendor plugins for a release with the stock minisign tool, leaving
+# Signs the project's plugins (three vendors' and the generic one) for a release with the stock minisign tool, leaving
 # DIR/NAME.wasm.minisig beside each, and checks each signature against the release public key.
 #
 #   BMC_ROTATE_RELEASE_SECRET_KEY=/path/release.key \
@@ -10,13 +10,13 @@
 # this script with a throwaway key (host/tests/cli_signing.rs). Build the release binary with the
 # same BMC_ROTATE_RELEASE_PUBKEY so its built-in profiles require these signatures.
 set -euo pipefail
-dir=${1:?usage: release/sign-plugins.sh DIR (holding dell_idrac.wasm, hpe_ilo.wasm, lenovo_xcc.wasm)}
+dir=${1:?usage: release/sign-plugins.sh DIR (holding dell_idrac.wasm, hpe_ilo.wasm, lenovo_xcc.wasm, generic_redfish.wasm)}
 : "${BMC_ROTATE_RELEASE_SECRET_KEY:?set BMC_ROTATE_RELEASE_SECRET_KEY to the release secret key file (minisign -G)}"
 : "${BMC_ROTATE_RELEASE_PUBKEY:?set BMC_ROTATE_RELEASE_PUBKEY to the release public key (the RW... line of its .pub file)}"
 command -v minisign >/dev/null || { echo "minisign is missing: apt-get install minisign" >&2; exit 1; }
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$(dirname "$0")/../host/Cargo.toml" | head -1)
 
-for name in dell_idrac hpe_ilo lenovo_xcc; do
+for name in dell_idrac hpe_ilo lenovo_xcc generic_redfish; do
     file="$dir/$name.wasm"
     [ -f "$file" ] || { echo "$file is missing" >&2; exit 1; }
     # The trusted comment is signed too: it says what the file is, and `plugins inspect` shows it.

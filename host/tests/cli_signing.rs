@@ -242,12 +242,12 @@ async fn a_minisigned_plugin_installs_pinned_to_its_key_and_nothing_else_passes(
 }
 
 #[test]
-fn the_release_script_signs_the_three_plugins_with_the_release_key() {
+fn the_release_script_signs_the_shipped_plugins_with_the_release_key() {
     let work = fresh("release");
     let (public, secret, id) = keypair(&work, "release");
     let dist = work.join("dist");
     std::fs::create_dir_all(&dist).unwrap();
-    for name in ["dell_idrac", "hpe_ilo", "lenovo_xcc"] {
+    for name in ["dell_idrac", "hpe_ilo", "lenovo_xcc", "generic_redfish"] {
         std::fs::copy(bmc_tests::vendor_plugin_dir().join(format!("{name}.wasm")), dist.join(format!("{name}.wasm")))
             .unwrap();
     }
@@ -272,7 +272,7 @@ fn the_release_script_signs_the_three_plugins_with_the_release_key() {
         ),
     )
     .unwrap();
-    for name in ["dell_idrac", "hpe_ilo", "lenovo_xcc"] {
+    for name in ["dell_idrac", "hpe_ilo", "lenovo_xcc", "generic_redfish"] {
         let out = bmc_rotate(
             &["plugins", "inspect", dist.join(format!("{name}.wasm")).to_str().unwrap(), "--output", "json"],
             &profiles,
