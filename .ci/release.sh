@@ -83,6 +83,13 @@ objcopy --strip-all --add-gnu-debuglink="$work/bmc-rotate.debug" "$binary" "$usr
 for p in "${plugins[@]}"; do
     install -m 0644 "$wasm/${p//-/_}.wasm" "$usr/lib/bmc-rotate/plugins/"
 done
+# A binary built with a release key (BMC_ROTATE_RELEASE_PUBKEY) requires that key's signature on
+# every built-in profile's plugin: the signatures ship beside the plugins.
+if [ -n "${BMC_ROTATE_RELEASE_PUBKEY:-}" ]; then
+    BMC_ROTATE_RELEASE_SECRET_KEY=${BMC_ROTATE_RELEASE_SECRET_KEY:-${BMC_ROTATE_MINISIGN_KEY:?a binary with a release key needs BMC_ROTATE_MINISIGN_KEY to sign its plugins}} \
+        release/sign-plugins.sh "$usr/lib/bmc-rotate/plugins"
+    chmod 0644 "$usr"/lib/bmc-rotate/plugins/*.minisig
+fi
 "$usr/bin/bmc-rotate" man --out "$work/man" >/dev/null
 for page in "$work"/man/*.1; do gzip -9n <"$page" >"$usr/share/man/man1/$(basename "$page").gz"; done
 "$usr/bin/bmc-rotate" completions bash >"$usr/share/bash-completion/completions/bmc-rotate"

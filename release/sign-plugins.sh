@@ -14,6 +14,9 @@ dir=${1:?usage: release/sign-plugins.sh DIR (holding dell_idrac.wasm, hpe_ilo.wa
 : "${BMC_ROTATE_RELEASE_SECRET_KEY:?set BMC_ROTATE_RELEASE_SECRET_KEY to the release secret key file (minisign -G)}"
 : "${BMC_ROTATE_RELEASE_PUBKEY:?set BMC_ROTATE_RELEASE_PUBKEY to the release public key (the RW... line of its .pub file)}"
 command -v minisign >/dev/null || { echo "minisign is missing: apt-get install minisign" >&2; exit 1; }
+# Read once and taken out of the environment, so no child process (minisign, sha256sum) inherits it.
+password=${BMC_ROTATE_RELEASE_KEY_PASSWORD:-}
+unset BMC_ROTATE_RELEASE_KEY_PASSWORD
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$(dirname "$0")/../host/Cargo.toml" | head -1)
 
 for name in dell_idrac hpe_ilo lenovo_xcc generic_redfish; do
@@ -22,7 +25,7 @@ for name in dell_idrac hpe_ilo lenovo_xcc generic_redfish; do
     # The trusted comment is signed too: it says what the file is, and `plugins inspect` shows it.
     comment="bmc-rotate $version $name.wasm sha256:$(sha256sum "$file" | cut -d' ' -f1)"
     # An encrypted key reads its password from stdin; an unencrypted one (CI's) ignores it.
-    printf '%s\n' "${BMC_ROTATE_RELEASE_KEY_PASSWORD:-}" |
+    printf '%s\n' "$password" |
         minisign -S -s "$BMC_ROTATE_RELEASE_SECRET_KEY" -m "$file" -t "$comment" >/dev/null
     minisign -V -q -P "$BMC_ROTATE_RELEASE_PUBKEY" -m "$file"
     echo "signed $file -> $file.minisig"

@@ -69,16 +69,17 @@ impl SignatureView {
             text.as_deref(),
             &profiles.signers(),
         );
-        let key_id = parsed.as_ref().map(Detached::key_id);
+        // By the key that verified, never by id alone (ids can collide).
+        let verified_key = result.as_ref().ok().map(|signer| signer.key.as_str());
         let trusted_by = profiles
             .iter()
-            .filter(|p| key_id.is_some_and(|id| p.signers.iter().any(|k| k.id() == id)))
+            .filter(|p| verified_key.is_some_and(|key| p.signers.iter().any(|k| k.as_base64() == key)))
             .map(|p| p.name.clone())
             .collect();
         Ok(SignatureView {
             file: signature_file.display().to_string(),
             signed: text.is_some(),
-            key_id: key_id.map(|id| id.to_string()),
+            key_id: parsed.as_ref().map(|d| d.key_id().to_string()),
             trusted_comment: parsed.as_ref().map(|d| d.trusted_comment().to_owned()),
             verified: result.is_ok(),
             trusted_by,

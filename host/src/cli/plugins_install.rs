@@ -65,6 +65,10 @@ struct ProfileFile<'a> {
     tls: TlsExpectation,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     capabilities: Vec<String>,
+    /// Kept from the profile it replaces: an explicit profile (the generic one) must stay out of
+    /// `discover`'s proposals when a user's copy overrides it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    explicit: bool,
     policy: &'a PolicyOverrides,
 }
 
@@ -160,6 +164,7 @@ fn profile_text(
         // A new model's BMC is assumed to ship self-signed: the inventory must pin or name a CA.
         tls: base.map_or(TlsExpectation::PinOrCa, |b| b.tls),
         capabilities,
+        explicit: base.is_some_and(|b| b.explicit),
         policy: base.map_or(&no_overrides, |b| &b.policy),
     };
     let mut text = format!(

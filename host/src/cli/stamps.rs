@@ -139,6 +139,9 @@ impl Many {
         check_for_many(args, &stamps.pep)?;
         let mut plans = Vec::new();
         let mut seen = BTreeSet::new();
+        // `env:CA_{stamp}` of stamps `east-1` and `east.1` is the same variable: one stamp would
+        // log in with the other's secret.
+        let mut variables: HashMap<String, String> = HashMap::new();
         for file in files {
             let name = Inventory::load(file).map_err(CliError::bad_input)?.stamp;
             if !seen.insert(name.clone()) {
@@ -147,10 +150,27 @@ impl Many {
                     file.display()
                 )));
             }
-            let (stamp, args) = for_stamp(file, &name, &stamps.pep, args);
-            let plan = RotatePlan::resolve(&stamp, &args, sources, cache_dir.clone()).await.map_err(|e| CliError {
-                messages: e.messages.iter().map(|m| format!("stamp {name}: {m}")).collect(),
-                ..e
+            let (stamp, stamp_args) = for_stamp(file, &name, &stamps.pep, args);
+            let templated = [
+                (Some(&stamps.pep.cloudadmin_password), Some(&stamp.pep.cloudadmin_password)),
+                (Some(&args.bmc_password), Some(&stamp_args.bmc_password)),
+                (args.new_password.as_ref(), stamp_args.new_password.as_ref()),
+                (args.transcripts_password.as_ref(), stamp_args.transcripts_password.as_ref()),
+            ];
+            for (given, resolved) in templated {
+                if let (Some(given), Some(SecretSource::Env(variable))) = (given, resolved)
+                    && given.names_stamp()
+                    && let Some(other) = variables.insert(variable.clone(), name.clone())
+                    && other != name
+                {
+                    return Err(CliError::bad_input(format!(
+                        "stamps {other} and {name} both read the environment variable {variable} (a variable name \
+                         holds only upper-case letters, digits and _): rename a stamp or use file:…/{STAMP}/…"
+                    )));
+                }
+            }
+            let plan = RotatePlan::resolve(&stamp, &stamp_args, sources, cache_dir.clone()).await.map_err(|e| {
+                CliError { messages: e.messages.iter().map(|m| format!("stamp {name}: {m}")).collect(), ..e }
             })?;
             plans.push((name, plan));
         }
@@ -268,9 +288,16 @@ fn check_for_many(args: &RotateArgs, pep: &PepArgs) -> Result<(), CliError> {
             "several stamps are rotated without asking each: review them with --dry-run, then give --yes",
         ));
     }
+    // Neither --new-password nor --generate-password: rotate would prompt for the new one.
+    let prompt = SecretSource::Prompt;
+    let new_password = match (&args.new_password, args.generate_password) {
+        (Some(source), _) => Some(source),
+        (None, true) => None,
+        (None, false) => Some(&prompt),
+    };
     let sources = [
         ("--bmc-password", Some(&args.bmc_password)),
-        ("--new-password", args.new_password.as_ref()),
+        ("--new-password", new_password),
         ("--cloudadmin-password", Some(&pep.cloudadmin_password)),
         ("--transcripts-password", args.transcripts_password.as_ref()),
     ];

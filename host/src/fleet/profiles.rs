@@ -189,7 +189,9 @@ impl HardwareProfile {
             )
         };
         match signature {
-            Ok(signer) if self.signers.iter().any(|k| k.id() == signer.key_id) => Ok(()),
+            // The whole key, not its id: an id is 8 bytes its maker chooses, so another key can
+            // carry the id of a key this profile trusts.
+            Ok(signer) if self.signers.iter().any(|k| k.as_base64() == signer.key) => Ok(()),
             Ok(signer) => Err(untrusted(signer.key_id)),
             Err(SignatureError::UntrustedKey { key_id, .. }) => Err(untrusted(*key_id)),
             Err(e @ SignatureError::Unsigned { .. }) => Err(format!(
@@ -520,6 +522,16 @@ mod tests {
         });
         let err = p.check_signature("d.wasm", &bad).unwrap_err();
         assert!(err.contains("d.wasm: BAD signature by key 1528C3E86046A977"), "{err}");
+
+        // A key with the trusted key's id but other key bytes (an id is its maker's choice):
+        // a file it signed is not this profile's.
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut forged = b64.decode(STRANGER_KEY).unwrap();
+        forged[2..10].copy_from_slice(&b64.decode(VENDOR_KEY).unwrap()[2..10]);
+        let forged = b64.encode(forged);
+        assert_eq!(SignerKey::parse(&forged).unwrap().id(), p.signers[0].id());
+        assert!(p.check_signature("d.wasm", &signed_by(&forged)).is_err(), "trusted by id alone");
     }
 
     #[test]

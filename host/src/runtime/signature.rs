@@ -254,12 +254,15 @@ pub fn verify(
         reason,
     })?;
     let key_id = detached.key_id;
-    let Some(key) = trusted.iter().find(|k| k.id == key_id) else {
+    // Every trusted key with the signature's id is tried: an id is chosen by its key's maker, so
+    // two keys (two profiles' vendors) may share one.
+    let mut candidates = trusted.iter().filter(|k| k.id == key_id).peekable();
+    if candidates.peek().is_none() {
         return Err(SignatureError::UntrustedKey { file: file.to_owned(), key_id });
-    };
-    if !detached.verify(bytes, key) {
-        return Err(SignatureError::Bad { file: file.to_owned(), signature: signature_file.to_owned(), key_id });
     }
+    let Some(key) = candidates.find(|k| detached.verify(bytes, k)) else {
+        return Err(SignatureError::Bad { file: file.to_owned(), signature: signature_file.to_owned(), key_id });
+    };
     Ok(Signer {
         key_id,
         key: key.base64.clone(),
@@ -311,6 +314,23 @@ mod tests {
         assert_eq!(signer.trusted_comment, "vendor X 1.0");
         assert!(signer.prehashed);
         assert_eq!(signer.key, PUBLIC);
+    }
+
+    /// `key_text` with `id_from`'s key id: anyone can make such a key.
+    fn with_id_of(key_text: &str, id_from: &str) -> String {
+        let mut bytes = STANDARD.decode(key_text).unwrap();
+        bytes[2..10].copy_from_slice(&STANDARD.decode(id_from).unwrap()[2..10]);
+        STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn keys_sharing_an_id_are_each_tried_and_only_the_signing_one_verifies() {
+        let forged = with_id_of(OTHER_PUBLIC, PUBLIC);
+        assert_eq!(key(&forged).id(), key(PUBLIC).id());
+        let signer = check(MESSAGE, Some(PREHASHED), &[key(&forged), key(PUBLIC)]).unwrap();
+        assert_eq!(signer.key, PUBLIC, "the key that verified, not the first with the id");
+        let bad = check(MESSAGE, Some(PREHASHED), &[key(&forged)]).unwrap_err();
+        assert!(matches!(bad, SignatureError::Bad { .. }), "{bad}");
     }
 
     #[test]
