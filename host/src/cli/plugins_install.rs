@@ -35,8 +35,9 @@ pub struct InstallArgs {
     /// The vendor's factory account, for a profile that does not exist yet.
     #[arg(long, value_name = "ACCOUNT")]
     default_account: Option<String>,
-    /// The plugin directory to install into.
-    /// [default: $XDG_DATA_HOME/bmc-rotate/plugins]
+    /// The plugin directory to install into: the one `rotate` reads by default (on a packaged
+    /// system that is the package's directory, which needs root).
+    /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
     #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
     dir: Option<PathBuf>,
     /// The user profile directory.
