@@ -13,13 +13,16 @@ const OLD: &str = "Cli-Old_Pass-1";
 const THIRD: &str = "Third-Pass_2026z";
 
 async fn stamp(name: &str) -> (StampLab, PathBuf) {
+    stamp_with(name, "dell-idrac10 = 1\nhpe-ilo6 = 1\nlenovo-xcc3 = 1\n").await
+}
+
+/// A lab stamp of these `[fleet]` lines. One stamp name per test: each has its own stamp lock.
+async fn stamp_with(name: &str, fleet: &str) -> (StampLab, PathBuf) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-rotate-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let spec = FleetSpec::parse(&format!(
-        // One stamp name per test: each has its own stamp lock.
-        "stamp = \"{name}\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\ndell-idrac10 = 1\nhpe-ilo6 = 1\nlenovo-xcc3 = 1\n"
-    ))
-    .unwrap();
+    let spec =
+        FleetSpec::parse(&format!("stamp = \"{name}\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\n{fleet}"))
+            .unwrap();
     (StampLab::start(spec, PepConfig::default(), &dir).await.unwrap(), dir)
 }
 
@@ -29,6 +32,12 @@ fn state_home() -> PathBuf {
 }
 
 async fn bmc_rotate<S: AsRef<std::ffi::OsStr>>(args: Vec<S>) -> Output {
+    let mut command = command(args);
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+}
+
+/// The binary with the tests' cache, state directory and secrets, and no controlling terminal.
+fn command<S: AsRef<std::ffi::OsStr>>(args: Vec<S>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
     command
         .args(args)
@@ -46,7 +55,7 @@ async fn bmc_rotate<S: AsRef<std::ffi::OsStr>>(args: Vec<S>) -> Output {
             Ok(())
         });
     }
-    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+    command
 }
 
 fn rotate_args(stamp: &StampLab, dir: &Path, extra: &[&str]) -> Vec<String> {
@@ -568,13 +577,7 @@ async fn the_new_password_is_escrowed_before_the_first_change_and_a_refusing_vau
 async fn several_stamps_run_canary_first_each_atomic_and_a_failed_canary_starts_no_other() {
     let mut labs = Vec::new();
     for name in ["many-a", "many-b", "many-c"] {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-rotate-{name}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let spec = FleetSpec::parse(&format!(
-            "stamp = \"{name}\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\ndell-idrac10 = 1\nhpe-ilo6 = 1\n"
-        ))
-        .unwrap();
-        labs.push((StampLab::start(spec, PepConfig::default(), &dir).await.unwrap(), dir));
+        labs.push(stamp_with(name, "dell-idrac10 = 1\nhpe-ilo6 = 1\n").await);
     }
     let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-rotate-many");
     let _ = std::fs::remove_dir_all(&work);
@@ -609,13 +612,8 @@ async fn several_stamps_run_canary_first_each_atomic_and_a_failed_canary_starts_
     let run = |args: &[String], extra: &[&str]| {
         let mut args = args.to_vec();
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
+        let mut command = command(args);
         command
-            .args(args)
-            .env("BMC_ROTATE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-artifact-cache"))
-            .env("XDG_STATE_HOME", state_home())
-            .env("CLI_OLD", OLD)
-            .env("CLI_THIRD", THIRD)
             .env("CA_MANY_A", LAB_CLOUDADMIN_PASSWORD)
             .env("CA_MANY_B", LAB_CLOUDADMIN_PASSWORD)
             .env("CA_MANY_C", "Not-The-CloudAdmin-1");
