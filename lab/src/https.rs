@@ -77,17 +77,36 @@ impl Listener {
     /// A listener for a fleet: every loopback address on `port` (0 picks a free port), reachable
     /// from this host only (see the module's documentation).
     pub async fn loopback(port: u16) -> anyhow::Result<Arc<Listener>> {
+        // A listener just dropped (a lab restarted in the same process) closes its socket only
+        // when its aborted task is next polled: give a fixed port that moment before calling it
+        // taken by another lab.
+        let mut waited = 0;
+        loop {
+            match Listener::bind_loopback(port) {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 && waited < 20 => {
+                    waited += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(bind_error(port, e)),
+                Ok(listener) => return Listener::run(listener),
+            }
+        }
+    }
+
+    fn bind_loopback(port: u16) -> std::io::Result<TcpListener> {
         let socket = TcpSocket::new_v4()?;
         socket.set_reuseaddr(true)?;
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
-            socket.bind_device(Some(b"lo")).map_err(|e| anyhow::anyhow!("cannot bind to the loopback device: {e}"))?;
-            socket.bind(SocketAddr::from(([0, 0, 0, 0], port))).map_err(|e| bind_error(port, e))?;
+            socket
+                .bind_device(Some(b"lo"))
+                .map_err(|e| std::io::Error::other(format!("cannot bind to the loopback device: {e}")))?;
+            socket.bind(SocketAddr::from(([0, 0, 0, 0], port)))?;
         }
         // Elsewhere only 127.0.0.1 is served: the one loopback address every system has.
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        socket.bind(SocketAddr::from(([127, 0, 0, 1], port))).map_err(|e| bind_error(port, e))?;
-        Listener::run(socket.listen(4096)?)
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        socket.listen(4096)
     }
 
     /// A listener on exactly `bind` (port 0 picks a free port).
