@@ -144,14 +144,12 @@ impl Escrow {
         let mut stdin = child.stdin.take();
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let work = async {
+            // Exactly the password, no newline: `az … --file /dev/stdin` would store one. A
+            // command that exits without reading it (a missing program) may close the pipe first;
+            // its exit status then says more than the broken pipe.
+            let mut unread = None;
             if let (Some(pipe), Some(password)) = (stdin.as_mut(), password) {
-                // Exactly the password, no newline: `az … --file /dev/stdin` would store one.
-                if let Err(e) = pipe.write_all(password.expose_secret().as_bytes()).await {
-                    return Err(format!(
-                        "the escrow command did not read the password from its standard input ({e}); the password \
-                         is only ever given there"
-                    ));
-                }
+                unread = pipe.write_all(password.expose_secret().as_bytes()).await.err();
             }
             // Closing standard input tells the command the password is complete.
             drop(stdin.take());
@@ -160,10 +158,16 @@ impl Escrow {
             // Whatever lies beyond the kept part is drained, so the command never blocks on a full pipe.
             let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
             let status = child.wait().await.map_err(|e| format!("the escrow command could not be waited for: {e}"))?;
-            Ok((status, read.map(|_| kept).unwrap_or_default()))
+            Ok::<_, String>((status, read.map(|_| kept).unwrap_or_default(), unread))
         };
         let (status, stderr) = match tokio::time::timeout(self.timeout, work).await {
-            Ok(done) => done?,
+            Ok(Ok((status, _, Some(e)))) if status.success() => {
+                return Err(format!(
+                    "the escrow command exited 0 without reading the password from its standard input ({e}); the \
+                     password is only ever given there"
+                ));
+            }
+            Ok(done) => done.map(|(status, stderr, _)| (status, stderr))?,
             Err(_) => {
                 kill_group(pid);
                 return Err(format!("the escrow command did not finish within {} s", self.timeout.as_secs()));
