@@ -25,8 +25,9 @@ for name in dell_idrac hpe_ilo lenovo_xcc generic_redfish; do
     # The trusted comment is signed too: it says what the file is, and `plugins inspect` shows it.
     comment="bmc-rotate $version $name.wasm sha256:$(sha256sum "$file" | cut -d' ' -f1)"
     # An encrypted key reads its password from stdin; an unencrypted one (CI's) ignores it.
-    printf '%s\n' "$password" |
-        minisign -S -s "$BMC_ROTATE_RELEASE_SECRET_KEY" -m "$file" -t "$comment" >/dev/null
+    # A here-string, not a pipe: minisign does not read stdin for an unencrypted key, and a
+    # writer into a pipe it closed dies of SIGPIPE (pipefail then ends the script silently).
+    minisign -S -s "$BMC_ROTATE_RELEASE_SECRET_KEY" -m "$file" -t "$comment" >/dev/null <<<"$password"
     minisign -V -q -P "$BMC_ROTATE_RELEASE_PUBKEY" -m "$file"
     echo "signed $file -> $file.minisig"
 done
