@@ -242,6 +242,58 @@ async fn a_minisigned_plugin_installs_pinned_to_its_key_and_nothing_else_passes(
 }
 
 #[test]
+fn plugins_list_shows_who_signed_each_plugin_and_whether_it_verified() {
+    let work = fresh("list");
+    let (_, vendor_secret, vendor_id) = keypair(&work, "vendor");
+    let (_, stranger_secret, stranger_id) = keypair(&work, "stranger");
+    let (plugins, profiles) = (work.join("plugins"), work.join("profiles"));
+    let download = work.join("download");
+    std::fs::create_dir_all(&download).unwrap();
+    let dell = copy_dell(&download);
+    sign(&dell, &vendor_secret, "acme");
+    let pub_file = work.join("vendor.pub");
+    let args = ["plugins", "install", dell.to_str().unwrap(), "--dir", plugins.to_str().unwrap()];
+    let out =
+        bmc_rotate(&[&args[..], &["--profile", PROFILE, "--signer", pub_file.to_str().unwrap()]].concat(), &profiles);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Beside it: one unsigned, one signed by a key no profile trusts, one altered after signing.
+    let vendor = bmc_tests::vendor_plugin_dir();
+    for file in ["hpe_ilo.wasm", "lenovo_xcc.wasm", "generic_redfish.wasm"] {
+        std::fs::copy(vendor.join(file), plugins.join(file)).unwrap();
+    }
+    sign(&plugins.join("lenovo_xcc.wasm"), &stranger_secret, "someone");
+    let generic = plugins.join("generic_redfish.wasm");
+    sign(&generic, &vendor_secret, "acme");
+    let stock = std::fs::read(&generic).unwrap();
+    std::fs::write(&generic, bmc_tests::with_custom_section(&stock, "extra", b"x")).unwrap();
+
+    let out = bmc_rotate(&["plugins", "list", "--dir", plugins.to_str().unwrap(), "--output", "json"], &profiles);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let signature = |file: &str| rows.iter().find(|r| r["file"] == file).unwrap()["signature"].clone();
+    let dell = signature("dell_idrac.wasm");
+    assert_eq!((&dell["verified"], &dell["key_id"]), (&true.into(), &vendor_id.as_str().into()), "{dell}");
+    assert_eq!(dell["trusted_by"], serde_json::json!([PROFILE]));
+    assert_eq!(
+        (&signature("hpe_ilo.wasm")["signed"], &signature("hpe_ilo.wasm")["verified"]),
+        (&false.into(), &false.into())
+    );
+    let lenovo = signature("lenovo_xcc.wasm");
+    assert_eq!((&lenovo["verified"], &lenovo["key_id"]), (&false.into(), &stranger_id.as_str().into()), "{lenovo}");
+    let bad = signature("generic_redfish.wasm");
+    assert_eq!(bad["verified"], false);
+    assert!(bad["problem"].as_str().unwrap().contains("BAD signature"), "{bad}");
+
+    let table = text(&bmc_rotate(&["plugins", "list", "--dir", plugins.to_str().unwrap()], &profiles).stdout);
+    let line = |file: &str| table.lines().find(|l| l.starts_with(file)).unwrap_or_default().to_owned();
+    assert!(table.lines().next().unwrap().ends_with("SIGNATURE"), "{table}");
+    assert!(line("dell_idrac.wasm").ends_with(&format!("verified {vendor_id}")), "{table}");
+    assert!(line("hpe_ilo.wasm").ends_with("unsigned"), "{table}");
+    assert!(line("lenovo_xcc.wasm").ends_with(&format!("untrusted {stranger_id}")), "{table}");
+    assert!(line("generic_redfish.wasm").ends_with("BAD"), "{table}");
+}
+
+#[test]
 fn the_release_script_signs_the_shipped_plugins_with_the_release_key() {
     let work = fresh("release");
     let (public, secret, id) = keypair(&work, "release");

@@ -367,13 +367,17 @@ enum ProfilesCommand {
 
 #[derive(Debug, Subcommand)]
 enum PluginsCommand {
-    /// List the plugins of a directory: id, version, vendor, families and API version. A plugin
-    /// that cannot be loaded is listed with the reason, and the exit code is 1.
+    /// List the plugins of a directory: id, version, vendor, families, API version and signature.
+    /// A plugin that cannot be loaded is listed with the reason, and the exit code is 1.
     List {
         /// The plugin directory (every `*.wasm` in it).
         /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
         #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// The user profile directory, whose `signers` (with the built-ins') verify the signatures.
+        /// [default: $XDG_CONFIG_HOME/bmc-rotate/profiles]
+        #[arg(long, env = "BMC_ROTATE_PROFILE_DIR", value_name = "DIR")]
+        profile_dir: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -514,7 +518,9 @@ fn start(cli: Cli) -> CmdResult {
 async fn run(cli: Cli) -> CmdResult {
     let cache_dir = if cli.no_cache { None } else { cli.cache_dir.or_else(crate::paths::plugin_cache) };
     match cli.command {
-        Command::Plugins(PluginsCommand::List { dir, output }) => plugins::list(dir, output, cache_dir).await,
+        Command::Plugins(PluginsCommand::List { dir, profile_dir, output }) => {
+            plugins::list(dir, profile_dir, output, cache_dir).await
+        }
         Command::Plugins(PluginsCommand::Inspect { file, signature, profile_dir, output }) => {
             plugins::inspect(&file, signature, profile_dir, output, cache_dir).await
         }

@@ -6,6 +6,7 @@ use crate::fleet::profiles::Profiles;
 use crate::runtime::signature::{self, Detached, SignatureError};
 use crate::runtime::{PasswordPolicy, Plugin, Runtime, RuntimeConfig};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -91,6 +92,19 @@ impl SignatureView {
                 Err(e) => Some(e.to_string()),
             },
         })
+    }
+
+    /// A few words for a table column: `verified KEYID`, `unsigned`, `untrusted KEYID`, `BAD`.
+    fn short(&self) -> String {
+        let key = self.key_id.as_deref().unwrap_or("?");
+        match (self.signed, self.verified, &self.problem) {
+            (false, ..) => "unsigned".into(),
+            (true, true, _) => format!("verified {key}"),
+            (true, false, Some(problem)) if problem.starts_with("not verified: no profile trusts") => {
+                format!("untrusted {key}")
+            }
+            (true, false, _) => "BAD".into(),
+        }
     }
 
     /// One line for the table.
@@ -207,6 +221,8 @@ struct ListedPlugin {
     families: Vec<String>,
     api_version: String,
     sha256: String,
+    /// Its signature (`FILE.wasm.minisig`), checked under every key the profiles trust.
+    signature: SignatureView,
     /// Whether another file of the directory has the same plugin id.
     duplicate: bool,
     /// The other files of the directory carrying the same plugin id (profiles without a
@@ -231,23 +247,39 @@ fn mark_duplicates(listed: &mut [Listed]) {
     }
 }
 
-/// `plugins list [--dir DIR]`.
-pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBuf>) -> CmdResult {
+/// `plugins list [--dir DIR]`: each plugin's signature is checked under every key the profiles
+/// (built-in and `profile_dir`'s) trust, as `inspect` does.
+pub async fn list(
+    dir: Option<PathBuf>,
+    profile_dir: Option<PathBuf>,
+    output: Output,
+    cache_dir: Option<PathBuf>,
+) -> CmdResult {
     let Some(dir) = dir.or_else(crate::paths::plugins) else {
         return Err(CliError::bad_input("no plugin directory: pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR"));
     };
+    let profiles =
+        Profiles::load(profile_dir.or_else(crate::paths::profiles).as_deref()).map_err(CliError::bad_input)?;
     let hint = || crate::fleet::members::plugin_install_hint().replace("--plugin-dir DIR", "--dir DIR");
     if !dir.exists() {
         return Err(CliError::bad_input(format!("plugin directory {} does not exist", dir.display())).with_hint(hint()));
     }
     let results = runtime(cache_dir)?.load_dir(&dir).await.map_err(|e| CliError::bad_input(e).with_hint(hint()))?;
-    let mut listed: Vec<Listed> = results
-        .iter()
-        .map(|(path, result)| {
-            let file =
-                path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
-            match result {
-                Ok(p) => Listed {
+    let mut listed: Vec<Listed> = Vec::with_capacity(results.len());
+    for (path, result) in &results {
+        let file = path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
+        listed.push(match result {
+            Ok(p) => {
+                let bytes = crate::runtime::read_plugin(path).await.map_err(CliError::failed)?;
+                // The signature must speak for the bytes listed, not for a file replaced meanwhile.
+                if hex::encode(Sha256::digest(&bytes)) != p.sha256 {
+                    return Err(CliError::failed(format!(
+                        "{} changed while it was being listed: run the command again",
+                        path.display()
+                    )));
+                }
+                let signature = SignatureView::of(path, &bytes, &signature::signature_path(path), &profiles)?;
+                Listed {
                     file,
                     plugin: Some(ListedPlugin {
                         id: p.info.id.clone(),
@@ -256,20 +288,21 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                         families: p.info.families.clone(),
                         api_version: p.metadata.api_version.to_string(),
                         sha256: p.sha256.clone(),
+                        signature,
                         duplicate: false,
                         same_id_as: Vec::new(),
                     }),
                     error: None,
-                },
-                // The file name is already in the row: keep only the reason.
-                Err(e) => Listed {
-                    file,
-                    plugin: None,
-                    error: Some(e.to_string().replacen(&format!("{}: ", path.display()), "", 1)),
-                },
+                }
             }
-        })
-        .collect();
+            // The file name is already in the row: keep only the reason.
+            Err(e) => Listed {
+                file,
+                plugin: None,
+                error: Some(e.to_string().replacen(&format!("{}: ", path.display()), "", 1)),
+            },
+        });
+    }
     mark_duplicates(&mut listed);
     let failed = listed.iter().any(|l| l.error.is_some());
     match output {
@@ -289,9 +322,11 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                         p.vendor.clone(),
                         p.families.join(","),
                         p.api_version.clone(),
+                        p.signature.short(),
                     ],
                     (None, error) => vec![
                         l.file.clone(),
+                        "-".into(),
                         "-".into(),
                         "-".into(),
                         "-".into(),
@@ -300,7 +335,7 @@ pub async fn list(dir: Option<PathBuf>, output: Output, cache_dir: Option<PathBu
                     ],
                 })
                 .collect();
-            print!("{}", render::table(&["FILE", "ID", "VERSION", "VENDOR", "FAMILIES", "API"], &rows));
+            print!("{}", render::table(&["FILE", "ID", "VERSION", "VENDOR", "FAMILIES", "API", "SIGNATURE"], &rows));
             for l in &listed {
                 if let Some(p) = l.plugin.as_ref().filter(|p| p.duplicate) {
                     println!(
