@@ -68,3 +68,32 @@ async fn a_pinned_profile_picks_the_file_with_its_digest() {
     let chosen = set.select(&shipped).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(chosen.sha256, stock);
 }
+
+#[tokio::test]
+async fn only_the_files_the_profiles_in_use_pin_are_compiled() {
+    let (dir, stock, foreign) = stock_and_foreign("only-pinned");
+    std::fs::write(dir.join("garbage.wasm"), b"not a component").unwrap();
+    let pinned = profile(Some(&stock));
+    let set = PluginSet::load_for(runtime(), &dir, &[&pinned]).await.unwrap();
+    assert_eq!(set.select(&pinned).unwrap().sha256, stock);
+    // Neither the foreign build nor the garbage was looked at past its digest (not refused, not
+    // compiled), and a pin no file has says which digests were there.
+    let absent = "0".repeat(64);
+    let err = set.select(&profile(Some(&absent))).map(|p| p.origin.clone()).unwrap_err();
+    assert!(err.contains("not compiled, as no profile in use pins them: "), "{err}");
+    assert!(err.contains(&format!("{} (sha256 {}…)", dir.join(FOREIGN).display(), &foreign[..12])), "{err}");
+    assert!(err.contains("garbage.wasm (sha256") && !err.contains("not a component"), "{err}");
+    // A directory without a file of the plugin's id says the same.
+    std::fs::remove_file(dir.join("hpe_ilo.wasm")).unwrap();
+    let set = PluginSet::load_for(runtime(), &dir, &[&pinned]).await.unwrap();
+    let err = set.select(&pinned).map(|p| p.origin.clone()).unwrap_err();
+    assert!(err.contains(&format!("no file in {} has the sha256 it pins ({stock}", dir.display())), "{err}");
+    assert!(err.contains("the others were not compiled: ") && err.contains(FOREIGN), "{err}");
+    std::fs::copy(wasm("hpe_ilo"), dir.join("hpe_ilo.wasm")).unwrap();
+
+    // A profile in use without a pin needs every file's plugin id: all are loaded, the garbage refused.
+    let unpinned = profile(None);
+    let set = PluginSet::load_for(runtime(), &dir, &[&pinned, &unpinned]).await.unwrap();
+    let err = set.select(&profile(Some(&absent))).map(|p| p.origin.clone()).unwrap_err();
+    assert!(err.contains(&format!("{}: ", dir.join("garbage.wasm").display())), "{err}");
+}

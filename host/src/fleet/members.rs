@@ -9,6 +9,7 @@ use crate::runtime::capabilities::Manifest;
 use crate::runtime::signature::{self, SignatureError, Signer, SignerKey};
 use crate::runtime::{Plugin, Runtime, Target};
 use semver::{Op, Version, VersionReq};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct PluginSet {
     dir: PathBuf,
     by_id: BTreeMap<String, Vec<Loaded>>,
     refused: Vec<String>,
+    /// Files left uncompiled because no profile in use pins their digest: `FILE (sha256 PREFIX…)`.
+    skipped: Vec<String>,
 }
 
 /// Where plugins go and how to get them there: the end of every error about a missing plugin
@@ -186,6 +189,10 @@ impl PluginSet {
     /// accept (unsigned, signed by a stranger, or with a bad signature) is refused before it is
     /// compiled or run. Otherwise it is loaded, and [`PluginSet::select`] holds each profile to
     /// its own keys.
+    ///
+    /// When every profile in use pins its plugin file by digest (the built-in profiles and those
+    /// `plugins install` writes do), only the pinned files are compiled: compiling is most of a
+    /// cold run's CPU, and a file no pin names could never be chosen.
     pub async fn load_for(runtime: &Runtime, dir: &Path, profiles: &[&HardwareProfile]) -> Result<PluginSet, String> {
         if !dir.exists() {
             return Err(format!("plugin directory {} does not exist; {}", dir.display(), plugin_install_hint()));
@@ -197,6 +204,9 @@ impl PluginSet {
             }
         }
         let all_require = !profiles.is_empty() && profiles.iter().all(|p| !p.signers.is_empty());
+        let pins: Option<Vec<&str>> =
+            if profiles.is_empty() { None } else { profiles.iter().map(|p| p.plugin_sha256.as_deref()).collect() };
+        let mut skipped = Vec::new();
         let paths =
             crate::runtime::plugin_files(dir).await.map_err(|e| format!("plugin directory {}: {e}", dir.display()))?;
         let mut by_id: BTreeMap<String, Vec<Loaded>> = BTreeMap::new();
@@ -228,12 +238,19 @@ impl PluginSet {
                 ));
                 continue;
             }
+            if let Some(pins) = &pins {
+                let sha256 = hex::encode(Sha256::digest(&bytes));
+                if !pins.contains(&sha256.as_str()) {
+                    skipped.push(format!("{origin} (sha256 {}…)", &sha256[..SHORT_SHA256]));
+                    continue;
+                }
+            }
             match runtime.load_bytes(bytes, origin).await {
                 Ok(plugin) => by_id.entry(plugin.info.id.clone()).or_default().push(Loaded { path, plugin, signature }),
                 Err(e) => refused.push(format!("{}: {e}", path.display())),
             }
         }
-        Ok(PluginSet { dir: dir.to_owned(), by_id, refused })
+        Ok(PluginSet { dir: dir.to_owned(), by_id, refused, skipped })
     }
 
     /// The plugin the profile names (see [`choose`] for the rule).
@@ -242,13 +259,21 @@ impl PluginSet {
         if files.is_empty() {
             // Not one file of that id: name what was looked for and where, so the operator can
             // tell a plugin never installed from one that is there but refused.
+            let wanted = match (&profile.plugin_sha256, self.skipped.is_empty()) {
+                // The files were not compiled, so their ids are unknown: say what was compared.
+                (Some(pin), false) => format!(
+                    "no file in {} has the sha256 it pins ({pin}; the others were not compiled: {})",
+                    self.dir.display(),
+                    self.skipped.join(", ")
+                ),
+                _ => format!("no file in {} has that plugin id", self.dir.display()),
+            };
             let mut message = format!(
-                "profile `{}` needs plugin `{}` {}, and no file in {} has that plugin id: install the release's \
-                 {}.wasm there, or give --plugin-dir DIR where it is",
+                "profile `{}` needs plugin `{}` {}, and {wanted}: install the release's {}.wasm there, or give \
+                 --plugin-dir DIR where it is",
                 profile.name,
                 profile.plugin,
                 profile.plugin_version,
-                self.dir.display(),
                 profile.plugin.replace('-', "_")
             );
             for reason in &self.refused {
@@ -267,7 +292,11 @@ impl PluginSet {
                 signature: &l.signature,
             })
             .collect();
-        choose(profile, &candidates, &self.refused).map(|i| files[i].plugin.clone())
+        let mut notes = self.refused.clone();
+        if !self.skipped.is_empty() {
+            notes.push(format!("not compiled, as no profile in use pins them: {}", self.skipped.join(", ")));
+        }
+        choose(profile, &candidates, &notes).map(|i| files[i].plugin.clone())
     }
 }
 
