@@ -37,6 +37,14 @@ fn ilo7_names_its_generation_only_in_manager_type_and_its_version_with_patch_and
 #[test]
 fn ilo7_answers_a_password_change_in_the_hpe_envelope_and_locks_like_ilo6() {
     let mut b = Bmc::new(Persona::Ilo7.profile(), LabClock::default(), PW);
+    // iLO 7 publishes the lockout in the standard properties and whether Basic auth is on.
+    let service = get(&mut b, "/redfish/v1/AccountService").body;
+    assert_eq!(
+        (service["AccountLockoutThreshold"].as_u64(), service["AccountLockoutDuration"].as_u64()),
+        (Some(5), Some(300))
+    );
+    assert_eq!(service["HTTPBasicAuth"], "Enabled");
+    assert_eq!(service["@odata.type"], "#AccountService.v1_15_0.AccountService");
     let r = b.handle(
         &LabRequest::new("PATCH", "/redfish/v1/AccountService/Accounts/1")
             .basic("Administrator", PW)
