@@ -120,7 +120,7 @@ fn help_explains_the_commands() {
 #[cfg(feature = "lab")]
 #[test]
 fn plugin_test_passes_every_vendor_plugin_against_its_personas() {
-    for (name, personas) in [("dell_idrac", 2), ("hpe_ilo", 2), ("lenovo_xcc", 2)] {
+    for (name, personas) in [("dell_idrac", 2), ("hpe_ilo", 3), ("lenovo_xcc", 3)] {
         let out = run(&["plugin", "test", wasm(name).to_str().unwrap(), "--output", "json"]);
         let verdicts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
         let failed: Vec<_> = verdicts.iter().filter(|v| v["passed"] != true).collect();

@@ -84,7 +84,16 @@ fn choose_profiles(inventory: &str, stamp: &StampLab) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discover_pins_every_persona_anonymously_and_rotate_accepts_the_inventory() {
-    let personas = ["dell-idrac9", "dell-idrac10", "hpe-ilo5", "hpe-ilo6", "lenovo-xcc2", "lenovo-xcc3"];
+    let personas = [
+        "dell-idrac9",
+        "dell-idrac10",
+        "hpe-ilo5",
+        "hpe-ilo6",
+        "hpe-ilo7",
+        "lenovo-xcc1",
+        "lenovo-xcc2",
+        "lenovo-xcc3",
+    ];
     let (stamp, dir) = stamp("disc-all", &personas).await;
     let out = dir.join("discovered.toml");
     let mut args: Vec<String> = stamp.lab.bmcs().iter().map(|b| b.addr().to_string()).collect();

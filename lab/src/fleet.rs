@@ -216,6 +216,8 @@ impl Persona {
             Persona::Idrac10 => "dell-poweredge-r770",
             Persona::Ilo5 => "hpe-proliant-dl380-gen10",
             Persona::Ilo6 => "hpe-proliant-dl380-gen11",
+            Persona::Ilo7 => "hpe-proliant-dl380-gen12",
+            Persona::Xcc1 => "lenovo-thinksystem-sr650",
             Persona::Xcc2 => "lenovo-thinksystem-sr650-v3",
             Persona::Xcc3 => "lenovo-thinksystem-sr650-v4",
             // Named, never discovered: a generic BMC is rotated by the generic plugin only where

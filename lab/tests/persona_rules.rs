@@ -207,7 +207,7 @@ fn session_limits_answer_with_the_vendor_status() {
 
 #[test]
 fn slot_profiles_have_empty_slots_that_a_patch_fills() {
-    for persona in [Persona::Idrac9, Persona::Idrac10, Persona::Xcc2, Persona::Xcc3] {
+    for persona in [Persona::Idrac9, Persona::Idrac10, Persona::Xcc1, Persona::Xcc2, Persona::Xcc3] {
         let mut b = bmc(persona);
         let user = default_user(persona);
         let slot = account_path(&b, 5);
@@ -450,7 +450,7 @@ fn xcc_minimum_change_interval() {
 
 #[test]
 fn xcc_locks_after_five_failures_and_the_right_password_stays_refused() {
-    for persona in [Persona::Xcc2, Persona::Xcc3] {
+    for persona in [Persona::Xcc1, Persona::Xcc2, Persona::Xcc3] {
         let mut b = bmc(persona);
         for _ in 0..5 {
             let r = login(&mut b, "USERID", "wrong");
@@ -573,7 +573,7 @@ fn idrac_ignores_password_change_required_on_patch() {
 
 #[test]
 fn ilo_errors_carry_message_ids_and_arguments_only() {
-    for persona in [Persona::Ilo5, Persona::Ilo6] {
+    for persona in [Persona::Ilo5, Persona::Ilo6, Persona::Ilo7] {
         let mut b = bmc(persona);
         let r = patch(
             &mut b,
@@ -604,7 +604,7 @@ fn ilo_errors_carry_message_ids_and_arguments_only() {
 
 #[test]
 fn ilo_echoes_the_trailing_slash_form_the_request_used() {
-    for persona in [Persona::Ilo5, Persona::Ilo6] {
+    for persona in [Persona::Ilo5, Persona::Ilo6, Persona::Ilo7] {
         let mut b = bmc(persona);
         for path in [
             "/redfish/v1/AccountService/Accounts/1",
@@ -692,7 +692,7 @@ fn idrac_dell_attributes_read_back_the_user_slots() {
 
 #[test]
 fn ilo_accounts_and_account_service_as_captured() {
-    for persona in [Persona::Ilo5, Persona::Ilo6] {
+    for persona in [Persona::Ilo5, Persona::Ilo6, Persona::Ilo7] {
         let mut b = bmc(persona);
         let id = b.add_account("ops", "Ops-Pass-11", "ReadOnly").unwrap();
         let admin = get(&mut b, "/redfish/v1/AccountService/Accounts/1").body["Oem"]["Hpe"].clone();

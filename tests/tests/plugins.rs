@@ -16,8 +16,8 @@ const NEXT: &str = "Next-Pass-2y";
 fn plugin_for(persona: Persona) -> &'static str {
     match persona {
         Persona::Idrac9 | Persona::Idrac10 => "dell_idrac",
-        Persona::Ilo5 | Persona::Ilo6 => "hpe_ilo",
-        Persona::Xcc2 | Persona::Xcc3 => "lenovo_xcc",
+        Persona::Ilo5 | Persona::Ilo6 | Persona::Ilo7 => "hpe_ilo",
+        Persona::Xcc1 | Persona::Xcc2 | Persona::Xcc3 => "lenovo_xcc",
         Persona::DmtfGeneric => "generic_redfish",
     }
 }

@@ -199,7 +199,7 @@ async fn a_generic_bmc_rotates_through_the_profile_its_inventory_names() {
 async fn a_mixed_fleet_with_a_generated_password_rotates_xcc_last() {
     let run = Run::start(
         "mixed",
-        "[fleet]\ndell-idrac9 = 2\ndell-idrac10 = 1\nhpe-ilo5 = 1\nhpe-ilo6 = 1\nlenovo-xcc2 = 1\nlenovo-xcc3 = 1\n",
+        "[fleet]\ndell-idrac9 = 2\ndell-idrac10 = 1\nhpe-ilo5 = 1\nhpe-ilo6 = 1\nhpe-ilo7 = 1\nlenovo-xcc1 = 1\nlenovo-xcc2 = 1\nlenovo-xcc3 = 1\n",
     )
     .await;
     let (report, journal, new) = run.rotate(None, LAB_CLOUDADMIN_PASSWORD, options()).await;

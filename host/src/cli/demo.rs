@@ -162,7 +162,7 @@ pub async fn demo(plugin_dir: Option<PathBuf>, per_persona: u32, cache_dir: Opti
     let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })
         .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))?;
     println!(
-        "bmc-rotate demo: {} simulated BMCs (iDRAC9/10, iLO 5/6, XCC2/3) on loopback HTTPS and a privileged endpoint \
+        "bmc-rotate demo: {} simulated BMCs (iDRAC9/10, iLO 5/6/7, XCC 1/2/3) on loopback HTTPS and a privileged endpoint \
          with 3 ERCS VMs (WinRM, NTLM, PSRP). Inventory: {}\n",
         stamp.lab.bmcs().len(),
         stamp.inventory.display()

@@ -288,7 +288,7 @@ enum Command {
         /// PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
         #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
         plugin_dir: Option<PathBuf>,
-        /// Simulated BMCs per vendor generation (six generations).
+        /// Simulated BMCs per lab persona (eight vendor generations and a generic Redfish BMC).
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
         per_generation: u32,
     },

@@ -18,7 +18,8 @@ pub struct TestArgs {
     file: PathBuf,
     /// Run against these personas only (default: every persona of the plugin's vendor, or
     /// dmtf-generic for a vendor the lab does not simulate).
-    /// One of: dell-idrac9, dell-idrac10, hpe-ilo5, hpe-ilo6, lenovo-xcc2, lenovo-xcc3, dmtf-generic.
+    /// One of: dell-idrac9, dell-idrac10, hpe-ilo5, hpe-ilo6, hpe-ilo7, lenovo-xcc1, lenovo-xcc2, lenovo-xcc3,
+    /// dmtf-generic.
     #[cfg(feature = "lab")]
     #[arg(long = "persona", value_name = "NAME", conflicts_with = "bmc")]
     personas: Vec<bmc_lab::Persona>,

@@ -8,7 +8,9 @@
 
 use super::Bmc;
 use super::wire::{LabRequest, LabResponse, error, malformed, message, not_found, stale_etag, success_message};
-use crate::persona::{AccountIds, Complexity, EtagStyle, FailedLogins, IfMatchRule, PolicyRules, SuccessShape, Vendor};
+use crate::persona::{
+    AccountIds, Complexity, EtagStyle, FailedLogins, IfMatchRule, Persona, PolicyRules, SuccessShape, Vendor,
+};
 use crate::policy::{self, Violation};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -225,6 +227,13 @@ impl Bmc {
                     "PasswordChangeOnFirstAccess": false, "PasswordLength": p.policy.min_length}})
             }
             Vendor::Dell | Vendor::Generic => {}
+        }
+        // iLO 7 implements AccountService 1.15 and says whether Basic authentication is on (HPE's
+        // iLO 7 resource definitions); the persona has it on, as iLO 5 and 6 always do.
+        if p.persona == Persona::Ilo7 {
+            body["@odata.type"] = json!("#AccountService.v1_15_0.AccountService");
+            body["HTTPBasicAuth"] = json!("Enabled");
+            body["LocalAccountAuth"] = json!("Enabled");
         }
         LabResponse::json(200, body)
     }

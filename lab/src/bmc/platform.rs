@@ -38,6 +38,8 @@ fn system_model(persona: Persona) -> &'static str {
         Persona::Idrac10 => "PowerEdge R770",
         Persona::Ilo5 => "ProLiant DL380 Gen10",
         Persona::Ilo6 => "ProLiant DL380 Gen11",
+        Persona::Ilo7 => "ProLiant DL380 Gen12",
+        Persona::Xcc1 => "ThinkSystem SR650",
         Persona::Xcc2 => "ThinkSystem SR650 V3",
         Persona::Xcc3 => "ThinkSystem SR650 V4",
         Persona::DmtfGeneric => "Rack Server",

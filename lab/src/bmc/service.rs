@@ -141,8 +141,10 @@ impl Bmc {
             }
             Vendor::Hpe => {
                 // The root carries the bare version (`2.55`); the Manager's FirmwareVersion the
-                // full `iLO 5 v2.55` (HPE's service-root and manager captures).
-                let version = p.firmware.rsplit(" v").next().unwrap_or(p.firmware);
+                // full `iLO 5 v2.55` (HPE's service-root and manager captures), on iLO 7
+                // `1.12.00 Mar 28 2025` beside the root's `1.12.00` (HPE, "Adapting from iLO 6").
+                let full = p.firmware.rsplit(" v").next().unwrap_or(p.firmware);
+                let version = full.split_whitespace().next().unwrap_or(full);
                 json!({"Hpe": {"Manager": [{"ManagerType": p.manager_model, "ManagerFirmwareVersion": version}],
                                "Links": {"ResourceDirectory": {"@odata.id": self.slash("/redfish/v1/ResourceDirectory".into())}},
                                "Sessions": {"LoginFailureDelay": 0}}})
