@@ -18,6 +18,7 @@ const COMPONENTS: &[&str] = &[
     "guest-future-api",
     "guest-forbidden-imports",
     "guest-todo",
+    "guest-base-world",
 ];
 
 fn main() {

@@ -185,6 +185,7 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
         rollback_on_pep_failure: true,
         cancel: bmc_rotate::fleet::cancel::Cancel::new(),
         ledger: bmc_rotate::fleet::ledger::Ledger::new(),
+        snmp: bmc_rotate::fleet::engine::SnmpMode::Require,
     };
     let journal_path = dir.join("run.jsonl");
     let (cpu0, _) = rusage();

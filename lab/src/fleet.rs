@@ -36,6 +36,7 @@
 //! tls = "sha256:3f…"
 //! ```
 
+use crate::bmc::SnmpSetting;
 use crate::clock::LabClock;
 use crate::faults::Faults;
 use crate::https::{Listener, loopback_address};
@@ -72,6 +73,10 @@ pub struct Group {
     /// Password-policy settings of every BMC of the group.
     #[serde(default)]
     pub policy: PolicySettings,
+    /// The rotation account's SNMPv3 case on every BMC of the group: `ok` (SHA and AES, the
+    /// default), `off`, `des` or `md5`. One BMC per group makes it per BMC.
+    #[serde(default)]
+    pub snmp: SnmpSetting,
 }
 
 /// Password-policy settings a spec may change (as an administrator would on the BMC).
@@ -174,6 +179,7 @@ impl FleetSpec {
                 password: None,
                 faults: Faults::default(),
                 policy: PolicySettings::default(),
+                snmp: SnmpSetting::Ok,
             })
             .collect();
         groups.extend(self.group.iter().cloned());
@@ -285,6 +291,8 @@ impl Lab {
                             anyhow::bail!("{name}: no free account slot for `{user}`");
                         }
                     }
+                    let rotation_user = spec.user.as_deref().unwrap_or(state.profile().default_account.1).to_owned();
+                    state.set_snmp(&rotation_user, group.snmp, &password);
                 }
                 bmcs.push(bmc);
             }

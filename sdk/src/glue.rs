@@ -2,10 +2,14 @@
 //! type conversions, the panic hook and the entry points `register_plugin!` forwards to.
 
 use crate::bindings::bmc::plugin::{clock, http as wit_http, log as wit_log, secrets, types as wit};
+use crate::bindings::exports::bmc::plugin::snmp as wit_snmp;
 use crate::http::{Auth, BodyPart, HttpError, Method, Request, Response};
 use crate::plugin::{Backend, Level};
 use crate::secret::Repr;
-use crate::{Bmc, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, Target, VendorPlugin};
+use crate::{
+    Bmc, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target,
+    VendorPlugin,
+};
 
 struct HostBackend;
 
@@ -174,6 +178,35 @@ pub fn verify<P: VendorPlugin>(target: wit::Target) -> Result<(), wit::PluginErr
 pub fn change_password<P: VendorPlugin>(target: wit::Target) -> Result<(), wit::PluginError> {
     let bmc = enter();
     P::change_password(&bmc, &target.into()).map_err(Into::into)
+}
+
+/// `snmp#state` export.
+pub fn snmp_state<P: VendorPlugin>(target: wit::Target) -> Result<Option<wit_snmp::SnmpV3>, wit::PluginError> {
+    let bmc = enter();
+    P::snmp_state(&bmc, &target.into()).map(|s| s.map(Into::into)).map_err(Into::into)
+}
+
+impl From<SnmpV3> for wit_snmp::SnmpV3 {
+    fn from(s: SnmpV3) -> Self {
+        let authentication = match s.authentication {
+            SnmpAuthentication::None => wit_snmp::Authentication::None,
+            SnmpAuthentication::CommunityString => wit_snmp::Authentication::CommunityString,
+            SnmpAuthentication::HmacMd5 => wit_snmp::Authentication::HmacMd5,
+            SnmpAuthentication::HmacSha96 => wit_snmp::Authentication::HmacSha96,
+            SnmpAuthentication::Hmac128Sha224 => wit_snmp::Authentication::Hmac128Sha224,
+            SnmpAuthentication::Hmac192Sha256 => wit_snmp::Authentication::Hmac192Sha256,
+            SnmpAuthentication::Hmac256Sha384 => wit_snmp::Authentication::Hmac256Sha384,
+            SnmpAuthentication::Hmac384Sha512 => wit_snmp::Authentication::Hmac384Sha512,
+        };
+        let privacy = match s.privacy {
+            SnmpPrivacy::None => wit_snmp::Privacy::None,
+            SnmpPrivacy::CbcDes => wit_snmp::Privacy::CbcDes,
+            SnmpPrivacy::Cfb128Aes128 => wit_snmp::Privacy::Cfb128Aes128,
+            SnmpPrivacy::Cfb128Aes192 => wit_snmp::Privacy::Cfb128Aes192,
+            SnmpPrivacy::Cfb128Aes256 => wit_snmp::Privacy::Cfb128Aes256,
+        };
+        wit_snmp::SnmpV3 { enabled: s.enabled, authentication, privacy }
+    }
 }
 
 /// A constant string as the bytes of a custom section (`bmc:api-version`, `bmc:capabilities`).

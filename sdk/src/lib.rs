@@ -76,7 +76,9 @@ pub use plugin::{Bmc, Level, VendorPlugin};
 pub use secret::Secret;
 /// JSON, as the SDK's Redfish helpers speak it (re-exported so plugins depend on the SDK alone).
 pub use serde_json;
-pub use types::{PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target};
+pub use types::{
+    PasswordPolicy, PluginError, PluginInfo, ProbeResult, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target,
+};
 
 /// The version of the `bmc:plugin` WIT contract this SDK implements. `register_plugin!` writes it
 /// into the `bmc:api-version` custom section, which the host reads before compiling a plugin.
@@ -105,7 +107,7 @@ pub mod prelude {
     pub use crate::serde_json::{Value, json};
     pub use crate::{
         BASELINE_CAPABILITIES, Bmc, LOGIN_PASSWORD, Level, NEW_PASSWORD, PasswordPolicy, PluginError, PluginInfo,
-        ProbeResult, Secret, Target, VendorPlugin, register_plugin,
+        ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target, VendorPlugin, register_plugin,
     };
 }
 
@@ -115,10 +117,12 @@ pub mod __private {
     pub use crate::bindings;
     pub use crate::bindings::Guest;
     pub use crate::bindings::bmc::plugin::types as wit;
-    pub use crate::glue::{change_password, info, probe, section_bytes, verify};
+    pub use crate::bindings::exports::bmc::plugin::snmp as wit_snmp;
+    pub use crate::glue::{change_password, info, probe, section_bytes, snmp_state, verify};
 }
 
-/// Exports a [`VendorPlugin`] as the component's implementation of the `vendor-plugin` world,
+/// Exports a [`VendorPlugin`] as the component's implementation of the `vendor-plugin-snmp` world
+/// (`vendor-plugin` and the `snmp` interface),
 /// writes the API version and capability sections and installs a panic hook that reports panics to the host log.
 /// Call it once, at the root of the plugin crate.
 #[macro_export]
@@ -145,6 +149,17 @@ macro_rules! register_plugin {
                 target: $crate::__private::wit::Target,
             ) -> ::core::result::Result<(), $crate::__private::wit::PluginError> {
                 $crate::__private::change_password::<$plugin>(target)
+            }
+        }
+
+        impl $crate::__private::wit_snmp::Guest for __BmcPluginExports {
+            fn state(
+                target: $crate::__private::wit::Target,
+            ) -> ::core::result::Result<
+                ::core::option::Option<$crate::__private::wit_snmp::SnmpV3>,
+                $crate::__private::wit::PluginError,
+            > {
+                $crate::__private::snmp_state::<$plugin>(target)
             }
         }
 

@@ -1,7 +1,7 @@
 //! The trait a vendor implements and the handle through which it reaches the host.
 
 use crate::http::{HttpError, Request, Response};
-use crate::{PluginError, PluginInfo, ProbeResult, Secret, Target};
+use crate::{PluginError, PluginInfo, ProbeResult, Secret, SnmpV3, Target};
 
 /// A vendor plugin. Implement it on a unit struct and export it with
 /// [`register_plugin!`](crate::register_plugin).
@@ -28,6 +28,15 @@ pub trait VendorPlugin {
 
     /// Sets the `new-password` secret on `target.account` and confirms the change.
     fn change_password(bmc: &Bmc, target: &Target) -> Result<(), PluginError>;
+
+    /// The SNMPv3 settings of `target.account`, logged in as `target.login_account` with the
+    /// `login-password` secret; `Ok(None)` when the BMC does not show them. Changes nothing (the
+    /// host holds it to `probe`'s rules). The default reports nothing, which the host treats like
+    /// a plugin built before SNMPv3 reporting existed: "not reported".
+    fn snmp_state(bmc: &Bmc, target: &Target) -> Result<Option<SnmpV3>, PluginError> {
+        let _ = (bmc, target);
+        Ok(None)
+    }
 }
 
 /// Severity of a log line.

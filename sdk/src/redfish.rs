@@ -482,6 +482,28 @@ fn send(bmc: &Bmc, request: &Request<'_>) -> Result<Response, PluginError> {
     bmc.send(request).map_err(|e: HttpError| e.into_plugin_error(request.method, &request.path))
 }
 
+/// The SNMPv3 settings a `ManagerAccount` shows in its standard `SNMP` member (DSP8010
+/// `ManagerAccount` v1.4 and later): `Ok(None)` when it has none. SNMPv3 counts as enabled when
+/// `AccountTypes` lists `SNMP`, or, on a service without `AccountTypes`, when it authenticates.
+/// A protocol name this SDK does not know is a `protocol` error naming it: guessing would let a
+/// weak setting pass.
+pub fn account_snmp(account: &Value) -> Result<Option<crate::SnmpV3>, PluginError> {
+    use crate::{SnmpAuthentication, SnmpPrivacy, SnmpV3};
+    let Some(snmp) = account.get("SNMP").filter(|s| s.is_object()) else { return Ok(None) };
+    let name = |key: &str| snmp.get(key).and_then(Value::as_str).unwrap_or("None");
+    let authentication = SnmpAuthentication::from_redfish(name("AuthenticationProtocol")).ok_or_else(|| {
+        PluginError::Protocol(format!("unknown SNMP AuthenticationProtocol `{}`", name("AuthenticationProtocol")))
+    })?;
+    let privacy = SnmpPrivacy::from_redfish(name("EncryptionProtocol")).ok_or_else(|| {
+        PluginError::Protocol(format!("unknown SNMP EncryptionProtocol `{}`", name("EncryptionProtocol")))
+    })?;
+    let enabled = match account.get("AccountTypes").and_then(Value::as_array) {
+        Some(types) => types.iter().any(|t| t.as_str() == Some("SNMP")),
+        None => authentication != SnmpAuthentication::None,
+    };
+    Ok(Some(SnmpV3 { enabled, authentication, privacy }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,5 +579,20 @@ mod tests {
         );
         assert_eq!(path_of("/redfish/v1/x/"), "/redfish/v1/x/");
         assert_eq!(path_of("https://bmc"), "/");
+    }
+
+    #[test]
+    fn account_snmp_reads_the_standard_member_and_refuses_an_unknown_protocol() {
+        use crate::{SnmpAuthentication, SnmpPrivacy, SnmpV3};
+        let account = serde_json::json!({"AccountTypes": ["Redfish", "SNMP"],
+            "SNMP": {"AuthenticationProtocol": "HMAC_SHA96", "EncryptionProtocol": "CBC_DES"}});
+        let expected =
+            SnmpV3 { enabled: true, authentication: SnmpAuthentication::HmacSha96, privacy: SnmpPrivacy::CbcDes };
+        assert_eq!(account_snmp(&account), Ok(Some(expected)));
+        let off = serde_json::json!({"AccountTypes": ["Redfish"], "SNMP": {"AuthenticationProtocol": "HMAC_SHA96"}});
+        assert_eq!(account_snmp(&off).unwrap().map(|s| (s.enabled, s.privacy)), Some((false, SnmpPrivacy::None)));
+        assert_eq!(account_snmp(&serde_json::json!({"UserName": "x"})), Ok(None));
+        let odd = serde_json::json!({"SNMP": {"AuthenticationProtocol": "HMAC_WHIRLPOOL"}});
+        assert!(matches!(account_snmp(&odd), Err(PluginError::Protocol(m)) if m.contains("HMAC_WHIRLPOOL")));
     }
 }

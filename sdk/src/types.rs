@@ -72,6 +72,86 @@ pub struct ProbeResult {
     pub policy: PasswordPolicy,
 }
 
+/// SNMPv3 authentication, with the Redfish names (`ManagerAccount.SNMP.AuthenticationProtocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnmpAuthentication {
+    /// No authentication.
+    None,
+    /// An SNMPv1/v2c community string.
+    CommunityString,
+    /// HMAC-MD5-96.
+    HmacMd5,
+    /// HMAC-SHA-96.
+    HmacSha96,
+    /// HMAC-128-SHA-224.
+    Hmac128Sha224,
+    /// HMAC-192-SHA-256.
+    Hmac192Sha256,
+    /// HMAC-256-SHA-384.
+    Hmac256Sha384,
+    /// HMAC-384-SHA-512.
+    Hmac384Sha512,
+}
+
+impl SnmpAuthentication {
+    /// The protocol a Redfish `AuthenticationProtocol` value names (`HMAC_SHA96`, …); `None` for
+    /// a value this SDK does not know.
+    pub fn from_redfish(value: &str) -> Option<Self> {
+        Some(match value {
+            "None" => Self::None,
+            "CommunityString" => Self::CommunityString,
+            "HMAC_MD5" => Self::HmacMd5,
+            "HMAC_SHA96" => Self::HmacSha96,
+            "HMAC128_SHA224" => Self::Hmac128Sha224,
+            "HMAC192_SHA256" => Self::Hmac192Sha256,
+            "HMAC256_SHA384" => Self::Hmac256Sha384,
+            "HMAC384_SHA512" => Self::Hmac384Sha512,
+            _ => return None,
+        })
+    }
+}
+
+/// SNMPv3 privacy, with the Redfish names (`ManagerAccount.SNMP.EncryptionProtocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnmpPrivacy {
+    /// No privacy.
+    None,
+    /// CBC-DES.
+    CbcDes,
+    /// CFB128-AES-128.
+    Cfb128Aes128,
+    /// CFB128-AES-192.
+    Cfb128Aes192,
+    /// CFB128-AES-256.
+    Cfb128Aes256,
+}
+
+impl SnmpPrivacy {
+    /// The protocol a Redfish `EncryptionProtocol` value names (`CFB128_AES128`, …); `None` for a
+    /// value this SDK does not know.
+    pub fn from_redfish(value: &str) -> Option<Self> {
+        Some(match value {
+            "None" => Self::None,
+            "CBC_DES" => Self::CbcDes,
+            "CFB128_AES128" => Self::Cfb128Aes128,
+            "CFB128_AES192" => Self::Cfb128Aes192,
+            "CFB128_AES256" => Self::Cfb128Aes256,
+            _ => return None,
+        })
+    }
+}
+
+/// The SNMPv3 settings of the target account (the WIT `snmp-v3` record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnmpV3 {
+    /// Whether the account can send SNMPv3 traps.
+    pub enabled: bool,
+    /// Its authentication protocol.
+    pub authentication: SnmpAuthentication,
+    /// Its privacy protocol.
+    pub privacy: SnmpPrivacy,
+}
+
 /// Why a plugin call failed; the text should carry the vendor's own message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PluginError {

@@ -329,11 +329,12 @@ async fn ilo_sessions_are_closed_through_their_absolute_location() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_s_baseline_manifest_is_the_host_s() {
-    // The iLO plugin declares no capability beyond the SDK's baseline: what its section holds is
+    // The XCC plugin declares no capability beyond the SDK's baseline: what its section holds is
     // the SDK's `BASELINE_CAPABILITIES`, and it must be the host's `BASELINE` rule for rule, or
-    // every SDK-built plugin would be refused or granted more than the host documents.
-    let ilo = plugin("hpe_ilo").await;
-    assert_eq!(ilo.metadata.capabilities, bmc_rotate::runtime::capabilities::Manifest::baseline());
+    // every SDK-built plugin would be refused or granted more than the host documents. (The iLO
+    // plugin adds its SNMPv3 passphrase rules.)
+    let xcc = plugin("lenovo_xcc").await;
+    assert_eq!(xcc.metadata.capabilities, bmc_rotate::runtime::capabilities::Manifest::baseline());
 }
 
 #[tokio::test]

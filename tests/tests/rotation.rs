@@ -138,6 +138,7 @@ fn options() -> RotationOptions {
         rollback_on_pep_failure: true,
         cancel: bmc_rotate::fleet::cancel::Cancel::new(),
         ledger: bmc_rotate::fleet::ledger::Ledger::new(),
+        snmp: bmc_rotate::fleet::engine::SnmpMode::Require,
     }
 }
 

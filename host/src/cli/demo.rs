@@ -112,6 +112,7 @@ async fn run_once(
         rollback_on_pep_failure: true,
         cancel: crate::fleet::cancel::Cancel::new(),
         ledger: crate::fleet::ledger::Ledger::new(),
+        snmp: engine::SnmpMode::Require,
     };
     let journal_path = dir.join(format!("run{round}.jsonl"));
     let password_path = dir.join(format!("run{round}-password"));

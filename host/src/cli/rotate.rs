@@ -9,7 +9,7 @@ use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::cancel::Cancel;
 use crate::fleet::engine::{
     self, PepStep, Plan, Preflight, ResumeError, ResumeOptions, RotationOptions, RunOutcome, RunReport, RunSecrets,
-    RunState,
+    RunState, SnmpMode,
 };
 use crate::fleet::escrow::{Escrow, RunInfo};
 use crate::fleet::inventory::{Inventory, PepSettings};
@@ -85,6 +85,11 @@ pub struct RotateArgs {
     /// What a failed PEP step does to the BMCs.
     #[arg(long, value_enum, default_value_t = OnPepFailure::Rollback)]
     pub on_pep_failure: OnPepFailure,
+    /// What the rotation account's SNMPv3 state does when it would break Azure Stack Hub's
+    /// hardware alerts (off, DES privacy, MD5 authentication, or not reported by the plugin):
+    /// `require` stops preflight naming each BMC and the fix; `warn` goes on and reports it.
+    #[arg(long, value_enum, default_value_t = SnmpMode::Require)]
+    pub snmp: SnmpMode,
     /// The run's journal (created; never overwritten).
     /// [default: $XDG_STATE_HOME/bmc-rotate/journals/STAMP-TIME.jsonl]
     #[arg(long, value_name = "FILE")]
@@ -397,6 +402,7 @@ impl RotatePlan {
             rollback_on_pep_failure: args.on_pep_failure == OnPepFailure::Rollback,
             cancel: Cancel::new(),
             ledger: crate::fleet::ledger::Ledger::new(),
+            snmp: args.snmp,
         };
         let password_out = if args.generate_password {
             Some(args.password_out.clone().expect("clap requires --password-out"))

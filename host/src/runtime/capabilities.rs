@@ -14,7 +14,10 @@
 //! A path pattern matches segment by segment: `*` is one segment, a final `**` any number. Two
 //! names stand for resources the host learns during the call, from the BMC's own answers:
 //! `{account}` is the target account's resource (a `ManagerAccount` whose `UserName` is the
-//! target account, read in the same call) and `{session}` a session the call created. A
+//! target account, read in the same call), `{snmp-user}` a vendor SNMPv3 user the BMC showed, in
+//! the same call, to belong to the target account (its `SecurityName` is the account's name: HPE
+//! iLO's `SnmpService/SNMPUsers` members, whose passphrases must follow the password), and
+//! `{session}` a session the call created. A
 //! `password=` pointer is the one place a rule lets the new password go: the body of such a
 //! request must be exactly that JSON member holding the secret; `{account-id}` in a pointer is
 //! the target account's `Id`.
@@ -33,6 +36,8 @@ pub const MAX_MANIFEST_LEN: usize = 16 << 10;
 
 /// The placeholder for the target account's resource.
 pub const ACCOUNT: &str = "{account}";
+/// The placeholder for the target account's SNMPv3 user (see the module).
+pub const SNMP_USER: &str = "{snmp-user}";
 /// The placeholder for a session the call created.
 pub const SESSION: &str = "{session}";
 /// The placeholder for the target account's `Id`, inside a password pointer.
@@ -55,6 +60,8 @@ pub enum Resource {
     Pattern(Vec<String>),
     /// The target account, pinned from the BMC's answer in the same call.
     Account,
+    /// The target account's SNMPv3 user, pinned from the BMC's answer in the same call.
+    SnmpUser,
     /// A session this call created.
     Session,
 }
@@ -156,6 +163,7 @@ impl fmt::Display for Rule {
         write!(f, "{} ", self.method)?;
         match &self.resource {
             Resource::Account => f.write_str(ACCOUNT)?,
+            Resource::SnmpUser => f.write_str(SNMP_USER)?,
             Resource::Session => f.write_str(SESSION)?,
             Resource::Pattern(segments) => {
                 for s in segments {
@@ -186,6 +194,7 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
     };
     let resource = match target {
         ACCOUNT => Resource::Account,
+        SNMP_USER => Resource::SnmpUser,
         SESSION => Resource::Session,
         path => Resource::Pattern(parse_pattern(path)?),
     };
@@ -205,6 +214,13 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
             return Err(format!(
                 "`{ACCOUNT}` is only for `PATCH {ACCOUNT} password=POINTER`: the target account's other \
                  properties (name, role, state) are not a plugin's to change"
+            ));
+        }
+        (Method::Patch, Resource::SnmpUser, Some(_)) => {}
+        (_, Resource::SnmpUser, _) => {
+            return Err(format!(
+                "`{SNMP_USER}` is only for `PATCH {SNMP_USER} password=POINTER`: a plugin may only make the account's \
+                 SNMPv3 passphrases follow its password"
             ));
         }
         (Method::Patch, _, _) | (_, _, None) => {}
@@ -309,6 +325,8 @@ mod tests {
             ("PATCH {account}", 1, "only for `PATCH {account} password="),
             ("POST {account} password=/Password", 1, "only for `PATCH"),
             ("GET {session}", 1, "only for `DELETE {session}`"),
+            ("PATCH {snmp-user}", 1, "only for `PATCH {snmp-user} password="),
+            ("DELETE {snmp-user}", 1, "only for `PATCH {snmp-user} password="),
             ("GET /a/** password=/Password", 1, "only allowed on a PATCH"),
             ("GET /a/**/b", 1, "may only end"),
             ("GET a/b", 1, "not an absolute path"),

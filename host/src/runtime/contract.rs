@@ -67,6 +67,55 @@ pub struct ProbeResult {
     pub policy: PasswordPolicy,
 }
 
+/// SNMPv3 authentication, with the contract's (and so Redfish's) names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnmpAuthentication {
+    /// None (noAuthNoPriv).
+    None,
+    /// An SNMPv1/v2c community string.
+    CommunityString,
+    /// HMAC-MD5-96.
+    HmacMd5,
+    /// HMAC-SHA-96.
+    HmacSha96,
+    /// HMAC-128-SHA-224.
+    Hmac128Sha224,
+    /// HMAC-192-SHA-256.
+    Hmac192Sha256,
+    /// HMAC-256-SHA-384.
+    Hmac256Sha384,
+    /// HMAC-384-SHA-512.
+    Hmac384Sha512,
+}
+
+/// SNMPv3 privacy, with the contract's (and so Redfish's) names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnmpPrivacy {
+    /// None.
+    None,
+    /// CBC-DES.
+    CbcDes,
+    /// CFB128-AES-128.
+    Cfb128Aes128,
+    /// CFB128-AES-192.
+    Cfb128Aes192,
+    /// CFB128-AES-256.
+    Cfb128Aes256,
+}
+
+/// The target account's SNMPv3 settings, as the `snmp` export reported them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SnmpV3 {
+    /// Whether the account can send SNMPv3 traps.
+    pub enabled: bool,
+    /// Authentication protocol.
+    pub authentication: SnmpAuthentication,
+    /// Privacy protocol.
+    pub privacy: SnmpPrivacy,
+}
+
 /// The kinds of plugin error in the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

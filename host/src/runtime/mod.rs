@@ -26,7 +26,9 @@ pub mod wit;
 
 pub use cache::ArtifactCache;
 pub use config::{EPOCH_TICK, RuntimeConfig};
-pub use contract::{ErrorKind, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target};
+pub use contract::{
+    ErrorKind, PasswordPolicy, PluginError, PluginInfo, ProbeResult, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target,
+};
 pub use engine::{LoadError, Runtime, plugin_files, read_plugin};
 pub use host::log::{GuestLogLine, Level};
 pub use host::secrets::{SecretBindings, SecretName};

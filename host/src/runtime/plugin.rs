@@ -3,7 +3,7 @@
 
 use super::capabilities::Manifest;
 use super::config::{EPOCH_TICK, RuntimeConfig};
-use super::contract::{ErrorKind, PluginError, PluginInfo, ProbeResult, Target};
+use super::contract::{ErrorKind, PluginError, PluginInfo, ProbeResult, SnmpV3, Target};
 use super::host::guard::Call;
 use super::host::http::Ended;
 use super::host::log::GuestLogLine;
@@ -182,6 +182,25 @@ impl Export for ChangePassword<'_> {
     }
 }
 
+struct SnmpState<'t>(&'t Target);
+
+impl Export for SnmpState<'_> {
+    type Output = Option<SnmpV3>;
+
+    const CALL: Call = Call::SnmpState;
+
+    fn target(&self) -> Option<&Target> {
+        Some(self.0)
+    }
+
+    fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, Option<SnmpV3>>
+    where
+        Self: 'a,
+    {
+        Box::pin(guest.snmp_state(store, self.0))
+    }
+}
+
 /// A plugin, compiled and pre-instantiated.
 pub struct Plugin {
     pre: GuestPre,
@@ -240,6 +259,17 @@ impl Plugin {
     /// Calls `change-password`.
     pub async fn change_password(&self, ctx: CallContext, target: &Target) -> Outcome<()> {
         self.call(ctx, ChangePassword(target)).await
+    }
+
+    /// Whether the plugin exports the optional `snmp` interface (built with an SDK that has it).
+    pub fn reports_snmp(&self) -> bool {
+        self.pre.reports_snmp()
+    }
+
+    /// Calls `snmp#state`: `Ok(None)` when the BMC does not show the state. Not to be called
+    /// when [`Plugin::reports_snmp`] is false (the answer would be `None` without a call).
+    pub async fn snmp_state(&self, ctx: CallContext, target: &Target) -> Outcome<Option<SnmpV3>> {
+        self.call(ctx, SnmpState(target)).await
     }
 
     async fn call<E: Export>(&self, ctx: CallContext, export: E) -> Outcome<E::Output> {

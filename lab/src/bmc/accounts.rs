@@ -7,6 +7,7 @@
 //! ETag (the end of this module). The lab keeps salted hashes only, never a plaintext password.
 
 use super::Bmc;
+use super::snmp::{SnmpSetting, SnmpV3};
 use super::wire::{LabRequest, LabResponse, error, malformed, message, not_found, stale_etag, success_message};
 use crate::persona::{
     AccountIds, Complexity, EtagStyle, FailedLogins, IfMatchRule, Persona, PolicyRules, SuccessShape, Vendor,
@@ -70,6 +71,8 @@ pub struct Account {
     pub changed_at: Option<Duration>,
     /// Bumped on every change (drives the ETag).
     pub version: u64,
+    /// Its SNMPv3 settings.
+    pub snmp: SnmpV3,
 }
 
 impl Bmc {
@@ -88,6 +91,7 @@ impl Bmc {
             history: VecDeque::new(),
             changed_at: None,
             version: 1,
+            snmp: SnmpV3::new(SnmpSetting::Off, &self.salt, ""),
         }
     }
 
@@ -101,6 +105,7 @@ impl Bmc {
             password: Some(hash),
             role: role.into(),
             enabled: true,
+            snmp: SnmpV3::new(SnmpSetting::Ok, &self.salt, password),
             ..self.empty_slot(id)
         };
         self.accounts.insert(id, account);
@@ -191,6 +196,7 @@ impl Bmc {
         if self.profile.persona.vendor() == Vendor::Hpe {
             body["Oem"] = json!({ self.profile.oem: {"LoginName": account.login_name, "Privileges": hpe_privileges(&account.role)} });
         }
+        self.account_snmp_json(account, &mut body);
         body
     }
 

@@ -74,6 +74,7 @@ impl Bmc {
             attributes.insert(format!("Users.{n}.Password"), Value::Null);
             attributes.insert(format!("Users.{n}.Privilege"), json!(privilege_mask(&account.role)));
             attributes.insert(format!("Users.{n}.Enable"), json!(if account.enabled { "Enabled" } else { "Disabled" }));
+            self.dell_snmp_attributes(account, &mut attributes);
         }
         LabResponse::json(
             200,

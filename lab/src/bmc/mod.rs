@@ -18,6 +18,8 @@
 //!   update, task and event services, registries, schemas, `NetworkProtocol`, iLO's
 //!   `ResourceDirectory`).
 //! - `dell`: Dell OEM: iDRAC's `DellAttributes` and its forced default-password change.
+//! - `snmp`: each account's SNMPv3 settings as each vendor shows them (iLO's SNMPv3 users with
+//!   passphrases of their own).
 //! - `persist`: the accounts saved and restored across a lab's restart.
 
 mod accounts;
@@ -26,10 +28,12 @@ mod dell;
 mod persist;
 mod platform;
 mod service;
+mod snmp;
 mod wire;
 
 pub use accounts::{Account, PasswordHash};
 pub use persist::BmcSnapshot;
+pub use snmp::{SnmpAuth, SnmpPrivacy, SnmpSetting, SnmpV3};
 pub use wire::{LabRequest, LabResponse, internal_error, not_found, stale_etag};
 
 use crate::clock::LabClock;
@@ -206,6 +210,9 @@ impl Bmc {
             if let Some(id) = path.strip_prefix(collection).and_then(|r| r.strip_prefix('/')) {
                 return self.account_resource(request, caller_id, id);
             }
+        }
+        if let Some(response) = self.hpe_snmp(request, path, caller_id) {
+            return response;
         }
         if let Some(body) = self.platform_resource(path) {
             return if method == "GET" { LabResponse::json(200, body) } else { method_not_allowed(path) };

@@ -15,7 +15,7 @@
 //!   proves the change by authenticating with the new password).
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::RedfishError;
+use bmc_plugin_sdk::redfish::{RedfishError, account_snmp};
 
 /// The iDRAC plugin.
 pub struct Idrac;
@@ -186,6 +186,53 @@ impl VendorPlugin for Idrac {
             })?;
         }
         Ok(())
+    }
+
+    /// iDRAC keeps SNMPv3 per user and uses the user's password as its passphrase (Dell's
+    /// iDRAC9 User's Guide, "Configuring SNMPv3 for users"), so a password change carries the
+    /// passphrase along. The settings: the standard `ManagerAccount.SNMP` member where the
+    /// firmware shows it, else the `Users.N.SNMPv3*` attributes of the account's slot.
+    fn snmp_state(bmc: &Bmc, target: &Target) -> Result<Option<SnmpV3>, PluginError> {
+        identify(bmc)?;
+        let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
+        let (generation, _) = generation(&client)?;
+        let account = client.find_account_in(generation.accounts(), &target.account)?;
+        if let Some(state) = account_snmp(&account.body)? {
+            return Ok(Some(state));
+        }
+        let Some(slot) = account.body.get("Id").and_then(Value::as_str).map(str::to_owned) else {
+            return Ok(None);
+        };
+        let attributes = client.get(DELL_ATTRIBUTES)?;
+        let attribute = |name: &str| {
+            attributes
+                .body
+                .pointer(&format!("/Attributes/Users.{slot}.{name}"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let (Some(enable), Some(auth), Some(privacy)) =
+            (attribute("SNMPv3Enable"), attribute("SNMPv3AuthenticationType"), attribute("SNMPv3PrivacyType"))
+        else {
+            return Ok(None);
+        };
+        let authentication = match auth.as_str() {
+            "None" => SnmpAuthentication::None,
+            "MD5" => SnmpAuthentication::HmacMd5,
+            "SHA" => SnmpAuthentication::HmacSha96,
+            "SHA256" => SnmpAuthentication::Hmac192Sha256,
+            other => {
+                return Err(PluginError::Protocol(format!("unknown Users.{slot}.SNMPv3AuthenticationType `{other}`")));
+            }
+        };
+        let privacy = match privacy.as_str() {
+            "None" => SnmpPrivacy::None,
+            "DES" => SnmpPrivacy::CbcDes,
+            "AES" => SnmpPrivacy::Cfb128Aes128,
+            "AES256" => SnmpPrivacy::Cfb128Aes256,
+            other => return Err(PluginError::Protocol(format!("unknown Users.{slot}.SNMPv3PrivacyType `{other}`"))),
+        };
+        Ok(Some(SnmpV3 { enabled: enable == "Enabled", authentication, privacy }))
     }
 }
 

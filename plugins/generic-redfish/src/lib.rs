@@ -21,7 +21,7 @@
 //!   checks what the BMC holds; errors are typed from the Base registry's messages.
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::{DEFAULT_SESSIONS, SERVICE_ROOT};
+use bmc_plugin_sdk::redfish::{DEFAULT_SESSIONS, SERVICE_ROOT, account_snmp};
 
 /// The generic Redfish plugin.
 pub struct GenericRedfish;
@@ -248,6 +248,15 @@ impl VendorPlugin for GenericRedfish {
             })?;
         }
         Ok(())
+    }
+
+    /// The standard `ManagerAccount.SNMP` member (DSP8010 v1.4+), when the service shows it.
+    fn snmp_state(bmc: &Bmc, target: &Target) -> Result<Option<SnmpV3>, PluginError> {
+        let root = identify(bmc)?;
+        let client = connect(bmc, &root, &target.login_account, bmc.login_password()?)?;
+        let state = find(&client, &root, &target.account).and_then(|(_, account)| account_snmp(&account.body));
+        client.logout()?;
+        state
     }
 }
 

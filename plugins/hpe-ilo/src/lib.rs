@@ -9,13 +9,52 @@
 //! - a successful PATCH answers 200 with the `error` envelope holding `AccountModified`;
 //! - `InvalidPasswordLength` / `InvalidPasswordComplexity` are policy refusals, quoted verbatim;
 //! - failed logins are delayed (iLO 5) or lock the account (iLO 6 when configured): a refused
-//!   credential is never retried, and the delay the iLO announced is reported.
+//!   credential is never retried, and the delay the iLO announced is reported;
+//! - SNMPv3 users are not accounts: they live under `Managers/1/SnmpService/SNMPUsers` with
+//!   passphrases of their own (`AuthPassphrase`, `PrivacyPassphrase`). Azure Stack Hub needs the
+//!   trap credential to equal the BMC credential, so the SNMPv3 user whose `SecurityName` is the
+//!   account's name gets the new password as both passphrases in the same change (and so in the
+//!   rollback, the same call with the passwords swapped).
 
 use bmc_plugin_sdk::prelude::*;
 use bmc_plugin_sdk::redfish::extended_info;
 
 /// The iLO plugin.
 pub struct Ilo;
+
+/// iLO's SNMPv3 users (HPE's iLO 5/6 Redfish reference, `HpeSNMPUser`).
+const SNMP_USERS: &str = "/redfish/v1/Managers/1/SnmpService/SNMPUsers";
+
+/// The SNMPv3 user whose `SecurityName` is `account`, if any (read through `client`, which also
+/// shows the host that the user is the account's).
+fn snmp_user(client: &Redfish<'_>, account: &str) -> Result<Option<Resource>, PluginError> {
+    let collection = client.get(SNMP_USERS)?;
+    let members = collection.body.get("Members").and_then(Value::as_array).cloned().unwrap_or_default();
+    for member in members {
+        let Some(uri) = member.get("@odata.id").and_then(Value::as_str) else { continue };
+        let user = client.get(uri)?;
+        if user.body.get("SecurityName").and_then(Value::as_str) == Some(account) {
+            return Ok(Some(user));
+        }
+    }
+    Ok(None)
+}
+
+/// Makes the account's SNMPv3 passphrases the new password, one member per PATCH (each is one
+/// manifest rule).
+fn follow_snmp(bmc: &Bmc, client: &Redfish<'_>, target: &Target, new: &Secret) -> Result<(), PluginError> {
+    let Some(user) = snmp_user(client, &target.account)? else {
+        bmc.info(format!("no SNMPv3 user is named `{}`: no passphrase to change", target.account));
+        return Ok(());
+    };
+    for member in ["AuthPassphrase", "PrivacyPassphrase"] {
+        client.patch(&user.uri, JsonBody::object().secret(member, new), &IfMatch::None)?.map_err(|e| {
+            PluginError::Protocol(format!("iLO refused the SNMPv3 {member} of `{}`: {e}", target.account))
+        })?;
+    }
+    bmc.info(format!("SNMPv3 passphrases of `{}` changed ({})", target.account, user.uri));
+    Ok(())
+}
 
 fn default_policy() -> PasswordPolicy {
     PasswordPolicy {
@@ -86,6 +125,18 @@ fn live_policy(client: &Redfish<'_>, root: &ServiceRoot, family: &str) -> Passwo
 }
 
 impl VendorPlugin for Ilo {
+    /// Plain Redfish, plus the new password as each SNMPv3 passphrase of the account's own
+    /// SNMPv3 user (`{snmp-user}`: the host pins it to the user the iLO showed, in the same call,
+    /// to have the account's name as its `SecurityName`).
+    const CAPABILITIES: &'static str = concat!(
+        "GET /redfish/v1/**\n",
+        "POST /redfish/v1/SessionService/Sessions\n",
+        "DELETE {session}\n",
+        "PATCH {account} password=/Password\n",
+        "PATCH {snmp-user} password=/AuthPassphrase\n",
+        "PATCH {snmp-user} password=/PrivacyPassphrase\n",
+    );
+
     fn info() -> PluginInfo {
         PluginInfo {
             id: "hpe-ilo".into(),
@@ -142,16 +193,47 @@ impl VendorPlugin for Ilo {
             bmc.warn(format!("{family}: PATCH succeeded without AccountModified: {messages:?}"));
         }
         bmc.info(format!("{family}: password of `{}` changed ({})", target.account, account.uri));
+        if !target.is_self_change() {
+            follow_snmp(bmc, &client, target, &new)?;
+            return client.logout();
+        }
         // After a self-change the session may already be gone: logout tolerates that.
         client.logout()?;
-        if target.is_self_change() {
-            login(bmc, &root, &target.account, &new)
-                .map_err(|e| {
-                    PluginError::Protocol(format!("iLO accepted the new password but refused it at login: {e}"))
-                })?
-                .logout()?;
-        }
-        Ok(())
+        let proof = login(bmc, &root, &target.account, &new).map_err(|e| {
+            PluginError::Protocol(format!("iLO accepted the new password but refused it at login: {e}"))
+        })?;
+        follow_snmp(bmc, &proof, target, &new)?;
+        proof.logout()
+    }
+
+    /// The SNMPv3 user named like the account: off when there is none.
+    fn snmp_state(bmc: &Bmc, target: &Target) -> Result<Option<SnmpV3>, PluginError> {
+        let (root, _) = identify(bmc)?;
+        let client = login(bmc, &root, &target.login_account, &bmc.login_password()?)?;
+        let user = snmp_user(&client, &target.account);
+        client.logout()?;
+        let Some(user) = user? else {
+            return Ok(Some(SnmpV3 {
+                enabled: false,
+                authentication: SnmpAuthentication::None,
+                privacy: SnmpPrivacy::None,
+            }));
+        };
+        let text = |key: &str| user.body.get(key).and_then(Value::as_str).unwrap_or("None").to_owned();
+        let authentication = match text("AuthProtocol").as_str() {
+            "None" => SnmpAuthentication::None,
+            "MD5" => SnmpAuthentication::HmacMd5,
+            "SHA" => SnmpAuthentication::HmacSha96,
+            "SHA256" => SnmpAuthentication::Hmac192Sha256,
+            other => return Err(PluginError::Protocol(format!("unknown SNMPv3 AuthProtocol `{other}`"))),
+        };
+        let privacy = match text("PrivacyProtocol").as_str() {
+            "None" => SnmpPrivacy::None,
+            "DES" => SnmpPrivacy::CbcDes,
+            "AES" => SnmpPrivacy::Cfb128Aes128,
+            other => return Err(PluginError::Protocol(format!("unknown SNMPv3 PrivacyProtocol `{other}`"))),
+        };
+        Ok(Some(SnmpV3 { enabled: true, authentication, privacy }))
     }
 }
 

@@ -13,6 +13,7 @@
 //!   credential is never retried. Logins use Basic, as Lenovo's own script does.
 
 use bmc_plugin_sdk::prelude::*;
+use bmc_plugin_sdk::redfish::account_snmp;
 
 /// The XCC plugin.
 pub struct Xcc;
@@ -128,6 +129,15 @@ impl VendorPlugin for Xcc {
             })?;
         }
         Ok(())
+    }
+
+    /// XCC keeps SNMPv3 per account, in the standard `ManagerAccount.SNMP` member; the account's
+    /// password is its passphrase (an assumption: see the plugin README's SNMPv3 section).
+    fn snmp_state(bmc: &Bmc, target: &Target) -> Result<Option<SnmpV3>, PluginError> {
+        let root = identify(bmc)?;
+        let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
+        let account = client.find_account(&root.account_service, &target.account).map_err(refused)?;
+        account_snmp(&account.body)
     }
 }
 

@@ -3,6 +3,7 @@
 //! password a BMC holds and tells whether the BMC can ever go back to the old one.
 
 use super::report::{BmcReport, BmcResult, Observer};
+use super::snmp::SnmpCheck;
 use super::steps::{Login, SharedJournal, context, each, login, name};
 use crate::fleet::cancel::Cancel;
 use crate::fleet::journal::Which;
@@ -33,6 +34,10 @@ pub(crate) struct Bmc {
     pub refused: bool,
     /// Time spent on this BMC alone.
     pub spent: Duration,
+    /// Its SNMPv3 state in preflight, once checked.
+    pub snmp_preflight: Option<SnmpCheck>,
+    /// Its SNMPv3 state after the run's change, once checked.
+    pub snmp_after: Option<SnmpCheck>,
 }
 
 impl Bmc {
@@ -50,6 +55,8 @@ impl Bmc {
             error: None,
             refused: false,
             spent: Duration::ZERO,
+            snmp_preflight: None,
+            snmp_after: None,
         }))
     }
 
@@ -75,6 +82,8 @@ impl Bmc {
             duration: self.spent,
             error: self.error.clone(),
             rollback_safe: self.rollback_safe(),
+            snmp_preflight: self.snmp_preflight.clone(),
+            snmp_after: self.snmp_after.clone(),
         }
     }
 

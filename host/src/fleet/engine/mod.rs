@@ -15,6 +15,7 @@ mod plan;
 mod preflight;
 mod report;
 mod resume;
+mod snmp;
 pub mod state;
 mod steps;
 
@@ -23,5 +24,6 @@ pub use plan::{ChangeOrder, Plan, PlannedBmc, PlannedPep};
 pub use preflight::{Preflight, Preflighted, RotationOptions, RunSecrets, preflight};
 pub use report::{BmcReport, BmcResult, Observer, Phase, RunOutcome, RunReport, Silent};
 pub use resume::{ResumeError, ResumeOptions, resume};
+pub use snmp::{SnmpCheck, SnmpMode};
 pub use state::{LedgerRow, NO_START, Recovery, RunState, state, state_of};
 pub use steps::name;

@@ -7,6 +7,7 @@ use super::bmcs::{self, Bmc, Shared, lock};
 use super::converge::{Command, Converging, Fleet, PepStep};
 use super::plan::Plan;
 use super::report::{BmcResult, Observer, Phase, RunOutcome, RunReport};
+use super::snmp::{self, SnmpMode};
 use super::steps::SharedJournal;
 use crate::fleet::cancel::Cancel;
 use crate::fleet::journal::{Journal, Record, Which};
@@ -39,6 +40,8 @@ pub struct RotationOptions {
     pub cancel: Cancel,
     /// Failed logins per BMC in this command (at most one each).
     pub ledger: Ledger,
+    /// What an SNMPv3 problem (off, DES, MD5, not reported) does: stop preflight or warn.
+    pub snmp: SnmpMode,
 }
 
 /// What preflight found.
@@ -64,6 +67,7 @@ pub struct Preflighted<C: PepClient> {
     observer: Arc<dyn Observer>,
     notes: Vec<String>,
     started: Instant,
+    snmp: SnmpMode,
 }
 
 /// Preflights a rotation of `members` (see the module). Changes nothing and writes nothing.
@@ -84,6 +88,9 @@ pub async fn preflight<C: PepClient>(
     };
 
     let mut errors = check_bmcs(&bmcs, &secrets.old, options, &observer).await;
+    if errors.is_empty() && !options.cancel.is_cancelled() {
+        check_snmp(&bmcs, &secrets.old, options.snmp, &mut errors, &mut notes).await;
+    }
     if options.cancel.is_cancelled() {
         notes.push("interrupted during preflight: nothing was changed".into());
         return stopped(&bmcs, RunOutcome::Interrupted, notes, None);
@@ -145,7 +152,35 @@ pub async fn preflight<C: PepClient>(
         observer,
         notes,
         started,
+        snmp: options.snmp,
     })
+}
+
+/// Checks the rotation account's SNMPv3 state on every BMC, one at a time (each check logs in
+/// with the password the BMC was just shown to hold). A problem is an error under
+/// [`SnmpMode::Require`], a warning under [`SnmpMode::Warn`]; both name the BMC and the fix.
+async fn check_snmp(
+    bmcs: &[Shared<Bmc>],
+    old: &Arc<SecretString>,
+    mode: SnmpMode,
+    errors: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    for bmc in bmcs {
+        let check = snmp::check(bmc, old).await;
+        let mut bmc = lock(bmc);
+        for problem in &check.problems {
+            match mode {
+                SnmpMode::Require => errors.push(format!("{}: {problem} (or run with --snmp warn)", bmc.name())),
+                SnmpMode::Warn => notes.push(format!("warning: {}: {problem}", bmc.name())),
+            }
+        }
+        if !check.ok && mode == SnmpMode::Require {
+            bmc.result = BmcResult::PreflightFailed;
+            bmc.error = Some(check.problems.join("; "));
+        }
+        bmc.snmp_preflight = Some(check);
+    }
 }
 
 /// Probes every BMC with the current password (`probe` logs in, so it verifies the password
@@ -266,8 +301,30 @@ impl<C: PepClient> Preflighted<C> {
             account: self.account.clone(),
         };
         let converged = converging.run(Which::New, Which::Old, &mut notes).await?;
+        self.check_snmp_after(&mut notes).await;
         self.notes = notes;
         Ok(self.report(converged.outcome, converged.pep, converged.pep_error))
+    }
+
+    /// Checks SNMPv3 again on every BMC that holds a known password after the run: a BMC
+    /// whose SNMPv3 side did not follow (a passphrase refused, a setting lost) is named, with
+    /// what to change. The run's outcome stands: the passwords already agree.
+    async fn check_snmp_after(&self, notes: &mut Vec<String>) {
+        for bmc in &self.fleet.bmcs {
+            let password = match lock(bmc).holds {
+                Which::New => &self.fleet.new,
+                Which::Old => &self.fleet.old,
+                Which::Unknown => continue,
+            };
+            let check = snmp::check(bmc, password).await;
+            let mut bmc = lock(bmc);
+            if !check.ok && (self.snmp == SnmpMode::Require || bmc.snmp_preflight.as_ref().is_none_or(|c| c.ok)) {
+                for problem in &check.problems {
+                    notes.push(format!("warning: after the change, {}: {problem}", bmc.name()));
+                }
+            }
+            bmc.snmp_after = Some(check);
+        }
     }
 
     fn report(&self, outcome: RunOutcome, pep: Option<PepReport>, pep_error: Option<String>) -> RunReport {

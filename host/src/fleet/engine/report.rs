@@ -1,6 +1,7 @@
 //! What a command tells its caller: per BMC and for the run, as enums the journal, the report
 //! and the JSON share, and the progress it reports on the way.
 
+use super::snmp::SnmpCheck;
 use crate::fleet::journal::Which;
 use crate::pep::{self, PepReport, Progress};
 use crate::secrets::policy::FleetPolicy;
@@ -31,6 +32,12 @@ pub struct BmcReport {
     pub error: Option<String>,
     /// Whether its policy lets it return to the old password.
     pub rollback_safe: bool,
+    /// The rotation account's SNMPv3 state in preflight (absent when not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snmp_preflight: Option<SnmpCheck>,
+    /// The rotation account's SNMPv3 state after the change (absent when not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snmp_after: Option<SnmpCheck>,
 }
 
 /// What happened to one BMC in a command. The JSON words are the table's.

@@ -44,6 +44,8 @@ pub enum Call {
     Verify,
     /// `change-password`: everything the manifest declares.
     ChangePassword,
+    /// `snmp#state`: read, log in, log out.
+    SnmpState,
 }
 
 /// What kind of request the guard admitted: decides what the host does with its answer.
@@ -76,6 +78,8 @@ pub struct Guard {
     target: Option<Target>,
     bound: SecretBindings,
     account: Option<Pinned>,
+    /// Resources the BMC showed, in this call, to be the target account's SNMPv3 user.
+    snmp_users: Vec<String>,
     sessions: Vec<String>,
     secret_requests: u32,
     credentials_used: Vec<(String, SecretName)>,
@@ -90,6 +94,7 @@ impl Guard {
             target,
             bound,
             account: None,
+            snmp_users: Vec::new(),
             sessions: Vec::new(),
             secret_requests: 0,
             credentials_used: Vec::new(),
@@ -161,6 +166,12 @@ impl Guard {
                     let id = id.unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_owned());
                     self.account = Some(Pinned { path: path.clone(), id });
                 }
+                // An SNMPv3 user (HPE's `HpeSNMPUser`) is the account's by its `SecurityName`.
+                let snmp_user =
+                    !is_account && value.get("SecurityName").and_then(Value::as_str) == Some(target.account.as_str());
+                if snmp_user && !self.snmp_users.contains(path) {
+                    self.snmp_users.push(path.clone());
+                }
             }
             Admitted::Login => {
                 let location = headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.as_str());
@@ -188,12 +199,18 @@ impl Guard {
     }
 
     /// The first rule granting `method` on `path`.
-    fn rule_for(&self, method: Method, path: &str) -> Option<&Rule> {
-        self.manifest.rules().iter().find(|rule| {
+    fn rule_for<'a>(&'a self, method: Method, path: &'a str) -> Option<&'a Rule> {
+        self.rules_for(method, path).next()
+    }
+
+    /// Every rule granting `method` on `path`, in declaration order.
+    fn rules_for<'a>(&'a self, method: Method, path: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.manifest.rules().iter().filter(move |rule| {
             rule.method == method
                 && match &rule.resource {
                     Resource::Pattern(_) => rule.pattern_matches(path),
                     Resource::Account => self.is_account(path),
+                    Resource::SnmpUser => self.snmp_users.iter().any(|s| s == path),
                     Resource::Session => self.sessions.iter().any(|s| s == path),
                 }
         })
@@ -205,10 +222,14 @@ impl Guard {
         match self.call {
             Call::ChangePassword => Ok(()),
             Call::Info => Err("`info` has no BMC".into()),
-            Call::Probe | Call::Verify if reading => Ok(()),
-            Call::Probe | Call::Verify => Err(format!(
+            Call::Probe | Call::Verify | Call::SnmpState if reading => Ok(()),
+            Call::Probe | Call::Verify | Call::SnmpState => Err(format!(
                 "{method} {shown}: `{}` changes nothing; it may only read, log in and log out",
-                if self.call == Call::Probe { "probe" } else { "verify" }
+                match self.call {
+                    Call::Probe => "probe",
+                    Call::Verify => "verify",
+                    _ => "snmp#state",
+                }
             )),
         }
     }
@@ -309,15 +330,26 @@ impl Guard {
         let Some(declared) = &rule.password else {
             return refuse("this rule does not admit a password; declare it with `password=/POINTER`");
         };
-        let expected = match (declared.contains(ACCOUNT_ID), &self.account) {
-            (false, _) => declared.clone(),
-            (true, Some(account)) => declared.replace(ACCOUNT_ID, &account.id),
-            (true, None) => return refuse("the pointer names the target account's Id, which this call has not read"),
-        };
-        if *pointer != expected || shape.members != expected.matches('/').count() {
-            return refuse(&format!("the body must be exactly the member `{expected}` holding the new password"));
+        // Several rules may cover one resource with different members (an SNMPv3 user's
+        // authentication and privacy passphrases): the body's member picks the rule.
+        let mut expected = Vec::new();
+        for rule in self.rules_for(request.method, path) {
+            let Some(declared) = &rule.password else { continue };
+            let member = match (declared.contains(ACCOUNT_ID), &self.account) {
+                (false, _) => declared.clone(),
+                (true, Some(account)) => declared.replace(ACCOUNT_ID, &account.id),
+                (true, None) => continue,
+            };
+            if *pointer == member && shape.members == member.matches('/').count() {
+                return Ok(Admitted::PasswordChange);
+            }
+            expected.push(member);
         }
-        Ok(Admitted::PasswordChange)
+        if expected.is_empty() && declared.contains(ACCOUNT_ID) {
+            return refuse("the pointer names the target account's Id, which this call has not read");
+        }
+        let expected: Vec<String> = expected.iter().map(|m| format!("`{m}`")).collect();
+        refuse(&format!("the body must be exactly the member {} holding the new password", expected.join(" or ")))
     }
 }
 
@@ -602,6 +634,47 @@ mod tests {
         read_account(&mut g, "/redfish/v1/Managers/iDRAC.Embedded.1/Accounts/2", "azsbmc");
         assert_eq!(g.admit(&patch("Users.2.Password")), Ok(Admitted::PasswordChange));
         assert!(g.admit(&patch("Users.3.Password")).unwrap_err().contains("Users.2.Password"));
+    }
+
+    fn read_snmp_user(guard: &mut Guard, path: &str, security_name: &str) {
+        let admitted = guard.admit(&request(Method::Get, path, Auth::None, vec![])).unwrap();
+        let body = serde_json::json!({
+            "@odata.type": "#HpeSNMPUser.v2_1_0.HpeSNMPUser", "@odata.id": path, "SecurityName": security_name,
+        });
+        guard.observe(&admitted, 200, &[], body.to_string().as_bytes());
+    }
+
+    #[test]
+    fn snmp_passphrases_go_only_to_the_accounts_own_snmp_user_in_a_change() {
+        let manifest = "GET /redfish/v1/**\nPATCH {snmp-user} password=/AuthPassphrase\n\
+                        PATCH {snmp-user} password=/PrivacyPassphrase\n";
+        let (mine, other) =
+            ("/redfish/v1/Managers/1/SnmpService/SNMPUsers/1", "/redfish/v1/Managers/1/SnmpService/SNMPUsers/2");
+        let patch = |s: &Setup, path: &str, member: &str| {
+            let body = vec![text(&format!(r#"{{"{member}":"#)), Part::SecretJson(s.new.clone()), text("}")];
+            request(Method::Patch, path, Auth::None, body)
+        };
+        let (mut g, s) = guard(Call::ChangePassword, manifest, true);
+        assert!(g.admit(&patch(&s, mine, "AuthPassphrase")).is_err(), "not shown to be the account's yet");
+        read_snmp_user(&mut g, mine, "azsbmc");
+        read_snmp_user(&mut g, &format!("{other}/"), "someone-else");
+        assert_eq!(g.admit(&patch(&s, mine, "AuthPassphrase")), Ok(Admitted::PasswordChange));
+        assert_eq!(g.admit(&patch(&s, &format!("{mine}/"), "PrivacyPassphrase")), Ok(Admitted::PasswordChange));
+        let err = g.admit(&patch(&s, mine, "SecurityName")).unwrap_err();
+        assert!(err.contains("`/AuthPassphrase` or `/PrivacyPassphrase`"), "{err}");
+        assert!(g.admit(&patch(&s, other, "AuthPassphrase")).is_err(), "another SNMPv3 user");
+        let rename = request(Method::Patch, mine, Auth::None, vec![text(r#"{"SecurityName":"x"}"#)]);
+        assert!(g.admit(&rename).unwrap_err().contains("only admits the new password"));
+        let login = |s: &Setup| {
+            let body = vec![text(r#"{"AuthPassphrase":"#), Part::SecretJson(s.login.clone()), text("}")];
+            request(Method::Patch, mine, Auth::None, body)
+        };
+        assert!(g.admit(&login(&s)).unwrap_err().contains("only travel as a login credential"));
+
+        // Reading the SNMPv3 state changes nothing, the passphrases included.
+        let (mut g, s) = guard(Call::SnmpState, manifest, true);
+        read_snmp_user(&mut g, mine, "azsbmc");
+        assert!(g.admit(&patch(&s, mine, "AuthPassphrase")).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@
 
 pub mod v0_2;
 
-use super::contract::{PluginError, PluginInfo, ProbeResult, Target};
+use super::contract::{PluginError, PluginInfo, ProbeResult, SnmpV3, Target};
 use super::job::JobState;
 use semver::{Version, VersionReq};
 use wasmtime::Store;
@@ -114,6 +114,13 @@ impl GuestPre {
         })
     }
 
+    /// Whether the component exports the optional `snmp` interface.
+    pub(crate) fn reports_snmp(&self) -> bool {
+        match self {
+            GuestPre::V0_2(pre) => pre.reports_snmp(),
+        }
+    }
+
     /// The engine the plugin was compiled for.
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         match self {
@@ -157,6 +164,13 @@ impl Guest {
     pub(crate) async fn change_password(&self, store: &mut Store<JobState>, target: &Target) -> Answer<()> {
         match self {
             Guest::V0_2(g) => g.change_password(store, target).await,
+        }
+    }
+
+    /// `snmp#state`, or `None` from a component without the optional export.
+    pub(crate) async fn snmp_state(&self, store: &mut Store<JobState>, target: &Target) -> Answer<Option<SnmpV3>> {
+        match self {
+            Guest::V0_2(g) => g.snmp_state(store, target).await,
         }
     }
 }

@@ -4,7 +4,8 @@
 use super::Answer;
 use crate::gateway;
 use crate::runtime::contract::{
-    ErrorKind, MAX_MESSAGE_LEN, MAX_NAME_LEN, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Target, untrusted,
+    ErrorKind, MAX_MESSAGE_LEN, MAX_NAME_LEN, PasswordPolicy, PluginError, PluginInfo, ProbeResult, SnmpAuthentication,
+    SnmpPrivacy, SnmpV3, Target, untrusted,
 };
 use crate::runtime::host::clock::ClockCtx;
 use crate::runtime::host::http::{HttpView, SendError};
@@ -28,7 +29,29 @@ mod bindings {
     });
 }
 
+/// The optional `snmp` export, bound on its own so that a component without it still matches the
+/// base world: `VendorPluginIndices` asks only for `info`, `probe`, `verify` and
+/// `change-password`, and `snmp::GuestIndices::new` fails (and the host records "not reported")
+/// when the component has no `bmc:plugin/snmp@0.2.0` instance. The imports are the base
+/// bindings' own (`with`), so there is one set of types.
+mod snmp_bindings {
+    wasmtime::component::bindgen!({
+        path: "../sdk/wit/v0.2",
+        world: "bmc:plugin/vendor-plugin-snmp",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "bmc:plugin/types": super::bindings::bmc::plugin::types,
+            "bmc:plugin/secrets": super::bindings::bmc::plugin::secrets,
+            "bmc:plugin/http": super::bindings::bmc::plugin::http,
+            "bmc:plugin/log": super::bindings::bmc::plugin::log,
+            "bmc:plugin/clock": super::bindings::bmc::plugin::clock,
+        },
+    });
+}
+
 use bindings::bmc::plugin::{clock, http, log, secrets, types as wit};
+use snmp_bindings::exports::bmc::plugin::snmp as wit_snmp;
 
 /// The contract version of this module.
 pub const VERSION: Version = Version::new(0, 2, 0);
@@ -65,41 +88,92 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
 }
 
 /// A component pre-instantiated as a v0.2 vendor plugin.
-pub(crate) struct Pre(bindings::VendorPluginPre<JobState>);
+pub(crate) struct Pre {
+    pre: InstancePre<JobState>,
+    base: bindings::VendorPluginIndices,
+    /// Where the `snmp` export is, when the component has one.
+    snmp: Option<wit_snmp::GuestIndices>,
+}
 
 impl Pre {
-    /// Fails when the component does not export the v0.2 world.
+    /// Fails when the component does not export the v0.2 world; the `snmp` export is optional.
     pub(crate) fn new(pre: InstancePre<JobState>) -> wasmtime::Result<Pre> {
-        Ok(Pre(bindings::VendorPluginPre::new(pre)?))
+        let base = bindings::VendorPluginIndices::new(&pre)?;
+        let snmp = wit_snmp::GuestIndices::new(&pre).ok();
+        Ok(Pre { pre, base, snmp })
+    }
+
+    /// Whether the component exports `snmp`.
+    pub(crate) fn reports_snmp(&self) -> bool {
+        self.snmp.is_some()
     }
 
     pub(crate) async fn instantiate(&self, store: &mut Store<JobState>) -> wasmtime::Result<Instance> {
-        Ok(Instance(self.0.instantiate_async(store).await?))
+        let instance = self.pre.instantiate_async(&mut *store).await?;
+        let base = self.base.load(&mut *store, &instance)?;
+        // Type-checked only when used: a mistyped `snmp` export fails the SNMPv3 check, not the
+        // rotation calls.
+        let snmp = self.snmp.as_ref().map(|indices| indices.load(&mut *store, &instance));
+        Ok(Instance { base, snmp })
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
-        self.0.engine()
+        self.pre.engine()
     }
 }
 
 /// A live v0.2 plugin.
-pub(crate) struct Instance(bindings::VendorPlugin);
+pub(crate) struct Instance {
+    base: bindings::VendorPlugin,
+    snmp: Option<wasmtime::Result<wit_snmp::Guest>>,
+}
 
 impl Instance {
     pub(crate) async fn info(&self, store: &mut Store<JobState>) -> Answer<PluginInfo> {
-        Ok(Ok(self.0.call_info(store).await?.into()))
+        Ok(Ok(self.base.call_info(store).await?.into()))
     }
 
     pub(crate) async fn probe(&self, store: &mut Store<JobState>, target: &Target) -> Answer<ProbeResult> {
-        Ok(self.0.call_probe(store, &target.into()).await?.map(Into::into).map_err(Into::into))
+        Ok(self.base.call_probe(store, &target.into()).await?.map(Into::into).map_err(Into::into))
     }
 
     pub(crate) async fn verify(&self, store: &mut Store<JobState>, target: &Target) -> Answer<()> {
-        Ok(self.0.call_verify(store, &target.into()).await?.map_err(Into::into))
+        Ok(self.base.call_verify(store, &target.into()).await?.map_err(Into::into))
     }
 
     pub(crate) async fn change_password(&self, store: &mut Store<JobState>, target: &Target) -> Answer<()> {
-        Ok(self.0.call_change_password(store, &target.into()).await?.map_err(Into::into))
+        Ok(self.base.call_change_password(store, &target.into()).await?.map_err(Into::into))
+    }
+
+    /// `snmp#state`; `Ok(Ok(None))` from a component without the export.
+    pub(crate) async fn snmp_state(&self, store: &mut Store<JobState>, target: &Target) -> Answer<Option<SnmpV3>> {
+        let Some(snmp) = &self.snmp else { return Ok(Ok(None)) };
+        let snmp =
+            snmp.as_ref().map_err(|e| wasmtime::format_err!("its `snmp` export does not match the contract: {e}"))?;
+        Ok(snmp.call_state(store, &target.into()).await?.map(|s| s.map(Into::into)).map_err(Into::into))
+    }
+}
+
+impl From<wit_snmp::SnmpV3> for SnmpV3 {
+    fn from(s: wit_snmp::SnmpV3) -> Self {
+        let authentication = match s.authentication {
+            wit_snmp::Authentication::None => SnmpAuthentication::None,
+            wit_snmp::Authentication::CommunityString => SnmpAuthentication::CommunityString,
+            wit_snmp::Authentication::HmacMd5 => SnmpAuthentication::HmacMd5,
+            wit_snmp::Authentication::HmacSha96 => SnmpAuthentication::HmacSha96,
+            wit_snmp::Authentication::Hmac128Sha224 => SnmpAuthentication::Hmac128Sha224,
+            wit_snmp::Authentication::Hmac192Sha256 => SnmpAuthentication::Hmac192Sha256,
+            wit_snmp::Authentication::Hmac256Sha384 => SnmpAuthentication::Hmac256Sha384,
+            wit_snmp::Authentication::Hmac384Sha512 => SnmpAuthentication::Hmac384Sha512,
+        };
+        let privacy = match s.privacy {
+            wit_snmp::Privacy::None => SnmpPrivacy::None,
+            wit_snmp::Privacy::CbcDes => SnmpPrivacy::CbcDes,
+            wit_snmp::Privacy::Cfb128Aes128 => SnmpPrivacy::Cfb128Aes128,
+            wit_snmp::Privacy::Cfb128Aes192 => SnmpPrivacy::Cfb128Aes192,
+            wit_snmp::Privacy::Cfb128Aes256 => SnmpPrivacy::Cfb128Aes256,
+        };
+        SnmpV3 { enabled: s.enabled, authentication, privacy }
     }
 }
 
