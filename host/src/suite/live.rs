@@ -413,6 +413,7 @@ mod tests {
         let file = std::fs::File::open(&path).unwrap();
         let exposure = crate::platform::exposure(&file, &file.metadata().unwrap()).unwrap();
         assert_eq!(exposure, None, "the owner's alone");
+        drop(file); // Windows deletes no open file.
         assert!(save_temporary(&dir, &SecretString::from("other".to_owned())).is_err(), "never overwritten");
         std::fs::remove_dir_all(&dir).unwrap();
     }
