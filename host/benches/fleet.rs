@@ -108,12 +108,7 @@ impl Observer for Phases {
 }
 
 fn rusage() -> (Duration, u64) {
-    // SAFETY: getrusage fills a plain struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable rusage for the call to fill.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss as u64)
+    bmc_rotate::platform::resource_usage()
 }
 
 /// The BMCs hold NEW after the rotation: a run from NEW to THIRD whose journal holds only its

@@ -17,11 +17,7 @@ use std::time::{Duration, Instant};
 
 /// The process's peak resident set, in MiB.
 fn peak_rss_mib() -> u64 {
-    // SAFETY: `usage` is a valid, writable rusage for getrusage to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as u64 / 1024
+    bmc_rotate::platform::resource_usage().1 / 1024
 }
 
 fn stats(mut samples: Vec<Duration>) -> (Duration, Duration) {

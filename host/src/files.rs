@@ -17,7 +17,6 @@
 use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -121,14 +120,8 @@ fn size_text(n: u64) -> String {
 fn describe(kind: std::fs::FileType) -> &'static str {
     if kind.is_dir() {
         "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_socket() {
-        "a socket"
+    } else if let Some(special) = crate::platform::special_kind(kind) {
+        special
     } else if kind.is_symlink() {
         "a symbolic link"
     } else {
@@ -156,9 +149,7 @@ pub fn open_bounded(path: &Path, what: &str, max: u64) -> Result<Bounded, FileEr
     if !before.is_file() {
         return Err(error(Problem::NotRegular { found: describe(before.file_type()) }));
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+    let file = crate::platform::for_reading(std::fs::OpenOptions::new().read(true))
         .open(path)
         .map_err(|e| error(Problem::Io(e)))?;
     checked(file, path, what, max)
@@ -182,6 +173,12 @@ impl Bounded {
     /// The opened descriptor's metadata.
     pub fn metadata(&self) -> &Metadata {
         &self.meta
+    }
+
+    /// How the opened file is open to others, if it is (`readable by group or others (mode
+    /// 644)`, `open to Everyone (its access control list)`): see [`crate::platform::exposure`].
+    pub fn exposure(&self) -> io::Result<Option<String>> {
+        crate::platform::exposure(&self.file, &self.meta)
     }
 
     fn error(&self, problem: Problem) -> FileError {
@@ -244,7 +241,7 @@ pub fn read_bounded_string(path: &Path, what: &str, max: u64) -> Result<String, 
 }
 
 /// For tests: makes a FIFO at `path`.
-#[cfg(test)]
+#[cfg(all(test, unix))]
 pub(crate) fn mkfifo(path: &Path) {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
@@ -255,6 +252,7 @@ pub(crate) fn mkfifo(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(unix)]
     use std::time::{Duration, Instant};
 
     fn scratch(tag: &str) -> PathBuf {
@@ -290,12 +288,14 @@ mod tests {
         // Sizes read as people write them.
         let file = File::create(&path).unwrap();
         file.set_len(25 * MIB).unwrap();
+        drop(file); // Windows deletes no open file.
         let err = read_bounded(&path, "the inventory", MAX_INVENTORY).unwrap_err();
         assert!(err.to_string().ends_with("inventory.toml: 25 MiB; the inventory is at most 4 MiB"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
+    #[cfg(unix)] // FIFOs and devices are Unix's
     fn a_fifo_is_refused_at_once() {
         let dir = scratch("fifo");
         let path = dir.join("inventory.toml");
@@ -311,6 +311,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // FIFOs and devices are Unix's
     fn the_opened_descriptor_is_what_is_checked() {
         // A FIFO that replaced the file between the `stat` and the `open`: opened without
         // blocking, refused by `fstat`.
@@ -318,11 +319,7 @@ mod tests {
         let path = dir.join("ca.pem");
         mkfifo(&path);
         let started = Instant::now();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-            .open(&path)
-            .unwrap();
+        let file = crate::platform::for_reading(std::fs::OpenOptions::new().read(true)).open(&path).unwrap();
         let err = checked(file, &path, "the CA file", MAX_CA_FILE).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(matches!(err.problem, Problem::NotRegular { found: "a FIFO" }), "{err:?}");
@@ -333,6 +330,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // FIFOs and devices are Unix's
     fn devices_and_directories_are_not_regular_files() {
         for (path, found) in [("/dev/zero", "a character device"), ("/dev/urandom", "a character device")] {
             let err = read_bounded(Path::new(path), "the CA file", MAX_CA_FILE).unwrap_err();
@@ -378,8 +376,8 @@ mod tests {
 }
 
 /// Each kind of file the tool reads goes through [`open_bounded`]: a FIFO, a device or an
-/// oversized file is refused at the call site with the helper's message.
-#[cfg(test)]
+/// oversized file is refused at the call site with the helper's message. (Unix: FIFOs and devices.)
+#[cfg(all(test, unix))]
 mod call_sites {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

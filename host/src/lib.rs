@@ -21,6 +21,7 @@ pub mod fleet;
 pub mod gateway;
 pub mod paths;
 pub mod pep;
+pub mod platform;
 #[cfg(feature = "lab")]
 pub mod plugin_build;
 pub mod runtime;

@@ -6,16 +6,26 @@
 use std::path::{Path, PathBuf};
 
 /// `$XDG_<KIND>_HOME/bmc-rotate`, else `$HOME/<fallback>/bmc-rotate`. An empty or relative XDG
-/// value is ignored, as the XDG specification asks.
+/// value is ignored, as the XDG specification asks. On Windows every kind is
+/// `%LOCALAPPDATA%\bmc-rotate` (local, not roaming: journals and locks belong to this machine).
+#[cfg(windows)]
+fn base(_xdg: &str, _fallback: &str) -> Option<PathBuf> {
+    let local = std::env::var_os("LOCALAPPDATA").map(PathBuf::from).filter(|p| p.is_absolute())?;
+    Some(local.join("bmc-rotate"))
+}
+
+#[cfg(unix)]
 fn base(xdg: &str, fallback: &str) -> Option<PathBuf> {
     let from_xdg = std::env::var_os(xdg).map(PathBuf::from).filter(|p| p.is_absolute());
     let base = from_xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)))?;
     Some(base.join("bmc-rotate"))
 }
 
-/// Compiled plugins: `$XDG_CACHE_HOME/bmc-rotate/wasm` (`~/.cache/bmc-rotate/wasm`).
+/// Compiled plugins: `$XDG_CACHE_HOME/bmc-rotate/wasm` (`~/.cache/bmc-rotate/wasm`). None on
+/// Windows: the cache's safety rests on Unix directory checks (`runtime::cache`), so plugins
+/// are compiled on every run there.
 pub fn plugin_cache() -> Option<PathBuf> {
-    base("XDG_CACHE_HOME", ".cache").map(|d| d.join("wasm"))
+    base("XDG_CACHE_HOME", ".cache").map(|d| d.join("wasm")).filter(|_| cfg!(unix))
 }
 
 /// Installed plugins: the release's own, `PREFIX/lib/bmc-rotate/plugins` beside the running binary
@@ -32,9 +42,13 @@ pub fn plugins() -> Option<PathBuf> {
 
 /// `PREFIX/lib/bmc-rotate/plugins` for the binary `PREFIX/bin/NAME`, if that is a directory.
 /// `current_exe` has resolved symbolic links, so a link to an installed binary finds its plugins.
+/// On Windows, the release's `plugins` folder beside `bmc-rotate.exe`.
 fn beside_binary(exe: &Path) -> Option<PathBuf> {
-    let prefix = exe.parent()?.parent()?;
-    let dir = prefix.join("lib/bmc-rotate/plugins");
+    let dir = if cfg!(windows) {
+        exe.parent()?.join("plugins")
+    } else {
+        exe.parent()?.parent()?.join("lib/bmc-rotate/plugins")
+    };
     dir.is_dir().then_some(dir)
 }
 
@@ -71,9 +85,12 @@ mod tests {
     #[test]
     fn plugins_beside_the_binary_are_found_from_its_prefix_and_only_when_present() {
         let root = std::env::temp_dir().join(format!("bmc-rotate-paths-{}", std::process::id()));
-        let exe = root.join("usr/bin/bmc-rotate");
+        let (exe, dir) = if cfg!(windows) {
+            (root.join("bmc-rotate/bmc-rotate.exe"), root.join("bmc-rotate/plugins"))
+        } else {
+            (root.join("usr/bin/bmc-rotate"), root.join("usr/lib/bmc-rotate/plugins"))
+        };
         assert_eq!(beside_binary(&exe), None, "no plugin directory: nothing beside the binary");
-        let dir = root.join("usr/lib/bmc-rotate/plugins");
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(beside_binary(&exe), Some(dir));
         assert_eq!(beside_binary(Path::new("/bmc-rotate")), None, "a binary at / has no prefix");

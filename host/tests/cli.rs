@@ -392,6 +392,7 @@ fn man_pages_cover_every_subcommand() {
 }
 
 #[test]
+#[cfg(unix)] // modes and symlink(2)
 fn a_log_file_is_private_appended_to_and_never_a_link() {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-log-file-{}", std::process::id()));
@@ -435,6 +436,7 @@ fn a_log_file_is_private_appended_to_and_never_a_link() {
 }
 
 #[test]
+#[cfg(unix)] // util-linux `script`
 fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
     // util-linux `script` runs the command with a pseudo-terminal as its stderr.
     let Some(script) = shell("script") else { return };

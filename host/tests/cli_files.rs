@@ -1,5 +1,7 @@
 //! The binary refuses files that are not regular files, or too large, at once and with a
 //! message naming the path — never hanging on a FIFO or reading `/dev/zero` until the OOM killer.
+// FIFOs and character devices are Unix files.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,4 +1,7 @@
 //! `bmc-rotate rotate|resume|status` as an operator runs them against a lab stamp.
+// Process groups (setsid), a pty for the prompt tests and non-UTF-8 paths: Unix. The Windows
+// build's rotation is run from the .exe under Wine by .ci/windows.sh instead.
+#![cfg(unix)]
 
 use bmc_lab::FleetSpec;
 use bmc_lab::introspect::IntrospectClient;

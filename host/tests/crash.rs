@@ -2,6 +2,8 @@
 //! record in turn, then `bmc-rotate resume` must converge — every BMC and the PEP on one
 //! password — for every crash point, on the happy path and on a rollback. The secrets are
 //! canaries that must never appear in stdout, stderr, the journal, the report or the audit log.
+// SIGKILL after each journal record and exit statuses by signal: Unix process semantics.
+#![cfg(unix)]
 
 use bmc_lab::faults::Faults;
 use bmc_lab::pep::PepConfig;

@@ -3,6 +3,8 @@
 //! found; SIGINT/SIGTERM stop a run at a point `resume` converges from; a journal is bound to
 //! its inventory's stamp and addresses; a `finished` record the journal contradicts is not
 //! believed.
+// SIGINT/SIGTERM delivered with kill(2) and exit statuses by signal: Unix process semantics.
+#![cfg(unix)]
 
 use bmc_lab::FleetSpec;
 use bmc_lab::pep::PepConfig;

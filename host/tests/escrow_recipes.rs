@@ -1,6 +1,8 @@
 //! The README's escrow recipes, run as written against stand-in `az`, `vault` and `op` programs
 //! that check their arguments the way the real CLIs parse them and keep what arrives on standard
 //! input: the password must arrive there, exactly, and never in any program's arguments.
+// The stand-in az/vault/op programs are /bin/sh scripts.
+#![cfg(unix)]
 
 use bmc_rotate::fleet::escrow::{Escrow, Event, RunInfo};
 use secrecy::SecretString;

@@ -3,6 +3,8 @@
 //! wrote, the lab restarts from the same directory — same addresses, same certificates, the
 //! passwords it was left with — and `status` and a dry run work against it. Every check of what
 //! the lab holds goes through its introspection endpoint, never a login.
+// The lab runs in its own session and is stopped with SIGTERM (setsid, kill): Unix process control.
+#![cfg(unix)]
 
 use bmc_lab::introspect::IntrospectClient;
 use std::io::BufRead;

@@ -29,7 +29,6 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,14 +181,13 @@ impl Stamp {
     /// Serves until SIGINT or SIGTERM, saving the state within a second of each change and once
     /// more at the end.
     pub async fn serve_until_stopped(&self) -> anyhow::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
+        let mut terminate = terminate()?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut saved = (self.lab.changes(), self.pep.store_count());
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
-                _ = terminate.recv() => break,
+                _ = terminate.as_mut() => break,
                 _ = tick.tick() => {}
             }
             let now = (self.lab.changes(), self.pep.store_count());
@@ -272,19 +270,44 @@ fn identity(tls: &Path, name: &str, ip: std::net::IpAddr) -> anyhow::Result<TlsI
 
 fn private_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot make {} private", dir.display()))
+    owner_only(dir, 0o700).with_context(|| format!("cannot make {} private", dir.display()))
+}
+
+/// SIGTERM on Unix; on Windows (the lab linked into `bmc-rotate.exe`) Ctrl-C alone stops it.
+#[cfg(unix)]
+fn terminate() -> std::io::Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(Box::pin(async move {
+        signal.recv().await;
+    }))
+}
+
+#[cfg(not(unix))]
+fn terminate() -> std::io::Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+    Ok(Box::pin(std::future::pending()))
+}
+
+/// Unix modes; on Windows (the lab linked into `bmc-rotate.exe demo`) the files keep the ACL of
+/// the directory they are written to: lab secrets are throwaway.
+#[cfg(unix)]
+fn owner_only(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Writes a file only its owner can read, whatever mode it had.
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // Created 0600, so no other user can open it in the moment before the chmod below.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    owner_only(path, 0o600)?;
     file.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }

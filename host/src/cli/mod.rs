@@ -590,22 +590,23 @@ fn init_logging(spec: &str, file: Option<&std::path::Path>) -> Result<(), CliErr
 /// is never truncated. Created 0600 (a log names BMCs, addresses and accounts); a symlink or
 /// anything but a regular file is refused, so a planted link cannot redirect the appends.
 fn open_log_file(path: &std::path::Path) -> Result<std::fs::File, CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use crate::platform::{is_link_refusal, make_private, not_following, owner_only};
     let refuse = |why: String| CliError::bad_input(format!("--log-file {}: {why}", path.display()));
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => refuse("is a symbolic link; give the file itself".into()),
-            _ => refuse(e.to_string()),
+    let file =
+        owner_only(not_following(std::fs::OpenOptions::new().append(true).create(true))).open(path).map_err(|e| {
+            match is_link_refusal(&e) {
+                true => refuse("is a symbolic link; give the file itself".into()),
+                false => refuse(e.to_string()),
+            }
         })?;
     let meta = file.metadata().map_err(|e| refuse(e.to_string()))?;
+    if meta.is_symlink() {
+        return Err(refuse("is a symbolic link; give the file itself".into()));
+    }
     if !meta.is_file() {
         return Err(refuse("not a regular file".into()));
     }
+    make_private(&file).map_err(|e| refuse(format!("cannot make it private: {e}")))?;
     Ok(file)
 }
 

@@ -66,18 +66,14 @@ pub fn confirm(plan: &Plan, mut input: impl BufRead, mut output: impl Write) -> 
 /// Whether there is a controlling terminal to ask on (stdin may be a pipe carrying secrets while
 /// the operator sits at one).
 pub fn has_terminal() -> bool {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").is_ok()
+    crate::platform::open_terminal().is_ok()
 }
 
 /// Asks on the controlling terminal (not stdin, which may carry secrets).
 pub fn confirm_on_terminal(plan: &Plan) -> Result<bool, String> {
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(|e| format!("no terminal to confirm on ({e}); give --yes"))?;
-    let input = std::io::BufReader::new(&tty);
-    confirm(plan, input, &tty).map_err(|e| format!("/dev/tty: {e}"))
+    let (input, output) =
+        crate::platform::open_terminal().map_err(|e| format!("no terminal to confirm on ({e}); give --yes"))?;
+    confirm(plan, std::io::BufReader::new(&input), &output).map_err(|e| format!("the terminal: {e}"))
 }
 
 #[cfg(test)]

@@ -351,7 +351,9 @@ mod tests {
     fn the_sdk_path_must_hold_the_sdk() {
         let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
         let quoted = sdk_path(&sdk).unwrap();
-        assert!(quoted.starts_with('"') && quoted.ends_with("/sdk\""), "{quoted}");
+        let parsed: toml::Table = format!("path = {quoted}").parse().expect("a TOML string");
+        let path = Path::new(parsed["path"].as_str().unwrap());
+        assert!(path.is_absolute() && path.ends_with("sdk"), "{quoted}");
         let host = sdk_path(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap_err();
         assert!(host.contains("package `bmc-rotate`, not bmc-plugin-sdk"), "{host}");
         assert!(sdk_path(Path::new("/nonexistent/sdk")).unwrap_err().starts_with("--sdk-path /nonexistent/sdk: "));

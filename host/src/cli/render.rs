@@ -97,16 +97,7 @@ pub fn terminal_width() -> Option<usize> {
     if !std::io::stdout().is_terminal() {
         return None;
     }
-    width_of(libc::STDOUT_FILENO)
-}
-
-/// The width of the terminal open on `fd`, if it is one.
-pub fn width_of(fd: std::os::fd::RawFd) -> Option<usize> {
-    // SAFETY: winsize is plain data, filled by TIOCGWINSZ for a terminal descriptor.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; the pointer is to a valid, writable winsize; a non-terminal fails.
-    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) } == 0;
-    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+    crate::platform::stdout_width()
 }
 
 /// `key: value` lines with aligned values.

@@ -24,7 +24,6 @@ use crate::secrets::{SecretReader, SecretSource};
 use clap::ValueEnum;
 use secrecy::{ExposeSecret, SecretString};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -155,21 +154,16 @@ fn pep_step(
 /// Writes a generated password where the operator asked, before anything changes.
 pub(super) fn save_generated(out: &Path, password: &SecretString) -> Result<(), String> {
     if out == Path::new("-") {
-        let tty = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/tty")
+        let (input, output) = crate::platform::open_terminal()
             .map_err(|e| format!("--password-out -: no terminal to show the password on ({e})"))?;
-        let width = render::width_of(std::os::fd::AsRawFd::as_raw_fd(&tty));
-        return show_until_stored(&tty, std::io::BufReader::new(&tty), password, width)
-            .map_err(|e| format!("/dev/tty: {e}"));
+        let width = crate::platform::terminal_width(&output);
+        return show_until_stored(&output, std::io::BufReader::new(&input), password, width)
+            .map_err(|e| format!("the terminal: {e}"));
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
+    let mut file = crate::platform::owner_only(std::fs::OpenOptions::new().write(true).create_new(true))
         .open(out)
         .map_err(|e| format!("cannot create {} for the generated password: {e}", out.display()))?;
+    crate::platform::make_private(&file).map_err(|e| format!("cannot make {} private: {e}", out.display()))?;
     writeln!(file, "{}", password.expose_secret())
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("{}: {e}", out.display()))

@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM during `rotate` and `resume`. The first one asks the run to stop: no BMC
+//! SIGINT and SIGTERM (Ctrl-C, Ctrl-Break and closing the console on Windows) during `rotate`
+//! and `resume`. The first one asks the run to stop: no BMC
 //! job or phase starts after it, the steps already sent finish (a change is always verified and
 //! journalled), and the command ends with what to run next. A second signal, or steps that do not
 //! finish within [`GRACE`], end the process at once — as safe as a crash, since every journal
@@ -11,7 +12,6 @@ use crate::fleet::journal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{SignalKind, signal};
 
 /// How long the steps under way may take to finish after the first signal. A plugin call is
 /// bounded by its own deadline; this bounds a BMC that keeps answering slowly.
@@ -20,13 +20,9 @@ pub const GRACE: Duration = Duration::from_secs(60);
 /// Watches for the signals until the returned guard drops. `journals` are where the runs (one
 /// per stamp) record what they did (for the next command to run).
 pub fn watch(cancel: Cancel, journals: Vec<PathBuf>, observer: Arc<dyn Observer>) -> Result<Guard, String> {
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut requests = crate::platform::StopRequests::listen()?;
     let task = tokio::spawn(async move {
-        let first = tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        };
+        let first = requests.next().await;
         cancel.cancel();
         observer.note(&format!(
             "{first}: stopping — no new BMC is started, the steps under way finish (at most {} s); a second signal \
@@ -34,8 +30,7 @@ pub fn watch(cancel: Cancel, journals: Vec<PathBuf>, observer: Arc<dyn Observer>
             GRACE.as_secs()
         ));
         let why = tokio::select! {
-            _ = interrupt.recv() => "a second signal",
-            _ = terminate.recv() => "a second signal",
+            _ = requests.next() => "a second signal",
             () = tokio::time::sleep(GRACE) => "the steps under way did not finish in time",
         };
         abort(why, &journals);

@@ -10,8 +10,6 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The `prev` of the first line.
@@ -27,10 +25,12 @@ pub struct AuditEntry {
     pub at_ms: u64,
     /// The same instant, RFC 3339 in UTC.
     pub at: String,
-    /// The operator: the login name of the real user id, from the system's user database.
+    /// The operator: the login name of the real user id, from the system's user database (on
+    /// Windows, the account name of the process's token).
     pub operator: String,
-    /// The real user id.
-    pub uid: u32,
+    /// The real user id (Unix; Windows has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
     /// `$SUDO_USER` and `$USER` as the environment claimed them (informational: the
     /// environment is the caller's to set).
     pub env_user: Option<String>,
@@ -56,13 +56,13 @@ impl AuditEntry {
     /// An entry stamped now, for the current operator.
     pub fn now(command: &str, stamp: &str, bmcs: Vec<String>, outcome: &str, journal: Option<PathBuf>) -> AuditEntry {
         let at_ms = super::journal::now_ms();
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::getuid() };
+        let me = crate::platform::operator();
+        let unnamed = || me.uid.map_or_else(|| "unknown".to_owned(), |uid| format!("uid {uid}"));
         AuditEntry {
             at_ms,
             at: rfc3339(at_ms),
-            operator: login_name(uid).unwrap_or_else(|| format!("uid {uid}")),
-            uid,
+            operator: me.name.clone().unwrap_or_else(unnamed),
+            uid: me.uid,
             env_user: std::env::var("USER").ok(),
             sudo_user: std::env::var("SUDO_USER").ok(),
             command: command.into(),
@@ -81,22 +81,6 @@ fn lossy_path<S: serde::Serializer>(path: &Option<PathBuf>, serializer: S) -> Re
         Some(path) => serializer.serialize_some(&path.to_string_lossy()),
         None => serializer.serialize_none(),
     }
-}
-
-/// The login name of `uid` in the system's user database (`getpwuid_r`), if it has one.
-fn login_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: passwd is plain data, valid when zeroed.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and `buf` outlives the use of `pwd`'s fields.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: getpwuid_r succeeded, so pw_name points to a NUL-terminated string inside `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned())
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC, e.g. `2026-11-30T00:41:07.123Z`.
@@ -125,18 +109,15 @@ struct Locked(std::fs::File);
 
 impl Locked {
     fn new(file: std::fs::File) -> Result<Locked, String> {
-        // SAFETY: the descriptor is open for the life of `file`.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
+        file.lock().map_err(|e| e.to_string())?;
         Ok(Locked(file))
     }
 }
 
 impl Drop for Locked {
     fn drop(&mut self) {
-        // SAFETY: as above; unlocking cannot fail in a way that matters (close unlocks too).
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        // Unlocking cannot fail in a way that matters: closing the file unlocks too.
+        let _ = self.0.unlock();
     }
 }
 
@@ -162,13 +143,11 @@ pub fn append(path: &Path, entry: &AuditEntry) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .mode(0o600)
+    let file = crate::platform::owner_only(std::fs::OpenOptions::new().create(true).read(true).append(true))
         .open(path)
         .map_err(|e| format!("cannot open the audit log {}: {e}", path.display()))?;
+    crate::platform::make_private(&file)
+        .map_err(|e| format!("cannot make the audit log {} private: {e}", path.display()))?;
     let mut locked = Locked::new(file).map_err(|e| format!("cannot lock the audit log {}: {e}", path.display()))?;
     let prev = last_line(&mut locked.0)
         .map_err(|e| format!("cannot read the audit log {}: {e}", path.display()))?
@@ -236,8 +215,6 @@ pub fn verify(path: &Path) -> Result<Verified, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsStr;
-    use std::os::unix::ffi::OsStrExt;
 
     fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("bmc-rotate-audit-{name}-{}", std::process::id()));
@@ -246,7 +223,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Windows paths are UTF-16: an unpaired surrogate is the analogue, not bytes.
     fn a_journal_path_that_is_not_utf8_is_logged_lossily() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
         let dir = temp("utf8");
         let journal = dir.join(OsStr::from_bytes(b"run-\xff.jsonl"));
         let log = dir.join("audit.jsonl");
@@ -260,9 +240,10 @@ mod tests {
     #[test]
     fn the_operator_is_the_real_user_not_the_environment() {
         let entry = AuditEntry::now("rotate", "lab", vec![], "rotated", None);
-        // SAFETY: no preconditions.
-        assert_eq!(entry.uid, unsafe { libc::getuid() });
-        if let Some(name) = login_name(entry.uid) {
+        let me = crate::platform::operator();
+        assert_eq!(entry.uid, me.uid);
+        assert!(cfg!(windows) || entry.uid.is_some(), "Unix always has a uid");
+        if let Some(name) = me.name {
             assert_eq!(entry.operator, name);
         }
         assert!(entry.at.ends_with('Z') && entry.at.len() == 24, "{}", entry.at);

@@ -42,7 +42,7 @@ impl Event {
 
 /// Variables the command inherits whatever the operator passes: enough to find programs and
 /// read the user's configuration (`az`, `vault` and `op` keep theirs under `$HOME`).
-const INHERITED: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+const INHERITED: &[&str] = crate::platform::SHELL_ENV;
 
 /// Most bytes of the command's error output kept for the message.
 const STDERR_KEPT: usize = 16 * 1024;
@@ -118,7 +118,7 @@ impl Escrow {
     }
 
     async fn run(&self, run: RunInfo<'_>, event: Event, password: Option<&SecretString>) -> Result<(), String> {
-        let mut command = shell(&self.command);
+        let (mut command, shell_form) = crate::platform::shell(&self.command);
         command.env_clear();
         for name in INHERITED.iter().copied().chain(self.pass_env.iter().map(String::as_str)) {
             if let Some(value) = std::env::var_os(name) {
@@ -135,11 +135,9 @@ impl Escrow {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        #[cfg(unix)]
-        command.process_group(0);
         let mut child = command
             .spawn()
-            .map_err(|e| format!("the escrow command could not be started: {e} (it runs as `/bin/sh -c COMMAND`)"))?;
+            .map_err(|e| format!("the escrow command could not be started: {e} (it runs as `{shell_form}`)"))?;
         let pid = child.id();
         let mut stdin = child.stdin.take();
         let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -182,20 +180,10 @@ impl Escrow {
 }
 
 /// `sh -c COMMAND`: operators write recipes with pipes and `$BMC_ROTATE_STAMP`.
-fn shell(command: &str) -> tokio::process::Command {
-    let mut shell = tokio::process::Command::new("/bin/sh");
-    shell.arg("-c").arg(command);
-    shell
-}
-
 /// Ends the command and anything it started (it leads its own process group).
 fn kill_group(pid: Option<u32>) {
-    #[cfg(unix)]
-    if let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) {
-        // SAFETY: killpg only sends a signal; the group is the one the child was started in.
-        unsafe {
-            libc::killpg(pid, libc::SIGKILL);
-        }
+    if let Some(pid) = pid {
+        crate::platform::kill_tree(pid);
     }
 }
 
@@ -218,7 +206,8 @@ fn quote_stderr(stderr: &[u8], password: Option<&SecretString>) -> String {
     format!(": {}", tail.join(" | "))
 }
 
-#[cfg(test)]
+// The commands are /bin/sh scripts; `cmd_tests` below are Windows' own.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
@@ -342,5 +331,45 @@ mod tests {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The same contract through `cmd.exe`: the password arrives on standard input exactly and
+/// never in the environment, the events are named, and a failure reports the exit code and the
+/// command's last error line.
+#[cfg(all(test, windows))]
+mod cmd_tests {
+    use super::*;
+
+    const RUN: RunInfo<'static> = RunInfo { stamp: "stamp-a", bmc_user: "azsbmc" };
+
+    fn tempdir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("bmc-rotate-escrow-cmd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn the_password_arrives_on_stdin_through_cmd() {
+        let dir = tempdir("stdin");
+        let (out, env) = (dir.join("got"), dir.join("env"));
+        let command = format!("more > \"{}\" & set > \"{}\"", out.display(), env.display());
+        let escrow = Escrow::new(command, vec![], Duration::from_secs(10)).unwrap();
+        escrow.store(RUN, &SecretString::from("Brand-New-Pw-9".to_owned())).await.expect("stored");
+        let got = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(got.trim_end(), "Brand-New-Pw-9");
+        let seen = std::fs::read_to_string(&env).unwrap();
+        assert!(!seen.contains("Brand-New-Pw-9"), "environment: {seen}");
+        assert!(seen.contains("BMC_ROTATE_EVENT=store") && seen.contains("BMC_ROTATE_STAMP=stamp-a"), "{seen}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failure_reports_the_exit_code_and_the_last_error_line() {
+        let escrow =
+            Escrow::new("echo vault: permission denied 1>&2 & exit 3".into(), vec![], Duration::from_secs(10)).unwrap();
+        let err = escrow.notify(RUN, Event::Rotated).await.unwrap_err();
+        assert!(err.contains("exit code: 3") && err.contains("vault: permission denied"), "{err}");
     }
 }

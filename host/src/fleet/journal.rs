@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Which of the run's two passwords.
@@ -33,6 +32,10 @@ pub enum Which {
 /// One event of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "records are built and written one at a time; Windows' larger PathBuf tips the lint"
+)]
 pub enum Record {
     /// The run's identity and everything `resume` needs besides the secrets.
     RunStarted {
@@ -329,12 +332,11 @@ impl Journal {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .mode(0o600)
+        let file = crate::platform::owner_only(OpenOptions::new().create_new(true).append(true))
             .open(path)
             .map_err(|e| format!("cannot create the journal {}: {e}", path.display()))?;
+        crate::platform::make_private(&file)
+            .map_err(|e| format!("cannot make the journal {} private: {e}", path.display()))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // Make the new directory entry durable too.
             let _ = File::open(dir).and_then(|d| d.sync_all());
@@ -418,8 +420,7 @@ impl Journal {
         self.seq = line.seq;
         #[cfg(feature = "test-hooks")]
         if self.crash_after == Some(self.seq) {
-            // SAFETY: kill(2) on our own pid; the test harness asked for exactly this.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            crate::platform::die_now();
         }
         Ok(())
     }
@@ -433,7 +434,7 @@ impl Journal {
         #[cfg(feature = "test-hooks")]
         if self.fail_at == Some(self.attempts) {
             self.file.write_all(&bytes[..bytes.len() / 2])?;
-            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device"));
         }
         let n = loop {
             match self.file.write(bytes) {
@@ -508,13 +509,13 @@ pub fn any_change(path: &Path) -> bool {
 /// The records, read once.
 fn load(path: &Path) -> Result<Contents, String> {
     let file = crate::files::open_bounded(path, "the journal", crate::files::MAX_JOURNAL).map_err(|e| e.to_string())?;
-    let meta = file.metadata();
-    if meta.mode() & 0o077 != 0 {
+    let exposure =
+        file.exposure().map_err(|e| format!("the journal {}: cannot read its permissions: {e}", path.display()))?;
+    if let Some(exposure) = exposure {
         return Err(format!(
-            "the journal {} is accessible to group or others (mode {:o}); run `chmod 600 {}`",
+            "the journal {} is {exposure}; run `{}`",
             path.display(),
-            meta.mode() & 0o777,
-            path.display()
+            crate::platform::privatize_command(path)
         ));
     }
     let bytes = file.read().map_err(|e| e.to_string())?;
@@ -548,7 +549,6 @@ pub fn fingerprint(salt: &str, label: &str, secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("bmc-rotate-journal-{}-{name}", std::process::id()));
@@ -579,7 +579,8 @@ mod tests {
         let mut journal = Journal::create(&path).unwrap();
         journal.write(started()).unwrap();
         journal.write(Record::Changing { bmc: "node01".into(), to: Which::New }).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        let file = File::open(&path).unwrap();
+        assert_eq!(crate::platform::exposure(&file, &file.metadata().unwrap()).unwrap(), None, "the user's alone");
         assert!(Journal::create(&path).is_err(), "never overwritten");
         let (mut again, contents) = Journal::append(&path).unwrap();
         assert_eq!(contents.lines.len(), 2);
@@ -589,8 +590,12 @@ mod tests {
         assert_eq!(read(&path).unwrap().last().unwrap().seq, 3);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.lines().all(|l| l.contains(",\"sum\":\"")), "{text}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(read(&path).unwrap_err().contains("chmod 600"), "a readable journal is still refused");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(read(&path).unwrap_err().contains("chmod 600"), "a readable journal is still refused");
+        }
     }
 
     /// A journal of `n` good records (the start and `changing` ones), as text lines.

@@ -17,8 +17,6 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, Write as _};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The most of a lock file read back (a record is a few hundred bytes).
@@ -125,43 +123,29 @@ impl StampLock {
     /// description — another process, or another open of the file in this one — holds it.
     pub fn acquire(dir: &Path, me: &Holder) -> Result<StampLock, LockError> {
         super::inventory::check_stamp_name(&me.stamp).map_err(|e| LockError::BadStamp(format!("stamp: {e}")))?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
+        crate::platform::create_private_dir(dir)
             .map_err(|e| LockError::Io(format!("cannot create the lock directory {}: {e}", dir.display())))?;
         let path = dir.join(format!("{}.lock", me.stamp));
         let io =
             |what: &str, e: io::Error| LockError::Io(format!("cannot {what} the stamp lock {}: {e}", path.display()));
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|e| io("open", e))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        crate::platform::owner_only(crate::platform::not_following(&mut options));
+        let mut file = options.open(&path).map_err(|e| io("open", e))?;
         let meta = file.metadata().map_err(|e| io("inspect", e))?;
         if !meta.file_type().is_file() {
             return Err(LockError::Io(format!("the stamp lock {} is not a regular file", path.display())));
         }
-        loop {
-            // SAFETY: flock on a descriptor this function owns; no memory is passed.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                break;
+        match crate::platform::try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                let holder = read_record(&mut file).map(Box::new);
+                let other_bmcs = holder.as_ref().is_some_and(|h| h.bmcs_sha256 != me.bmcs_sha256);
+                return Err(LockError::Held { stamp: me.stamp.clone(), path, holder, other_bmcs });
             }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {
-                    let holder = read_record(&mut file).map(Box::new);
-                    let other_bmcs = holder.as_ref().is_some_and(|h| h.bmcs_sha256 != me.bmcs_sha256);
-                    return Err(LockError::Held { stamp: me.stamp.clone(), path, holder, other_bmcs });
-                }
-                _ => return Err(io("lock", e)),
-            }
+            Err(e) => return Err(io("lock", e)),
         }
+        crate::platform::make_private(&file).map_err(|e| io("make private", e))?;
         let taken_over = read_record(&mut file);
         let mut record = serde_json::to_string(me).map_err(|e| LockError::Io(e.to_string()))?;
         record.push('\n');
@@ -233,7 +217,6 @@ pub fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt as _;
 
     fn dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("bmc-rotate-lock-{}-{name}", std::process::id()));
@@ -262,7 +245,9 @@ mod tests {
         // Another inventory of the stamp, with other BMCs: said too.
         let other = Holder { bmcs_sha256: address_digest(["b:443".to_owned()]), ..me("rotate") };
         assert!(StampLock::acquire(&dir, &other).unwrap_err().to_string().contains("another set of BMC addresses"));
-        assert_eq!(std::fs::metadata(first.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        let file = File::open(first.path()).unwrap();
+        let exposure = crate::platform::exposure(&file, &file.metadata().unwrap()).unwrap();
+        assert_eq!(exposure, None, "the lock file is the user's alone");
     }
 
     #[test]
@@ -293,8 +278,8 @@ mod tests {
     /// Closes the lock's descriptor the way process death does, skipping `Drop`.
     fn close_without_drop(lock: StampLock) {
         let lock = std::mem::ManuallyDrop::new(lock);
-        // SAFETY: the descriptor is closed once, here; `lock` is never dropped or used again.
-        unsafe { libc::close(lock.file.as_raw_fd()) };
+        // SAFETY: the file is moved out once, here, and closed; `lock` is never dropped or used again.
+        drop(unsafe { std::ptr::read(&lock.file) });
     }
 
     #[test]

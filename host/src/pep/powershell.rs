@@ -366,5 +366,6 @@ fn interpret(
     })
 }
 
-#[cfg(test)]
+// The stand-in `pwsh` is a shell script.
+#[cfg(all(test, unix))]
 mod tests;

@@ -124,18 +124,17 @@ impl SecretReader {
 /// and mode 0600 or stricter (both checked on the opened descriptor), read into one zeroizing
 /// buffer.
 fn read_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, String> {
-    use std::os::unix::fs::MetadataExt;
     let file = files::open_bounded(path, "the secret file", files::MAX_SECRET_FILE).map_err(|e| match &e.problem {
         files::Problem::NotRegular { .. } => format!("{what}: {e} (to pipe a secret in, use `stdin`)"),
         _ => format!("{what}: {e}"),
     })?;
-    let meta = file.metadata();
-    if meta.mode() & 0o077 != 0 {
+    let exposure =
+        file.exposure().map_err(|e| format!("{what}: {}: cannot read its permissions: {e}", path.display()))?;
+    if let Some(exposure) = exposure {
         return Err(format!(
-            "{what}: {} is readable by group or others (mode {:o}); run `chmod 600 {}` first",
+            "{what}: {} is {exposure}; run `{}` first",
             path.display(),
-            meta.mode() & 0o777,
-            path.display()
+            crate::platform::privatize_command(path)
         ));
     }
     let bytes = file.read_secret().map_err(|e| format!("{what}: {e}"))?;
@@ -149,8 +148,6 @@ fn read_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn sources_parse_and_never_echo_what_was_typed() {
@@ -166,7 +163,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // modes; Windows' DACL check: platform::windows
     fn files_must_be_private() {
+        use secrecy::ExposeSecret;
+        use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("bmc-rotate-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("pw");

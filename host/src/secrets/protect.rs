@@ -13,21 +13,11 @@ use zeroize::Zeroizing;
 /// few dozen.
 pub const MAX_SECRET_LINE: usize = 1024;
 
-/// Makes the process undumpable: no core file (`RLIMIT_CORE` 0), and on Linux
-/// `PR_SET_DUMPABLE` 0, which also keeps other processes of the same user from attaching with
-/// ptrace or reading `/proc/<pid>/mem`. Called first thing in `main`, before any secret exists.
+/// Keeps secrets from leaving the process in a crash (see [`crate::platform::harden_process`]):
+/// on Unix no core file and not dumpable or traceable; on Windows no fault dialog or error
+/// report. Called first thing in `main`, before any secret exists.
 pub fn harden_process() -> io::Result<()> {
-    let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: setrlimit reads a valid rlimit struct.
-    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_DUMPABLE takes one integer argument; the others are ignored.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::platform::harden_process()
 }
 
 /// Reads one line, a byte at a time so nothing past it is consumed and no buffer outside the
@@ -60,14 +50,13 @@ pub fn read_line(mut source: impl Read) -> io::Result<Option<Zeroizing<String>>>
     Ok(Some(Zeroizing::new(text.to_owned())))
 }
 
-/// Standard input without std's buffer: reads go straight to file descriptor 0.
+/// Standard input without std's buffer: reads go straight to file descriptor 0 (the stdin handle
+/// on Windows).
 pub struct RawStdin;
 
 impl Read for RawStdin {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+        crate::platform::read_stdin(buf)
     }
 }
 
@@ -93,6 +82,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Windows' SetErrorMode has nothing a test can observe from inside.
     fn the_process_is_not_dumpable() {
         harden_process().unwrap();
         let mut limit = libc::rlimit { rlim_cur: 1, rlim_max: 1 };

@@ -360,9 +360,9 @@ async fn change_and_back(
 fn save_temporary(dir: &std::path::Path, password: &SecretString) -> std::io::Result<PathBuf> {
     use secrecy::ExposeSecret;
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(format!("bmc-rotate-temporary-password.{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+    let mut file = crate::platform::owner_only(std::fs::OpenOptions::new().write(true).create_new(true)).open(&path)?;
+    crate::platform::make_private(&file)?;
     writeln!(file, "{}", password.expose_secret())?;
     Ok(path)
 }
@@ -406,12 +406,14 @@ mod tests {
 
     #[test]
     fn a_kept_temporary_password_is_saved_for_the_owner_only() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("bmc-rotate-live-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = save_temporary(&dir, &SecretString::from("Temp-Pass-1x".to_owned())).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "Temp-Pass-1x\n");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let file = std::fs::File::open(&path).unwrap();
+        let exposure = crate::platform::exposure(&file, &file.metadata().unwrap()).unwrap();
+        assert_eq!(exposure, None, "the owner's alone");
+        drop(file); // Windows deletes no open file.
         assert!(save_temporary(&dir, &SecretString::from("other".to_owned())).is_err(), "never overwritten");
         std::fs::remove_dir_all(&dir).unwrap();
     }
