@@ -24,7 +24,7 @@ struct Drive {
 /// Sends every request `session` has to the simulator and feeds it the answers, until it waits
 /// for nothing.
 async fn drive(session: &mut Session<OsRng>, shared: &Arc<Shared>) -> Drive {
-    let mut drive = Drive::default();
+    let mut seen = Drive::default();
     while let Some(request) = session.poll_request(Instant::now()).unwrap() {
         if request.operation == "Send" {
             let payload = service::request(&request.soap).unwrap().payload;
@@ -32,7 +32,7 @@ async fn drive(session: &mut Session<OsRng>, shared: &Arc<Shared>) -> Drive {
                 if message.kind == MessageType::PUBLIC_KEY {
                     let root = clixml::parse(&String::from_utf8(message.data).unwrap()).unwrap();
                     let blob = root.string("PublicKey").unwrap();
-                    drive.public_keys.push(base64::engine::general_purpose::STANDARD.decode(blob).unwrap());
+                    seen.public_keys.push(base64::engine::general_purpose::STANDARD.decode(blob).unwrap());
                 }
             }
         }
@@ -41,8 +41,8 @@ async fn drive(session: &mut Session<OsRng>, shared: &Arc<Shared>) -> Drive {
         };
         session.handle_answer(Instant::now(), status, &answer).unwrap();
     }
-    drive.events.extend(std::iter::from_fn(|| session.poll_event()));
-    drive
+    seen.events.extend(std::iter::from_fn(|| session.poll_event()));
+    seen
 }
 
 #[tokio::test]
