@@ -278,4 +278,6 @@ impl PepSimulator {
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
+mod client_tests;
+#[cfg(test)]
 mod tests;

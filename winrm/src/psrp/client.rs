@@ -2,8 +2,8 @@
 //! [`Session`] says which envelope to send next ([`Session::poll_request`]), is fed the answer
 //! ([`Session::handle_answer`], or [`Session::handle_no_answer`] when the exchange failed) and
 //! reports what happened as [`Event`]s. The caller owns the connection, the clock (every call
-//! that needs the time takes `now`) and the random source (the session draws GUIDs and the RSA
-//! key from the generator it was given).
+//! that needs the time takes `now`) and the random source (the session draws its GUIDs from the
+//! generator it was given; the RSA key pair is the process's one, [`ClientKey::process_key`]).
 //!
 //! The conversation (MS-PSRP 3.1.4, 3.1.5; shell operations per MS-WSMV 3.1.4.1):
 //! - opening: Create carries SESSION_CAPABILITY and INIT_RUNSPACEPOOL, then pool-level Receives
@@ -26,6 +26,7 @@ use super::{PipelineState, RunspaceState};
 use crate::wsman::{self, Endpoint, Operation};
 use base64::Engine as _;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use rsa::rand_core::{self, CryptoRng, CryptoRngCore, OsRng, RngCore};
@@ -257,7 +258,7 @@ pub struct Session<R> {
     pool: Guid,
     fragmenter: Fragmenter,
     defragmenter: Defragmenter,
-    client_key: Option<ClientKey>,
+    client_key: Option<Arc<ClientKey>>,
     key: Option<SessionKey>,
     phase: Phase,
     queue: VecDeque<(Pending, Kind, String)>,
@@ -310,7 +311,7 @@ pub fn record_text(data: &[u8]) -> String {
 
 impl<R: CryptoRngCore> Session<R> {
     /// A session that starts by opening a runspace pool: the first request is the Create.
-    /// `rng` supplies every GUID and the RSA key of the session-key exchange.
+    /// `rng` supplies every GUID; the session-key exchange uses [`ClientKey::process_key`].
     pub fn new(config: Config, mut rng: R) -> Session<R> {
         let session_id = guid(&mut rng);
         let pool = guid(&mut rng);
@@ -388,7 +389,7 @@ impl<R: CryptoRngCore> Session<R> {
 
     fn queue_public_key(&mut self) -> Result<(), ClientError> {
         if self.client_key.is_none() {
-            self.client_key = Some(ClientKey::generate_with(&mut self.rng)?);
+            self.client_key = Some(ClientKey::process_key()?);
         }
         let blob = self.client_key.as_ref().expect("just set").public_key_blob();
         let stream = b64(&self.wire(MessageType::PUBLIC_KEY, Guid::NIL, clixml::public_key(&blob)));

@@ -9,6 +9,7 @@ use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pk
 use rsa::rand_core::CryptoRngCore;
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
+use std::sync::{Arc, Mutex, PoisonError};
 use zeroize::{Zeroize, Zeroizing};
 
 const PUBLICKEYBLOB_HEADER: [u8; 8] = [0x06, 0x02, 0x00, 0x00, 0x00, 0xa4, 0x00, 0x00];
@@ -21,18 +22,42 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-/// The client's key pair for one runspace pool.
+/// The key pair [`ClientKey::process_key`] hands out, once it was first needed.
+static PROCESS_KEY: Mutex<Option<Arc<ClientKey>>> = Mutex::new(None);
+
+/// The client's RSA key pair for the session-key exchange. It lives in memory only; the rsa
+/// crate zeroizes the private exponent, primes and CRT values when it is dropped.
 pub struct ClientKey {
     private: RsaPrivateKey,
 }
 
 impl ClientKey {
+    /// The key pair of this process, shared by every runspace pool it opens: generated from the
+    /// operating system's generator when the first pool needs it (an RSA-2048 key pair costs
+    /// about 0.1 s of CPU), then reused.
+    ///
+    /// Reuse is sound because the key pair protects nothing but the session keys of the pools
+    /// this process opens: for each pool the server draws a fresh AES-256 session key and wraps
+    /// it under this public key, so every pool still has its own session key, and the private key
+    /// never leaves this process, which would hold all the pools' keys in memory either way.
+    /// Concurrent first callers wait for the one generation. The key is never dropped (a static
+    /// outlives the last pool): it is not zeroized, and goes when the process's memory does.
+    pub fn process_key() -> Result<Arc<ClientKey>, PsrpError> {
+        let mut slot = PROCESS_KEY.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = slot.as_ref() {
+            return Ok(Arc::clone(key));
+        }
+        let key = Arc::new(ClientKey::generate()?);
+        *slot = Some(Arc::clone(&key));
+        Ok(key)
+    }
+
     /// A fresh RSA-2048 key pair from the operating system's generator.
     pub fn generate() -> Result<ClientKey, PsrpError> {
         ClientKey::generate_with(&mut rsa::rand_core::OsRng)
     }
 
-    /// A fresh RSA-2048 key pair from `rng`.
+    /// A fresh RSA-2048 key pair from `rng` (a seeded generator makes it reproducible).
     pub fn generate_with<R: CryptoRngCore + ?Sized>(rng: &mut R) -> Result<ClientKey, PsrpError> {
         let private =
             RsaPrivateKey::new(rng, BITS).map_err(|e| PsrpError::new(format!("cannot generate the RSA key: {e}")))?;
@@ -176,5 +201,15 @@ mod tests {
         assert_eq!(client_key.decrypt_secure_string(&sealed).unwrap().as_str(), "Bmc-Pass-16chars");
         assert!(client.decrypt_session_key(&wrapped[4..]).is_err());
         assert!(public_key_from_blob(&blob[..10]).is_err());
+    }
+
+    #[test]
+    fn the_process_generates_one_key_pair_and_reuses_it() {
+        let first = ClientKey::process_key().unwrap();
+        let second = std::thread::spawn(|| ClientKey::process_key().unwrap()).join().unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "one key pair per process, whichever thread asks");
+        assert_eq!(first.public_key_blob(), second.public_key_blob());
+        let fresh = ClientKey::generate().unwrap();
+        assert_ne!(fresh.public_key_blob(), first.public_key_blob(), "generate still draws a new pair");
     }
 }
