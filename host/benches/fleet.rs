@@ -152,6 +152,7 @@ fn pep_step(inventory: &bmc_rotate::fleet::inventory::Inventory) -> PepStep<Nati
             LAB_PEP_DEADLINE,
         ),
         close: None,
+        readiness: false,
     }
 }
 

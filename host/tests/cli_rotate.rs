@@ -783,3 +783,63 @@ async fn several_stamps_show_their_runs_and_resume_each_from_its_own_journal_aft
     let everything = [&killed, &resumed, &status].map(|o| [text(&o.stdout), text(&o.stderr)].concat()).concat();
     assert!(!everything.contains(THIRD) && !everything.contains(OLD), "no secret in any output");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pep_readiness_runs_before_any_change_and_a_stamp_not_ready_is_left_untouched() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-rotate-readiness");
+    let _ = std::fs::remove_dir_all(&dir);
+    // The spec's knob: the PEP's Test-AzureStack finds a fault.
+    let spec = FleetSpec::parse(&format!(
+        "stamp = \"readiness\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\npep_not_ready = \"AzsInfraRoleSummary\"\n\
+         [fleet]\ndell-idrac10 = 1\nhpe-ilo6 = 1\n"
+    ))
+    .unwrap();
+    let stamp = StampLab::start(spec, PepConfig::default(), &dir).await.unwrap();
+    let readiness_calls = |stamp: &StampLab| {
+        stamp.pep.received().iter().filter(|line| line.contains("Test-AzureStack")).cloned().collect::<Vec<_>>()
+    };
+
+    // Not ready: preflight fails, no BMC and no PEP store changed, no journal.
+    let args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_THIRD", "--pep-readiness", "--output", "json"]);
+    let out = bmc_rotate(args.clone()).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["report"]["outcome"], "preflight-failed");
+    let notes = json["report"]["notes"].to_string();
+    assert!(
+        notes.contains("not ready for secret rotation")
+            && notes.contains("Test-AzureStack -Group SecretRotationReadiness FAILED")
+            && notes.contains("AzsInfraRoleSummary"),
+        "{notes}"
+    );
+    assert_eq!(readiness_calls(&stamp), ["PS> Test-AzureStack -Group 'SecretRotationReadiness'"]);
+    assert_eq!(stamp.holding(USER, OLD), 2, "nothing changed");
+    assert!(stamp.pep.stored().is_none(), "Azure Stack was not told anything");
+    assert!(!dir.join("run.jsonl").exists());
+
+    // Without the flag no readiness call is made (the dry run shows it).
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_THIRD", "--dry-run"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(readiness_calls(&stamp).len(), 1);
+
+    // Ready: the result is shown and the rotation goes on.
+    stamp.pep.set_faults(bmc_lab::pep::PepFaults::default());
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["report"]["outcome"], "rotated");
+    let notes = json["report"]["notes"].to_string();
+    assert!(notes.contains("PEP readiness: Test-AzureStack -Group SecretRotationReadiness passed"), "{notes}");
+    assert_eq!(readiness_calls(&stamp).len(), 2);
+    assert_eq!(stamp.holding(USER, THIRD), 2);
+
+    // The PowerShell client cannot run it: refused before anything is read or contacted.
+    let args = rotate_args(&stamp, &dir, &["--pep-readiness", "--pep-client", "powershell", "--dry-run"]);
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--pep-readiness runs with the native PEP client only"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -94,6 +94,11 @@ pub struct RotateArgs {
     pub transcripts_password: Option<SecretSource>,
     #[command(flatten)]
     pub escrow: EscrowArgs,
+    /// Before changing anything, run the PEP's `Test-AzureStack -Group SecretRotationReadiness`
+    /// and show its result; a failure stops the run with nothing changed. It runs the stamp's
+    /// health tests and may take minutes: raise --pep-deadline if needed.
+    #[arg(long)]
+    pub pep_readiness: bool,
 }
 
 /// Everything loaded from disk before any BMC is contacted.
@@ -144,7 +149,7 @@ fn pep_step(
     let target = super::pep::target(settings, pep, reader)?;
     let close = super::pep::transcript_share(settings, transcripts_password, reader)?;
     let client = client(pep.pep_client).map_err(CliError::bad_input)?;
-    Ok(PepStep { client, target, close })
+    Ok(PepStep { client, target, close, readiness: false })
 }
 
 /// Writes a generated password where the operator asked, before anything changes.
@@ -358,6 +363,11 @@ impl RotatePlan {
                 "--transcripts-password needs `transcripts` in the inventory's [pep] table",
             ));
         }
+        if args.pep_readiness && stamp.pep.pep_client != super::pep::PepClientKind::Native {
+            return Err(CliError::bad_input(
+                "--pep-readiness runs with the native PEP client only: drop --pep-client or give --pep-client native",
+            ));
+        }
         let Some(settings) = &inventory.pep else {
             return Err(CliError::bad_input(format!(
                 "{}: no [pep] table; a rotation ends by storing the password in Azure Stack Hub, so the inventory \
@@ -391,7 +401,8 @@ impl RotatePlan {
             (Some(source), false) => Some(read_new(&mut reader, source)?),
             (None, false) => Some(read_new(&mut reader, &SecretSource::Prompt)?),
         };
-        let pep = pep_step(settings, &stamp.pep, &mut reader, args.transcripts_password.as_ref())?;
+        let mut pep = pep_step(settings, &stamp.pep, &mut reader, args.transcripts_password.as_ref())?;
+        pep.readiness = args.pep_readiness;
         let options = RotationOptions {
             concurrency: sources.concurrency as usize,
             rollback_on_pep_failure: args.on_pep_failure == OnPepFailure::Rollback,
