@@ -32,8 +32,10 @@ pub struct StampLab {
 impl StampLab {
     /// Starts the fleet `spec` describes and a PEP, and writes `dir/inventory.toml`.
     pub async fn start(spec: FleetSpec, pep: PepConfig, dir: &Path) -> anyhow::Result<StampLab> {
+        let not_ready = spec.pep_not_ready.clone();
         let lab = Lab::start(spec).await?;
         let pep = Arc::new(PepSimulator::start(pep).await?);
+        pep.set_faults(bmc_lab::pep::PepFaults { not_ready, ..Default::default() });
         std::fs::create_dir_all(dir)?;
         let inventory = dir.join("inventory.toml");
         let stamp = StampLab { lab, pep, inventory };
@@ -61,6 +63,7 @@ impl StampLab {
             client: NativeClient,
             target: PepTarget::new(endpoints.collect(), self.pep.account(), password, LAB_PEP_DEADLINE),
             close: None,
+            readiness: false,
         }
     }
 

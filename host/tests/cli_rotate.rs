@@ -670,3 +670,179 @@ async fn several_stamps_run_canary_first_each_atomic_and_a_failed_canary_starts_
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--bmc-password: with several stamps"), "{}", text(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_stamps_show_their_runs_and_resume_each_from_its_own_journal_after_a_crash() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut labs = Vec::new();
+    for name in ["rs-a", "rs-b", "rs-c"] {
+        labs.push(stamp_with(name, "dell-idrac10 = 1\nhpe-ilo6 = 1\n").await);
+    }
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-resume-many");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let plugins = bmc_tests::vendor_plugin_dir();
+    let audit = work.join("audit.jsonl");
+    let inventories = |names: &[usize]| -> Vec<String> {
+        names.iter().flat_map(|&i| ["--inventory".to_owned(), labs[i].0.inventory.display().to_string()]).collect()
+    };
+    let common: Vec<String> = [
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+        "--bmc-password",
+        "env:CLI_OLD",
+        "--new-password",
+        "env:CLI_THIRD",
+        "--cloudadmin-password",
+        "env:CLI_CLOUD",
+    ]
+    .map(String::from)
+    .to_vec();
+    let journal = work.join("{stamp}.jsonl").display().to_string();
+    let run = |args: Vec<String>, crash_after: Option<u64>| {
+        let mut command = command(args);
+        command.env_remove("BMC_ROTATE_TEST_CRASH_AFTER_RECORD");
+        if let Some(k) = crash_after {
+            command.env("BMC_ROTATE_TEST_CRASH_AFTER_RECORD", k.to_string());
+        }
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    let json_lines = |out: &Output| -> Vec<serde_json::Value> {
+        text(&out.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+    };
+    let outcomes = |stamps: &serde_json::Value| -> Vec<(String, String)> {
+        stamps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["stamp"].as_str().unwrap().to_owned(), s["outcome"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let expect = |pairs: [(&str, &str); 3]| pairs.map(|(s, o)| (s.to_owned(), o.to_owned())).to_vec();
+
+    // Stamp b rotates on its own; then a and c together, canary a killed after its third
+    // journal record (mid-change): c never starts.
+    let mut args = vec!["rotate".to_owned(), "--yes".into(), "--journal".into(), journal.clone()];
+    args.extend(inventories(&[1]));
+    args.extend(common.clone());
+    let out = run(args, None).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut args = vec!["rotate".to_owned(), "--yes".into(), "--journal".into(), journal.clone()];
+    args.extend(inventories(&[0, 2]));
+    args.extend(common.clone());
+    let killed = run(args, Some(3)).await.unwrap();
+    assert_eq!(killed.status.signal(), Some(9), "{}", text(&killed.stderr));
+    assert!(!work.join("rs-c.jsonl").exists(), "c never started");
+
+    // Status of all three, found without --journal: a's run from the record its lock kept
+    // (a killed run writes no audit record), b's from the audit log, c has none.
+    let mut args = vec!["status".to_owned(), "--audit-log".into(), audit.display().to_string()];
+    args.extend(inventories(&[0, 1, 2]));
+    args.extend(["--output".into(), "json".into()]);
+    let status = run(args, None).await.unwrap();
+    assert_eq!(status.status.code(), Some(4), "the worst stamp needs resume: {}", text(&status.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        outcomes(&document["stamps"]),
+        expect([("rs-a", "needs-resume"), ("rs-b", "rotated"), ("rs-c", "no-run")])
+    );
+    assert_eq!(document["stamps"][0]["journal"], work.join("rs-a.jsonl").display().to_string());
+    assert_eq!(document["stamps"][0]["status"]["stamp"], "rs-a");
+
+    // Resume all three, two at a time: a converges, b and c say they have nothing to resume.
+    // One refused login per BMC per command may leave a BMC for a second resume.
+    let mut args = vec!["resume".to_owned(), "--journal".into(), journal.clone(), "--output".into(), "jsonl".into()];
+    args.extend(inventories(&[0, 1, 2]));
+    args.extend(common.clone());
+    args.extend(["--stamp-concurrency".into(), "2".into()]);
+    let mut resumed = run(args.clone(), None).await.unwrap();
+    if resumed.status.code() == Some(4) {
+        resumed = run(args, None).await.unwrap();
+    }
+    assert_eq!(resumed.status.code(), Some(0), "{}{}", text(&resumed.stdout), text(&resumed.stderr));
+    let lines = json_lines(&resumed);
+    for line in &lines {
+        assert!(line["stamp"].is_string() || line["event"] == "summary", "every record names its stamp: {line}");
+    }
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        outcomes(&summary["stamps"]),
+        expect([("rs-a", "rotated"), ("rs-b", "nothing-to-resume"), ("rs-c", "nothing-to-resume")])
+    );
+    assert_eq!(labs[0].0.holding(USER, THIRD), 2, "a converged on the new password");
+    assert_eq!(labs[0].0.pep.stored().unwrap().password.as_str(), THIRD);
+    assert_eq!(labs[1].0.holding(USER, THIRD), 2);
+    assert_eq!(labs[2].0.holding(USER, OLD), 2, "c was never touched");
+
+    // Now every stamp is settled: status exits 0, in a table with one summary.
+    let mut args = vec!["status".to_owned(), "--audit-log".into(), audit.display().to_string()];
+    args.extend(inventories(&[0, 1, 2]));
+    let status = run(args, None).await.unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    let table = text(&status.stdout);
+    assert!(table.contains("== stamp rs-a") && table.contains("STAMP") && table.contains("no-run"), "{table}");
+    let everything = [&killed, &resumed, &status].map(|o| [text(&o.stdout), text(&o.stderr)].concat()).concat();
+    assert!(!everything.contains(THIRD) && !everything.contains(OLD), "no secret in any output");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pep_readiness_runs_before_any_change_and_a_stamp_not_ready_is_left_untouched() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-rotate-readiness");
+    let _ = std::fs::remove_dir_all(&dir);
+    // The spec's knob: the PEP's Test-AzureStack finds a fault.
+    let spec = FleetSpec::parse(&format!(
+        "stamp = \"readiness\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\npep_not_ready = \"AzsInfraRoleSummary\"\n\
+         [fleet]\ndell-idrac10 = 1\nhpe-ilo6 = 1\n"
+    ))
+    .unwrap();
+    let stamp = StampLab::start(spec, PepConfig::default(), &dir).await.unwrap();
+    let readiness_calls = |stamp: &StampLab| {
+        stamp.pep.received().iter().filter(|line| line.contains("Test-AzureStack")).cloned().collect::<Vec<_>>()
+    };
+
+    // Not ready: preflight fails, no BMC and no PEP store changed, no journal.
+    let args = rotate_args(&stamp, &dir, &["--new-password", "env:CLI_THIRD", "--pep-readiness", "--output", "json"]);
+    let out = bmc_rotate(args.clone()).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["report"]["outcome"], "preflight-failed");
+    let notes = json["report"]["notes"].to_string();
+    assert!(
+        notes.contains("not ready for secret rotation")
+            && notes.contains("Test-AzureStack -Group SecretRotationReadiness FAILED")
+            && notes.contains("AzsInfraRoleSummary"),
+        "{notes}"
+    );
+    assert_eq!(readiness_calls(&stamp), ["PS> Test-AzureStack -Group 'SecretRotationReadiness'"]);
+    assert_eq!(stamp.holding(USER, OLD), 2, "nothing changed");
+    assert!(stamp.pep.stored().is_none(), "Azure Stack was not told anything");
+    assert!(!dir.join("run.jsonl").exists());
+
+    // Without the flag no readiness call is made (the dry run shows it).
+    let out = bmc_rotate(rotate_args(&stamp, &dir, &["--new-password", "env:CLI_THIRD", "--dry-run"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(readiness_calls(&stamp).len(), 1);
+
+    // Ready: the result is shown and the rotation goes on.
+    stamp.pep.set_faults(bmc_lab::pep::PepFaults::default());
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["report"]["outcome"], "rotated");
+    let notes = json["report"]["notes"].to_string();
+    assert!(notes.contains("PEP readiness: Test-AzureStack -Group SecretRotationReadiness passed"), "{notes}");
+    assert_eq!(readiness_calls(&stamp).len(), 2);
+    assert_eq!(stamp.holding(USER, THIRD), 2);
+
+    // The PowerShell client cannot run it: refused before anything is read or contacted.
+    let args = rotate_args(&stamp, &dir, &["--pep-readiness", "--pep-client", "powershell", "--dry-run"]);
+    let out = bmc_rotate(args).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--pep-readiness runs with the native PEP client only"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -97,7 +97,8 @@ async fn a_pre_1907_stamp_gets_set_bmc_password() {
 async fn check_detects_the_cmdlet_and_changes_nothing() {
     let sim = simulator(PepPersona::Current).await;
     sim.set_stored(Some("bmcadmin"), "Old-Pw-1");
-    let request = PepRequest { action: PepAction::Check { bmc_user: Some("bmcadmin".into()) }, close: None };
+    let request =
+        PepRequest { action: PepAction::Check { bmc_user: Some("bmcadmin".into()), readiness: false }, close: None };
     let report = run(&NativeClient, &target(&sim, CLOUD_PASSWORD), &request, &quiet()).await.unwrap();
     assert!(!report.stored);
     assert_eq!(report.call, "Set-BmcCredential -BmcPassword <SecureString> -BmcUser 'bmcadmin' -BypassBMCUpdate");

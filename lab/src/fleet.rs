@@ -144,6 +144,10 @@ pub struct FleetSpec {
     /// Detailed groups.
     #[serde(default)]
     pub group: Vec<Group>,
+    /// The stamp's PEP answers `Test-AzureStack` with this test failed (e.g.
+    /// `AzsInfraRoleSummary`): not ready for secret rotation. Unset, every test passes.
+    #[serde(default)]
+    pub pep_not_ready: Option<String>,
 }
 
 fn default_stamp() -> String {

@@ -106,6 +106,7 @@ impl Stamp {
         write_private(&dir.join("bmc-password"), &format!("{}\n", spec.password))?;
         let binds: Vec<SocketAddr> = ports.ercs.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
         let pep = PepSimulator::start_on(config, &binds).await.context("cannot start the privileged endpoint")?;
+        pep.set_faults(crate::pep::PepFaults { not_ready: spec.pep_not_ready.clone(), ..Default::default() });
         let ports = Ports { bmcs: lab.port(), ercs: pep.addrs().iter().map(SocketAddr::port).collect() };
         std::fs::write(dir.join("ports.toml"), toml::to_string(&ports)?)?;
 

@@ -246,7 +246,8 @@ enum Command {
     },
     /// Converge an interrupted or failed run from its journal: find what each BMC holds, finish
     /// (or finish rolling back) and tell the privileged endpoint. Stdin order: old BMC password,
-    /// new BMC password, CloudAdmin password.
+    /// new BMC password, CloudAdmin password. With several inventories, each stamp's journal
+    /// (`--journal` naming `{stamp}`, or its last run in the audit log) converges on its own.
     Resume {
         #[command(flatten)]
         args: rotate::ResumeArgs,
@@ -262,11 +263,11 @@ enum Command {
     /// code 0 if every address answered, 1 if some did not (listed on stderr and in the file).
     Discover(discover::DiscoverArgs),
     /// Show where a run stands, from its journal alone (contacts nothing). Exit code 0 if the
-    /// run converged, 4 if it needs `resume`.
+    /// run converged, 4 if it needs `resume`. With several inventories: each stamp's last run
+    /// and a summary, the exit code the worst stamp's.
     Status {
-        /// The run's journal.
-        #[arg(long, value_name = "FILE")]
-        journal: PathBuf,
+        #[command(flatten)]
+        runs: stamps::StatusArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -532,8 +533,8 @@ async fn run(cli: Cli) -> CmdResult {
         Command::Rotate { stamp, args, sources, output } => {
             stamps::rotate(stamp, args, sources, output, cache_dir).await
         }
-        Command::Resume { args, sources, output } => rotate::resume(args, sources, output, cache_dir).await,
-        Command::Status { journal, output } => rotate::status(&journal, output),
+        Command::Resume { args, sources, output } => stamps::resume(args, sources, output, cache_dir).await,
+        Command::Status { runs, output } => stamps::status(runs, output),
         Command::Discover(args) => discover::discover(args).await,
         Command::Audit(command) => audit::run(command),
         #[cfg(feature = "lab")]

@@ -177,7 +177,10 @@ pub async fn check(args: StampArgs, output: Output) -> CmdResult {
     let inventory = load(&args)?;
     let settings = inventory.pep.as_ref().expect("load checked the [pep] table");
     let target = target(settings, &args.pep, &mut SecretReader::default())?;
-    let request = PepRequest { action: PepAction::Check { bmc_user: Some(inventory.bmc_user.clone()) }, close: None };
+    let request = PepRequest {
+        action: PepAction::Check { bmc_user: Some(inventory.bmc_user.clone()), readiness: false },
+        close: None,
+    };
     report(execute(args.pep.pep_client, &target, &request, &progress_lines()).await, output)
 }
 

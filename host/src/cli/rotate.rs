@@ -98,6 +98,11 @@ pub struct RotateArgs {
     pub transcripts_password: Option<SecretSource>,
     #[command(flatten)]
     pub escrow: EscrowArgs,
+    /// Before changing anything, run the PEP's `Test-AzureStack -Group SecretRotationReadiness`
+    /// and show its result; a failure stops the run with nothing changed. It runs the stamp's
+    /// health tests and may take minutes: raise --pep-deadline if needed.
+    #[arg(long)]
+    pub pep_readiness: bool,
 }
 
 /// Everything loaded from disk before any BMC is contacted.
@@ -148,7 +153,7 @@ fn pep_step(
     let target = super::pep::target(settings, pep, reader)?;
     let close = super::pep::transcript_share(settings, transcripts_password, reader)?;
     let client = client(pep.pep_client).map_err(CliError::bad_input)?;
-    Ok(PepStep { client, target, close })
+    Ok(PepStep { client, target, close, readiness: false })
 }
 
 /// Writes a generated password where the operator asked, before anything changes.
@@ -357,6 +362,11 @@ impl RotatePlan {
                 "--transcripts-password needs `transcripts` in the inventory's [pep] table",
             ));
         }
+        if args.pep_readiness && stamp.pep.pep_client != super::pep::PepClientKind::Native {
+            return Err(CliError::bad_input(
+                "--pep-readiness runs with the native PEP client only: drop --pep-client or give --pep-client native",
+            ));
+        }
         let Some(settings) = &inventory.pep else {
             return Err(CliError::bad_input(format!(
                 "{}: no [pep] table; a rotation ends by storing the password in Azure Stack Hub, so the inventory \
@@ -390,7 +400,8 @@ impl RotatePlan {
             (Some(source), false) => Some(read_new(&mut reader, source)?),
             (None, false) => Some(read_new(&mut reader, &SecretSource::Prompt)?),
         };
-        let pep = pep_step(settings, &stamp.pep, &mut reader, args.transcripts_password.as_ref())?;
+        let mut pep = pep_step(settings, &stamp.pep, &mut reader, args.transcripts_password.as_ref())?;
+        pep.readiness = args.pep_readiness;
         let options = RotationOptions {
             concurrency: sources.concurrency as usize,
             rollback_on_pep_failure: args.on_pep_failure == OnPepFailure::Rollback,
@@ -452,13 +463,28 @@ pub(super) enum Ended {
     },
     /// The stamp's last run already did this: nothing was contacted.
     AlreadyDone(String),
+    /// A resume ended with this report.
+    Resumed {
+        /// The report.
+        report: Box<RunReport>,
+        /// The run's journal.
+        journal: PathBuf,
+    },
+    /// A resume found nothing to converge: nothing was contacted.
+    NothingToResume(String),
 }
 
 impl Ended {
     /// The exit code this end means (an interrupted run also says what to run next, on stderr).
     pub(super) fn code(&self) -> u8 {
         match self {
-            Ended::AlreadyDone(_) => exit::OK,
+            Ended::AlreadyDone(_) | Ended::NothingToResume(_) => exit::OK,
+            Ended::Resumed { report, journal } if report.outcome == RunOutcome::Interrupted => {
+                // A resume stopped part way always leaves work for the next one.
+                interrupted(report, Some(journal));
+                exit::NEEDS_RESUME
+            }
+            Ended::Resumed { report, .. } => exit_code(report.outcome),
             Ended::Report { report, journal, .. } if report.outcome == RunOutcome::Interrupted => {
                 interrupted(report, journal.as_deref())
             }
@@ -469,20 +495,26 @@ impl Ended {
     /// Prints the end in the chosen form.
     pub(super) fn print(&self, output: RunOutput) {
         match self {
-            Ended::AlreadyDone(done) => match output {
+            Ended::AlreadyDone(done) | Ended::NothingToResume(done) => match output {
                 RunOutput::Table => println!("{done}"),
                 RunOutput::Json => println!("{}", serde_json::json!({ "report": null, "note": done })),
                 RunOutput::Jsonl => println!("{}", serde_json::json!({ "event": "end", "report": null, "note": done })),
             },
             Ended::Report { report, plan: Some(plan), .. } => print_with_plan(report, plan, output),
             Ended::Report { report, plan: None, journal } => print(report, journal.as_deref(), output),
+            Ended::Resumed { report, journal } => print(report, Some(journal), output),
         }
     }
 
     /// The end as one JSON value (several stamps' output).
     pub(super) fn to_json(&self) -> serde_json::Value {
         match self {
-            Ended::AlreadyDone(done) => serde_json::json!({ "report": null, "note": done }),
+            Ended::AlreadyDone(done) | Ended::NothingToResume(done) => {
+                serde_json::json!({ "report": null, "note": done })
+            }
+            Ended::Resumed { report, journal } => {
+                serde_json::json!({ "report": report, "journal": journal.to_string_lossy() })
+            }
             Ended::Report { report, plan, journal } => serde_json::json!({
                 "report": report,
                 "plan": plan,
@@ -662,12 +694,20 @@ fn last_run(audit_log: Option<&Path>, inventory: &Inventory, secrets: &RunSecret
 /// `resume`'s options.
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
-    /// The run's journal.
+    /// The run's journal. With --inventory and no --journal: the stamp's last run in the audit
+    /// log. With several stamps, a path naming the stamp ({stamp}) or none.
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["inventory", "inventories"])]
+    pub journal: Option<PathBuf>,
+    /// The inventory (default: the one the run recorded). Repeat it to resume several stamps,
+    /// each from its own journal (then secret sources may name the stamp: env:OLD_{stamp}).
     #[arg(long, value_name = "FILE")]
-    pub journal: PathBuf,
-    /// The inventory (default: the one the run recorded).
-    #[arg(long, value_name = "FILE")]
-    pub inventory: Option<PathBuf>,
+    pub inventory: Vec<PathBuf>,
+    /// Resume the stamp of every `*.toml` inventory in DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "inventory")]
+    pub inventories: Option<PathBuf>,
+    /// With several stamps: how many resume at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub stamp_concurrency: u16,
     /// Where to read the run's old BMC password: prompt, env:VAR, file:PATH or stdin.
     #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = SecretSourceParser)]
     pub bmc_password: SecretSource,
@@ -686,30 +726,54 @@ pub struct ResumeArgs {
     pub escrow: EscrowArgs,
 }
 
+/// One stamp's resume: its journal, inventory and secret sources, `{stamp}` filled in.
+pub(super) struct ResumeTarget {
+    /// The run's journal.
+    pub journal: PathBuf,
+    /// The inventory, when not the one the run recorded.
+    pub inventory: Option<PathBuf>,
+    /// The run's old BMC password.
+    pub bmc_password: SecretSource,
+    /// The run's new BMC password.
+    pub new_password: SecretSource,
+    /// The stamp's PEP and CloudAdmin password.
+    pub pep: PepArgs,
+}
+
 /// A resume with the journal read, the fleet loaded and the secrets checked against the
 /// journal's fingerprints, before any BMC is contacted.
-struct ResumePlan {
+pub(super) struct ResumePlan {
     inventory: Inventory,
     members: Vec<Member>,
     old: Arc<SecretString>,
     new: Arc<SecretString>,
     pep: Option<PepStep<AnyClient>>,
     audit_log: Option<PathBuf>,
-    recovery: Option<engine::Recovery>,
+    pub(super) options: ResumeOptions,
+    pub(super) journal: PathBuf,
+    escrow: Option<Escrow>,
     /// The stamp's lock, held until the command ends.
     _lock: StampLock,
 }
 
 impl ResumePlan {
-    /// Stdin order: old BMC password, new BMC password, CloudAdmin password.
-    async fn resolve(args: &ResumeArgs, sources: &Sources, cache_dir: Option<PathBuf>) -> Result<ResumePlan, CliError> {
-        let contents = journal::read_all(&args.journal).map_err(CliError::bad_input)?;
-        let state = match (engine::state_of(&contents), &args.inventory) {
+    /// Stdin order: old BMC password, new BMC password, CloudAdmin password. A run that already
+    /// converged is [`CliError::nothing_to_do`].
+    pub(super) async fn resolve(
+        target: &ResumeTarget,
+        args: &ResumeArgs,
+        sources: &Sources,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<ResumePlan, CliError> {
+        let escrow = args.escrow.escrow()?;
+        let journal_path = &target.journal;
+        let contents = journal::read_all(journal_path).map_err(CliError::bad_input)?;
+        let state = match (engine::state_of(&contents), &target.inventory) {
             (Ok(state), _) => state,
             (Err(e), None) => {
                 return Err(CliError::bad_input(format!(
                     "{}: {e}; give --inventory to resume from the inventory and what each BMC holds",
-                    args.journal.display()
+                    journal_path.display()
                 )));
             }
             // Recovery: filled in from the inventory below.
@@ -723,50 +787,76 @@ impl ResumePlan {
         if let Some(outcome) = state.finished.filter(|_| state.converged()) {
             return Err(CliError::nothing_to_do(format!(
                 "the run in {} already ended `{}` (stamp {}): nothing to resume",
-                args.journal.display(),
+                journal_path.display(),
                 outcome.as_str(),
                 state.stamp
             ))
-            .with_hint(format!("`bmc-rotate status --journal {}` shows what each BMC holds", args.journal.display())));
+            .with_hint(format!("`bmc-rotate status --journal {}` shows what each BMC holds", journal_path.display())));
         }
-        let inventory_path = args.inventory.clone().unwrap_or_else(|| state.inventory.clone());
+        let inventory_path = target.inventory.clone().unwrap_or_else(|| state.inventory.clone());
         let Loaded { inventory, members } = load(&inventory_path, sources, cache_dir).await?;
         let recovery = state.recovered.then(|| engine::Recovery {
             stamp: inventory.stamp.clone(),
             inventory: std::fs::canonicalize(&inventory.path).unwrap_or_else(|_| inventory.path.clone()),
         });
-        let lock = super::lock_stamp(&inventory, "resume", Some(&args.journal))?;
+        let lock = super::lock_stamp(&inventory, "resume", Some(journal_path))?;
         let mut reader = SecretReader::default();
-        let old = read(&mut reader, &args.bmc_password, "the run's old BMC password")?;
-        let new = read(&mut reader, &args.new_password, "the run's new BMC password")?;
+        let old = read(&mut reader, &target.bmc_password, "the run's old BMC password")?;
+        let new = read(&mut reader, &target.new_password, "the run's new BMC password")?;
         state.check_secrets(&old, &new).map_err(CliError::bad_input)?;
         // Resume may change direction, so the PEP may need telling whatever the journal says now.
         let pep = match &inventory.pep {
-            Some(settings) if !state.converged() => Some(pep_step(settings, &args.pep, &mut reader, None)?),
+            Some(settings) if !state.converged() => Some(pep_step(settings, &target.pep, &mut reader, None)?),
             _ => None,
         };
         let audit_log = sources.audit_log.clone().or_else(paths::audit_log);
-        Ok(ResumePlan { inventory, members, old, new, pep, audit_log, recovery, _lock: lock })
+        let options = ResumeOptions {
+            recovery,
+            allow_inventory_change: args.allow_inventory_change,
+            ..ResumeOptions::new(&inventory.stamp, sources.concurrency as usize)
+        };
+        Ok(ResumePlan {
+            inventory,
+            members,
+            old,
+            new,
+            pep,
+            audit_log,
+            options,
+            journal: journal_path.clone(),
+            escrow,
+            _lock: lock,
+        })
     }
 }
 
-/// `resume`.
-pub async fn resume(args: ResumeArgs, sources: Sources, output: RunOutput, cache_dir: Option<PathBuf>) -> CmdResult {
-    let escrow = args.escrow.escrow()?;
-    let ResumePlan { inventory, members, old, new, pep, audit_log, recovery, _lock } =
-        ResumePlan::resolve(&args, &sources, cache_dir).await?;
-    let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
+/// `resume` of one stamp (several go through [`super::stamps`]).
+pub async fn resume(
+    target: ResumeTarget,
+    args: ResumeArgs,
+    sources: Sources,
+    output: RunOutput,
+    cache_dir: Option<PathBuf>,
+) -> CmdResult {
+    let plan = ResumePlan::resolve(&target, &args, &sources, cache_dir).await?;
     let display = if output == RunOutput::Jsonl { Display::events() } else { Display::new() };
-    let options = ResumeOptions {
-        recovery,
-        allow_inventory_change: args.allow_inventory_change,
-        ..ResumeOptions::new(&inventory.stamp, sources.concurrency as usize)
-    };
-    let _signals = super::signals::watch(options.cancel.clone(), vec![args.journal.clone()], display.clone())
+    let _signals = super::signals::watch(plan.options.cancel.clone(), vec![plan.journal.clone()], display.clone())
         .map_err(CliError::failed)?;
-    let result = engine::resume(&args.journal, members, old, new, pep, display.clone(), &options).await;
+    let ended = run_resume(plan, display.clone()).await;
     drop(display);
-    let journal = Some(args.journal.clone());
+    let ended = ended?;
+    ended.print(output);
+    Ok(ExitCode::from(ended.code()))
+}
+
+/// Runs one resolved resume to its end and records it in the audit log. Prints nothing of its
+/// own end.
+pub(super) async fn run_resume(plan: ResumePlan, display: Arc<Display>) -> Result<Ended, CliError> {
+    let ResumePlan { inventory, members, old, new, pep, audit_log, options, journal: journal_path, escrow, _lock } =
+        plan;
+    let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
+    let result = engine::resume(&journal_path, members, old, new, pep, display, &options).await;
+    let journal = Some(journal_path.clone());
     let mut report = match result {
         Ok(report) => report,
         Err(ResumeError::BadInput(e)) => return Err(CliError::bad_input(e)),
@@ -786,60 +876,83 @@ pub async fn resume(args: ResumeArgs, sources: Sources, output: RunOutput, cache
     notify_end(escrow.as_ref(), run, &mut report).await;
     let entry = AuditEntry::now("resume", &inventory.stamp, names, report.outcome.as_str(), journal);
     audit(audit_log.as_deref(), &entry);
-    print(&report, Some(&args.journal), output);
-    if report.outcome == RunOutcome::Interrupted {
-        // A resume stopped part way always leaves work for the next one.
-        interrupted(&report, Some(&args.journal));
-        return Ok(ExitCode::from(exit::NEEDS_RESUME));
-    }
-    Ok(ExitCode::from(exit_code(report.outcome)))
+    Ok(Ended::Resumed { report: Box::new(report), journal: journal_path })
 }
 
-/// `status`.
-pub fn status(journal: &Path, output: Output) -> CmdResult {
-    let state: RunState = journal::read_all(journal).and_then(|contents| engine::state_of(&contents)).map_err(|e| {
-        CliError::bad_input(format!("{}: {e}; `resume --inventory` can still converge the stamp", journal.display()))
-    })?;
-    let code = if state.converged() { exit::OK } else { exit::NEEDS_RESUME };
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&state).expect("serialisable")),
-        Output::Table => {
-            // The lockout ledger beside what each BMC holds: failed logins the journal records,
-            // and what the last command left of its budget.
-            let rows: Vec<Vec<String>> = state
-                .bmcs
-                .iter()
-                .zip(&state.ledger)
-                .map(|((b, w), l)| {
-                    vec![
-                        b.clone(),
-                        engine::name(*w).to_owned(),
-                        l.failed_logins.to_string(),
-                        format!("{} of {}", l.budget_left, crate::fleet::ledger::BUDGET),
-                    ]
-                })
-                .collect();
-            print!("{}", render::table(&["BMC", "HOLDS", "FAILED LOGINS", "BUDGET LEFT (LAST COMMAND)"], &rows));
-            println!();
-            let pairs = [
-                ("stamp", state.stamp.clone()),
-                ("run", state.run.clone()),
-                ("inventory", state.inventory.display().to_string()),
-                ("heading for", format!("the {} password", engine::name(state.target))),
-                ("azure stack", format!("stores the {} password", engine::name(state.pep))),
-                ("escrowed", if state.escrowed { "yes" } else { "no" }.to_owned()),
-                ("finished", state.finished.map_or("no", RunOutcome::as_str).to_owned()),
-                ("consistent", state.inconsistent.clone().unwrap_or_else(|| "yes".into())),
-                ("records", state.records.to_string()),
-                ("damage", state.damage.clone().unwrap_or_else(|| "none".into())),
-            ];
-            print!("{}", render::fields(&pairs));
-            if !state.converged() {
-                println!("next: bmc-rotate resume --journal {}", journal.display());
+/// Where one run stands, from its journal alone.
+pub(super) struct Standing {
+    /// The run as its journal tells it.
+    pub state: Box<RunState>,
+    /// The journal.
+    pub journal: PathBuf,
+}
+
+impl Standing {
+    /// Reads the journal; one that cannot be read is bad input.
+    pub(super) fn read(journal: &Path) -> Result<Standing, CliError> {
+        let state = journal::read_all(journal).and_then(|contents| engine::state_of(&contents)).map_err(|e| {
+            CliError::bad_input(format!(
+                "{}: {e}; `resume --inventory` can still converge the stamp",
+                journal.display()
+            ))
+        })?;
+        Ok(Standing { state: Box::new(state), journal: journal.to_owned() })
+    }
+
+    /// 0 if the run converged, 4 if it needs `resume`.
+    pub(super) fn code(&self) -> u8 {
+        if self.state.converged() { exit::OK } else { exit::NEEDS_RESUME }
+    }
+
+    /// Prints the run's standing.
+    pub(super) fn print(&self, output: Output) {
+        let Standing { state, journal } = self;
+        match output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(state).expect("serialisable")),
+            Output::Table => {
+                // The lockout ledger beside what each BMC holds: failed logins the journal
+                // records, and what the last command left of its budget.
+                let rows: Vec<Vec<String>> = state
+                    .bmcs
+                    .iter()
+                    .zip(&state.ledger)
+                    .map(|((b, w), l)| {
+                        vec![
+                            b.clone(),
+                            engine::name(*w).to_owned(),
+                            l.failed_logins.to_string(),
+                            format!("{} of {}", l.budget_left, crate::fleet::ledger::BUDGET),
+                        ]
+                    })
+                    .collect();
+                print!("{}", render::table(&["BMC", "HOLDS", "FAILED LOGINS", "BUDGET LEFT (LAST COMMAND)"], &rows));
+                println!();
+                let pairs = [
+                    ("stamp", state.stamp.clone()),
+                    ("run", state.run.clone()),
+                    ("inventory", state.inventory.display().to_string()),
+                    ("heading for", format!("the {} password", engine::name(state.target))),
+                    ("azure stack", format!("stores the {} password", engine::name(state.pep))),
+                    ("escrowed", if state.escrowed { "yes" } else { "no" }.to_owned()),
+                    ("finished", state.finished.map_or("no", RunOutcome::as_str).to_owned()),
+                    ("consistent", state.inconsistent.clone().unwrap_or_else(|| "yes".into())),
+                    ("records", state.records.to_string()),
+                    ("damage", state.damage.clone().unwrap_or_else(|| "none".into())),
+                ];
+                print!("{}", render::fields(&pairs));
+                if !state.converged() {
+                    println!("next: bmc-rotate resume --journal {}", journal.display());
+                }
             }
         }
     }
-    Ok(ExitCode::from(code))
+}
+
+/// `status` of one journal.
+pub fn status(journal: &Path, output: Output) -> CmdResult {
+    let standing = Standing::read(journal)?;
+    standing.print(output);
+    Ok(ExitCode::from(standing.code()))
 }
 
 #[cfg(test)]

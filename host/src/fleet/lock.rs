@@ -170,6 +170,21 @@ impl Drop for StampLock {
     }
 }
 
+/// What the last holder of `stamp`'s lock in `dir` left in it: a record when it did not end
+/// normally (a crash, a kill) or still runs, `None` after a normal end. Takes no lock.
+pub fn left_behind(dir: &Path, stamp: &str) -> Option<Holder> {
+    super::inventory::check_stamp_name(stamp).ok()?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(dir.join(format!("{stamp}.lock")))
+        .ok()?;
+    if !file.metadata().ok()?.file_type().is_file() {
+        return None;
+    }
+    read_record(&mut file).filter(|holder| holder.stamp == stamp)
+}
+
 /// The record in a lock file, if it holds a readable one.
 fn read_record(file: &mut File) -> Option<Holder> {
     let mut text = String::new();

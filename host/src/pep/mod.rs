@@ -87,6 +87,8 @@ pub enum PepAction {
     Check {
         /// The BMC user name a rotation would pass.
         bmc_user: Option<String>,
+        /// Also run [`READINESS_CALL`] and report its verdict.
+        readiness: bool,
     },
     /// Store the new BMC credential.
     SetCredential(BmcCredential),
@@ -98,6 +100,38 @@ pub struct PepRequest {
     pub action: PepAction,
     /// `Close-PrivilegedEndpoint` after the action, if set.
     pub close: Option<TranscriptShare>,
+}
+
+/// Microsoft's readiness check before a secret rotation ("Rotate secrets in Azure Stack Hub",
+/// Preparation; the group in "Validate Azure Stack Hub system state", Groups): `$true` when no
+/// test of the group found a fault.
+pub const READINESS_CALL: (&str, &str, &str) = ("Test-AzureStack", "Group", "SecretRotationReadiness");
+
+/// What `Test-AzureStack -Group SecretRotationReadiness` said.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Readiness {
+    /// The call, as a command line.
+    pub call: String,
+    /// It returned `$true` with no error record.
+    pub passed: bool,
+    /// Its output objects, as text.
+    pub output: Vec<String>,
+    /// Its error records (the faults it found), readable.
+    pub errors: Vec<String>,
+    /// Its warning, verbose and information records (one line per test).
+    pub records: Vec<String>,
+}
+
+impl Readiness {
+    /// One line for the report.
+    pub fn summary(&self) -> String {
+        let verdict = if self.passed { "passed" } else { "FAILED" };
+        let mut line = format!("{} {verdict}", self.call);
+        if !self.errors.is_empty() {
+            line.push_str(&format!(": {}", self.errors.join("; ")));
+        }
+        line
+    }
 }
 
 /// The BMC credential cmdlet a stamp offers (`Get-Command <name> -Syntax`).
@@ -183,6 +217,8 @@ pub struct PepReport {
     pub verbose: Vec<String>,
     /// Transcripts handed to the share by `Close-PrivilegedEndpoint`.
     pub transcripts_closed: bool,
+    /// The readiness check's verdict, when a check asked for it.
+    pub readiness: Option<Readiness>,
     /// Endpoints that failed before this one, with why.
     pub failed_over: Vec<(String, String)>,
     /// Wall time of the whole step (JSON: `elapsed_ms`).

@@ -75,7 +75,10 @@ async fn work(
     progress(PepEvent::Detected(cmdlet.clone()));
     report.cmdlet = Some(cmdlet.clone());
     match &request.action {
-        PepAction::Check { bmc_user } => {
+        PepAction::Check { bmc_user, readiness } => {
+            if *readiness {
+                report.readiness = Some(check_readiness(session, deadline, limit, progress).await?);
+            }
             report.call = cmdlet.render(bmc_user.as_deref(), true);
             if cmdlet == Cmdlet::SetBmcPassword && bmc_user.is_some() {
                 report.warnings.push(
@@ -148,6 +151,32 @@ async fn work(
         }
     }
     Ok(())
+}
+
+/// `Test-AzureStack -Group SecretRotationReadiness`, as a command object: its verdict, whichever
+/// it is (the caller decides what a failure stops).
+async fn check_readiness(
+    session: &mut Session,
+    deadline: Instant,
+    limit: Duration,
+    progress: &Progress,
+) -> Result<super::Readiness, PepError> {
+    let (name, parameter, group) = super::READINESS_CALL;
+    let command = Command { name: name.into(), args: vec![(parameter.into(), Arg::Str(group.into()))] };
+    let call = format!("{name} -{parameter} {group}");
+    tracing::info!(endpoint = %session.name(), call = %call, "invoking");
+    progress(PepEvent::Invoking(call.clone()));
+    let result = session.invoke(&command, deadline, limit, progress).await?;
+    let returned_true = result.output.last().is_some_and(|o| o.trim().eq_ignore_ascii_case("true"));
+    let mut records = result.warnings.clone();
+    records.extend(result.verbose.iter().cloned());
+    Ok(super::Readiness {
+        call,
+        passed: result.succeeded() && returned_true,
+        errors: if result.succeeded() { Vec::new() } else { result.error_texts() },
+        output: result.output,
+        records,
+    })
 }
 
 /// `Get-Command <name> -Syntax` for each cmdlet generation, newest first.

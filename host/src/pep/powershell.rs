@@ -143,7 +143,7 @@ fn literal(text: &str) -> String {
 /// new BMC password (set-credential only), share password (transcripts only).
 fn script(endpoint: &PepEndpoint, target: &PepTarget, request: &PepRequest) -> String {
     let (set, user, bypass) = match &request.action {
-        PepAction::Check { bmc_user } => (false, bmc_user.clone(), true),
+        PepAction::Check { bmc_user, .. } => (false, bmc_user.clone(), true),
         PepAction::SetCredential(c) => (true, c.user.clone(), c.bypass_bmc_update),
     };
     let ssl = if endpoint.tls.is_some() { " -UseSSL" } else { "" };
@@ -256,6 +256,14 @@ impl PepClient for PowerShellClient {
         progress: &Progress,
     ) -> Result<PepReport, PepError> {
         check_tls(target)?;
+        // Never skipped in silence: a readiness check the operator asked for that did not run
+        // would read as passed.
+        if let PepAction::Check { readiness: true, .. } = request.action {
+            return Err(PepError::BadInput(
+                "the PEP readiness check (--pep-readiness) runs with the native client only: use --pep-client native"
+                    .into(),
+            ));
+        }
         let name = endpoint.to_string();
         progress(PepEvent::Connecting(name.clone()));
         let mut child = tokio::process::Command::new(&self.executable)
@@ -351,7 +359,7 @@ fn interpret(
     }
     let cmdlet = cmdlet.ok_or_else(|| PepError::Client("PowerShell reported success without a cmdlet".into()))?;
     let call = match &request.action {
-        PepAction::Check { bmc_user } => cmdlet.render(bmc_user.as_deref(), true),
+        PepAction::Check { bmc_user, .. } => cmdlet.render(bmc_user.as_deref(), true),
         PepAction::SetCredential(c) => cmdlet.render(c.user.as_deref(), c.bypass_bmc_update),
     };
     Ok(PepReport {

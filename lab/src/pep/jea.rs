@@ -29,7 +29,7 @@ fn visible(persona: PepPersona) -> Vec<&'static str> {
         PepPersona::Pre1907 => "Set-BmcPassword",
     };
     let mut all = DEFAULT_COMMANDS.to_vec();
-    all.extend([credential, "Close-PrivilegedEndpoint", "Get-AzureStackStampInformation"]);
+    all.extend([credential, "Close-PrivilegedEndpoint", "Get-AzureStackStampInformation", "Test-AzureStack"]);
     all.sort_unstable();
     all
 }
@@ -41,6 +41,7 @@ fn syntax(name: &str) -> String {
         "Set-BmcPassword" => "[-BmcPassword] <securestring> [-AsJob]",
         "Close-PrivilegedEndpoint" => "[[-TranscriptsPathDestination] <Object>] [[-Credential] <Object>] [-AsJob]",
         "Get-Command" => "[[-Name] <string[]>] [-Module <string[]>] [-CommandType <CommandTypes>] [-Syntax]",
+        "Test-AzureStack" => "[-Group <Object>] [-Include <Object>] [-Ignore <Object>] [-DetailedResults] [-AsJob]",
         _ => "[-AsJob]",
     };
     format!("\r\n{name} {body} [<CommonParameters>]\r\n")
@@ -196,12 +197,68 @@ pub(crate) async fn run(shell: Arc<Shell>, shared: Arc<Shared>, id: Guid, data: 
         "Get-Command" => get_command(&pipeline, invocation, persona),
         "Set-BmcCredential" | "Set-BmcPassword" => set_credential(&pipeline, invocation, name, &shell, &shared).await,
         "Close-PrivilegedEndpoint" => close(&pipeline, invocation, &shell, &shared),
+        "Test-AzureStack" => test_azure_stack(&pipeline, invocation, &shared),
         "Get-AzureStackStampInformation" => {
             pipeline.output(r#"{"StampVersion":"1.2406.0.8","DeploymentID":"00000000-0000-4000-8000-00000000a25c","RegionName":"lab"}"#);
             pipeline.end(PipelineState::Completed, None, false);
         }
         _ => pipeline.end(PipelineState::Completed, None, false),
     }
+}
+
+/// The tests of the `SecretRotationReadiness` group, as Microsoft Learn ("Validate Azure Stack Hub
+/// system state", Groups) lists them.
+const SECRET_ROTATION_READINESS: [&str; 9] = [
+    "AzsAcsSummary",
+    "AzsDefenderSummary",
+    "AzsHostingInfraSummary",
+    "AzsInfraCapacity",
+    "AzsInfraRoleSummary",
+    "AzsPortalAPISummary",
+    "AzsSFRoleSummary",
+    "AzsStorageSvcsSummary",
+    "AzsStoreSummary",
+];
+
+/// `Test-AzureStack [-Group G]`: one line per test, then `$true`, or `$false` with an error
+/// record for the test the `not_ready` fault names. The line shapes are the simulator's own
+/// (an assumption: a real stamp's console output was not seen); only the Boolean is relied on.
+fn test_azure_stack(pipeline: &Pipeline<'_>, invocation: &Invocation, shared: &Shared) {
+    let args = named(invocation, &[]);
+    let group = args.iter().find(|(n, _)| n.eq_ignore_ascii_case("Group")).map(|(_, v)| match v {
+        Value::Str(s) => s.clone(),
+        _ => String::new(),
+    });
+    let group = group.unwrap_or_else(|| "Default".into());
+    if !["Default", "UpdateReadiness", "SecretRotationReadiness"].iter().any(|g| g.eq_ignore_ascii_case(&group)) {
+        let message = format!(
+            "Cannot validate argument on parameter 'Group'. The argument \"{group}\" does not belong to the set \
+             \"Default,UpdateReadiness,SecretRotationReadiness\"."
+        );
+        return pipeline.fail(&binding(&message, "ParameterArgumentValidationError,Test-AzureStack", "Group"));
+    }
+    let failing = shared.faults().not_ready;
+    for test in SECRET_ROTATION_READINESS {
+        let verdict = if failing.as_deref() == Some(test) { "FAIL" } else { "PASS" };
+        pipeline.verbose(&format!("Test-AzureStack {group}: {test} {verdict}"));
+    }
+    match failing {
+        Some(test) => {
+            let message = format!("{test} reported a fault: the stamp is not ready for secret rotation");
+            let spec = ErrorSpec {
+                message: &message,
+                error_id: "TestAzureStackFailed,Test-AzureStack",
+                category: 7,
+                reason: "InvalidOperationException",
+                target: &test,
+                exception_type: "System.InvalidOperationException",
+            };
+            pipeline.error(&spec);
+            pipeline.output("False");
+        }
+        None => pipeline.output("True"),
+    }
+    pipeline.end(PipelineState::Completed, None, false);
 }
 
 fn get_command(pipeline: &Pipeline<'_>, invocation: &Invocation, persona: PepPersona) {

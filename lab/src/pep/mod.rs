@@ -60,6 +60,9 @@ pub struct PepFaults {
     /// The next this-many credential calls store the credential, then the connection drops
     /// before the client sees the result (the ambiguous case).
     pub drop_mid_pipeline: u32,
+    /// `Test-AzureStack` reports this test (e.g. `AzsInfraRoleSummary`) failed and returns
+    /// `$false`: the stamp is not ready for secret rotation.
+    pub not_ready: Option<String>,
 }
 
 /// How to start the simulator.

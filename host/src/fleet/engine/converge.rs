@@ -27,6 +27,8 @@ pub struct PepStep<C: PepClient> {
     pub target: PepTarget,
     /// Transcript hand-off, if wanted.
     pub close: Option<TranscriptShare>,
+    /// Preflight also runs the PEP's secret-rotation readiness check; a failure stops the run.
+    pub readiness: bool,
 }
 
 /// Which command converges: it decides the words of the report, and when to turn back.

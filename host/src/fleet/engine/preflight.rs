@@ -100,10 +100,24 @@ pub async fn preflight<C: PepClient>(
     let mut pep_check = None;
     if let Some(step) = &pep_step {
         observer.phase(Phase::PepCheck, 1);
-        let check = PepRequest { action: PepAction::Check { bmc_user: Some(account.clone()) }, close: None };
+        let action = PepAction::Check { bmc_user: Some(account.clone()), readiness: step.readiness };
+        let check = PepRequest { action, close: None };
         match pep::run(&step.client, &step.target, &check, &observer.pep_progress()).await {
             Ok(report) => {
-                observer.advanced("PEP", true, &report.call);
+                match &report.readiness {
+                    Some(readiness) if !readiness.passed => {
+                        observer.advanced("PEP", false, &readiness.summary());
+                        errors.push(format!(
+                            "privileged endpoint: the stamp is not ready for secret rotation: {}",
+                            readiness.summary()
+                        ));
+                    }
+                    Some(readiness) => {
+                        observer.advanced("PEP", true, &report.call);
+                        notes.push(format!("PEP readiness: {}", readiness.summary()));
+                    }
+                    None => observer.advanced("PEP", true, &report.call),
+                }
                 pep_check = Some(report);
             }
             Err(e) => {

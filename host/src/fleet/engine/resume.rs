@@ -118,7 +118,10 @@ pub async fn resume<C: PepClient>(
     // without the cmdlet is found before any BMC is contacted, not after the BMCs converged.
     if let Some(step) = &pep_step {
         observer.phase(Phase::PepCheck, 1);
-        let check = PepRequest { action: PepAction::Check { bmc_user: Some(run.bmc_user.clone()) }, close: None };
+        let check = PepRequest {
+            action: PepAction::Check { bmc_user: Some(run.bmc_user.clone()), readiness: false },
+            close: None,
+        };
         match pep::run(&step.client, &step.target, &check, &observer.pep_progress()).await {
             Ok(report) => {
                 observer.advanced("PEP", true, &report.call);
