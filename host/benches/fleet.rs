@@ -111,6 +111,7 @@ async fn rotate_stamp(runtime: Arc<Runtime>, plugins: Arc<Path>, dir: PathBuf, c
         rollback_on_pep_failure: true,
         cancel: bmc_rotate::fleet::cancel::Cancel::new(),
         ledger: bmc_rotate::fleet::ledger::Ledger::new(),
+        snmp: bmc_rotate::fleet::engine::SnmpMode::Require,
     };
     let observer = Arc::new(engine::Silent);
     let preflighted =

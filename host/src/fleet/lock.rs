@@ -174,11 +174,8 @@ impl Drop for StampLock {
 /// normally (a crash, a kill) or still runs, `None` after a normal end. Takes no lock.
 pub fn left_behind(dir: &Path, stamp: &str) -> Option<Holder> {
     super::inventory::check_stamp_name(stamp).ok()?;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(dir.join(format!("{stamp}.lock")))
-        .ok()?;
+    let mut options = std::fs::OpenOptions::new();
+    let mut file = crate::platform::not_following(options.read(true)).open(dir.join(format!("{stamp}.lock"))).ok()?;
     if !file.metadata().ok()?.file_type().is_file() {
         return None;
     }
