@@ -16,11 +16,12 @@ use super::Bmc;
 use super::accounts::{Account, PasswordHash};
 use super::wire::{LabRequest, LabResponse, error, malformed, message, not_found};
 use crate::persona::Vendor;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// An SNMPv3 authentication protocol the personas offer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SnmpAuth {
     /// None.
     None,
@@ -31,7 +32,8 @@ pub enum SnmpAuth {
 }
 
 /// An SNMPv3 privacy protocol the personas offer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SnmpPrivacy {
     /// None.
     None,

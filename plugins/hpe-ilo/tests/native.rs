@@ -76,6 +76,18 @@ fn a_self_change_succeeds_inside_the_error_envelope_and_logs_in_again() {
     );
     host.expect(Method::Delete, "/redfish/v1/SessionService/Sessions/admin0001/").reply(Reply::empty(401));
     login(&host, NEW_PASSWORD, "t2");
+    // The account's SNMPv3 user follows: both passphrases become the new password, one PATCH each.
+    let snmp_user = "/redfish/v1/Managers/1/SnmpService/SNMPUsers/1";
+    host.expect(Method::Get, "/redfish/v1/Managers/1/SnmpService/SNMPUsers")
+        .auth("session <secret:session:t2>")
+        .reply(Reply::json(200, json!({"Members": [{"@odata.id": snmp_user}]})));
+    host.expect(Method::Get, snmp_user)
+        .reply(Reply::json(200, json!({"SecurityName": "azsbmc", "AuthProtocol": "SHA", "PrivacyProtocol": "AES"})));
+    for member in ["AuthPassphrase", "PrivacyPassphrase"] {
+        host.expect(Method::Patch, snmp_user)
+            .body_contains(&format!(r#"{{"{member}":<secret:new-password>}}"#))
+            .reply(Reply::json(200, json!({})));
+    }
     host.expect(Method::Delete, "/redfish/v1/SessionService/Sessions/admin0001/")
         .auth("session <secret:session:t2>")
         .reply(Reply::empty(200));
