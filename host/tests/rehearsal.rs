@@ -87,6 +87,17 @@ impl Lab {
     }
 }
 
+impl Drop for Lab {
+    /// A failing assertion must not leave the lab running: it holds the test's output pipe open,
+    /// and `cargo test | tee` would wait for it forever.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn bmc_rotate(dir: &Path, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
     command
