@@ -89,7 +89,7 @@ pub async fn preflight<C: PepClient>(
 
     let mut errors = check_bmcs(&bmcs, &secrets.old, options, &observer).await;
     if errors.is_empty() && !options.cancel.is_cancelled() {
-        check_snmp(&bmcs, &secrets.old, options.snmp, &mut errors, &mut notes).await;
+        check_snmp(&bmcs, &secrets.old, options, &mut errors, &mut notes).await;
     }
     if options.cancel.is_cancelled() {
         notes.push("interrupted during preflight: nothing was changed".into());
@@ -176,20 +176,39 @@ pub async fn preflight<C: PepClient>(
 async fn check_snmp(
     bmcs: &[Shared<Bmc>],
     old: &Arc<SecretString>,
-    mode: SnmpMode,
+    options: &RotationOptions,
     errors: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
-    for bmc in bmcs {
-        let check = snmp::check(bmc, old).await;
-        let mut bmc = lock(bmc);
+    // One login per BMC, as many at once as the run allows: one after another, a large fleet
+    // would wait minutes here.
+    let permits = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, bmc) in bmcs.iter().enumerate() {
+        let (bmc, old, permits) = (bmc.clone(), old.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+            (i, snmp::check(&bmc, &old).await)
+        });
+    }
+    let mut checks = Vec::with_capacity(bmcs.len());
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(check) => checks.push(check),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    // In inventory order, as the messages were before.
+    checks.sort_by_key(|(i, _)| *i);
+    for (i, check) in checks {
+        let mut bmc = lock(&bmcs[i]);
         for problem in &check.problems {
-            match mode {
+            match options.snmp {
                 SnmpMode::Require => errors.push(format!("{}: {problem} (or run with --snmp warn)", bmc.name())),
                 SnmpMode::Warn => notes.push(format!("warning: {}: {problem}", bmc.name())),
             }
         }
-        if !check.ok && mode == SnmpMode::Require {
+        if !check.ok && options.snmp == SnmpMode::Require {
             bmc.result = BmcResult::PreflightFailed;
             bmc.error = Some(check.problems.join("; "));
         }
