@@ -99,6 +99,17 @@ fn spawn_lab(args: &[&str]) -> Child {
     Child { process, out }
 }
 
+/// What `rotate` runs with by default, at `concurrency`.
+fn rotation_options(concurrency: usize) -> RotationOptions {
+    RotationOptions {
+        concurrency,
+        rollback_on_pep_failure: true,
+        cancel: bmc_rotate::fleet::cancel::Cancel::new(),
+        ledger: bmc_rotate::fleet::ledger::Ledger::new(),
+        snmp: bmc_rotate::fleet::engine::SnmpMode::Require,
+    }
+}
+
 /// One stamp's whole rotation, as `rotate` runs it for each of several stamps: load the
 /// inventory and plugins, preflight (PEP check included), change, verify, tell the PEP.
 async fn rotate_stamp(runtime: Arc<Runtime>, plugins: Arc<Path>, dir: PathBuf, concurrency: usize) {
@@ -106,13 +117,7 @@ async fn rotate_stamp(runtime: Arc<Runtime>, plugins: Arc<Path>, dir: PathBuf, c
     let (inventory, members) =
         members::load(&dir.join("inventory.toml"), None, &plugins, &runtime, limits).await.unwrap();
     let secrets = RunSecrets { old: Arc::new(SecretString::from(OLD)), new: Some(Arc::new(SecretString::from(NEW))) };
-    let options = RotationOptions {
-        concurrency,
-        rollback_on_pep_failure: true,
-        cancel: bmc_rotate::fleet::cancel::Cancel::new(),
-        ledger: bmc_rotate::fleet::ledger::Ledger::new(),
-        snmp: bmc_rotate::fleet::engine::SnmpMode::Require,
-    };
+    let options = rotation_options(concurrency);
     let observer = Arc::new(engine::Silent);
     let preflighted =
         match engine::preflight(members, &inventory.stamp, secrets, Some(pep_step(&inventory)), &options, observer)
@@ -308,13 +313,7 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
     let pep_again = pep_step(&inventory);
     let observer = Arc::new(Phases { child: Mutex::new(child), marks: Mutex::default() });
     let secrets = RunSecrets { old: Arc::new(SecretString::from(OLD)), new: Some(Arc::new(SecretString::from(NEW))) };
-    let options = RotationOptions {
-        concurrency,
-        rollback_on_pep_failure: true,
-        cancel: bmc_rotate::fleet::cancel::Cancel::new(),
-        ledger: bmc_rotate::fleet::ledger::Ledger::new(),
-        snmp: bmc_rotate::fleet::engine::SnmpMode::Require,
-    };
+    let options = rotation_options(concurrency);
     let journal_path = dir.join("run.jsonl");
     let (cpu0, _) = rusage();
     let started = Instant::now();
