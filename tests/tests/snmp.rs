@@ -42,10 +42,15 @@ impl Run {
     /// Preflight and, if it passes, the rotation to `NEW`.
     async fn rotate(&self, snmp: SnmpMode) -> RunReport {
         let limits = Limits { request_timeout: Duration::from_secs(2), ..Limits::default() };
-        let (inventory, members) =
-            members::load(&self.stamp.inventory, self.profiles.as_deref(), &self.plugins, runtime(), limits)
-                .await
-                .unwrap();
+        let (inventory, members) = members::load(
+            &self.stamp.inventory,
+            self.profiles.as_deref(),
+            &[self.plugins.as_path()],
+            runtime(),
+            limits,
+        )
+        .await
+        .unwrap();
         let secrets =
             RunSecrets { old: Arc::new(SecretString::from(OLD)), new: Some(Arc::new(SecretString::from(NEW))) };
         let mut pep = self.stamp.pep_step(LAB_CLOUDADMIN_PASSWORD);
@@ -205,4 +210,40 @@ fn the_fleet_spec_sets_snmp_per_group_and_refuses_an_unknown_case() {
     let err = FleetSpec::parse("password = \"x\"\n[[group]]\npersona = \"hpe-ilo5\"\ncount = 1\nsnmp = \"sha\"\n");
     let err = err.unwrap_err();
     assert!(err.contains("snmp") && err.contains("`ok`, `off`, `des`, `md5`"), "{err}");
+}
+
+/// A resume converges a run that crashed right after its start record, then checks SNMPv3 on
+/// every BMC as the run would have: a weak setting is named after the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_checks_snmpv3_after_it_converges_the_fleet() {
+    let run = Run::start("resume", WEAK).await;
+    let (inventory, members) =
+        members::load(&run.stamp.inventory, None, &[run.plugins.as_path()], runtime(), Limits::default())
+            .await
+            .unwrap();
+    let path = run.dir.join("crashed.jsonl");
+    drop(journal::start_run(&path, &inventory, OLD, NEW, true).unwrap());
+    let mut pep = run.stamp.pep_step(LAB_CLOUDADMIN_PASSWORD);
+    pep.target.deadline = Duration::from_secs(60);
+    let report = engine::resume(
+        &path,
+        members,
+        Arc::new(SecretString::from(OLD)),
+        Arc::new(SecretString::from(NEW)),
+        Some(pep),
+        Arc::new(Silent),
+        &engine::ResumeOptions::new("lab", 16),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, RunOutcome::Rotated, "{:#?}", report.notes);
+    assert!(run.all_hold(NEW) && run.ilo_passphrases_are(NEW));
+    let warned = |bmc: &str, what: &str| {
+        report.notes.iter().any(|n| n.starts_with(&format!("warning: after the change, {bmc}: ")) && n.contains(what))
+    };
+    assert!(warned("dell-idrac9-01", "SNMPv3 is off"), "{:#?}", report.notes);
+    assert!(warned("hpe-ilo5-01", "is DES"), "{:#?}", report.notes);
+    assert!(warned("lenovo-xcc2-01", "HMAC-MD5"), "{:#?}", report.notes);
+    let generic = bmc(&report, "dmtf-generic").snmp_after.as_ref().expect("checked after the resume");
+    assert!(generic.ok, "{generic:?}");
 }

@@ -170,9 +170,9 @@ pub async fn preflight<C: PepClient>(
     })
 }
 
-/// Checks the rotation account's SNMPv3 state on every BMC, one at a time (each check logs in
-/// with the password the BMC was just shown to hold). A problem is an error under
-/// [`SnmpMode::Require`], a warning under [`SnmpMode::Warn`]; both name the BMC and the fix.
+/// Checks the rotation account's SNMPv3 state on every BMC (each check logs in with the password
+/// the BMC was just shown to hold). A problem is an error under [`SnmpMode::Require`], a warning
+/// under [`SnmpMode::Warn`]; both name the BMC and the fix, in inventory order.
 async fn check_snmp(
     bmcs: &[Shared<Bmc>],
     old: &Arc<SecretString>,
@@ -180,28 +180,10 @@ async fn check_snmp(
     errors: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
-    // One login per BMC, as many at once as the run allows: one after another, a large fleet
-    // would wait minutes here.
-    let permits = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, bmc) in bmcs.iter().enumerate() {
-        let (bmc, old, permits) = (bmc.clone(), old.clone(), permits.clone());
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
-            (i, snmp::check(&bmc, &old).await)
-        });
-    }
-    let mut checks = Vec::with_capacity(bmcs.len());
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(check) => checks.push(check),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
-    // In inventory order, as the messages were before.
-    checks.sort_by_key(|(i, _)| *i);
-    for (i, check) in checks {
-        let mut bmc = lock(&bmcs[i]);
+    let checks = snmp::check_each(bmcs, |_| Some(old.clone()), options.concurrency).await;
+    for (bmc, check) in bmcs.iter().zip(checks) {
+        let Some(check) = check else { continue };
+        let mut bmc = lock(bmc);
         for problem in &check.problems {
             match options.snmp {
                 SnmpMode::Require => errors.push(format!("{}: {problem} (or run with --snmp warn)", bmc.name())),
@@ -339,25 +321,12 @@ impl<C: PepClient> Preflighted<C> {
         Ok(self.report(converged.outcome, converged.pep, converged.pep_error))
     }
 
-    /// Checks SNMPv3 again on every BMC that holds a known password after the run: a BMC
-    /// whose SNMPv3 side did not follow (a passphrase refused, a setting lost) is named, with
-    /// what to change. The run's outcome stands: the passwords already agree.
+    /// Checks SNMPv3 again once the passwords agree. Under `--snmp warn` a problem preflight
+    /// already warned of is not repeated.
     async fn check_snmp_after(&self, notes: &mut Vec<String>) {
-        for bmc in &self.fleet.bmcs {
-            let password = match lock(bmc).holds {
-                Which::New => &self.fleet.new,
-                Which::Old => &self.fleet.old,
-                Which::Unknown => continue,
-            };
-            let check = snmp::check(bmc, password).await;
-            let mut bmc = lock(bmc);
-            if !check.ok && (self.snmp == SnmpMode::Require || bmc.snmp_preflight.as_ref().is_none_or(|c| c.ok)) {
-                for problem in &check.problems {
-                    notes.push(format!("warning: after the change, {}: {problem}", bmc.name()));
-                }
-            }
-            bmc.snmp_after = Some(check);
-        }
+        let require = self.snmp == SnmpMode::Require;
+        let warned = |bmc: &Bmc| !require && bmc.snmp_preflight.as_ref().is_some_and(|c| !c.ok);
+        snmp::check_after(&self.fleet, warned, notes).await;
     }
 
     fn report(&self, outcome: RunOutcome, pep: Option<PepReport>, pep_error: Option<String>) -> RunReport {

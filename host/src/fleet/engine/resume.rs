@@ -7,6 +7,7 @@
 use super::bmcs::{self, Bmc, Shared, lock};
 use super::converge::{Command, Converging, Fleet, PepStep};
 use super::report::{BmcResult, Observer, Phase, RunOutcome, RunReport};
+use super::snmp;
 use super::state::{Recovery, RunState, state_of};
 use super::steps::SharedJournal;
 use crate::fleet::cancel::Cancel;
@@ -143,6 +144,9 @@ pub async fn resume<C: PepClient>(
     let outcome = converge(SharedJournal::new(journal), &run, &fleet, pep_step, &observer, &mut notes)
         .await
         .map_err(ResumeError::Stopped)?;
+    // As a run does after its change: the SNMPv3 side of each BMC must have followed the
+    // password (a passphrase refused, or the BMC changed by hand since the run).
+    snmp::check_after(&fleet, |_| false, &mut notes).await;
     Ok(RunReport {
         pep: outcome.1,
         pep_error: outcome.2,

@@ -9,7 +9,9 @@
 //! cannot tell that traps will keep working, so that too fails preflight unless `--snmp warn`.
 
 use super::bmcs::{Bmc, Shared, lock};
+use super::converge::Fleet;
 use super::steps::context;
+use crate::fleet::journal::Which;
 use crate::runtime::{SnmpAuthentication, SnmpPrivacy, SnmpV3};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -98,6 +100,57 @@ pub(crate) async fn check(bmc: &Shared<Bmc>, password: &Arc<SecretString>) -> Sn
         Ok(Some(state)) => SnmpCheck::of(state, &member.target.account),
         Ok(None) => SnmpCheck::not_reported("this BMC does not show it"),
         Err(e) => SnmpCheck::not_reported(&format!("reading it failed: {e}")),
+    }
+}
+
+/// Checks each BMC `password_of` gives a password for, as many at once as `concurrency` allows
+/// (one login each; one after another, a large fleet would wait minutes). The answers are in
+/// `bmcs`' order; `None` where no password was given.
+pub(crate) async fn check_each(
+    bmcs: &[Shared<Bmc>],
+    password_of: impl Fn(&Bmc) -> Option<Arc<SecretString>>,
+    concurrency: usize,
+) -> Vec<Option<SnmpCheck>> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, bmc) in bmcs.iter().enumerate() {
+        let Some(password) = password_of(&lock(bmc)) else { continue };
+        let (bmc, permits) = (bmc.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+            (i, check(&bmc, &password).await)
+        });
+    }
+    let mut checks = vec![None; bmcs.len()];
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((i, check)) => checks[i] = Some(check),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    checks
+}
+
+/// Checks SNMPv3 again on every BMC of `fleet` that holds a known password once the passwords
+/// agree: a BMC whose SNMPv3 side did not follow (a passphrase refused, a setting lost) is named
+/// in `notes`, with what to change, unless `quiet_if` says the problem was already reported. The
+/// outcome stands: the passwords already agree.
+pub(crate) async fn check_after(fleet: &Fleet, quiet_if: impl Fn(&Bmc) -> bool, notes: &mut Vec<String>) {
+    let password_of = |bmc: &Bmc| match bmc.holds {
+        Which::New => Some(fleet.new.clone()),
+        Which::Old => Some(fleet.old.clone()),
+        Which::Unknown => None,
+    };
+    let checks = check_each(&fleet.bmcs, password_of, fleet.concurrency).await;
+    for (bmc, check) in fleet.bmcs.iter().zip(checks) {
+        let Some(check) = check else { continue };
+        let mut bmc = lock(bmc);
+        if !check.ok && !quiet_if(&bmc) {
+            for problem in &check.problems {
+                notes.push(format!("warning: after the change, {}: {problem}", bmc.name()));
+            }
+        }
+        bmc.snmp_after = Some(check);
     }
 }
 
