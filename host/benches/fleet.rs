@@ -115,7 +115,7 @@ fn rotation_options(concurrency: usize) -> RotationOptions {
 async fn rotate_stamp(runtime: Arc<Runtime>, plugins: Arc<Path>, dir: PathBuf, concurrency: usize) {
     let limits = Limits { request_timeout: Duration::from_secs(120), ..Limits::default() };
     let (inventory, members) =
-        members::load(&dir.join("inventory.toml"), None, &plugins, &runtime, limits).await.unwrap();
+        members::load(&dir.join("inventory.toml"), None, &[&*plugins], &runtime, limits).await.unwrap();
     let secrets = RunSecrets { old: Arc::new(SecretString::from(OLD)), new: Some(Arc::new(SecretString::from(NEW))) };
     let options = rotation_options(concurrency);
     let observer = Arc::new(engine::Silent);
@@ -271,7 +271,7 @@ async fn resume_case(
     use bmc_rotate::fleet::engine::ResumeOptions;
     let limits = Limits { request_timeout: Duration::from_secs(120), ..Limits::default() };
     let (inventory, members) =
-        members::load(&dir.join("inventory.toml"), None, plugins, runtime, limits).await.unwrap();
+        members::load(&dir.join("inventory.toml"), None, &[plugins], runtime, limits).await.unwrap();
     let path = dir.join("back.jsonl");
     drop(journal::start_run(&path, &inventory, NEW, THIRD, true).unwrap());
     let (old, new) = (Arc::new(SecretString::from(NEW)), Arc::new(SecretString::from(THIRD)));
@@ -308,7 +308,7 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
     let limits = Limits { request_timeout: Duration::from_secs(120), ..Limits::default() };
     let cpu_plan = rusage().0;
     let (inventory, members) =
-        members::load(&dir.join("inventory.toml"), None, plugins, runtime, limits).await.unwrap();
+        members::load(&dir.join("inventory.toml"), None, &[plugins], runtime, limits).await.unwrap();
     let pep = pep_step(&inventory);
     let pep_again = pep_step(&inventory);
     let observer = Arc::new(Phases { child: Mutex::new(child), marks: Mutex::default() });

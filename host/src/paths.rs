@@ -28,16 +28,24 @@ pub fn plugin_cache() -> Option<PathBuf> {
     base("XDG_CACHE_HOME", ".cache").map(|d| d.join("wasm")).filter(|_| cfg!(unix))
 }
 
-/// Installed plugins: the release's own, `PREFIX/lib/bmc-rotate/plugins` beside the running binary
-/// (`PREFIX/bin/bmc-rotate`: `/usr/bin` finds `/usr/lib/bmc-rotate/plugins`), when that directory
-/// exists; else `$XDG_DATA_HOME/bmc-rotate/plugins` (`~/.local/share/bmc-rotate/plugins`), where a
-/// binary installed alone (`cargo install`) finds plugins the user put there.
+/// The plugin directories searched when the operator names none, in order: the release's own,
+/// `PREFIX/lib/bmc-rotate/plugins` beside the running binary (`PREFIX/bin/bmc-rotate`: `/usr/bin`
+/// finds `/usr/lib/bmc-rotate/plugins`), when that directory exists; then the user's
+/// ([`user_plugins`]), where `plugins install` puts third-party plugins.
 ///
-/// The release's directory comes first because its plugins are the files the built-in profiles
-/// pin: plugins left in the user's directory by an older release would fail those pins.
-pub fn plugins() -> Option<PathBuf> {
+/// Both are read because a packaged release's directory belongs to the package manager (root),
+/// while an operator installs a vendor's plugin as themselves. Reading both cannot make a run
+/// take an unexpected file: every built-in and installed profile pins its plugin's digest, and an
+/// unpinned profile with two files of one id is refused (`fleet::members::choose`).
+pub fn plugin_dirs() -> Vec<PathBuf> {
     let exe = std::env::current_exe().ok();
-    exe.as_deref().and_then(beside_binary).or_else(|| base("XDG_DATA_HOME", ".local/share").map(|d| d.join("plugins")))
+    exe.as_deref().and_then(beside_binary).into_iter().chain(user_plugins()).collect()
+}
+
+/// The user's plugins: `$XDG_DATA_HOME/bmc-rotate/plugins` (`~/.local/share/bmc-rotate/plugins`),
+/// where `plugins install` writes and a binary installed alone (`cargo install`) finds plugins.
+pub fn user_plugins() -> Option<PathBuf> {
+    base("XDG_DATA_HOME", ".local/share").map(|d| d.join("plugins"))
 }
 
 /// `PREFIX/lib/bmc-rotate/plugins` for the binary `PREFIX/bin/NAME`, if that is a directory.

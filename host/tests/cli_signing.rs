@@ -343,3 +343,96 @@ fn the_release_script_signs_the_shipped_plugins_with_the_release_key() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("BMC_ROTATE_RELEASE_SECRET_KEY"), "{}", text(&out.stderr));
 }
+
+/// On a packaged system the release's plugin directory belongs to the package manager: an operator
+/// installs a vendor's plugin into their own directory, and `rotate` reads both, each profile taking
+/// the file it pins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_release_reads_its_own_plugins_and_the_ones_the_operator_installed() {
+    let work = fresh("layout");
+    // The release layout: PREFIX/bin/bmc-rotate and PREFIX/lib/bmc-rotate/plugins (a copy, not a
+    // link: the binary finds its plugins from its resolved path).
+    let (bin, release) = (work.join("usr/bin"), work.join("usr/lib/bmc-rotate/plugins"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&release).unwrap();
+    let exe = bin.join("bmc-rotate");
+    std::fs::copy(env!("CARGO_BIN_EXE_bmc-rotate"), &exe).unwrap();
+    std::fs::copy(bmc_tests::vendor_plugin_dir().join("hpe_ilo.wasm"), release.join("hpe_ilo.wasm")).unwrap();
+    let (data, profiles, download) = (work.join("data"), work.join("profiles"), work.join("download"));
+    std::fs::create_dir_all(&download).unwrap();
+    let (_, vendor_secret, vendor_id) = keypair(&work, "vendor");
+    let dell = copy_dell(&download);
+    sign(&dell, &vendor_secret, "acme");
+    let installed = |args: &[&str]| {
+        Command::new(&exe)
+            .args(args)
+            .env_remove("BMC_ROTATE_PLUGIN_DIR")
+            .env("XDG_DATA_HOME", &data)
+            .env("BMC_ROTATE_CACHE_DIR", work.join("cache"))
+            .env("BMC_ROTATE_PROFILE_DIR", &profiles)
+            .env("XDG_STATE_HOME", work.join("state"))
+            .env("SIG_OLD", OLD)
+            .env("SIG_CLOUD", LAB_CLOUDADMIN_PASSWORD)
+            .output()
+            .unwrap()
+    };
+
+    let pub_file = work.join("vendor.pub");
+    let out = installed(&[
+        "plugins",
+        "install",
+        dell.to_str().unwrap(),
+        "--profile",
+        PROFILE,
+        "--signer",
+        pub_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let user_dir = data.join("bmc-rotate/plugins");
+    assert!(user_dir.join("dell_idrac.wasm").is_file() && user_dir.join("dell_idrac.wasm.minisig").is_file());
+    assert!(!release.join("dell_idrac.wasm").exists(), "the release's directory is the package manager's");
+
+    let out = installed(&["plugins", "list", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<&str> = rows.iter().map(|r| r["file"].as_str().unwrap()).collect();
+    let expected = [release.join("hpe_ilo.wasm"), user_dir.join("dell_idrac.wasm")];
+    assert_eq!(files, expected.iter().map(|p| p.to_str().unwrap()).collect::<Vec<_>>(), "whole paths, release first");
+    assert_eq!(rows[1]["signature"]["key_id"], vendor_id.as_str());
+
+    // One BMC per directory: the iLO's built-in profile pins the release's file, the iDRAC's
+    // installed profile the operator's.
+    let spec = FleetSpec::parse(&format!(
+        "stamp = \"layout\"\npassword = \"{OLD}\"\nuser = \"{USER}\"\n[fleet]\ndell-idrac10 = 1\nhpe-ilo6 = 1\n"
+    ))
+    .unwrap();
+    let stamp = StampLab::start(spec, PepConfig::default(), &work.join("stamp")).await.unwrap();
+    let inventory = stamp.inventory.to_str().unwrap();
+    let out = tokio::task::block_in_place(|| {
+        installed(&[
+            "rotate",
+            "--inventory",
+            inventory,
+            "--bmc-password",
+            "env:SIG_OLD",
+            "--cloudadmin-password",
+            "env:SIG_CLOUD",
+            "--new-password",
+            "env:SIG_CLOUD",
+            "--dry-run",
+            "--yes",
+            "--output",
+            "json",
+        ])
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["report"]["outcome"], "dry-run", "{json}");
+    let plugins: Vec<&str> =
+        json["plan"]["bmcs"].as_array().unwrap().iter().map(|b| b["plugin"].as_str().unwrap()).collect();
+    assert_eq!(plugins.len(), 2, "{json}");
+    assert!(
+        plugins.iter().any(|p| p.starts_with("dell-idrac")) && plugins.iter().any(|p| p.starts_with("hpe-ilo")),
+        "{json}"
+    );
+}

@@ -82,7 +82,9 @@ impl Run {
     ) -> (Preflight<NativeClient>, bmc_rotate::fleet::inventory::Inventory) {
         let limits = Limits { request_timeout: Duration::from_secs(2), ..Limits::default() };
         let (inventory, members) =
-            members::load(&self.stamp.inventory, None, &vendor_plugin_dir(), runtime(), limits).await.unwrap();
+            members::load(&self.stamp.inventory, None, &[vendor_plugin_dir().as_path()], runtime(), limits)
+                .await
+                .unwrap();
         let secrets = RunSecrets {
             old: Arc::new(SecretString::from(OLD)),
             new: new.map(|n| Arc::new(SecretString::from(n.to_owned()))),
@@ -112,7 +114,7 @@ impl Run {
     /// `resume` of the run in `journal`, from `OLD` to `new`, with the stamp's PEP.
     async fn resume(&self, journal: &Path, new: &str) -> Result<RunReport, bmc_rotate::fleet::engine::ResumeError> {
         let (_, members) =
-            members::load(&self.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default())
+            members::load(&self.stamp.inventory, None, &[vendor_plugin_dir().as_path()], runtime(), Limits::default())
                 .await
                 .unwrap();
         bmc_rotate::fleet::engine::resume(
@@ -444,7 +446,9 @@ async fn resume_refuses_a_new_password_azure_stack_would_refuse_before_contactin
     let run = Run::start("resume-policy", "[fleet]\ndell-idrac9 = 1\nlenovo-xcc2 = 1\n").await;
     let long = "Far-Too-Long-Pass-2025";
     let (inventory, _) =
-        members::load(&run.stamp.inventory, None, &vendor_plugin_dir(), runtime(), Limits::default()).await.unwrap();
+        members::load(&run.stamp.inventory, None, &[vendor_plugin_dir().as_path()], runtime(), Limits::default())
+            .await
+            .unwrap();
     let path = run.dir.join("long.jsonl");
     drop(journal::start_run(&path, &inventory, OLD, long, true).unwrap());
     let error = run.resume(&path, long).await.unwrap_err();

@@ -74,7 +74,7 @@ async fn only_the_files_the_profiles_in_use_pin_are_compiled() {
     let (dir, stock, foreign) = stock_and_foreign("only-pinned");
     std::fs::write(dir.join("garbage.wasm"), b"not a component").unwrap();
     let pinned = profile(Some(&stock));
-    let set = PluginSet::load_for(runtime(), &dir, &[&pinned]).await.unwrap();
+    let set = PluginSet::load_for(runtime(), &[dir.as_path()], &[&pinned]).await.unwrap();
     assert_eq!(set.select(&pinned).unwrap().sha256, stock);
     // Neither the foreign build nor the garbage was looked at past its digest (not refused, not
     // compiled), and a pin no file has says which digests were there.
@@ -85,7 +85,7 @@ async fn only_the_files_the_profiles_in_use_pin_are_compiled() {
     assert!(err.contains("garbage.wasm (sha256") && !err.contains("not a component"), "{err}");
     // A directory without a file of the plugin's id says the same.
     std::fs::remove_file(dir.join("hpe_ilo.wasm")).unwrap();
-    let set = PluginSet::load_for(runtime(), &dir, &[&pinned]).await.unwrap();
+    let set = PluginSet::load_for(runtime(), &[dir.as_path()], &[&pinned]).await.unwrap();
     let err = set.select(&pinned).map(|p| p.origin.clone()).unwrap_err();
     assert!(err.contains(&format!("no file in {} has the sha256 it pins ({stock}", dir.display())), "{err}");
     assert!(err.contains("the others were not compiled: ") && err.contains(FOREIGN), "{err}");
@@ -93,7 +93,7 @@ async fn only_the_files_the_profiles_in_use_pin_are_compiled() {
 
     // A profile in use without a pin needs every file's plugin id: all are loaded, the garbage refused.
     let unpinned = profile(None);
-    let set = PluginSet::load_for(runtime(), &dir, &[&pinned, &unpinned]).await.unwrap();
+    let set = PluginSet::load_for(runtime(), &[dir.as_path()], &[&pinned, &unpinned]).await.unwrap();
     let err = set.select(&profile(Some(&absent))).map(|p| p.origin.clone()).unwrap_err();
     assert!(err.contains(&format!("{}: ", dir.join("garbage.wasm").display())), "{err}");
 }

@@ -51,21 +51,24 @@ fn plugins(dir: Option<PathBuf>, into: &Path) -> Result<PathBuf, CliError> {
 
 fn installed() -> Result<PathBuf, CliError> {
     let wanted: Vec<String> = PLUGINS.iter().map(|p| file_name(p)).collect();
-    let Some(dir) = crate::paths::plugins() else {
+    let dirs = crate::paths::plugin_dirs();
+    if dirs.is_empty() {
         return Err(CliError::bad_input(format!(
             "no plugins: give --plugin-dir DIR with {} (none beside the binary, and no $XDG_DATA_HOME or $HOME to find the installed ones)",
             wanted.join(", ")
         )));
-    };
-    let missing: Vec<&str> = wanted.iter().filter(|f| !dir.join(f).is_file()).map(String::as_str).collect();
-    if missing.is_empty() {
-        return Ok(dir);
     }
+    let missing_in =
+        |dir: &Path| -> Vec<&str> { wanted.iter().filter(|f| !dir.join(f).is_file()).map(String::as_str).collect() };
+    if let Some(dir) = dirs.iter().find(|d| missing_in(d).is_empty()) {
+        return Ok(dir.clone());
+    }
+    let places: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     Err(CliError::bad_input(format!(
         "no vendor plugins in {} (missing {}): install the plugins there, give --plugin-dir DIR, or run \
          `cargo run -p bmc-rotate -- demo` in the source tree to build them",
-        dir.display(),
-        missing.join(", ")
+        places.join(" or "),
+        missing_in(&dirs[0]).join(", ")
     )))
 }
 
@@ -103,7 +106,7 @@ async fn run_once(
     round: u32,
     old: &SecretString,
 ) -> Result<(RunOutcome, Option<SecretString>), String> {
-    let (inventory, members) = members::load(&stamp.inventory, None, plugin_dir, runtime, Limits::default())
+    let (inventory, members) = members::load(&stamp.inventory, None, &[plugin_dir], runtime, Limits::default())
         .await
         .map_err(|e| e.join("; "))?;
     let secrets = RunSecrets { old: Arc::new(old.clone()), new: None };

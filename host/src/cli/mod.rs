@@ -372,7 +372,7 @@ enum PluginsCommand {
     /// A plugin that cannot be loaded is listed with the reason, and the exit code is 1.
     List {
         /// The plugin directory (every `*.wasm` in it).
-        /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
+        /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, and $XDG_DATA_HOME/bmc-rotate/plugins]
         #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
         dir: Option<PathBuf>,
         /// The user profile directory, whose `signers` (with the built-ins') verify the signatures.

@@ -223,14 +223,14 @@ struct ListedPlugin {
     sha256: String,
     /// Its signature (`FILE.wasm.minisig`), checked under every key the profiles trust.
     signature: SignatureView,
-    /// Whether another file of the directory has the same plugin id.
+    /// Whether another file listed has the same plugin id.
     duplicate: bool,
-    /// The other files of the directory carrying the same plugin id (profiles without a
+    /// The other files listed carrying the same plugin id (profiles without a
     /// `plugin_sha256` pin refuse to choose between them).
     same_id_as: Vec<String>,
 }
 
-/// Marks each plugin that shares its id with other files of the directory, naming them.
+/// Marks each plugin that shares its id with other files listed, naming them.
 fn mark_duplicates(listed: &mut [Listed]) {
     let ids: Vec<Option<(String, String)>> =
         listed.iter().map(|l| l.plugin.as_ref().map(|p| (p.id.clone(), l.file.clone()))).collect();
@@ -247,7 +247,8 @@ fn mark_duplicates(listed: &mut [Listed]) {
     }
 }
 
-/// `plugins list [--dir DIR]`: each plugin's signature is checked under every key the profiles
+/// `plugins list [--dir DIR]`, by default the release's and the user's plugins (as `rotate` reads
+/// them): each plugin's signature is checked under every key the profiles
 /// (built-in and `profile_dir`'s) trust, as `inspect` does.
 pub async fn list(
     dir: Option<PathBuf>,
@@ -255,19 +256,31 @@ pub async fn list(
     output: Output,
     cache_dir: Option<PathBuf>,
 ) -> CmdResult {
-    let Some(dir) = dir.or_else(crate::paths::plugins) else {
+    let dirs = dir.map_or_else(crate::paths::plugin_dirs, |dir| vec![dir]);
+    if dirs.is_empty() {
         return Err(CliError::bad_input("no plugin directory: pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR"));
-    };
+    }
     let profiles =
         Profiles::load(profile_dir.or_else(crate::paths::profiles).as_deref()).map_err(CliError::bad_input)?;
     let hint = || crate::fleet::members::plugin_install_hint().replace("--plugin-dir DIR", "--dir DIR");
-    if !dir.exists() {
-        return Err(CliError::bad_input(format!("plugin directory {} does not exist", dir.display())).with_hint(hint()));
+    let present: Vec<&PathBuf> = dirs.iter().filter(|d| d.exists()).collect();
+    let places = dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" or ");
+    if present.is_empty() {
+        return Err(CliError::bad_input(format!("plugin directory {places} does not exist")).with_hint(hint()));
     }
-    let results = runtime(cache_dir)?.load_dir(&dir).await.map_err(|e| CliError::bad_input(e).with_hint(hint()))?;
+    let runtime = runtime(cache_dir)?;
+    let mut results = Vec::new();
+    for dir in &present {
+        results.extend(runtime.load_dir(dir).await.map_err(|e| CliError::bad_input(e).with_hint(hint()))?);
+    }
+    // With several directories the name alone would not say which file is meant.
+    let whole_paths = present.len() > 1;
     let mut listed: Vec<Listed> = Vec::with_capacity(results.len());
     for (path, result) in &results {
-        let file = path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
+        let file = match path.file_name() {
+            Some(name) if !whole_paths => name.to_string_lossy().into_owned(),
+            _ => path.display().to_string(),
+        };
         listed.push(match result {
             Ok(p) => {
                 let bytes = crate::runtime::read_plugin(path).await.map_err(CliError::failed)?;
@@ -308,7 +321,7 @@ pub async fn list(
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&listed).expect("serialisable")),
         Output::Table if listed.is_empty() => {
-            println!("no plugins (*.wasm) in {}", dir.display());
+            println!("no plugins (*.wasm) in {places}");
             eprintln!("hint: {}", hint());
         }
         Output::Table => {

@@ -35,9 +35,9 @@ pub struct InstallArgs {
     /// The vendor's factory account, for a profile that does not exist yet.
     #[arg(long, value_name = "ACCOUNT")]
     default_account: Option<String>,
-    /// The plugin directory to install into: the one `rotate` reads by default (on a packaged
-    /// system that is the package's directory, which needs root).
-    /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
+    /// The plugin directory to install into. The default is the user's, which `rotate` reads
+    /// after the release's own directory (PREFIX/lib/bmc-rotate/plugins, the package manager's).
+    /// [default: $XDG_DATA_HOME/bmc-rotate/plugins]
     #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
     dir: Option<PathBuf>,
     /// The user profile directory.
@@ -199,7 +199,7 @@ fn pin_lines(plugin: &Plugin, signer: Option<&Signer>) -> String {
 
 /// `plugins install FILE.wasm`.
 pub async fn install(args: InstallArgs, cache_dir: Option<PathBuf>) -> CmdResult {
-    let Some(dir) = args.dir.clone().or_else(crate::paths::plugins) else {
+    let Some(dir) = args.dir.clone().or_else(crate::paths::user_plugins) else {
         return Err(CliError::bad_input("no plugin directory: pass --dir DIR or set BMC_ROTATE_PLUGIN_DIR"));
     };
     let profile_dir = args.profile_dir.clone().or_else(crate::paths::profiles);

@@ -41,7 +41,7 @@ pub enum OnPepFailure {
 #[derive(Debug, clap::Args)]
 pub struct Sources {
     /// The plugin directory (`*.wasm`).
-    /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
+    /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, and $XDG_DATA_HOME/bmc-rotate/plugins]
     #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
     /// The user profile directory (adds to and overrides the built-in profiles).
@@ -112,13 +112,15 @@ struct Loaded {
 }
 
 async fn load(inventory: &Path, sources: &Sources, cache_dir: Option<PathBuf>) -> Result<Loaded, CliError> {
-    let Some(dir) = sources.plugin_dir.clone().or_else(paths::plugins) else {
+    let dirs = sources.plugin_dir.clone().map_or_else(paths::plugin_dirs, |dir| vec![dir]);
+    if dirs.is_empty() {
         return Err(CliError::bad_input("no plugin directory: give --plugin-dir"));
-    };
+    }
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })
         .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))?;
     let profile_dir = sources.profile_dir.clone().or_else(paths::profiles);
-    let (inventory, members) = members::load(inventory, profile_dir.as_deref(), &dir, &runtime, Limits::default())
+    let (inventory, members) = members::load(inventory, profile_dir.as_deref(), &dirs, &runtime, Limits::default())
         .await
         .map_err(|errors| CliError { code: exit::BAD_INPUT, messages: errors, hint: None })?;
     for warning in &inventory.warnings {

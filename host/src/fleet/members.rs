@@ -46,7 +46,8 @@ struct Loaded {
 
 /// The usable plugins of a directory, by id, each with the file it was loaded from.
 pub struct PluginSet {
-    dir: PathBuf,
+    /// Where the files were looked for, in order.
+    dirs: Vec<PathBuf>,
     by_id: BTreeMap<String, Vec<Loaded>>,
     refused: Vec<String>,
     /// Files left uncompiled because no profile in use pins their digest: `FILE (sha256 PREFIX…)`.
@@ -56,12 +57,13 @@ pub struct PluginSet {
 /// Where plugins go and how to get them there: the end of every error about a missing plugin
 /// or plugin directory, since an operator meeting one on a fresh install has no plugins yet.
 pub fn plugin_install_hint() -> String {
-    let default = crate::paths::plugins()
+    let default = crate::paths::user_plugins()
         .map_or_else(|| "$XDG_DATA_HOME/bmc-rotate/plugins".to_owned(), |d| d.display().to_string());
     format!(
-        "plugins are `.wasm` files in {default} unless --plugin-dir DIR (or BMC_ROTATE_PLUGIN_DIR) names another \
-         directory; the release packages install the vendor plugins beside the binary (PREFIX/lib/bmc-rotate/plugins), \
-         and a source checkout builds them into target/wasm/wasm32-wasip2/plugin/ (`cargo build -p bmc-tests`)"
+        "`bmc-rotate plugins install FILE.wasm` puts a plugin in {default}, which is read unless --plugin-dir DIR (or \
+         BMC_ROTATE_PLUGIN_DIR) names another directory; the release packages install the vendor plugins beside the \
+         binary (PREFIX/lib/bmc-rotate/plugins), also read, and a source checkout builds them into \
+         target/wasm/wasm32-wasip2/plugin/ (`cargo build -p bmc-tests`)"
     )
 }
 
@@ -178,11 +180,12 @@ pub fn choose(profile: &HardwareProfile, candidates: &[Candidate<'_>], refused: 
 impl PluginSet {
     /// Loads every `*.wasm` of `dir` for profiles that require no signature (tests, tools).
     pub async fn load(runtime: &Runtime, dir: &Path) -> Result<PluginSet, String> {
-        PluginSet::load_for(runtime, dir, &[]).await
+        PluginSet::load_for(runtime, &[dir], &[]).await
     }
 
-    /// Loads every `*.wasm` of `dir` that `profiles` (those in use) may take; plugins that fail
-    /// to load are remembered with the reason.
+    /// Loads every `*.wasm` of `dirs` that `profiles` (those in use) may take; plugins that fail
+    /// to load are remembered with the reason. A directory that does not exist is passed over,
+    /// unless none of them does.
     ///
     /// Each file's signature (`FILE.wasm.minisig`) is checked first, against every key those
     /// profiles trust. When every one of them requires a signature, a file none of them would
@@ -193,9 +196,16 @@ impl PluginSet {
     /// When every profile in use pins its plugin file by digest (the built-in profiles and those
     /// `plugins install` writes do), only the pinned files are compiled: compiling is most of a
     /// cold run's CPU, and a file no pin names could never be chosen.
-    pub async fn load_for(runtime: &Runtime, dir: &Path, profiles: &[&HardwareProfile]) -> Result<PluginSet, String> {
-        if !dir.exists() {
-            return Err(format!("plugin directory {} does not exist; {}", dir.display(), plugin_install_hint()));
+    pub async fn load_for(
+        runtime: &Runtime,
+        dirs: &[&Path],
+        profiles: &[&HardwareProfile],
+    ) -> Result<PluginSet, String> {
+        let present: Vec<&Path> = dirs.iter().copied().filter(|d| d.exists()).collect();
+        if present.is_empty() {
+            let named: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            let what = if named.len() == 1 { "directory" } else { "directories" };
+            return Err(format!("plugin {what} {} does not exist; {}", named.join(" and "), plugin_install_hint()));
         }
         let mut trusted: Vec<SignerKey> = Vec::new();
         for key in profiles.iter().flat_map(|p| &p.signers) {
@@ -207,8 +217,13 @@ impl PluginSet {
         let pins: Option<Vec<&str>> =
             if profiles.is_empty() { None } else { profiles.iter().map(|p| p.plugin_sha256.as_deref()).collect() };
         let mut skipped = Vec::new();
-        let paths =
-            crate::runtime::plugin_files(dir).await.map_err(|e| format!("plugin directory {}: {e}", dir.display()))?;
+        let mut paths = Vec::new();
+        for dir in &present {
+            let files = crate::runtime::plugin_files(dir)
+                .await
+                .map_err(|e| format!("plugin directory {}: {e}", dir.display()))?;
+            paths.extend(files);
+        }
         let mut by_id: BTreeMap<String, Vec<Loaded>> = BTreeMap::new();
         let mut refused = Vec::new();
         for path in paths {
@@ -250,7 +265,7 @@ impl PluginSet {
                 Err(e) => refused.push(format!("{}: {e}", path.display())),
             }
         }
-        Ok(PluginSet { dir: dir.to_owned(), by_id, refused, skipped })
+        Ok(PluginSet { dirs: present.iter().map(|d| d.to_path_buf()).collect(), by_id, refused, skipped })
     }
 
     /// The plugin the profile names (see [`choose`] for the rule).
@@ -263,10 +278,10 @@ impl PluginSet {
                 // The files were not compiled, so their ids are unknown: say what was compared.
                 (Some(pin), false) => format!(
                     "no file in {} has the sha256 it pins ({pin}; the others were not compiled: {})",
-                    self.dir.display(),
+                    self.places(),
                     self.skipped.join(", ")
                 ),
-                _ => format!("no file in {} has that plugin id", self.dir.display()),
+                _ => format!("no file in {} has that plugin id", self.places()),
             };
             let mut message = format!(
                 "profile `{}` needs plugin `{}` {}, and {wanted}: install the release's {}.wasm there, or give \
@@ -297,6 +312,12 @@ impl PluginSet {
             notes.push(format!("not compiled, as no profile in use pins them: {}", self.skipped.join(", ")));
         }
         choose(profile, &candidates, &notes).map(|i| files[i].plugin.clone())
+    }
+
+    /// The directories searched, for messages: `A` or `A or B`.
+    fn places(&self) -> String {
+        let places: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
+        places.join(" or ")
     }
 }
 
@@ -355,7 +376,7 @@ pub async fn plan(
 pub async fn load(
     inventory: &Path,
     profile_dir: Option<&Path>,
-    plugin_dir: &Path,
+    plugin_dirs: &[&Path],
     runtime: &Runtime,
     limits: Limits,
 ) -> Result<(Inventory, Vec<Member>), Vec<String>> {
@@ -364,7 +385,7 @@ pub async fn load(
     let in_use: BTreeMap<&str, &HardwareProfile> =
         inventory.bmcs.iter().filter_map(|b| profiles.get(&b.profile).ok()).map(|p| (p.name.as_str(), p)).collect();
     let in_use: Vec<&HardwareProfile> = in_use.into_values().collect();
-    let plugins = PluginSet::load_for(runtime, plugin_dir, &in_use).await.map_err(|e| vec![e])?;
+    let plugins = PluginSet::load_for(runtime, plugin_dirs, &in_use).await.map_err(|e| vec![e])?;
     let members = plan(&inventory, &profiles, &plugins, limits).await?;
     Ok((inventory, members))
 }
