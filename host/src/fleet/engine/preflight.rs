@@ -343,14 +343,33 @@ impl<C: PepClient> Preflighted<C> {
     /// whose SNMPv3 side did not follow (a passphrase refused, a setting lost) is named, with
     /// what to change. The run's outcome stands: the passwords already agree.
     async fn check_snmp_after(&self, notes: &mut Vec<String>) {
-        for bmc in &self.fleet.bmcs {
+        // As many at once as the run allows, as in preflight: one after another, 4,096 BMCs
+        // waited 85 s here with no latency at all.
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.fleet.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, bmc) in self.fleet.bmcs.iter().enumerate() {
             let password = match lock(bmc).holds {
-                Which::New => &self.fleet.new,
-                Which::Old => &self.fleet.old,
+                Which::New => self.fleet.new.clone(),
+                Which::Old => self.fleet.old.clone(),
                 Which::Unknown => continue,
             };
-            let check = snmp::check(bmc, password).await;
-            let mut bmc = lock(bmc);
+            let (bmc, permits) = (bmc.clone(), permits.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+                (i, snmp::check(&bmc, &password).await)
+            });
+        }
+        let mut checks = Vec::with_capacity(self.fleet.bmcs.len());
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(check) => checks.push(check),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        // Warnings in inventory order, whatever order the checks ended in.
+        checks.sort_by_key(|(i, _)| *i);
+        for (i, check) in checks {
+            let mut bmc = lock(&self.fleet.bmcs[i]);
             if !check.ok && (self.snmp == SnmpMode::Require || bmc.snmp_preflight.as_ref().is_none_or(|c| c.ok)) {
                 for problem in &check.problems {
                     notes.push(format!("warning: after the change, {}: {problem}", bmc.name()));
