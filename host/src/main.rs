@@ -6,5 +6,7 @@ fn main() -> std::process::ExitCode {
         eprintln!("bmc-rotate: cannot disable core dumps ({e}); refusing to handle passwords in a dumpable process");
         return std::process::ExitCode::from(1);
     }
+    // Best effort: a run that then meets the lower limit reports each refused connection.
+    let _ = bmc_rotate::platform::raise_open_file_limit();
     bmc_rotate::cli::main()
 }

@@ -70,6 +70,9 @@ pub struct EchoDetector {
     folded: Option<AhoCorasick>,
     /// An automaton could not be built: fail closed, every response counts as an echo.
     broken: bool,
+    /// How many times the automata were built (a repeated form must build none).
+    #[cfg(test)]
+    builds: usize,
 }
 
 impl EchoDetector {
@@ -87,12 +90,21 @@ impl EchoDetector {
     /// secrets of [`MIN_FOLD_LEN`] characters or more, ASCII-case-folded. Secrets shorter than
     /// [`MIN_SCRUB_LEN`] bytes are ignored.
     pub fn add_secret(&mut self, secret: &SecretString) {
-        let text = secret.expose_secret();
-        if text.len() < MIN_SCRUB_LEN {
-            return;
+        self.add_secrets([secret]);
+    }
+
+    /// [`EchoDetector::add_secret`] for several secrets, the automata built once for all of them.
+    pub fn add_secrets<'a>(&mut self, secrets: impl IntoIterator<Item = &'a SecretString>) {
+        let mut changed = false;
+        for secret in secrets {
+            let text = secret.expose_secret();
+            if text.len() >= MIN_SCRUB_LEN {
+                changed |= self.add_all_forms(text.as_bytes(), text.chars().count() >= MIN_FOLD_LEN);
+            }
         }
-        self.add_all_forms(text.as_bytes(), text.chars().count() >= MIN_FOLD_LEN);
-        self.rebuild();
+        if changed {
+            self.rebuild();
+        }
     }
 
     /// An exact byte string the host itself built (e.g. the Base64 of `user:password` it sent as
@@ -105,8 +117,9 @@ impl EchoDetector {
         if form.len() < MIN_SCRUB_LEN {
             return;
         }
-        self.add_all_forms(form, form.len() >= MIN_FOLD_LEN);
-        self.rebuild();
+        if self.add_all_forms(form, form.len() >= MIN_FOLD_LEN) {
+            self.rebuild();
+        }
     }
 
     /// Bytes held for needles (charged to the job's memory budget by the caller).
@@ -134,29 +147,44 @@ impl EchoDetector {
         self.in_views(data) || self.in_json(data, 1)
     }
 
-    /// Needles for one secret or form: raw, JSON-escaped, Base64 at every alignment.
-    fn add_all_forms(&mut self, raw: &[u8], fold: bool) {
-        self.push(raw, fold);
+    /// Needles for one secret or form: raw, JSON-escaped, Base64 at every alignment. Whether
+    /// any needle is new (or newly case-folded): a form seen before (the same Basic credential
+    /// on every request of a job) leaves the automata as they are, so they are not rebuilt.
+    fn add_all_forms(&mut self, raw: &[u8], fold: bool) -> bool {
+        let mut changed = self.push(raw, fold);
         let mut form = Zeroizing::new(raw.to_vec());
         for _ in 0..MAX_ESCAPE_DEPTH {
             form = json_escape(&form);
-            self.push(&form, fold);
+            changed |= self.push(&form, fold);
         }
         for needle in base64_forms(raw) {
-            self.push(&needle, fold);
+            changed |= self.push(&needle, fold);
         }
+        changed
     }
 
-    fn push(&mut self, bytes: &[u8], fold: bool) {
+    /// Adds a needle; whether the set of needles changed.
+    fn push(&mut self, bytes: &[u8], fold: bool) -> bool {
         match self.needles.iter_mut().find(|n| n.bytes.as_slice() == bytes) {
-            Some(existing) => existing.fold |= fold,
-            None => self.needles.push(Needle { bytes: Zeroizing::new(bytes.to_vec()), fold }),
+            Some(existing) => {
+                let newly_folded = fold && !existing.fold;
+                existing.fold |= fold;
+                newly_folded
+            }
+            None => {
+                self.needles.push(Needle { bytes: Zeroizing::new(bytes.to_vec()), fold });
+                true
+            }
         }
     }
 
     /// Rebuilds both automata. A contiguous NFA, like the redactor's: building the DFA the crate
     /// would pick for few needles is quadratic in a needle's length; searching is linear for both.
     fn rebuild(&mut self) {
+        #[cfg(test)]
+        {
+            self.builds += 1;
+        }
         let build = |fold: bool| -> Result<Option<AhoCorasick>, aho_corasick::BuildError> {
             let needles: Vec<&[u8]> =
                 self.needles.iter().filter(|n| n.fold == fold).map(|n| n.bytes.as_slice()).collect();
@@ -945,6 +973,40 @@ mod tests {
         let d = detector("üüüabcd");
         assert!(found(&d, "üüüabcd"));
         assert!(!found(&d, "üüüABCD"));
+    }
+
+    #[test]
+    fn a_form_seen_before_leaves_the_automata_as_they_are() {
+        // Every Basic request of a job keeps the same credential: built once, found every time.
+        let basic = STANDARD.encode(format!("root:{SPECIAL}"));
+        let mut d = EchoDetector::new();
+        d.add_form(basic.as_bytes());
+        let (builds, held) = (d.builds, d.held_bytes());
+        assert_eq!(builds, 1);
+        for _ in 0..3 {
+            d.add_form(basic.as_bytes());
+        }
+        assert_eq!((d.builds, d.held_bytes()), (builds, held));
+        assert!(d.found_in(format!("Authorization: Basic {basic}").as_bytes()));
+        // A new secret builds again, and both are found.
+        d.add_secret(&SecretString::from(SPECIAL.to_owned()));
+        assert_eq!(d.builds, builds + 1);
+        assert!(found(&d, SPECIAL) && d.found_in(basic.as_bytes()));
+        d.add_secret(&SecretString::from(SPECIAL.to_owned()));
+        assert_eq!(d.builds, builds + 1);
+        // A job's passwords together: one build for both, each found.
+        let mut d = EchoDetector::new();
+        let (old, new) = (SecretString::from("Old-Passw0rd".to_owned()), SecretString::from("New-Passw0rd".to_owned()));
+        d.add_secrets([&old, &new]);
+        assert_eq!(d.builds, 1);
+        assert!(found(&d, "x Old-Passw0rd x") && found(&d, "x NEW-PASSW0RD x"));
+        // The same bytes now to be found case-folded too (a secret of seven characters, given
+        // again as a form of more than eight bytes) is a change: rebuilt, and folded from then on.
+        let mut d = detector("üüüabcd");
+        assert!(!found(&d, "üüüABCD"));
+        d.add_form("üüüabcd".as_bytes());
+        assert_eq!(d.builds, 2);
+        assert!(found(&d, "üüüABCD"));
     }
 
     #[test]

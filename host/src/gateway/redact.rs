@@ -52,28 +52,52 @@ impl Redactor {
     /// Adds a secret in every form a BMC might echo it: raw, and JSON-escaped once, twice or
     /// three times (a BMC quoting a request body that quoted the secret).
     pub fn add_secret(&mut self, secret: &SecretString) {
-        let mut form = Zeroizing::new(secret.expose_secret().to_owned());
-        self.add_form(form.as_bytes());
-        for _ in 0..MAX_ESCAPE_DEPTH {
-            let quoted = Zeroizing::new(serde_json::to_string(form.as_str()).unwrap_or_default());
-            form = Zeroizing::new(quoted[1..quoted.len() - 1].to_owned());
-            self.add_form(form.as_bytes());
+        self.add_secrets([secret]);
+    }
+
+    /// [`Redactor::add_secret`] for several secrets, the automaton built once for all of them
+    /// (a job starts with the run's passwords; one build instead of one per form).
+    pub fn add_secrets<'a>(&mut self, secrets: impl IntoIterator<Item = &'a SecretString>) {
+        let mut changed = false;
+        for secret in secrets {
+            let mut form = Zeroizing::new(secret.expose_secret().to_owned());
+            changed |= self.push(form.as_bytes());
+            for _ in 0..MAX_ESCAPE_DEPTH {
+                let quoted = Zeroizing::new(serde_json::to_string(form.as_str()).unwrap_or_default());
+                form = Zeroizing::new(quoted[1..quoted.len() - 1].to_owned());
+                changed |= self.push(form.as_bytes());
+            }
+        }
+        if changed {
+            self.rebuild();
         }
     }
 
     /// Adds one exact byte string (e.g. the Base64 Basic credential the gateway built).
     pub fn add_form(&mut self, form: &[u8]) {
-        if form.len() >= MIN_SCRUB_LEN && !self.needles.iter().any(|n| n.as_slice() == form) {
-            self.needles.push(Zeroizing::new(form.to_vec()));
-            // Leftmost-longest, so a secret that contains another is replaced whole. A contiguous
-            // NFA: building the DFA the crate would pick for few needles takes time quadratic
-            // in a needle's length (24 s for one of 64 KiB, measured), searching is linear for both.
-            self.matcher = AhoCorasick::builder()
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(self.needles.iter().map(|n| n.as_slice()))
-                .ok();
+        if self.push(form) {
+            self.rebuild();
         }
+    }
+
+    /// Keeps a needle; whether it is new.
+    fn push(&mut self, form: &[u8]) -> bool {
+        let new = form.len() >= MIN_SCRUB_LEN && !self.needles.iter().any(|n| n.as_slice() == form);
+        if new {
+            self.needles.push(Zeroizing::new(form.to_vec()));
+        }
+        new
+    }
+
+    fn rebuild(&mut self) {
+        // Leftmost-longest, so a secret that contains another is replaced whole. A contiguous
+        // NFA: building the DFA the crate would pick for few needles takes time quadratic
+        // in a needle's length (24 s for one of 64 KiB, measured), searching is linear for both.
+        self.matcher = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(self.needles.iter().map(|n| n.as_slice()))
+            .ok();
     }
 
     /// The bytes a caller must keep past a cut for a secret straddling it to be found whole.
@@ -172,6 +196,18 @@ mod tests {
         let body = r#"{"raw":"Pa"ss\wörd1","json":"Pa\"ss\\wörd1"}"#;
         let scrubbed = r.scrub_str(body);
         assert_eq!(scrubbed, r#"{"raw":"<redacted>","json":"<redacted>"}"#);
+    }
+
+    #[test]
+    fn secrets_added_together_are_each_scrubbed_and_a_repeat_adds_nothing() {
+        let mut r = Redactor::new();
+        // One contains the other: leftmost-longest replaces the longer whole.
+        r.add_secrets([&secret("Old-Pass1"), &secret("Old-Pass1-and-more"), &secret("abc")]);
+        assert_eq!(r.scrub_str("a Old-Pass1 b Old-Pass1-and-more c abc"), "a <redacted> b <redacted> c abc");
+        let held = r.held_bytes();
+        r.add_secrets([&secret("Old-Pass1")]);
+        r.add_form(b"Old-Pass1");
+        assert_eq!(r.held_bytes(), held);
     }
 
     #[test]

@@ -106,6 +106,34 @@ pub fn harden_process() -> io::Result<()> {
     Ok(())
 }
 
+/// Raises the soft limit on open descriptors to the hard one and returns the soft limit now in
+/// force. A large fleet holds a connection to every BMC in flight and keeps idle ones between
+/// phases; the usual soft default (1,024) would fail connections with `EMFILE` long before the
+/// memory or the network is the limit, while the hard limit, which only root may raise, stays.
+#[allow(clippy::useless_conversion, reason = "rlim_t is u64 here but u32 on some 32-bit targets")]
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    // SAFETY: rlimit is plain data, valid when zeroed.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: getrlimit fills a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // macOS refuses a soft limit above OPEN_MAX even when the hard limit is unlimited.
+    #[cfg(target_os = "macos")]
+    let ceiling = limit.rlim_max.min(libc::OPEN_MAX as libc::rlim_t);
+    #[cfg(not(target_os = "macos"))]
+    let ceiling = limit.rlim_max;
+    if limit.rlim_cur < ceiling {
+        let raised = libc::rlimit { rlim_cur: ceiling, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit reads a valid rlimit struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        limit.rlim_cur = ceiling;
+    }
+    Ok(u64::from(limit.rlim_cur))
+}
+
 /// Who the process runs as: the real uid and its login name.
 pub fn operator() -> Operator {
     // SAFETY: getuid has no preconditions and cannot fail.
@@ -210,4 +238,52 @@ pub fn resource_usage() -> (std::time::Duration, u64) {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_file_limit() -> (libc::rlim_t, libc::rlim_t) {
+        // SAFETY: as in raise_open_file_limit.
+        let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: getrlimit fills a valid, writable rlimit.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+        (limit.rlim_cur, limit.rlim_max)
+    }
+
+    /// Run in a child process: lowering the soft limit in the test process would starve the
+    /// tests running beside it.
+    #[test]
+    #[allow(clippy::useless_conversion, reason = "rlim_t is u64 here but u32 on some 32-bit targets")]
+    fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+        if std::env::var_os("BMC_ROTATE_NOFILE_CHILD").is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "platform::unix::tests::the_soft_descriptor_limit_is_raised_to_the_hard_one"])
+                .env("BMC_ROTATE_NOFILE_CHILD", "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        let (_, hard) = open_file_limit();
+        let low = libc::rlimit { rlim_cur: 64.min(hard), rlim_max: hard };
+        // SAFETY: setrlimit reads a valid rlimit struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+        let now = raise_open_file_limit().unwrap();
+        let (soft, still_hard) = open_file_limit();
+        assert_eq!(still_hard, hard, "the hard limit is not the tool's to change");
+        assert_eq!(u64::from(soft), now);
+        #[cfg(not(target_os = "macos"))]
+        assert_eq!(soft, hard);
+        #[cfg(target_os = "macos")]
+        assert!(soft > 64);
+        // Raising again changes nothing.
+        assert_eq!(raise_open_file_limit().unwrap(), now);
+    }
 }

@@ -192,6 +192,12 @@ pub fn harden_process() -> io::Result<()> {
     Ok(())
 }
 
+/// Sockets and files are kernel handles on Windows, with no per-process soft limit to raise:
+/// nothing to do. The value is what the caller may report as "no limit".
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    Ok(u64::MAX)
+}
+
 /// Who the process runs as: the account name of its token (Windows has no numeric uid).
 pub fn operator() -> Operator {
     let mut buf = [0u16; 257];

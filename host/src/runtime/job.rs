@@ -63,10 +63,9 @@ impl JobState {
         let deadline = Instant::now() + spec.budget;
         let mut redactor = Redactor::new();
         let mut detector = EchoDetector::new();
-        for secret in spec.secrets.secrets() {
-            redactor.add_secret(secret);
-            detector.add_secret(secret);
-        }
+        // Each automaton built once for all the job's secrets: this runs for every plugin call.
+        redactor.add_secrets(spec.secrets.secrets().map(|s| &**s));
+        detector.add_secrets(spec.secrets.secrets().map(|s| &**s));
         let guard = Guard::new(spec.capabilities, spec.call, spec.target, spec.secrets.clone());
         let http = HttpCtx::new(&spec.plugin, spec.outbound, deadline, guard);
         let log = LogCtx::new(&spec.plugin, http.bmc());
