@@ -2,8 +2,7 @@
 //! genuine entry is reused by the next process, and an entry planted under a stock plugin's
 //! SHA-256 (wasmtime's own serialisation of it, which `deserialize` would accept) is refused with
 //! a warning naming the file, the plugin is recompiled, and the entry is replaced.
-// The compiled-plugin cache is Unix-only (host/src/runtime/cache_off.rs): nothing to test on Windows.
-#![cfg(unix)]
+// Also run under Wine (.ci/windows.sh), where the cache directory is checked by its DACL.
 
 use bmc_rotate::runtime::{Runtime, RuntimeConfig};
 use bmc_tests::{traced, wasm};
