@@ -170,5 +170,16 @@ expect "compiled-plugin cache" "not used: it is open to Everyone" "compiled plug
 chmod 700 "$cache"
 inspect "private again"
 expect "loaded a compiled plugin from the cache"
+# Another account's key or directory: Wine shows a file of another uid as owned by ANONYMOUS
+# LOGON. Making one needs root (chown), which CI runs as.
+if [ "$(id -u)" = 0 ]; then
+    chown 65534 "$cache/cache.key"
+    inspect "another user's key"
+    expect "replacing the compiled-plugin cache key" "owned by" "MAC does not match"
+    chown 65534 "$cache"
+    inspect "another user's directory"
+    expect "not used: it is owned by" "compiled plugin"
+    chown 0 "$cache"
+fi
 
 echo "windows: $((SECONDS - started)) s"
