@@ -148,7 +148,7 @@ expect() { # TEXT...: each must be in the last log
     done
 }
 inspect cold
-expect "compiled plugin"
+expect "compiled plugin origin="
 entry=$(ls "$cache"/*.cwasm)
 [ "$(stat -c %s "$cache/cache.key")" = 32 ] || { echo "no 32-byte cache.key" >&2; exit 1; }
 inspect warm
@@ -156,7 +156,7 @@ expect "loaded a compiled plugin from the cache"
 # A bare wasmtime artifact (what deserialize would run) planted under the entry's name.
 tail -c +41 "$entry" >"$work/bare" && cp "$work/bare" "$entry"
 inspect planted
-expect "refused a compiled-plugin cache entry" "no MAC header" "compiled plugin"
+expect "refused a compiled-plugin cache entry" "no MAC header" "compiled plugin origin="
 inspect replaced
 expect "loaded a compiled plugin from the cache"
 # A key others can read is replaced, and the entries it signed are recompiled.
@@ -166,7 +166,7 @@ expect "replacing the compiled-plugin cache key" "open to Everyone" "MAC does no
 # A cache directory others can read is not used at all.
 chmod 755 "$cache"
 inspect "open directory"
-expect "compiled-plugin cache" "not used: it is open to Everyone" "compiled plugin"
+expect "compiled-plugin cache" "not used: it is open to Everyone" "compiled plugin origin="
 chmod 700 "$cache"
 inspect "private again"
 expect "loaded a compiled plugin from the cache"
@@ -178,7 +178,7 @@ if [ "$(id -u)" = 0 ]; then
     expect "replacing the compiled-plugin cache key" "owned by" "MAC does not match"
     chown 65534 "$cache"
     inspect "another user's directory"
-    expect "not used: it is owned by" "compiled plugin"
+    expect "not used: it is owned by" "compiled plugin origin="
     chown 0 "$cache"
 fi
 

@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 /// The MAC header `store` writes: magic (8 bytes) and HMAC-SHA256 tag (32 bytes).
 const HEADER_LEN: usize = 40;
 
+/// A fresh cache directory's path. On Windows in the user's private `%TEMP%`: under Wine a new
+/// directory takes its security from its parent's Unix mode, and the target directory's is 755.
 fn cache_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-test-{}-{name}", std::process::id()));
+    let base = if cfg!(windows) { std::env::temp_dir() } else { PathBuf::from(env!("CARGO_TARGET_TMPDIR")) };
+    let dir = base.join(format!("cache-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

@@ -148,11 +148,8 @@ impl ArtifactCache {
             Err(Open::Link(reason)) => return Err(Refusal::Entry(reason.into())),
             Err(Open::Failed(e)) => return Err(Refusal::Entry(format!("cannot open it: {e}"))),
         };
-        let len = self
-            .handle
-            .check_file(&file, false)
-            .map_err(|e| Refusal::Entry(e.to_string()))?
-            .map_err(Refusal::Entry)?;
+        let len =
+            self.handle.check_file(&file, false).map_err(|e| Refusal::Entry(e.to_string()))?.map_err(Refusal::Entry)?;
         if len < HEADER_LEN as u64 || len > MAX_ARTIFACT + HEADER_LEN as u64 {
             return Err(Refusal::Entry(format!("its size ({len} bytes) is out of range")));
         }
@@ -354,9 +351,9 @@ mod tests {
     //! The checks on a real engine and a real (empty) component: what is refused is refused before
     //! `deserialize`, which would have accepted the planted bytes.
 
-    use super::*;
     #[cfg(unix)]
     use super::unix::{c_name, euid};
+    use super::*;
     #[cfg(unix)]
     use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
@@ -434,6 +431,8 @@ mod tests {
         std::fs::copy(&entry, dir.join("other").join(other.file_name(SHA_A))).unwrap();
         assert!(refusal(&other, SHA_A).contains("MAC does not match"));
         assert!(other.load(&engine, SHA_A).is_none());
+        // Windows holds an open cache's directory against removal.
+        drop((cache, again, other));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -463,6 +462,7 @@ mod tests {
         *bytes.last_mut().unwrap() ^= 1;
         std::fs::write(&entry, &bytes).unwrap();
         assert!(refusal(&cache, SHA_A).contains("MAC does not match"));
+        drop(cache);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -625,6 +625,7 @@ mod tests {
         assert!(reopened.load(&engine, SHA_A).is_none());
         reopened.store(SHA_A, &component(&engine));
         assert!(reopened.load(&engine, SHA_A).is_some(), "recompiled entries are kept");
+        drop((cache, reopened));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -352,4 +352,3 @@ fn components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
         PathComponent::RootDir | PathComponent::CurDir | PathComponent::Prefix(_) => None,
     })
 }
-

@@ -20,8 +20,8 @@ use windows_sys::Win32::Foundation::{OBJ_CASE_INSENSITIVE, RtlNtStatusToDosError
 use windows_sys::Win32::Storage::FileSystem::{
     DELETE, FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_REPARSE_POINT, FILE_DISPOSITION_INFO, FILE_FLAG_BACKUP_SEMANTICS,
     FILE_FLAG_OPEN_REPARSE_POINT, FILE_GENERIC_READ, FILE_GENERIC_WRITE, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES,
-    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, FileDispositionInfo,
-    READ_CONTROL, SYNCHRONIZE, SetFileInformationByHandle,
+    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, FileDispositionInfo, READ_CONTROL,
+    SYNCHRONIZE, SetFileInformationByHandle,
 };
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
@@ -118,7 +118,9 @@ impl Dir {
         let tmp = format!(".{name}.tmp.{}", hex::encode(suffix));
         let access = FILE_GENERIC_WRITE | DELETE | READ_CONTROL;
         let share = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
-        let file = self.nt_open(&tmp, access, share, FILE_CREATE).map_err(|e| format!("cannot create a temporary file: {e}"))?;
+        let file = self
+            .nt_open(&tmp, access, share, FILE_CREATE)
+            .map_err(|e| format!("cannot create a temporary file: {e}"))?;
         let tmp = Temporary { file };
         if let Err(e) = platform::make_private(&tmp.file) {
             self.discard(tmp);
@@ -162,7 +164,8 @@ impl Dir {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a plain file name"));
         }
         let mut wide: Vec<u16> = name.encode_utf16().collect();
-        let bytes = u16::try_from(wide.len() * 2).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name too long"))?;
+        let bytes =
+            u16::try_from(wide.len() * 2).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name too long"))?;
         let object = UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: wide.as_mut_ptr() };
         let attributes = OBJECT_ATTRIBUTES {
             Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
@@ -219,7 +222,9 @@ impl Dir {
         let mut status: IO_STATUS_BLOCK = unsafe { std::mem::zeroed() };
         // SAFETY: a valid handle with DELETE access, a well-formed FILE_RENAME_INFORMATION of
         // `size` bytes whose root directory is the held directory handle.
-        let rc = unsafe { NtSetInformationFile(file.as_raw_handle(), &mut status, info.cast(), size as u32, FileRenameInformation) };
+        let rc = unsafe {
+            NtSetInformationFile(file.as_raw_handle(), &mut status, info.cast(), size as u32, FileRenameInformation)
+        };
         nt_result(rc)
     }
 }
@@ -238,7 +243,9 @@ fn delete_on_close(file: &File) -> io::Result<()> {
     let info = FILE_DISPOSITION_INFO { DeleteFile: true };
     let size = size_of::<FILE_DISPOSITION_INFO>() as u32;
     // SAFETY: a valid handle and a FILE_DISPOSITION_INFO of `size` bytes.
-    if unsafe { SetFileInformationByHandle(file.as_raw_handle(), FileDispositionInfo, (&raw const info).cast(), size) } == 0 {
+    if unsafe { SetFileInformationByHandle(file.as_raw_handle(), FileDispositionInfo, (&raw const info).cast(), size) }
+        == 0
+    {
         return Err(io::Error::last_os_error());
     }
     Ok(())
