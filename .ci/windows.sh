@@ -32,18 +32,28 @@ export WINEPREFIX=$target/wine-prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree=;
 x86_64-w64-mingw32-gcc -O2 -shared -s -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
     .ci/wine/bcryptprimitives.c -ladvapi32
 
-echo "-- build: bmc-rotate.exe"
-cargo build -p bmc-rotate --target "$triple" --locked
-exe=$target/$triple/debug/bmc-rotate.exe
-dlls=$(x86_64-w64-mingw32-objdump -p "$exe" | awk '/DLL Name/ { print tolower($3) }' | sort -u)
-echo "bmc-rotate.exe: $(du -h "$exe" | cut -f1), imports: $(echo $dlls)"
 # Every import must ship with Windows: no mingw runtime (libgcc_s, libwinpthread, libstdc++).
-if printf '%s\n' "$dlls" | grep -vxE 'kernel32\.dll|advapi32\.dll|ntdll\.dll|ws2_32\.dll|userenv\.dll|bcrypt\.dll|bcryptprimitives\.dll|crypt32\.dll|secur32\.dll|ole32\.dll|oleaut32\.dll|shell32\.dll|user32\.dll|msvcrt\.dll|synchronization\.dll|iphlpapi\.dll|api-ms-win-[a-z0-9-]+\.dll'; then
-    echo "bmc-rotate.exe imports the DLLs above, which Windows does not ship" >&2
-    exit 1
-fi
+check_imports() {
+    local dlls
+    dlls=$(x86_64-w64-mingw32-objdump -p "$1" | awk '/DLL Name/ { print tolower($3) }' | sort -u)
+    echo "bmc-rotate.exe: $(du -h "$1" | cut -f1), imports: $(echo $dlls)"
+    if printf '%s\n' "$dlls" | grep -vxE 'kernel32\.dll|advapi32\.dll|ntdll\.dll|ws2_32\.dll|userenv\.dll|bcrypt\.dll|bcryptprimitives\.dll|crypt32\.dll|secur32\.dll|ole32\.dll|oleaut32\.dll|shell32\.dll|user32\.dll|msvcrt\.dll|synchronization\.dll|iphlpapi\.dll|api-ms-win-[a-z0-9-]+\.dll'; then
+        echo "$1 imports the DLLs above, which Windows does not ship" >&2
+        exit 1
+    fi
+}
 
-echo "-- clippy: the Windows code"
+# The build an operator gets (README: Windows), without the lab's simulators; then the full one,
+# which the tests and the lab rotation below use (it replaces the lean .exe in the same place).
+echo "-- build and clippy: the lean bmc-rotate.exe (--no-default-features)"
+exe=$target/$triple/debug/bmc-rotate.exe
+cargo build -p bmc-rotate --no-default-features --target "$triple" --locked
+check_imports "$exe"
+cargo clippy -p bmc-rotate --no-default-features --target "$triple" --all-targets --locked -- -D warnings
+
+echo "-- build and clippy: bmc-rotate.exe"
+cargo build -p bmc-rotate --target "$triple" --locked
+check_imports "$exe"
 cargo clippy -p bmc-rotate --target "$triple" --all-targets --locked -- -D warnings
 
 echo "-- tests under Wine"
@@ -61,7 +71,7 @@ mkdir -p "$profile/Temp"
 # discover, plugin_new and cli_signing for the reasons listed there.
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 cargo test -p bmc-rotate --target "$triple" --locked --lib --test gateway --test pep --test canary --test cli_pep \
-    --test cli --test plugin_test_bmc
+    --test cli --test plugin_test_bmc --test cache
 
 echo "-- a lab stamp rotated from bmc-rotate.exe under Wine"
 cargo build -p bmc-lab --locked
@@ -119,5 +129,57 @@ if wine "$exe" rotate --inventory "$work/stamp/inventory.toml" --plugin-dir "$wo
     exit 1
 fi
 grep -q "is open to Everyone" "$work/refused.txt" || { cat "$work/refused.txt" >&2; exit 1; }
+
+echo "-- the compiled-plugin cache of bmc-rotate.exe under Wine"
+# The cache directory's and the key's security as Wine derives it from their Unix modes; an
+# entry planted there is refused before deserialize, as on Unix. What Wine cannot show: a DACL set
+# through Windows (Wine keeps the mode's), a junction (Wine follows Unix links).
+cache=$work/cache
+plugin=$work/plugins/dell_idrac.wasm
+inspect() { # LABEL: runs `plugins inspect` with this cache, its log in $work/inspect.log
+    local from=$SECONDS
+    wine "$exe" --log bmc_rotate=debug --cache-dir "$cache" plugins inspect "$plugin" >/dev/null 2>"$work/inspect.log" \
+        || { cat "$work/inspect.log" >&2; echo "plugins inspect failed ($1)" >&2; exit 1; }
+    echo "cache: $1: $((SECONDS - from)) s"
+}
+expect() { # TEXT...: each must be in the last log
+    for text in "$@"; do
+        grep -qF "$text" "$work/inspect.log" || { cat "$work/inspect.log" >&2; echo "expected: $text" >&2; exit 1; }
+    done
+}
+inspect cold
+expect "compiled plugin origin="
+entry=$(ls "$cache"/*.cwasm)
+[ "$(stat -c %s "$cache/cache.key")" = 32 ] || { echo "no 32-byte cache.key" >&2; exit 1; }
+inspect warm
+expect "loaded a compiled plugin from the cache"
+# A bare wasmtime artifact (what deserialize would run) planted under the entry's name.
+tail -c +41 "$entry" >"$work/bare" && cp "$work/bare" "$entry"
+inspect planted
+expect "refused a compiled-plugin cache entry" "no MAC header" "compiled plugin origin="
+inspect replaced
+expect "loaded a compiled plugin from the cache"
+# A key others can read is replaced, and the entries it signed are recompiled.
+chmod 644 "$cache/cache.key"
+inspect "readable key"
+expect "replacing the compiled-plugin cache key" "open to Everyone" "MAC does not match"
+# A cache directory others can read is not used at all.
+chmod 755 "$cache"
+inspect "open directory"
+expect "compiled-plugin cache" "not used: it is open to Everyone" "compiled plugin origin="
+chmod 700 "$cache"
+inspect "private again"
+expect "loaded a compiled plugin from the cache"
+# Another account's key or directory: Wine shows a file of another uid as owned by ANONYMOUS
+# LOGON. Making one needs root (chown), which CI runs as.
+if [ "$(id -u)" = 0 ]; then
+    chown 65534 "$cache/cache.key"
+    inspect "another user's key"
+    expect "replacing the compiled-plugin cache key" "owned by" "MAC does not match"
+    chown 65534 "$cache"
+    inspect "another user's directory"
+    expect "not used: it is owned by" "compiled plugin origin="
+    chown 0 "$cache"
+fi
 
 echo "windows: $((SECONDS - started)) s"

@@ -21,11 +21,10 @@ fn base(xdg: &str, fallback: &str) -> Option<PathBuf> {
     Some(base.join("bmc-rotate"))
 }
 
-/// Compiled plugins: `$XDG_CACHE_HOME/bmc-rotate/wasm` (`~/.cache/bmc-rotate/wasm`). None on
-/// Windows: the cache's safety rests on Unix directory checks (`runtime::cache`), so plugins
-/// are compiled on every run there.
+/// Compiled plugins: `$XDG_CACHE_HOME/bmc-rotate/wasm` (`~/.cache/bmc-rotate/wasm`);
+/// `%LOCALAPPDATA%\bmc-rotate\wasm` on Windows.
 pub fn plugin_cache() -> Option<PathBuf> {
-    base("XDG_CACHE_HOME", ".cache").map(|d| d.join("wasm")).filter(|_| cfg!(unix))
+    base("XDG_CACHE_HOME", ".cache").map(|d| d.join("wasm"))
 }
 
 /// The plugin directories searched when the operator names none, in order: the release's own,

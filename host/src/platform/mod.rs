@@ -11,6 +11,9 @@
 //! | escrow commands | `/bin/sh -c`, own process group killed on timeout | `cmd.exe /C`, killed on timeout |
 //! | operator | login name of the uid | the account name of the process token |
 //!
+//! The compiled-plugin cache's directory walk and relative file operations are its own
+//! (`runtime::cache::{unix, windows}`); on Windows it uses [`exposure`] and [`make_private`] from here.
+//!
 //! The stamp lock and the audit log's lock are std's `File::try_lock`/`lock` on both (flock on
 //! Unix, `LockFileEx` on Windows). Default directories are in [`crate::paths`].
 

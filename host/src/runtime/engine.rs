@@ -143,6 +143,9 @@ impl Runtime {
         let started = Instant::now();
         let cached = self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256));
         let from_cache = cached.is_some();
+        if from_cache {
+            tracing::debug!(%origin, elapsed_ms = started.elapsed().as_millis() as u64, "loaded a compiled plugin from the cache");
+        }
         let component = match cached {
             Some(component) => component,
             None => {

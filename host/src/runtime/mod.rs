@@ -11,12 +11,6 @@
 //! - `job`: the store data of one call; `limits`: its memory budget; `plugin`: a loaded plugin
 //!   and its calls.
 
-#[cfg(unix)]
-mod cache;
-// The cache's defences are Unix directory checks (openat, owner and mode bits); Windows compiles
-// every run rather than trust a directory it cannot check the same way.
-#[cfg(windows)]
-#[path = "cache_off.rs"]
 mod cache;
 pub mod capabilities;
 pub mod config;
