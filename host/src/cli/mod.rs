@@ -175,8 +175,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "BMC_ROTATE_LOG_FILE", value_name = "FILE")]
     log_file: Option<PathBuf>,
 
-    /// Where compiled plugins are cached (created with mode 0700).
-    /// [default: $XDG_CACHE_HOME/bmc-rotate/wasm]
+    /// Where compiled plugins are cached (created private to you: mode 0700, or an owner-only
+    /// ACL on Windows). [default: $XDG_CACHE_HOME/bmc-rotate/wasm; %LOCALAPPDATA%\bmc-rotate\wasm]
     #[arg(long, global = true, env = "BMC_ROTATE_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
 
