@@ -16,7 +16,14 @@
 //!   `target.account` — or to a declared vendor resource.
 //!
 //! Every other request must match a rule of the plugin's manifest ([`Manifest`]) and carry no
-//! secret; `probe` and `verify` may only read, log in and log out. Refusals name the rule that is
+//! secret; `probe` and `verify` may only read, log in and log out.
+//!
+//! Onboarding (`onboard#enable-account`) is the one call that may create an account, and it may
+//! do nothing else that writes: its only secret-bearing request besides the login is the new
+//! account's body, exactly `{"UserName": <target.account>, <pointer>: <new-password>,
+//! "RoleId": "Administrator", "Enabled": true}`, sent through a rule marked `onboard` — a POST to
+//! a declared collection, or a PATCH of a resource the BMC showed in this call to be an empty
+//! account slot or the target account. Rules marked `onboard` serve no other call. Refusals name the rule that is
 //! missing, never anything about a secret: the decision depends only on what the guest chose and
 //! on names the host knows, so it answers no question about a secret's value.
 
@@ -46,6 +53,9 @@ pub enum Call {
     ChangePassword,
     /// `snmp#state`: read, log in, log out.
     SnmpState,
+    /// `onboard#enable-account`: read, log in, log out, and set up the target account through
+    /// an `onboard` rule (see the module).
+    Onboard,
 }
 
 /// What kind of request the guard admitted: decides what the host does with its answer.
@@ -80,6 +90,8 @@ pub struct Guard {
     account: Option<Pinned>,
     /// Resources the BMC showed, in this call, to be the target account's SNMPv3 user.
     snmp_users: Vec<String>,
+    /// Every `ManagerAccount` the BMC showed in this call, with its latest `UserName`.
+    accounts_seen: Vec<(String, String)>,
     sessions: Vec<String>,
     secret_requests: u32,
     credentials_used: Vec<(String, SecretName)>,
@@ -95,6 +107,7 @@ impl Guard {
             bound,
             account: None,
             snmp_users: Vec::new(),
+            accounts_seen: Vec::new(),
             sessions: Vec::new(),
             secret_requests: 0,
             credentials_used: Vec::new(),
@@ -161,7 +174,12 @@ impl Guard {
                 let is_account = value.get("@odata.type").and_then(Value::as_str).is_some_and(|t| {
                     t.trim_start_matches('#').starts_with("ManagerAccount.") && t.ends_with(".ManagerAccount")
                 });
-                if is_account && value.get("UserName").and_then(Value::as_str) == Some(target.account.as_str()) {
+                let user_name = value.get("UserName").and_then(Value::as_str);
+                if let (true, Some(user)) = (is_account, user_name) {
+                    self.accounts_seen.retain(|(seen, _)| seen != path);
+                    self.accounts_seen.push((path.clone(), user.to_owned()));
+                }
+                if is_account && user_name == Some(target.account.as_str()) {
                     let id = value.get("Id").and_then(Value::as_str).map(str::to_owned);
                     let id = id.unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_owned());
                     self.account = Some(Pinned { path: path.clone(), id });
@@ -205,8 +223,12 @@ impl Guard {
 
     /// Every rule granting `method` on `path`, in declaration order.
     fn rules_for<'a>(&'a self, method: Method, path: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
+        // Onboarding rules exist for onboarding only: no other call may create an account,
+        // whatever its manifest asks for.
+        let onboarding = self.call == Call::Onboard;
         self.manifest.rules().iter().filter(move |rule| {
             rule.method == method
+                && (!rule.onboard || onboarding)
                 && match &rule.resource {
                     Resource::Pattern(_) => rule.pattern_matches(path),
                     Resource::Account => self.is_account(path),
@@ -230,6 +252,11 @@ impl Guard {
                     Call::Verify => "verify",
                     _ => "snmp#state",
                 }
+            )),
+            Call::Onboard if reading => Ok(()),
+            Call::Onboard => Err(format!(
+                "{method} {shown}: `onboard#enable-account` may only read, log in, log out and set up the target \
+                 account through an `onboard` rule"
             )),
         }
     }
@@ -313,6 +340,9 @@ impl Guard {
                 _ => refuse("a session login body is exactly {\"UserName\": …, \"Password\": <password>}"),
             };
         }
+        if self.call == Call::Onboard {
+            return self.admit_onboarding(request, path, &shape, pointer, name);
+        }
         if name != SecretName::NewPassword || self.call != Call::ChangePassword {
             return refuse(&format!(
                 "`{name}` may only travel as a login credential here; only `change-password` sends `new-password` to \
@@ -350,6 +380,69 @@ impl Guard {
         }
         let expected: Vec<String> = expected.iter().map(|m| format!("`{m}`")).collect();
         refuse(&format!("the body must be exactly the member {} holding the new password", expected.join(" or ")))
+    }
+}
+
+impl Guard {
+    /// The new account's body in `onboard#enable-account` (see the module).
+    fn admit_onboarding(
+        &self,
+        request: &Request,
+        path: &str,
+        shape: &Shape,
+        pointer: &str,
+        name: SecretName,
+    ) -> Result<Admitted, String> {
+        let shown = untrusted(path, 200);
+        let refuse = |why: String| Err(format!("{} {shown}: {why}", request.method));
+        let Some(target) = &self.target else { return refuse("this call has no target".into()) };
+        if name != SecretName::NewPassword {
+            return refuse(format!("`{name}` may only travel as a login credential here"));
+        }
+        if target.account == target.login_account {
+            return refuse(format!("onboarding never changes the login account `{}`", untrusted(&target.login_account, 64)));
+        }
+        let declared: Vec<&str> = self
+            .rules_for(request.method, path)
+            .filter(|r| r.onboard)
+            .filter_map(|r| r.password.as_deref())
+            .collect();
+        if declared.is_empty() {
+            return refuse("no `onboard` rule of the plugin's capability manifest covers this request".into());
+        }
+        if request.method == Method::Patch {
+            // A PATCH may only fill an empty slot or the target account, both as the BMC showed
+            // them in this call: never the login account or anyone else's.
+            let seen = self.accounts_seen.iter().find(|(p, _)| p == path).map(|(_, user)| user.as_str());
+            match seen {
+                Some("") => {}
+                Some(user) if user == target.account => {}
+                Some(_) => return refuse("this account slot belongs to another account".into()),
+                None => {
+                    return refuse(
+                        "the BMC has not shown, in this call, that this resource is an empty account slot or the \
+                         target account: read it first"
+                            .into(),
+                    );
+                }
+            }
+        }
+        let expected = format!(
+            "the body must be exactly {{\"UserName\": \"{}\", <{}>: <new-password>, \"RoleId\": \"Administrator\", \
+             \"Enabled\": true}}",
+            untrusted(&target.account, 64),
+            declared.join("|")
+        );
+        let at_declared = declared.iter().any(|d| *d == pointer && shape.members == 3 + d.matches('/').count());
+        let value = &shape.value;
+        let exact = at_declared
+            && value.get("UserName").and_then(Value::as_str) == Some(target.account.as_str())
+            && value.get("RoleId").and_then(Value::as_str) == Some("Administrator")
+            && value.get("Enabled").and_then(Value::as_bool) == Some(true);
+        if !exact {
+            return refuse(expected);
+        }
+        Ok(Admitted::PasswordChange)
     }
 }
 
@@ -689,6 +782,121 @@ mod tests {
             g.admit(&password_patch(&s, ACCOUNT_URI)).unwrap();
         }
         assert!(g.admit(&password_patch(&s, ACCOUNT_URI)).unwrap_err().contains("most one call may send"));
+    }
+
+    const ONBOARD_MANIFEST: &str = "GET /redfish/v1/**\nPOST /redfish/v1/SessionService/Sessions\nDELETE {session}\n\
+                                    PATCH {account} password=/Password\n\
+                                    POST /redfish/v1/AccountService/Accounts password=/Password onboard\n\
+                                    PATCH /redfish/v1/AccountService/Accounts/* password=/Password onboard\n";
+    const COLLECTION: &str = "/redfish/v1/AccountService/Accounts";
+
+    fn new_account(s: &Setup, method: Method, path: &str, user: &str, role: &str, enabled: &str) -> Request {
+        let head = format!(r#"{{"UserName":"{user}","RoleId":"{role}","Enabled":{enabled},"Password":"#);
+        request(method, path, Auth::None, vec![text(&head), Part::SecretJson(s.new.clone()), text("}")])
+    }
+
+    #[test]
+    fn onboarding_creates_exactly_the_target_account() {
+        let (mut g, s) = guard(Call::Onboard, ONBOARD_MANIFEST, false);
+        let post = |user: &str, role: &str, enabled: &str| new_account(&s, Method::Post, COLLECTION, user, role, enabled);
+        assert_eq!(g.admit(&post("azsbmc", "Administrator", "true")), Ok(Admitted::PasswordChange));
+        for (user, role, enabled) in
+            [("svc", "Administrator", "true"), ("azsbmc", "Operator", "true"), ("azsbmc", "Administrator", "false")]
+        {
+            let err = g.admit(&post(user, role, enabled)).unwrap_err();
+            assert!(err.contains("the body must be exactly"), "{user} {role} {enabled}: {err}");
+        }
+        // One more member, the password elsewhere, or the login password.
+        let extra = request(
+            Method::Post,
+            COLLECTION,
+            Auth::None,
+            vec![
+                text(r#"{"UserName":"azsbmc","RoleId":"Administrator","Enabled":true,"Locked":false,"Password":"#),
+                Part::SecretJson(s.new.clone()),
+                text("}"),
+            ],
+        );
+        assert!(g.admit(&extra).is_err());
+        let elsewhere = request(
+            Method::Post,
+            COLLECTION,
+            Auth::None,
+            vec![
+                text(r#"{"UserName":"azsbmc","RoleId":"Administrator","Enabled":true,"Description":"#),
+                Part::SecretJson(s.new.clone()),
+                text("}"),
+            ],
+        );
+        assert!(g.admit(&elsewhere).is_err());
+        let login = request(
+            Method::Post,
+            COLLECTION,
+            Auth::None,
+            vec![
+                text(r#"{"UserName":"azsbmc","RoleId":"Administrator","Enabled":true,"Password":"#),
+                Part::SecretJson(s.login.clone()),
+                text("}"),
+            ],
+        );
+        assert!(g.admit(&login).unwrap_err().contains("only travel as a login credential"));
+        // Other writes, the target's password rule included, are not onboarding's.
+        read_account(&mut g, ACCOUNT_URI, "azsbmc");
+        assert!(g.admit(&password_patch(&s, ACCOUNT_URI)).is_err());
+        let reset = request(Method::Delete, "/redfish/v1/AccountService/Accounts/1", Auth::None, vec![]);
+        assert!(g.admit(&reset).is_err());
+    }
+
+    #[test]
+    fn onboarding_fills_only_an_empty_slot_or_the_target_account() {
+        let (mut g, s) = guard(Call::Onboard, ONBOARD_MANIFEST, false);
+        let patch = |path: &str| new_account(&s, Method::Patch, path, "azsbmc", "Administrator", "true");
+        let (slot, login, other) = (
+            "/redfish/v1/AccountService/Accounts/4",
+            "/redfish/v1/AccountService/Accounts/2",
+            "/redfish/v1/AccountService/Accounts/5",
+        );
+        assert!(g.admit(&patch(slot)).unwrap_err().contains("read it first"));
+        read_account(&mut g, slot, "");
+        read_account(&mut g, login, "admin");
+        read_account(&mut g, other, "monitor");
+        assert_eq!(g.admit(&patch(slot)), Ok(Admitted::PasswordChange));
+        assert!(g.admit(&patch(login)).unwrap_err().contains("belongs to another account"));
+        assert!(g.admit(&patch(other)).unwrap_err().contains("belongs to another account"));
+        read_account(&mut g, ACCOUNT_URI, "azsbmc");
+        assert_eq!(g.admit(&patch(ACCOUNT_URI)), Ok(Admitted::PasswordChange));
+        // The slot filled since: the BMC's latest answer counts.
+        read_account(&mut g, slot, "someone");
+        assert!(g.admit(&patch(slot)).is_err());
+        // Logging in is the login account's, with its password only.
+        let basic_new = request(Method::Get, "/redfish/v1", basic("azsbmc", &s.new), vec![]);
+        assert!(g.admit(&basic_new).is_err());
+        assert!(g.admit(&request(Method::Get, "/redfish/v1", basic("admin", &s.login), vec![])).is_ok());
+    }
+
+    #[test]
+    fn onboard_rules_serve_no_other_call() {
+        for call in [Call::ChangePassword, Call::Probe, Call::Verify, Call::SnmpState] {
+            let (mut g, s) = guard(call, ONBOARD_MANIFEST, false);
+            let slot = "/redfish/v1/AccountService/Accounts/4";
+            read_account(&mut g, slot, "");
+            for r in [
+                new_account(&s, Method::Post, COLLECTION, "azsbmc", "Administrator", "true"),
+                new_account(&s, Method::Patch, slot, "azsbmc", "Administrator", "true"),
+            ] {
+                assert!(g.admit(&r).is_err(), "{call:?} admitted {} {}", r.method, r.path);
+            }
+        }
+        // Onboarding never sets up the account it logs in as.
+        let (mut g, s) = guard(Call::Onboard, ONBOARD_MANIFEST, true);
+        let post = new_account(&s, Method::Post, COLLECTION, "azsbmc", "Administrator", "true");
+        assert!(g.admit(&post).unwrap_err().contains("never changes the login account"));
+        // Without an `onboard` rule, nothing is created.
+        let (mut g, s) = guard(Call::Onboard, "GET /redfish/v1/**\nPOST /redfish/v1/AccountService/Accounts\n", false);
+        let post = new_account(&s, Method::Post, COLLECTION, "azsbmc", "Administrator", "true");
+        assert!(g.admit(&post).unwrap_err().contains("no `onboard` rule"));
+        let plain = request(Method::Post, COLLECTION, Auth::None, vec![text(r#"{"UserName":"x"}"#)]);
+        assert!(g.admit(&plain).unwrap_err().contains("may only read"));
     }
 
     #[test]
