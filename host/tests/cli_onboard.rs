@@ -197,3 +197,31 @@ async fn bad_input_names_what_is_wrong_and_changes_nothing() {
     assert_eq!(stamp.lab.changes(), 0);
     assert_eq!(failures(&stamp, "dell-idrac9-01", USER), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_from_account_leaves_the_factory_login_refused() {
+    let (stamp, dir) = stamp("onboard-disable").await;
+    for (persona, from_user, factory) in NEW_NODES {
+        let bmc = format!("{persona}-02");
+        let mut args = onboard_args(&stamp, &dir, &bmc, from_user);
+        args.push("--disable-from-account".into());
+        let out = bmc_rotate(args, factory).await;
+        assert_eq!(out.status.code(), Some(0), "{bmc}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("{bmc}: `{from_user}` disabled")), "{}", text(&out.stdout));
+        {
+            let state = stamp.lab.bmc(&bmc).unwrap().state();
+            assert!(!state.account(from_user).unwrap().enabled, "{bmc}: `{from_user}` is disabled");
+            assert!(state.account(USER).unwrap().enabled && state.password_is(USER, STAMP_PASSWORD));
+        }
+        // The factory login itself, over HTTPS: refused.
+        let addr = stamp.lab.bmc(&bmc).unwrap().addr();
+        let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+        let answer = client
+            .get(format!("https://{addr}/redfish/v1/AccountService"))
+            .basic_auth(from_user, Some(factory))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 401, "{bmc}: the factory login is refused");
+    }
+}

@@ -198,6 +198,12 @@ pub fn enable_account<P: VendorPlugin>(target: wit::Target) -> Result<wit_onboar
         .map_err(Into::into)
 }
 
+/// `onboard#disable-account` export.
+pub fn disable_account<P: VendorPlugin>(target: wit::Target) -> Result<(), wit::PluginError> {
+    let bmc = enter();
+    P::disable_account(&bmc, &target.into()).map_err(Into::into)
+}
+
 impl From<SnmpV3> for wit_snmp::SnmpV3 {
     fn from(s: SnmpV3) -> Self {
         let authentication = match s.authentication {

@@ -122,7 +122,7 @@ pub mod __private {
     pub use crate::bindings::bmc::plugin::types as wit;
     pub use crate::bindings::exports::bmc::plugin::onboard as wit_onboard;
     pub use crate::bindings::exports::bmc::plugin::snmp as wit_snmp;
-    pub use crate::glue::{change_password, enable_account, info, probe, section_bytes, snmp_state, verify};
+    pub use crate::glue::{change_password, disable_account, enable_account, info, probe, section_bytes, snmp_state, verify};
 }
 
 /// Exports a [`VendorPlugin`] as the component's implementation of the `vendor-plugin-onboard`
@@ -173,6 +173,11 @@ macro_rules! register_plugin {
             ) -> ::core::result::Result<$crate::__private::wit_onboard::Onboarded, $crate::__private::wit::PluginError>
             {
                 $crate::__private::enable_account::<$plugin>(target)
+            }
+            fn disable_account(
+                target: $crate::__private::wit::Target,
+            ) -> ::core::result::Result<(), $crate::__private::wit::PluginError> {
+                $crate::__private::disable_account::<$plugin>(target)
             }
         }
 

@@ -49,6 +49,16 @@ pub trait VendorPlugin {
         let _ = (bmc, target);
         Err(PluginError::Unsupported("this plugin does not onboard new nodes".into()))
     }
+
+    /// Disables the factory account `target.account`, logged in as the stamp account
+    /// `target.login_account` with the `login-password` secret, after onboarding. The host
+    /// admits one write: `{"Enabled": false}` to that account as the BMC showed it, through a
+    /// capability rule marked `onboard` (see [`redfish::disable_account`](crate::redfish::disable_account)).
+    /// The default answers `unsupported`.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let _ = (bmc, target);
+        Err(PluginError::Unsupported("this plugin does not disable factory accounts".into()))
+    }
 }
 
 /// Severity of a log line.

@@ -528,15 +528,17 @@ pub fn enable_account(
         // Read each member itself, even from an expanded collection: the host learns which slot
         // is whose from the account's own resource.
         let account = client.get(&uri)?;
-        let user = account.body.get("UserName").and_then(Value::as_str).unwrap_or("");
+        let user = account.body.get("UserName").and_then(Value::as_str).unwrap_or("").to_owned();
         let id = account.body.get("Id").and_then(Value::as_str).and_then(|id| id.parse::<u32>().ok());
         if user == target.account {
             existing = Some(account);
             break;
         }
-        if let (AccountSlots::Fixed { first }, "", Some(id), None) = (slots, user, id, &empty)
-            && id >= first
-        {
+        let free = match (slots, id) {
+            (AccountSlots::Fixed { first }, Some(id)) => user.is_empty() && id >= first,
+            _ => false,
+        };
+        if free && empty.is_none() {
             empty = Some(account);
         }
     }
@@ -567,6 +569,16 @@ pub fn enable_account(
         return Err(RedfishError::from_response(format!("{} {path}", method.as_str()), &response).into_plugin_error());
     }
     Ok(outcome)
+}
+
+/// Disabling the factory account after onboarding, the standard way: finds `target.account` in
+/// the account collection `accounts` and PATCHes it with exactly `{"Enabled": false}` (with its
+/// ETag as `If-Match` where it had one), the one write the host admits in that call.
+pub fn disable_account(client: &Redfish<'_>, accounts: &str, target: &crate::Target) -> Result<(), PluginError> {
+    let account = client.find_account_in(accounts, &target.account)?;
+    let body = JsonBody::object().field("Enabled", false);
+    let answer = client.patch(&account.uri, body, &IfMatch::from_resource(&account, IfMatch::None))?;
+    answer.map(drop).map_err(RedfishError::into_plugin_error)
 }
 
 fn send(bmc: &Bmc, request: &Request<'_>) -> Result<Response, PluginError> {

@@ -47,6 +47,10 @@ pub struct OnboardArgs {
     /// stdin. Read first: on stdin, the stamp password comes before the factory password.
     #[arg(long, value_name = "SOURCE", default_value = "prompt", value_parser = SecretSourceParser)]
     bmc_password: SecretSource,
+    /// Once the stamp account logs in, disable the factory account (`--from-user`), logged in as
+    /// the stamp account: a PATCH of `{"Enabled": false}` to it, nothing else.
+    #[arg(long)]
+    disable_from_account: bool,
     /// Onboard without asking. Without a terminal to ask on, it is needed.
     #[arg(long, short = 'y')]
     yes: bool,
@@ -80,6 +84,8 @@ struct Report {
     outcome: Onboarded,
     /// The new account logged in with the stamp password.
     verified: bool,
+    /// The factory account was disabled (`--disable-from-account`).
+    from_user_disabled: bool,
 }
 
 /// Runs `onboard`.
@@ -160,6 +166,12 @@ pub async fn run(args: OnboardArgs, cache_dir: Option<PathBuf>) -> CmdResult {
     let ledger = Ledger::new();
     let steps = Steps { ledger: &ledger, stamp_password: &stamp_password, factory_password: &factory_password };
     let ended = steps.onboard(existing, new, &inventory.bmc_user, &args.from_user).await;
+    let ended = match ended {
+        Ok(outcome) if args.disable_from_account => {
+            steps.disable(new, &inventory.bmc_user, &args.from_user).await.map(|()| outcome)
+        }
+        other => other,
+    };
     match ended {
         Ok(outcome) => {
             record(&format!("onboarded-{}", kebab(outcome)));
@@ -171,6 +183,7 @@ pub async fn run(args: OnboardArgs, cache_dir: Option<PathBuf>) -> CmdResult {
                 checked_on: existing.entry.name.clone(),
                 outcome,
                 verified: true,
+                from_user_disabled: args.disable_from_account,
             };
             print(&report, args.output);
             Ok(ExitCode::from(exit::OK))
@@ -192,17 +205,22 @@ fn kebab(outcome: Onboarded) -> &'static str {
 fn print(report: &Report, output: Output) {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(report).expect("serialisable")),
-        Output::Table => println!(
-            "{}: `{}` {} (logged in as `{}`), verified with the stamp password (checked first on {})",
-            report.bmc,
-            report.account,
-            match report.outcome {
-                Onboarded::Created => "created",
-                Onboarded::Updated => "enabled with the stamp password",
-            },
-            report.from_user,
-            report.checked_on
-        ),
+        Output::Table => {
+            println!(
+                "{}: `{}` {} (logged in as `{}`), verified with the stamp password (checked first on {})",
+                report.bmc,
+                report.account,
+                match report.outcome {
+                    Onboarded::Created => "created",
+                    Onboarded::Updated => "enabled with the stamp password",
+                },
+                report.from_user,
+                report.checked_on
+            );
+            if report.from_user_disabled {
+                println!("{}: `{}` disabled", report.bmc, report.from_user);
+            }
+        }
     }
 }
 
@@ -311,6 +329,30 @@ impl Steps<'_> {
             });
         }
         Ok(outcome)
+    }
+
+    /// Disables the factory account, logged in as the stamp account that was just verified.
+    async fn disable(&self, new: &Member, account: &str, from_user: &str) -> Result<(), Failure> {
+        let secrets = SecretBindings::new().bind(SecretName::LoginPassword, self.stamp_password.clone());
+        let target = Target {
+            address: new.entry.endpoint.to_string(),
+            account: from_user.to_owned(),
+            login_account: account.to_owned(),
+        };
+        match new.plugin.disable_account(context(new, secrets), &target).await.result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.count(new, &e);
+                Err(Failure {
+                    error: CliError::failed(format!(
+                        "{}: `{account}` was set up and verified, but `{from_user}` was not disabled: {e}",
+                        new.entry.name
+                    ))
+                    .with_hint(format!("disable `{from_user}` on the BMC itself; the stamp account works")),
+                    outcome: "onboarded-factory-account-enabled",
+                })
+            }
+        }
     }
 
     /// Records a failed login in the ledger, if `error` is (or may be) one.

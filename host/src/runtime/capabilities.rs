@@ -371,7 +371,7 @@ mod tests {
             ("GET /a password=/P onboard", 1, "an `onboard` rule is"),
             ("PATCH {account} password=/Password onboard", 1, "an `onboard` rule is"),
             ("PATCH /a password=/Users.{account-id}.P onboard", 1, "the account is new"),
-            ("PATCH /a onboard password=/P", 1, "options are"),
+            ("PATCH /a onboard password=/P", 1, "too many words"),
             ("# nothing\n\n", 0, "no rule"),
         ];
         for (text, line, needle) in cases {

@@ -220,6 +220,25 @@ impl Export for EnableAccount<'_> {
     }
 }
 
+struct DisableAccount<'t>(&'t Target);
+
+impl Export for DisableAccount<'_> {
+    type Output = ();
+
+    const CALL: Call = Call::DisableAccount;
+
+    fn target(&self) -> Option<&Target> {
+        Some(self.0)
+    }
+
+    fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, ()>
+    where
+        Self: 'a,
+    {
+        Box::pin(guest.disable_account(store, self.0))
+    }
+}
+
 /// A plugin, compiled and pre-instantiated.
 pub struct Plugin {
     pre: GuestPre,
@@ -301,6 +320,12 @@ impl Plugin {
     /// without the export answers `unsupported`.
     pub async fn enable_account(&self, ctx: CallContext, target: &Target) -> Outcome<Onboarded> {
         self.call(ctx, EnableAccount(target)).await
+    }
+
+    /// Calls `onboard#disable-account`: disables the factory account `target.account`, logged in
+    /// as the stamp account `target.login_account` with `login-password`.
+    pub async fn disable_account(&self, ctx: CallContext, target: &Target) -> Outcome<()> {
+        self.call(ctx, DisableAccount(target)).await
     }
 
     async fn call<E: Export>(&self, ctx: CallContext, export: E) -> Outcome<E::Output> {

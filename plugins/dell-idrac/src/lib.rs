@@ -15,7 +15,7 @@
 //!   proves the change by authenticating with the new password).
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::{AccountSlots, RedfishError, account_snmp, enable_account};
+use bmc_plugin_sdk::redfish::{AccountSlots, RedfishError, account_snmp, disable_account, enable_account};
 
 /// The iDRAC plugin.
 pub struct Idrac;
@@ -153,6 +153,14 @@ impl VendorPlugin for Idrac {
                 .map_err(refused)?;
         bmc.info(format!("{}: `{}` set up ({outcome:?})", generation.name(), target.account));
         Ok(outcome)
+    }
+
+    /// Disables the factory account (`root`) in its slot, logged in as the stamp account.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        identify(bmc)?;
+        let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
+        let (generation, _model) = generation(&client)?;
+        disable_account(&client, generation.accounts(), target).map_err(refused)
     }
 
     fn probe(bmc: &Bmc, target: &Target) -> Result<ProbeResult, PluginError> {

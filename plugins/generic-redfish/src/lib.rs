@@ -21,7 +21,9 @@
 //!   checks what the BMC holds; errors are typed from the Base registry's messages.
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::{AccountSlots, DEFAULT_SESSIONS, SERVICE_ROOT, account_snmp, enable_account};
+use bmc_plugin_sdk::redfish::{
+    AccountSlots, DEFAULT_SESSIONS, SERVICE_ROOT, account_snmp, disable_account, enable_account,
+};
 
 /// The generic Redfish plugin.
 pub struct GenericRedfish;
@@ -241,6 +243,19 @@ impl VendorPlugin for GenericRedfish {
         }
         bmc.info(format!("`{}` set up ({outcome:?})", target.account));
         Ok(outcome)
+    }
+
+    /// Disables the factory account, logged in as the stamp account.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let root = identify(bmc)?;
+        let client = connect(bmc, &root, &target.login_account, bmc.login_password()?)?;
+        let disabled = client
+            .accounts_of(&root.account_service)
+            .map_err(account_service_error)
+            .and_then(|accounts| disable_account(&client, &accounts, target));
+        let ended = client.logout();
+        disabled?;
+        ended
     }
 
     fn verify(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {

@@ -17,7 +17,7 @@
 //!   rollback, the same call with the passwords swapped).
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::{AccountSlots, enable_account, extended_info};
+use bmc_plugin_sdk::redfish::{AccountSlots, disable_account, enable_account, extended_info};
 
 /// The iLO plugin.
 pub struct Ilo;
@@ -188,6 +188,16 @@ impl VendorPlugin for Ilo {
         let outcome = outcome?;
         bmc.info(format!("{family}: `{}` set up ({outcome:?})", target.account));
         Ok(outcome)
+    }
+
+    /// Disables the factory account (`Administrator`), logged in as the stamp account.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let (root, _) = identify(bmc)?;
+        let client = login(bmc, &root, &target.login_account, &bmc.login_password()?)?;
+        let disabled =
+            client.accounts_of(&root.account_service).and_then(|accounts| disable_account(&client, &accounts, target));
+        client.logout()?;
+        disabled
     }
 
     fn verify(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {

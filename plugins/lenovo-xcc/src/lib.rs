@@ -13,7 +13,7 @@
 //!   credential is never retried. Logins use Basic, as Lenovo's own script does.
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::{AccountSlots, account_snmp, enable_account};
+use bmc_plugin_sdk::redfish::{AccountSlots, account_snmp, disable_account, enable_account};
 
 /// The XCC plugin.
 pub struct Xcc;
@@ -109,6 +109,14 @@ impl VendorPlugin for Xcc {
         let outcome = enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Fixed { first: 2 })?;
         bmc.info(format!("`{}` set up ({outcome:?})", target.account));
         Ok(outcome)
+    }
+
+    /// Disables the factory account (`USERID`) in its slot, logged in as the stamp account.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let root = identify(bmc)?;
+        let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
+        let accounts = client.accounts_of(&root.account_service).map_err(refused)?;
+        disable_account(&client, &accounts, target)
     }
 
     fn verify(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {

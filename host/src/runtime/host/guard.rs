@@ -23,7 +23,9 @@
 //! account's body, exactly `{"UserName": <target.account>, <pointer>: <new-password>,
 //! "RoleId": "Administrator", "Enabled": true}`, sent through a rule marked `onboard` — a POST to
 //! a declared collection, or a PATCH of a resource the BMC showed in this call to be an empty
-//! account slot or the target account. Rules marked `onboard` serve no other call. Refusals name the rule that is
+//! account slot or the target account. `onboard#disable-account`, run as the stamp account,
+//! may send one write: `{"Enabled": false}` to the target (factory) account, as the BMC showed
+//! it, through a rule marked `onboard`. Rules marked `onboard` serve no other call. Refusals name the rule that is
 //! missing, never anything about a secret: the decision depends only on what the guest chose and
 //! on names the host knows, so it answers no question about a secret's value.
 
@@ -56,6 +58,9 @@ pub enum Call {
     /// `onboard#enable-account`: read, log in, log out, and set up the target account through
     /// an `onboard` rule (see the module).
     Onboard,
+    /// `onboard#disable-account`: read, log in, log out, and disable the target account (the
+    /// factory account) with a body of exactly `{"Enabled": false}` through an `onboard` rule.
+    DisableAccount,
 }
 
 /// What kind of request the guard admitted: decides what the host does with its answer.
@@ -125,6 +130,8 @@ impl Guard {
         }
         let admitted = if has_secret {
             self.admit_secret_body(request, &path)?
+        } else if self.call == Call::DisableAccount && request.method == Method::Patch && self.is_account(&path) {
+            self.admit_disable(request, &path)?
         } else if request.method != Method::Get && self.is_account(&path) {
             // Renaming the target account (or changing its role) would let a plugin set up a
             // policy refusal that compares the password with a name of its choosing.
@@ -225,7 +232,7 @@ impl Guard {
     fn rules_for<'a>(&'a self, method: Method, path: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
         // Onboarding rules exist for onboarding only: no other call may create an account,
         // whatever its manifest asks for.
-        let onboarding = self.call == Call::Onboard;
+        let onboarding = matches!(self.call, Call::Onboard | Call::DisableAccount);
         self.manifest.rules().iter().filter(move |rule| {
             rule.method == method
                 && (!rule.onboard || onboarding)
@@ -253,7 +260,11 @@ impl Guard {
                     _ => "snmp#state",
                 }
             )),
-            Call::Onboard if reading => Ok(()),
+            Call::Onboard | Call::DisableAccount if reading => Ok(()),
+            Call::DisableAccount => Err(format!(
+                "{method} {shown}: `onboard#disable-account` may only read, log in, log out and disable the target \
+                 account"
+            )),
             Call::Onboard => Err(format!(
                 "{method} {shown}: `onboard#enable-account` may only read, log in, log out and set up the target \
                  account through an `onboard` rule"
@@ -384,6 +395,32 @@ impl Guard {
 }
 
 impl Guard {
+    /// The one write of `onboard#disable-account`: `{"Enabled": false}` to the target account.
+    fn admit_disable(&self, request: &Request, path: &str) -> Result<Admitted, String> {
+        let shown = untrusted(path, 200);
+        let refuse = |why: &str| Err(format!("{} {shown}: {why}", request.method));
+        let Some(target) = &self.target else { return refuse("this call has no target") };
+        if target.account == target.login_account {
+            return refuse("disabling never applies to the account the call logs in as");
+        }
+        if !self.rules_for(request.method, path).any(|r| r.onboard) {
+            return refuse("no `onboard` rule of the plugin's capability manifest covers this request");
+        }
+        let text: Option<String> = request
+            .body
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => Some(t.as_str()),
+                Part::SecretJson(_) => None,
+            })
+            .collect();
+        let body = text.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        if body != Some(serde_json::json!({"Enabled": false})) {
+            return refuse("the body must be exactly {\"Enabled\": false}");
+        }
+        Ok(Admitted::Plain { path: path.to_owned(), method: request.method })
+    }
+
     /// The new account's body in `onboard#enable-account` (see the module).
     fn admit_onboarding(
         &self,
@@ -480,6 +517,9 @@ impl Shape {
         if markers.iter().any(|(m, _)| text.matches(m.as_str()).count() != 1) {
             return None;
         }
+        // A member named twice is read by the guard one way (serde keeps the last) and perhaps by
+        // the BMC the other: a second `UserName` could put a guessed name beside the password.
+        serde_json::from_str::<DistinctMembers>(&text).ok()?;
         let value: Value = serde_json::from_str(&text).ok()?;
         if !value.is_object() {
             return None;
@@ -510,6 +550,65 @@ impl Shape {
             }),
             _ => true,
         }
+    }
+}
+
+/// JSON that names no member twice in any object, at any depth (checked by parsing it).
+struct DistinctMembers;
+
+impl<'de> serde::Deserialize<'de> for DistinctMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DistinctVisitor)
+    }
+}
+
+struct DistinctVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DistinctVisitor {
+    type Value = DistinctMembers;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON whose objects name each member once")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DistinctMembers, A::Error> {
+        let mut names = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !names.insert(name) {
+                return Err(serde::de::Error::custom("a member is named twice"));
+            }
+            map.next_value::<DistinctMembers>()?;
+        }
+        Ok(DistinctMembers)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DistinctMembers, A::Error> {
+        while seq.next_element::<DistinctMembers>()?.is_some() {}
+        Ok(DistinctMembers)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_unit<E>(self) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
     }
 }
 
@@ -671,6 +770,14 @@ mod tests {
         };
         assert!(g.admit(&login("azsbmc", &s.login)).unwrap_err().contains("may not log in"));
         assert!(g.admit(&login("admin", &s.new)).is_err());
+        // A second `UserName`, which a BMC may read instead of the last.
+        let twice = request(
+            Method::Post,
+            sessions,
+            Auth::None,
+            vec![text(r#"{"UserName":"guess","UserName":"admin","Password":"#), Part::SecretJson(s.login.clone()), text("}")],
+        );
+        assert!(g.admit(&twice).unwrap_err().contains("one JSON object"));
         assert_eq!(g.admit(&login("admin", &s.login)), Ok(Admitted::Login));
         g.observe(
             &Admitted::Login,
@@ -829,6 +936,17 @@ mod tests {
             ],
         );
         assert!(g.admit(&elsewhere).is_err());
+        let renamed = request(
+            Method::Post,
+            COLLECTION,
+            Auth::None,
+            vec![
+                text(r#"{"UserName":"guess","RoleId":"Administrator","Enabled":true,"User\u004eame":"azsbmc","Password":"#),
+                Part::SecretJson(s.new.clone()),
+                text("}"),
+            ],
+        );
+        assert!(g.admit(&renamed).is_err(), "a name given twice");
         let login = request(
             Method::Post,
             COLLECTION,
@@ -897,6 +1015,32 @@ mod tests {
         assert!(g.admit(&post).unwrap_err().contains("no `onboard` rule"));
         let plain = request(Method::Post, COLLECTION, Auth::None, vec![text(r#"{"UserName":"x"}"#)]);
         assert!(g.admit(&plain).unwrap_err().contains("may only read"));
+    }
+
+    #[test]
+    fn disabling_sends_enabled_false_to_the_target_account_only() {
+        let (mut g, _) = guard(Call::DisableAccount, ONBOARD_MANIFEST, false);
+        let (factory, other) = ("/redfish/v1/AccountService/Accounts/2", "/redfish/v1/AccountService/Accounts/5");
+        let patch = |path: &str, body: &str| request(Method::Patch, path, Auth::None, vec![text(body)]);
+        assert!(g.admit(&patch(factory, r#"{"Enabled":false}"#)).is_err(), "not shown yet");
+        read_account(&mut g, factory, "azsbmc");
+        read_account(&mut g, other, "monitor");
+        assert!(g.admit(&patch(factory, r#"{"Enabled": false}"#)).is_ok());
+        for body in [r#"{"Enabled":true}"#, r#"{"Enabled":false,"RoleId":"None"}"#, r#"{"UserName":"x"}"#, "[]"] {
+            assert!(g.admit(&patch(factory, body)).is_err(), "{body}");
+        }
+        assert!(g.admit(&patch(other, r#"{"Enabled":false}"#)).is_err(), "another account");
+        // Only with an `onboard` rule, and never in another call.
+        let (mut g, _) = guard(Call::DisableAccount, crate::runtime::capabilities::BASELINE, false);
+        read_account(&mut g, factory, "azsbmc");
+        assert!(g.admit(&patch(factory, r#"{"Enabled":false}"#)).unwrap_err().contains("no `onboard` rule"));
+        let (mut g, _) = guard(Call::ChangePassword, ONBOARD_MANIFEST, false);
+        read_account(&mut g, factory, "azsbmc");
+        assert!(g.admit(&patch(factory, r#"{"Enabled":false}"#)).is_err());
+        // Never the account it logs in as.
+        let (mut g, _) = guard(Call::DisableAccount, ONBOARD_MANIFEST, true);
+        read_account(&mut g, factory, "azsbmc");
+        assert!(g.admit(&patch(factory, r#"{"Enabled":false}"#)).unwrap_err().contains("logs in as"));
     }
 
     #[test]

@@ -181,6 +181,13 @@ impl Guest {
         }
     }
 
+    /// `onboard#disable-account`, or `unsupported` from a component without the optional export.
+    pub(crate) async fn disable_account(&self, store: &mut Store<JobState>, target: &Target) -> Answer<()> {
+        match self {
+            Guest::V0_2(g) => g.disable_account(store, target).await,
+        }
+    }
+
     /// `onboard#enable-account`, or `unsupported` from a component without the optional export.
     pub(crate) async fn enable_account(&self, store: &mut Store<JobState>, target: &Target) -> Answer<Onboarded> {
         match self {

@@ -205,6 +205,20 @@ impl Instance {
             })
             .map_err(Into::into))
     }
+
+    /// `onboard#disable-account`; an `unsupported` error from a component without the export.
+    pub(crate) async fn disable_account(&self, store: &mut Store<JobState>, target: &Target) -> Answer<()> {
+        let Some(onboard) = &self.onboard else {
+            return Ok(Err(PluginError {
+                kind: ErrorKind::Unsupported,
+                message: "this plugin cannot onboard: it does not export `bmc:plugin/onboard`".into(),
+            }));
+        };
+        let onboard = onboard
+            .as_ref()
+            .map_err(|e| wasmtime::format_err!("its `onboard` export does not match the contract: {e}"))?;
+        Ok(onboard.call_disable_account(store, &target.into()).await?.map_err(Into::into))
+    }
 }
 
 impl From<wit_snmp::SnmpV3> for SnmpV3 {
