@@ -26,7 +26,9 @@ async fn stamp(name: &str) -> (StampLab, PathBuf) {
     let mut spec = format!("stamp = \"{name}\"\npassword = \"{STAMP_PASSWORD}\"\nuser = \"{USER}\"\n");
     for (persona, _, factory) in NEW_NODES {
         spec.push_str(&format!("[[group]]\npersona = \"{persona}\"\ncount = 1\n"));
-        spec.push_str(&format!("[[group]]\npersona = \"{persona}\"\ncount = 1\nnew_node = true\npassword = \"{factory}\"\n"));
+        spec.push_str(&format!(
+            "[[group]]\npersona = \"{persona}\"\ncount = 1\nnew_node = true\npassword = \"{factory}\"\n"
+        ));
     }
     let spec = FleetSpec::parse(&spec).unwrap();
     (StampLab::start(spec, PepConfig::default(), &dir).await.unwrap(), dir)

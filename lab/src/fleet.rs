@@ -308,9 +308,10 @@ impl Lab {
                     // persona created it.
                     if !group.new_node {
                         let rotation = spec.user.iter().map(|u| (u.as_str(), "Administrator", password.as_str()));
-                        let extra = spec.accounts.iter().map(|a| {
-                            (a.user.as_str(), a.role.as_str(), a.password.as_deref().unwrap_or(&password))
-                        });
+                        let extra = spec
+                            .accounts
+                            .iter()
+                            .map(|a| (a.user.as_str(), a.role.as_str(), a.password.as_deref().unwrap_or(&password)));
                         for (user, role, pw) in rotation.chain(extra) {
                             if state.account(user).is_none() && state.add_account(user, pw, role).is_none() {
                                 anyhow::bail!("{name}: no free account slot for `{user}`");

@@ -8,8 +8,8 @@ use crate::http::{Auth, BodyPart, HttpError, Method, Request, Response};
 use crate::plugin::{Backend, Level};
 use crate::secret::Repr;
 use crate::{
-    Bmc, Onboarded, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target,
-    VendorPlugin,
+    Bmc, Onboarded, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy,
+    SnmpV3, Target, VendorPlugin,
 };
 
 struct HostBackend;

@@ -109,8 +109,9 @@ pub mod prelude {
     pub use crate::redfish::{IfMatch, Redfish, RedfishError, Resource, ServiceRoot};
     pub use crate::serde_json::{Value, json};
     pub use crate::{
-        BASELINE_CAPABILITIES, Bmc, LOGIN_PASSWORD, Level, NEW_PASSWORD, PasswordPolicy, PluginError, PluginInfo,
-        Onboarded, ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target, VendorPlugin, register_plugin,
+        BASELINE_CAPABILITIES, Bmc, LOGIN_PASSWORD, Level, NEW_PASSWORD, Onboarded, PasswordPolicy, PluginError,
+        PluginInfo, ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target, VendorPlugin,
+        register_plugin,
     };
 }
 
@@ -122,7 +123,9 @@ pub mod __private {
     pub use crate::bindings::bmc::plugin::types as wit;
     pub use crate::bindings::exports::bmc::plugin::onboard as wit_onboard;
     pub use crate::bindings::exports::bmc::plugin::snmp as wit_snmp;
-    pub use crate::glue::{change_password, disable_account, enable_account, info, probe, section_bytes, snmp_state, verify};
+    pub use crate::glue::{
+        change_password, disable_account, enable_account, info, probe, section_bytes, snmp_state, verify,
+    };
 }
 
 /// Exports a [`VendorPlugin`] as the component's implementation of the `vendor-plugin-onboard`

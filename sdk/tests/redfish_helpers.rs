@@ -211,10 +211,13 @@ fn onboarding_fills_the_first_free_slot_with_its_etag() {
         .reply(Reply::json(200, json!({})));
     let bmc = host.bmc();
     let client = Redfish::basic(&bmc, "root", bmc.login_password().unwrap());
-    let outcome =
-        enable_account(&client, ACCOUNTS, &onboarding_target(), &bmc.new_password().unwrap(), AccountSlots::Fixed {
-            first: 3,
-        });
+    let outcome = enable_account(
+        &client,
+        ACCOUNTS,
+        &onboarding_target(),
+        &bmc.new_password().unwrap(),
+        AccountSlots::Fixed { first: 3 },
+    );
     assert_eq!(outcome, Ok(Onboarded::Created));
     host.assert_done();
 }
@@ -230,14 +233,20 @@ fn onboarding_posts_where_accounts_are_created_and_patches_an_existing_one() {
     let bmc = host.bmc();
     let client = Redfish::basic(&bmc, "root", bmc.login_password().unwrap());
     let new = bmc.new_password().unwrap();
-    assert_eq!(enable_account(&client, ACCOUNTS, &onboarding_target(), &new, AccountSlots::Created), Ok(Onboarded::Created));
+    assert_eq!(
+        enable_account(&client, ACCOUNTS, &onboarding_target(), &new, AccountSlots::Created),
+        Ok(Onboarded::Created)
+    );
     host.assert_done();
 
     host.expect(Method::Get, ACCOUNTS)
         .reply(Reply::json(200, json!({ "Members": [{"@odata.id": format!("{ACCOUNTS}/12")}] })));
     host.expect(Method::Get, &format!("{ACCOUNTS}/12")).reply(Reply::json(200, slot(12, "azsbmc")));
     host.expect(Method::Patch, &format!("{ACCOUNTS}/12")).reply(Reply::json(200, json!({})));
-    assert_eq!(enable_account(&client, ACCOUNTS, &onboarding_target(), &new, AccountSlots::Created), Ok(Onboarded::Updated));
+    assert_eq!(
+        enable_account(&client, ACCOUNTS, &onboarding_target(), &new, AccountSlots::Created),
+        Ok(Onboarded::Updated)
+    );
     host.assert_done();
 }
 
@@ -250,9 +259,13 @@ fn onboarding_without_a_free_slot_says_so_and_sends_nothing() {
     host.expect(Method::Get, &format!("{ACCOUNTS}/2")).reply(Reply::json(200, slot(2, "root")));
     let bmc = host.bmc();
     let client = Redfish::basic(&bmc, "root", bmc.login_password().unwrap());
-    let err = enable_account(&client, ACCOUNTS, &onboarding_target(), &bmc.new_password().unwrap(), AccountSlots::Fixed {
-        first: 3,
-    })
+    let err = enable_account(
+        &client,
+        ACCOUNTS,
+        &onboarding_target(),
+        &bmc.new_password().unwrap(),
+        AccountSlots::Fixed { first: 3 },
+    )
     .unwrap_err();
     assert!(err.message().contains("no empty account slot for `azsbmc`"), "{err}");
     host.assert_done();

@@ -304,7 +304,8 @@ async fn onboarding_creates_only_the_stamp_account_with_the_secret_where_declare
 #[tokio::test]
 async fn only_onboarding_may_create_an_account_whatever_the_manifest_declares() {
     let bmc = MiniBmc::start(&[("root", CANARY)]).await;
-    let target = Target { address: "hostile:create-account".into(), account: "azsbmc".into(), login_account: "root".into() };
+    let target =
+        Target { address: "hostile:create-account".into(), account: "azsbmc".into(), login_account: "root".into() };
     let outcome = hostile().await.change_password(ctx(Some(&bmc)), &target).await;
     let report = outcome.result.unwrap_err().plugin_error().expect("the guest reports the attempt").message.clone();
     assert!(report.starts_with("create-account: Forbidden("), "{report}");

@@ -96,9 +96,10 @@ pub async fn run(args: OnboardArgs, cache_dir: Option<PathBuf>) -> CmdResult {
     let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })
         .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))?;
     let profile_dir = args.profile_dir.clone().or_else(paths::profiles);
-    let (inventory, members) = members::load(&args.inventory, profile_dir.as_deref(), &dir, &runtime, Limits::default())
-        .await
-        .map_err(|errors| CliError { code: exit::BAD_INPUT, messages: errors, hint: None })?;
+    let (inventory, members) =
+        members::load(&args.inventory, profile_dir.as_deref(), &dir, &runtime, Limits::default())
+            .await
+            .map_err(|errors| CliError { code: exit::BAD_INPUT, messages: errors, hint: None })?;
     let Some(new) = members.iter().find(|m| m.entry.name == args.bmc) else {
         let names: Vec<&str> = members.iter().map(|m| m.entry.name.as_str()).collect();
         return Err(CliError::bad_input(format!(
@@ -238,7 +239,9 @@ fn confirm(account: &str, new: &Member, from_user: &str) -> Result<bool, CliErro
     .and_then(|()| output.flush())
     .map_err(|e| CliError::failed(format!("the terminal: {e}")))?;
     let mut answer = String::new();
-    std::io::BufReader::new(&input).read_line(&mut answer).map_err(|e| CliError::failed(format!("the terminal: {e}")))?;
+    std::io::BufReader::new(&input)
+        .read_line(&mut answer)
+        .map_err(|e| CliError::failed(format!("the terminal: {e}")))?;
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
@@ -256,7 +259,13 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
-    async fn onboard(&self, existing: &Member, new: &Member, account: &str, from_user: &str) -> Result<Onboarded, Failure> {
+    async fn onboard(
+        &self,
+        existing: &Member,
+        new: &Member,
+        account: &str,
+        from_user: &str,
+    ) -> Result<Onboarded, Failure> {
         // 1. The stamp password, on a BMC that has it.
         let secrets = SecretBindings::new().bind(SecretName::LoginPassword, self.stamp_password.clone());
         let checked = existing.plugin.verify(context(existing, secrets), &existing.target).await.result;
@@ -266,11 +275,15 @@ impl Steps<'_> {
                 "{}: the stamp password was not accepted for `{}`: {e}{}; nothing was changed on {}",
                 existing.entry.name,
                 existing.target.login_account,
-                refused.then(|| format!(" (one failed login, the most this command spends there: {BUDGET})")).unwrap_or_default(),
+                refused
+                    .then(|| format!(" (one failed login, the most this command spends there: {BUDGET})"))
+                    .unwrap_or_default(),
                 new.entry.name
             ));
             return Err(Failure {
-                error: error.with_hint("check the stamp password (--bmc-password); `bmc-rotate status` shows the last rotation"),
+                error: error.with_hint(
+                    "check the stamp password (--bmc-password); `bmc-rotate status` shows the last rotation",
+                ),
                 outcome: if refused { "stamp-password-refused" } else { "stamp-password-unchecked" },
             });
         }

@@ -148,9 +148,14 @@ impl VendorPlugin for Idrac {
         identify(bmc)?;
         let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
         let (generation, _model) = generation(&client)?;
-        let outcome =
-            enable_account(&client, generation.accounts(), target, &bmc.new_password()?, AccountSlots::Fixed { first: 3 })
-                .map_err(refused)?;
+        let outcome = enable_account(
+            &client,
+            generation.accounts(),
+            target,
+            &bmc.new_password()?,
+            AccountSlots::Fixed { first: 3 },
+        )
+        .map_err(refused)?;
         bmc.info(format!("{}: `{}` set up ({outcome:?})", generation.name(), target.account));
         Ok(outcome)
     }

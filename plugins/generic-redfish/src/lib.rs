@@ -232,10 +232,9 @@ impl VendorPlugin for GenericRedfish {
     fn enable_account(bmc: &Bmc, target: &Target) -> Result<Onboarded, PluginError> {
         let root = identify(bmc)?;
         let client = connect(bmc, &root, &target.login_account, bmc.login_password()?)?;
-        let outcome = client
-            .accounts_of(&root.account_service)
-            .map_err(account_service_error)
-            .and_then(|accounts| enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Created));
+        let outcome = client.accounts_of(&root.account_service).map_err(account_service_error).and_then(|accounts| {
+            enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Created)
+        });
         let ended = client.logout();
         let outcome = outcome?;
         if let Err(e) = ended {

@@ -181,9 +181,9 @@ impl VendorPlugin for Ilo {
     fn enable_account(bmc: &Bmc, target: &Target) -> Result<Onboarded, PluginError> {
         let (root, family) = identify(bmc)?;
         let client = login(bmc, &root, &target.login_account, &bmc.login_password()?)?;
-        let outcome = client
-            .accounts_of(&root.account_service)
-            .and_then(|accounts| enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Created));
+        let outcome = client.accounts_of(&root.account_service).and_then(|accounts| {
+            enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Created)
+        });
         client.logout()?;
         let outcome = outcome?;
         bmc.info(format!("{family}: `{}` set up ({outcome:?})", target.account));

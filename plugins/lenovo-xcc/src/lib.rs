@@ -106,7 +106,8 @@ impl VendorPlugin for Xcc {
         let root = identify(bmc)?;
         let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
         let accounts = client.accounts_of(&root.account_service).map_err(refused)?;
-        let outcome = enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Fixed { first: 2 })?;
+        let outcome =
+            enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Fixed { first: 2 })?;
         bmc.info(format!("`{}` set up ({outcome:?})", target.account));
         Ok(outcome)
     }

@@ -437,13 +437,13 @@ impl Guard {
             return refuse(format!("`{name}` may only travel as a login credential here"));
         }
         if target.account == target.login_account {
-            return refuse(format!("onboarding never changes the login account `{}`", untrusted(&target.login_account, 64)));
+            return refuse(format!(
+                "onboarding never changes the login account `{}`",
+                untrusted(&target.login_account, 64)
+            ));
         }
-        let declared: Vec<&str> = self
-            .rules_for(request.method, path)
-            .filter(|r| r.onboard)
-            .filter_map(|r| r.password.as_deref())
-            .collect();
+        let declared: Vec<&str> =
+            self.rules_for(request.method, path).filter(|r| r.onboard).filter_map(|r| r.password.as_deref()).collect();
         if declared.is_empty() {
             return refuse("no `onboard` rule of the plugin's capability manifest covers this request".into());
         }
@@ -775,7 +775,11 @@ mod tests {
             Method::Post,
             sessions,
             Auth::None,
-            vec![text(r#"{"UserName":"guess","UserName":"admin","Password":"#), Part::SecretJson(s.login.clone()), text("}")],
+            vec![
+                text(r#"{"UserName":"guess","UserName":"admin","Password":"#),
+                Part::SecretJson(s.login.clone()),
+                text("}"),
+            ],
         );
         assert!(g.admit(&twice).unwrap_err().contains("one JSON object"));
         assert_eq!(g.admit(&login("admin", &s.login)), Ok(Admitted::Login));
@@ -905,7 +909,8 @@ mod tests {
     #[test]
     fn onboarding_creates_exactly_the_target_account() {
         let (mut g, s) = guard(Call::Onboard, ONBOARD_MANIFEST, false);
-        let post = |user: &str, role: &str, enabled: &str| new_account(&s, Method::Post, COLLECTION, user, role, enabled);
+        let post =
+            |user: &str, role: &str, enabled: &str| new_account(&s, Method::Post, COLLECTION, user, role, enabled);
         assert_eq!(g.admit(&post("azsbmc", "Administrator", "true")), Ok(Admitted::PasswordChange));
         for (user, role, enabled) in
             [("svc", "Administrator", "true"), ("azsbmc", "Operator", "true"), ("azsbmc", "Administrator", "false")]
@@ -941,7 +946,9 @@ mod tests {
             COLLECTION,
             Auth::None,
             vec![
-                text(r#"{"UserName":"guess","RoleId":"Administrator","Enabled":true,"User\u004eame":"azsbmc","Password":"#),
+                text(
+                    r#"{"UserName":"guess","RoleId":"Administrator","Enabled":true,"User\u004eame":"azsbmc","Password":"#,
+                ),
                 Part::SecretJson(s.new.clone()),
                 text("}"),
             ],

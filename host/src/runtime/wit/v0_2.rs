@@ -4,8 +4,8 @@
 use super::Answer;
 use crate::gateway;
 use crate::runtime::contract::{
-    ErrorKind, MAX_MESSAGE_LEN, MAX_NAME_LEN, Onboarded, PasswordPolicy, PluginError, PluginInfo, ProbeResult, SnmpAuthentication,
-    SnmpPrivacy, SnmpV3, Target, untrusted,
+    ErrorKind, MAX_MESSAGE_LEN, MAX_NAME_LEN, Onboarded, PasswordPolicy, PluginError, PluginInfo, ProbeResult,
+    SnmpAuthentication, SnmpPrivacy, SnmpV3, Target, untrusted,
 };
 use crate::runtime::host::clock::ClockCtx;
 use crate::runtime::host::http::{HttpView, SendError};
