@@ -6,6 +6,7 @@
 use bmc_lab::FleetSpec;
 use bmc_lab::pep::PepConfig;
 use bmc_rotate::demo::{LAB_CLOUDADMIN_PASSWORD, StampLab};
+use bmc_rotate::gateway::{TlsPolicy, client_config};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -218,8 +219,11 @@ async fn disable_from_account_leaves_the_factory_login_refused() {
             assert!(state.account(USER).unwrap().enabled && state.password_is(USER, STAMP_PASSWORD));
         }
         // The factory login itself, over HTTPS: refused.
-        let addr = stamp.lab.bmc(&bmc).unwrap().addr();
-        let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+        let (addr, pin) = {
+            let served = stamp.lab.bmc(&bmc).unwrap();
+            (served.addr(), TlsPolicy::PinnedSha256(served.sha256()))
+        };
+        let client = reqwest::Client::builder().use_preconfigured_tls(client_config(&pin).unwrap()).build().unwrap();
         let answer = client
             .get(format!("https://{addr}/redfish/v1/AccountService"))
             .basic_auth(from_user, Some(factory))

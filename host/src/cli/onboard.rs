@@ -275,9 +275,11 @@ impl Steps<'_> {
                 "{}: the stamp password was not accepted for `{}`: {e}{}; nothing was changed on {}",
                 existing.entry.name,
                 existing.target.login_account,
-                refused
-                    .then(|| format!(" (one failed login, the most this command spends there: {BUDGET})"))
-                    .unwrap_or_default(),
+                if refused {
+                    format!(" (one failed login, the most this command spends there: {BUDGET})")
+                } else {
+                    String::new()
+                },
                 new.entry.name
             ));
             return Err(Failure {

@@ -80,6 +80,15 @@ fn live_policy(client: &Redfish<'_>, root: &ServiceRoot) -> PasswordPolicy {
 }
 
 impl VendorPlugin for Xcc {
+    /// Plain Redfish, plus onboarding: an empty slot filled by PATCH.
+    const CAPABILITIES: &'static str = concat!(
+        "GET /redfish/v1/**\n",
+        "POST /redfish/v1/SessionService/Sessions\n",
+        "DELETE {session}\n",
+        "PATCH {account} password=/Password\n",
+        "PATCH /redfish/v1/AccountService/Accounts/* password=/Password onboard\n",
+    );
+
     fn info() -> PluginInfo {
         PluginInfo {
             id: "lenovo-xcc".into(),
