@@ -20,6 +20,12 @@
 //! [[accounts]]               # more accounts on every BMC
 //! user = "monitor"
 //! role = "ReadOnly"
+//!
+//! [[group]]                  # a node being added to the stamp: factory credentials only
+//! persona = "dell-idrac9"
+//! count = 1
+//! new_node = true
+//! password = "calvin"        # the factory password of the persona's default account
 //! ```
 //!
 //! The inventory the lab writes (format agreed with the orchestrator; no secret in it):
@@ -77,6 +83,11 @@ pub struct Group {
     /// default), `off`, `des` or `md5`. One BMC per group makes it per BMC.
     #[serde(default)]
     pub snmp: SnmpSetting,
+    /// A node being added to the stamp (`bmc-rotate onboard`): its BMC has only the persona's
+    /// factory account (`root`, `Administrator`, `USERID`, `admin`) with the group's `password`,
+    /// and none of the spec's accounts, the rotation account included.
+    #[serde(default)]
+    pub new_node: bool,
 }
 
 /// Password-policy settings a spec may change (as an administrator would on the BMC).
@@ -158,6 +169,13 @@ impl FleetSpec {
     /// Parses a spec; errors name the line, the field and what was expected.
     pub fn parse(text: &str) -> Result<FleetSpec, String> {
         let spec: FleetSpec = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(i) = spec.group.iter().position(|g| g.new_node && g.password.is_none()) {
+            return Err(format!(
+                "group {}: a `new_node` group needs its own `password`, the factory password of its BMCs (a new node \
+                 does not have the stamp's)",
+                i + 1
+            ));
+        }
         if spec.fleet.is_empty() && spec.group.is_empty() {
             return Err(
                 "the spec simulates no BMC: add a `[fleet]` table (e.g. `dell-idrac9 = 2`) or a `[[group]]`".into()
@@ -184,6 +202,7 @@ impl FleetSpec {
                 faults: Faults::default(),
                 policy: PolicySettings::default(),
                 snmp: SnmpSetting::Ok,
+                new_node: false,
             })
             .collect();
         groups.extend(self.group.iter().cloned());
@@ -285,18 +304,23 @@ impl Lab {
                 {
                     let mut state = bmc.state();
                     group.policy.apply(state.policy_mut());
-                    let rotation = spec.user.iter().map(|u| (u.as_str(), "Administrator", password.as_str()));
-                    let extra = spec
-                        .accounts
-                        .iter()
-                        .map(|a| (a.user.as_str(), a.role.as_str(), a.password.as_deref().unwrap_or(&password)));
-                    for (user, role, pw) in rotation.chain(extra) {
-                        if state.account(user).is_none() && state.add_account(user, pw, role).is_none() {
-                            anyhow::bail!("{name}: no free account slot for `{user}`");
+                    // A new node keeps its factory state: the default account only, as the
+                    // persona created it.
+                    if !group.new_node {
+                        let rotation = spec.user.iter().map(|u| (u.as_str(), "Administrator", password.as_str()));
+                        let extra = spec
+                            .accounts
+                            .iter()
+                            .map(|a| (a.user.as_str(), a.role.as_str(), a.password.as_deref().unwrap_or(&password)));
+                        for (user, role, pw) in rotation.chain(extra) {
+                            if state.account(user).is_none() && state.add_account(user, pw, role).is_none() {
+                                anyhow::bail!("{name}: no free account slot for `{user}`");
+                            }
                         }
+                        let rotation_user =
+                            spec.user.as_deref().unwrap_or(state.profile().default_account.1).to_owned();
+                        state.set_snmp(&rotation_user, group.snmp, &password);
                     }
-                    let rotation_user = spec.user.as_deref().unwrap_or(state.profile().default_account.1).to_owned();
-                    state.set_snmp(&rotation_user, group.snmp, &password);
                 }
                 bmcs.push(bmc);
             }
@@ -411,5 +435,8 @@ mod tests {
         assert!(err.contains("missing field `password`"), "{err}");
         let err = FleetSpec::parse("password = \"x\"\n").unwrap_err();
         assert!(err.contains("simulates no BMC"), "{err}");
+        let err = FleetSpec::parse("password = \"x\"\n[[group]]\npersona = \"hpe-ilo5\"\ncount = 1\nnew_node = true\n")
+            .unwrap_err();
+        assert!(err.contains("group 1") && err.contains("factory password"), "{err}");
     }
 }

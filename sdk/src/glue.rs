@@ -2,13 +2,14 @@
 //! type conversions, the panic hook and the entry points `register_plugin!` forwards to.
 
 use crate::bindings::bmc::plugin::{clock, http as wit_http, log as wit_log, secrets, types as wit};
+use crate::bindings::exports::bmc::plugin::onboard as wit_onboard;
 use crate::bindings::exports::bmc::plugin::snmp as wit_snmp;
 use crate::http::{Auth, BodyPart, HttpError, Method, Request, Response};
 use crate::plugin::{Backend, Level};
 use crate::secret::Repr;
 use crate::{
-    Bmc, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target,
-    VendorPlugin,
+    Bmc, Onboarded, PasswordPolicy, PluginError, PluginInfo, ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy,
+    SnmpV3, Target, VendorPlugin,
 };
 
 struct HostBackend;
@@ -184,6 +185,23 @@ pub fn change_password<P: VendorPlugin>(target: wit::Target) -> Result<(), wit::
 pub fn snmp_state<P: VendorPlugin>(target: wit::Target) -> Result<Option<wit_snmp::SnmpV3>, wit::PluginError> {
     let bmc = enter();
     P::snmp_state(&bmc, &target.into()).map(|s| s.map(Into::into)).map_err(Into::into)
+}
+
+/// `onboard#enable-account` export.
+pub fn enable_account<P: VendorPlugin>(target: wit::Target) -> Result<wit_onboard::Onboarded, wit::PluginError> {
+    let bmc = enter();
+    P::enable_account(&bmc, &target.into())
+        .map(|o| match o {
+            Onboarded::Created => wit_onboard::Onboarded::Created,
+            Onboarded::Updated => wit_onboard::Onboarded::Updated,
+        })
+        .map_err(Into::into)
+}
+
+/// `onboard#disable-account` export.
+pub fn disable_account<P: VendorPlugin>(target: wit::Target) -> Result<(), wit::PluginError> {
+    let bmc = enter();
+    P::disable_account(&bmc, &target.into()).map_err(Into::into)
 }
 
 impl From<SnmpV3> for wit_snmp::SnmpV3 {

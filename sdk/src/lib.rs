@@ -77,11 +77,14 @@ pub use secret::Secret;
 /// JSON, as the SDK's Redfish helpers speak it (re-exported so plugins depend on the SDK alone).
 pub use serde_json;
 pub use types::{
-    PasswordPolicy, PluginError, PluginInfo, ProbeResult, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target,
+    Onboarded, PasswordPolicy, PluginError, PluginInfo, ProbeResult, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target,
 };
 
 /// The version of the `bmc:plugin` WIT contract this SDK implements. `register_plugin!` writes it
 /// into the `bmc:api-version` custom section, which the host reads before compiling a plugin.
+/// The optional `snmp` and `onboard` interfaces were added to `0.2.0` without changing anything
+/// that was there (the host looks each up by name), so the contract keeps its version while the
+/// SDK crate, whose API grew, is 0.2.1.
 pub const API_VERSION: &str = "0.2.0";
 
 /// The capabilities every Redfish plugin needs and every hardware profile grants: read the
@@ -106,8 +109,9 @@ pub mod prelude {
     pub use crate::redfish::{IfMatch, Redfish, RedfishError, Resource, ServiceRoot};
     pub use crate::serde_json::{Value, json};
     pub use crate::{
-        BASELINE_CAPABILITIES, Bmc, LOGIN_PASSWORD, Level, NEW_PASSWORD, PasswordPolicy, PluginError, PluginInfo,
-        ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target, VendorPlugin, register_plugin,
+        BASELINE_CAPABILITIES, Bmc, LOGIN_PASSWORD, Level, NEW_PASSWORD, Onboarded, PasswordPolicy, PluginError,
+        PluginInfo, ProbeResult, Secret, SnmpAuthentication, SnmpPrivacy, SnmpV3, Target, VendorPlugin,
+        register_plugin,
     };
 }
 
@@ -117,12 +121,15 @@ pub mod __private {
     pub use crate::bindings;
     pub use crate::bindings::Guest;
     pub use crate::bindings::bmc::plugin::types as wit;
+    pub use crate::bindings::exports::bmc::plugin::onboard as wit_onboard;
     pub use crate::bindings::exports::bmc::plugin::snmp as wit_snmp;
-    pub use crate::glue::{change_password, info, probe, section_bytes, snmp_state, verify};
+    pub use crate::glue::{
+        change_password, disable_account, enable_account, info, probe, section_bytes, snmp_state, verify,
+    };
 }
 
-/// Exports a [`VendorPlugin`] as the component's implementation of the `vendor-plugin-snmp` world
-/// (`vendor-plugin` and the `snmp` interface),
+/// Exports a [`VendorPlugin`] as the component's implementation of the `vendor-plugin-onboard`
+/// world (`vendor-plugin` and the `snmp` and `onboard` interfaces),
 /// writes the API version and capability sections and installs a panic hook that reports panics to the host log.
 /// Call it once, at the root of the plugin crate.
 #[macro_export]
@@ -160,6 +167,20 @@ macro_rules! register_plugin {
                 $crate::__private::wit::PluginError,
             > {
                 $crate::__private::snmp_state::<$plugin>(target)
+            }
+        }
+
+        impl $crate::__private::wit_onboard::Guest for __BmcPluginExports {
+            fn enable_account(
+                target: $crate::__private::wit::Target,
+            ) -> ::core::result::Result<$crate::__private::wit_onboard::Onboarded, $crate::__private::wit::PluginError>
+            {
+                $crate::__private::enable_account::<$plugin>(target)
+            }
+            fn disable_account(
+                target: $crate::__private::wit::Target,
+            ) -> ::core::result::Result<(), $crate::__private::wit::PluginError> {
+                $crate::__private::disable_account::<$plugin>(target)
             }
         }
 

@@ -1,7 +1,7 @@
 //! The trait a vendor implements and the handle through which it reaches the host.
 
 use crate::http::{HttpError, Request, Response};
-use crate::{PluginError, PluginInfo, ProbeResult, Secret, SnmpV3, Target};
+use crate::{Onboarded, PluginError, PluginInfo, ProbeResult, Secret, SnmpV3, Target};
 
 /// A vendor plugin. Implement it on a unit struct and export it with
 /// [`register_plugin!`](crate::register_plugin).
@@ -36,6 +36,28 @@ pub trait VendorPlugin {
     fn snmp_state(bmc: &Bmc, target: &Target) -> Result<Option<SnmpV3>, PluginError> {
         let _ = (bmc, target);
         Ok(None)
+    }
+
+    /// Onboards a new node: logged in as the factory account `target.login_account` with the
+    /// `login-password` secret, creates `target.account` as an Administrator with the
+    /// `new-password` secret, or sets that password on it and enables it when it exists. The host
+    /// holds the call to the rules of the `onboard` interface: one write, through a capability
+    /// rule marked `onboard`, of exactly the new account's body (see
+    /// [`redfish::enable_account`](crate::redfish::enable_account), which does it the standard
+    /// way). The default answers `unsupported`: a vendor that cannot onboard says so.
+    fn enable_account(bmc: &Bmc, target: &Target) -> Result<Onboarded, PluginError> {
+        let _ = (bmc, target);
+        Err(PluginError::Unsupported("this plugin does not onboard new nodes".into()))
+    }
+
+    /// Disables the factory account `target.account`, logged in as the stamp account
+    /// `target.login_account` with the `login-password` secret, after onboarding. The host
+    /// admits one write: `{"Enabled": false}` to that account as the BMC showed it, through a
+    /// capability rule marked `onboard` (see [`redfish::disable_account`](crate::redfish::disable_account)).
+    /// The default answers `unsupported`.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let _ = (bmc, target);
+        Err(PluginError::Unsupported("this plugin does not disable factory accounts".into()))
     }
 }
 

@@ -443,6 +443,17 @@ impl<'a> Redfish<'a> {
         self.find_account_in(&accounts, user_name)
     }
 
+    /// The account collection an account service links to (`Accounts`).
+    pub fn accounts_of(&self, account_service: &str) -> Result<String, PluginError> {
+        let service = self.get(account_service)?;
+        service
+            .body
+            .pointer("/Accounts/@odata.id")
+            .and_then(Value::as_str)
+            .map(path_of)
+            .ok_or_else(|| PluginError::Protocol(format!("{account_service} has no Accounts link")))
+    }
+
     /// [`Redfish::find_account`] in a known account collection (e.g. iDRAC8/9's
     /// `/redfish/v1/Managers/iDRAC.Embedded.1/Accounts`).
     pub fn find_account_in(&self, accounts: &str, user_name: &str) -> Result<Resource, PluginError> {
@@ -476,6 +487,98 @@ impl<'a> Redfish<'a> {
             if seen.is_empty() { "none".into() } else { seen.join(", ") }
         )))
     }
+}
+
+/// Where new accounts go on a BMC, for [`enable_account`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountSlots {
+    /// Fixed slots (Dell iDRAC, Lenovo XCC): a new account fills the first empty slot (empty
+    /// `UserName`) whose numeric `Id` is at least this, by a PATCH of the slot.
+    Fixed {
+        /// The lowest slot a new account may take (iDRAC reserves 1 and holds `root` in 2).
+        first: u32,
+    },
+    /// A collection that creates (HPE iLO, plain Redfish): a POST to the collection.
+    Created,
+}
+
+/// Onboarding the standard way: in the account collection `accounts`, sets up `target.account`
+/// as an enabled Administrator with `new_password`. An existing account of that name is PATCHed
+/// (outcome [`Onboarded::Updated`](crate::Onboarded::Updated)); otherwise, per `slots`, the first
+/// empty slot is PATCHed or the collection gets a POST ([`Onboarded::Created`](crate::Onboarded::Created)).
+/// Every member is read first, so the host sees which slots are empty and which is whose, and a
+/// slot is PATCHed with the ETag it was read with. The
+/// body is exactly what the host's guard admits in onboarding:
+/// `{"UserName", "Password", "RoleId": "Administrator", "Enabled": true}`.
+pub fn enable_account(
+    client: &Redfish<'_>,
+    accounts: &str,
+    target: &crate::Target,
+    new_password: &Secret,
+    slots: AccountSlots,
+) -> Result<crate::Onboarded, PluginError> {
+    let collection = client.get(accounts)?;
+    let members = collection.body.get("Members").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut existing = None;
+    let mut empty = None;
+    for member in &members {
+        let Some(uri) = member.get("@odata.id").and_then(Value::as_str).map(path_of) else {
+            continue;
+        };
+        // Read each member itself, even from an expanded collection: the host learns which slot
+        // is whose from the account's own resource.
+        let account = client.get(&uri)?;
+        let user = account.body.get("UserName").and_then(Value::as_str).unwrap_or("").to_owned();
+        let id = account.body.get("Id").and_then(Value::as_str).and_then(|id| id.parse::<u32>().ok());
+        if user == target.account {
+            existing = Some(account);
+            break;
+        }
+        let free = match (slots, id) {
+            (AccountSlots::Fixed { first }, Some(id)) => user.is_empty() && id >= first,
+            _ => false,
+        };
+        if free && empty.is_none() {
+            empty = Some(account);
+        }
+    }
+    let body = || {
+        JsonBody::object()
+            .field("UserName", &target.account)
+            .secret("Password", new_password)
+            .field("RoleId", "Administrator")
+            .field("Enabled", true)
+    };
+    // A slot PATCH carries the slot's ETag where it had one (XCC requires `If-Match`).
+    let patch = |account: Resource| (Method::Patch, IfMatch::from_resource(&account, IfMatch::None), account.uri);
+    let ((method, if_match, path), outcome) = match (existing, empty, slots) {
+        (Some(account), _, _) => (patch(account), crate::Onboarded::Updated),
+        (None, Some(slot), _) => (patch(slot), crate::Onboarded::Created),
+        (None, None, AccountSlots::Created) => {
+            ((Method::Post, IfMatch::None, accounts.to_owned()), crate::Onboarded::Created)
+        }
+        (None, None, AccountSlots::Fixed { .. }) => {
+            return Err(PluginError::Protocol(format!(
+                "{accounts} has no empty account slot for `{}`: free one on the BMC first",
+                target.account
+            )));
+        }
+    };
+    let response = client.send(method, &path, Some(body()), &if_match)?;
+    if !response.is_success() {
+        return Err(RedfishError::from_response(format!("{} {path}", method.as_str()), &response).into_plugin_error());
+    }
+    Ok(outcome)
+}
+
+/// Disabling the factory account after onboarding, the standard way: finds `target.account` in
+/// the account collection `accounts` and PATCHes it with exactly `{"Enabled": false}` (with its
+/// ETag as `If-Match` where it had one), the one write the host admits in that call.
+pub fn disable_account(client: &Redfish<'_>, accounts: &str, target: &crate::Target) -> Result<(), PluginError> {
+    let account = client.find_account_in(accounts, &target.account)?;
+    let body = JsonBody::object().field("Enabled", false);
+    let answer = client.patch(&account.uri, body, &IfMatch::from_resource(&account, IfMatch::None))?;
+    answer.map(drop).map_err(RedfishError::into_plugin_error)
 }
 
 fn send(bmc: &Bmc, request: &Request<'_>) -> Result<Response, PluginError> {

@@ -152,6 +152,16 @@ pub struct SnmpV3 {
     pub privacy: SnmpPrivacy,
 }
 
+/// What [`VendorPlugin::enable_account`](crate::VendorPlugin::enable_account) did (the WIT
+/// `onboarded` enum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Onboarded {
+    /// The account did not exist; it was created (in an empty slot, or by a POST).
+    Created,
+    /// The account existed (perhaps disabled); its password was set and it was enabled.
+    Updated,
+}
+
 /// Why a plugin call failed; the text should carry the vendor's own message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PluginError {

@@ -183,3 +183,114 @@ fn api_version_matches_the_wit_package() {
     let world = include_str!("../wit/v0.2/world.wit");
     assert!(world.contains(&format!("package bmc:plugin@{};", bmc_plugin_sdk::API_VERSION)));
 }
+
+fn onboarding_target() -> Target {
+    Target { address: "bmc".into(), account: "azsbmc".into(), login_account: "root".into() }
+}
+
+fn slot(id: u32, user: &str) -> serde_json::Value {
+    json!({"@odata.type": "#ManagerAccount.v1_12_0.ManagerAccount", "Id": id.to_string(), "UserName": user})
+}
+
+#[test]
+fn onboarding_fills_the_first_free_slot_with_its_etag() {
+    use bmc_plugin_sdk::redfish::{AccountSlots, enable_account};
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
+    let members = json!([{"@odata.id": format!("{ACCOUNTS}/1")}, {"@odata.id": format!("{ACCOUNTS}/2")},
+        {"@odata.id": format!("{ACCOUNTS}/3")}, {"@odata.id": format!("{ACCOUNTS}/4")}]);
+    host.expect(Method::Get, ACCOUNTS).reply(Reply::json(200, json!({ "Members": members })));
+    host.expect(Method::Get, &format!("{ACCOUNTS}/1")).reply(Reply::json(200, slot(1, "")));
+    host.expect(Method::Get, &format!("{ACCOUNTS}/2")).reply(Reply::json(200, slot(2, "root")));
+    host.expect(Method::Get, &format!("{ACCOUNTS}/3")).reply(Reply::json(200, slot(3, "")).header("ETag", "\"v3\""));
+    host.expect(Method::Get, &format!("{ACCOUNTS}/4")).reply(Reply::json(200, slot(4, "")));
+    host.expect(Method::Patch, &format!("{ACCOUNTS}/3"))
+        .header("if-match", "\"v3\"")
+        .body_contains(
+            r#"{"UserName":"azsbmc","Password":<secret:new-password>,"RoleId":"Administrator","Enabled":true}"#,
+        )
+        .reply(Reply::json(200, json!({})));
+    let bmc = host.bmc();
+    let client = Redfish::basic(&bmc, "root", bmc.login_password().unwrap());
+    let outcome = enable_account(
+        &client,
+        ACCOUNTS,
+        &onboarding_target(),
+        &bmc.new_password().unwrap(),
+        AccountSlots::Fixed { first: 3 },
+    );
+    assert_eq!(outcome, Ok(Onboarded::Created));
+    host.assert_done();
+}
+
+#[test]
+fn onboarding_posts_where_accounts_are_created_and_patches_an_existing_one() {
+    use bmc_plugin_sdk::redfish::{AccountSlots, enable_account};
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
+    host.expect(Method::Get, ACCOUNTS)
+        .reply(Reply::json(200, json!({ "Members": [{"@odata.id": format!("{ACCOUNTS}/1")}] })));
+    host.expect(Method::Get, &format!("{ACCOUNTS}/1")).reply(Reply::json(200, slot(1, "Administrator")));
+    host.expect(Method::Post, ACCOUNTS).body_contains(r#""UserName":"azsbmc""#).reply(Reply::json(201, json!({})));
+    let bmc = host.bmc();
+    let client = Redfish::basic(&bmc, "root", bmc.login_password().unwrap());
+    let new = bmc.new_password().unwrap();
+    assert_eq!(
+        enable_account(&client, ACCOUNTS, &onboarding_target(), &new, AccountSlots::Created),
+        Ok(Onboarded::Created)
+    );
+    host.assert_done();
+
+    host.expect(Method::Get, ACCOUNTS)
+        .reply(Reply::json(200, json!({ "Members": [{"@odata.id": format!("{ACCOUNTS}/12")}] })));
+    host.expect(Method::Get, &format!("{ACCOUNTS}/12")).reply(Reply::json(200, slot(12, "azsbmc")));
+    host.expect(Method::Patch, &format!("{ACCOUNTS}/12")).reply(Reply::json(200, json!({})));
+    assert_eq!(
+        enable_account(&client, ACCOUNTS, &onboarding_target(), &new, AccountSlots::Created),
+        Ok(Onboarded::Updated)
+    );
+    host.assert_done();
+}
+
+#[test]
+fn onboarding_without_a_free_slot_says_so_and_sends_nothing() {
+    use bmc_plugin_sdk::redfish::{AccountSlots, enable_account};
+    let host = MockHost::new().bind(LOGIN_PASSWORD).bind(NEW_PASSWORD);
+    host.expect(Method::Get, ACCOUNTS)
+        .reply(Reply::json(200, json!({ "Members": [{"@odata.id": format!("{ACCOUNTS}/2")}] })));
+    host.expect(Method::Get, &format!("{ACCOUNTS}/2")).reply(Reply::json(200, slot(2, "root")));
+    let bmc = host.bmc();
+    let client = Redfish::basic(&bmc, "root", bmc.login_password().unwrap());
+    let err = enable_account(
+        &client,
+        ACCOUNTS,
+        &onboarding_target(),
+        &bmc.new_password().unwrap(),
+        AccountSlots::Fixed { first: 3 },
+    )
+    .unwrap_err();
+    assert!(err.message().contains("no empty account slot for `azsbmc`"), "{err}");
+    host.assert_done();
+}
+
+#[test]
+fn a_plugin_that_does_not_onboard_says_so() {
+    /// A plugin written before onboarding existed: none of its exports is called here.
+    struct Old;
+    impl VendorPlugin for Old {
+        fn info() -> PluginInfo {
+            panic!("not called")
+        }
+        fn probe(_: &Bmc, _: &Target) -> Result<ProbeResult, PluginError> {
+            panic!("not called")
+        }
+        fn verify(_: &Bmc, _: &Target) -> Result<(), PluginError> {
+            panic!("not called")
+        }
+        fn change_password(_: &Bmc, _: &Target) -> Result<(), PluginError> {
+            panic!("not called")
+        }
+    }
+    let host = MockHost::new();
+    assert_eq!(Old::enable_account(&host.bmc(), &onboarding_target()).unwrap_err().kind(), "unsupported");
+    assert_eq!(Old::disable_account(&host.bmc(), &onboarding_target()).unwrap_err().kind(), "unsupported");
+    host.assert_done();
+}

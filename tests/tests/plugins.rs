@@ -329,12 +329,12 @@ async fn ilo_sessions_are_closed_through_their_absolute_location() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_s_baseline_manifest_is_the_host_s() {
-    // The XCC plugin declares no capability beyond the SDK's baseline: what its section holds is
-    // the SDK's `BASELINE_CAPABILITIES`, and it must be the host's `BASELINE` rule for rule, or
-    // every SDK-built plugin would be refused or granted more than the host documents. (The iLO
-    // plugin adds its SNMPv3 passphrase rules.)
-    let xcc = plugin("lenovo_xcc").await;
-    assert_eq!(xcc.metadata.capabilities, bmc_rotate::runtime::capabilities::Manifest::baseline());
+    // The sample guest declares no capability of its own: what its section holds is the SDK's
+    // `BASELINE_CAPABILITIES`, and it must be the host's `BASELINE` rule for rule, or every
+    // SDK-built plugin would be refused or granted more than the host documents. (Every vendor
+    // plugin adds its onboarding rules, and iLO its SNMPv3 passphrase rules.)
+    let sample = plugin("guest_sample").await;
+    assert_eq!(sample.metadata.capabilities, bmc_rotate::runtime::capabilities::Manifest::baseline());
 }
 
 #[tokio::test]

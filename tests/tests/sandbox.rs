@@ -279,3 +279,35 @@ async fn a_directory_loads_each_plugin_on_its_own() {
     assert!(ok.contains(&"sample".to_owned()) && ok.contains(&"hostile".to_owned()), "{ok:?}");
     assert!(results.iter().filter(|(_, r)| r.is_err()).count() >= 2);
 }
+
+/// Onboarding `azsbmc` on a mini BMC, logged in as `root`, the mode in the address.
+fn onboarding(mode: &str) -> Target {
+    Target { address: format!("hostile:{mode}"), account: "azsbmc".into(), login_account: "root".into() }
+}
+
+#[tokio::test]
+async fn onboarding_creates_only_the_stamp_account_with_the_secret_where_declared() {
+    let bmc = MiniBmc::start(&[("admin", "Admin-Pass-1"), ("root", CANARY)]).await;
+    let outcome = hostile().await.enable_account(ctx(Some(&bmc)), &onboarding("onboard-oracles")).await;
+    let report = outcome.result.unwrap_err().plugin_error().expect("the guest reports each attempt").message.clone();
+    let attempts: Vec<&str> = report.split(" | ").collect();
+    for label in ["other-name", "secret-elsewhere", "login-password", "weaker-role", "login-slot", "unseen-slot"] {
+        let line =
+            attempts.iter().find(|a| a.starts_with(label)).unwrap_or_else(|| panic!("{label} missing: {report}"));
+        assert!(line.contains("Forbidden("), "{label} was not forbidden: {line}");
+    }
+    assert!(bmc.requests().iter().all(|r| !r.starts_with("PATCH")), "{:?}", bmc.requests());
+    assert_eq!(bmc.password_of("root").as_deref(), Some(CANARY));
+    assert_eq!(bmc.password_of("azsbmc"), None);
+}
+
+#[tokio::test]
+async fn only_onboarding_may_create_an_account_whatever_the_manifest_declares() {
+    let bmc = MiniBmc::start(&[("root", CANARY)]).await;
+    let target =
+        Target { address: "hostile:create-account".into(), account: "azsbmc".into(), login_account: "root".into() };
+    let outcome = hostile().await.change_password(ctx(Some(&bmc)), &target).await;
+    let report = outcome.result.unwrap_err().plugin_error().expect("the guest reports the attempt").message.clone();
+    assert!(report.starts_with("create-account: Forbidden("), "{report}");
+    assert_eq!(bmc.password_of("azsbmc"), None);
+}

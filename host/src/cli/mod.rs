@@ -8,6 +8,7 @@ mod discover;
 mod discover_x509;
 mod docs;
 mod escrow;
+mod onboard;
 pub mod pep;
 mod plan;
 mod plugin_new;
@@ -215,6 +216,7 @@ impl Command {
             | Command::Plugins(PluginsCommand::Inspect { output, .. })
             | Command::Plugins(PluginsCommand::Install(plugins_install::InstallArgs { output, .. })) => one(output),
             Command::Discover(args) => one(&args.output),
+            Command::Onboard(args) => one(&args.output),
             Command::Plugins(PluginsCommand::Test(args)) => one(&args.output),
             _ => Errors::Text,
         }
@@ -262,6 +264,11 @@ enum Command {
     /// `GET /redfish/v1/` (never a credential) for vendor, product and hardware profile. Exit
     /// code 0 if every address answered, 1 if some did not (listed on stderr and in the file).
     Discover(discover::DiscoverArgs),
+    /// Put the stamp's BMC account on a node being added to the stamp: check the stamp password
+    /// with one login on another BMC, log in to the new BMC with its factory or installer
+    /// account, create or enable the stamp's `bmc_user` with the stamp password, and verify it by
+    /// logging in. At most one failed login per BMC. Stdin order: stamp password, factory password.
+    Onboard(onboard::OnboardArgs),
     /// Show where a run stands, from its journal alone (contacts nothing). Exit code 0 if the
     /// run converged, 4 if it needs `resume`. With several inventories: each stamp's last run
     /// and a summary, the exit code the worst stamp's.
@@ -536,6 +543,7 @@ async fn run(cli: Cli) -> CmdResult {
         Command::Resume { args, sources, output } => stamps::resume(args, sources, output, cache_dir).await,
         Command::Status { runs, output } => stamps::status(runs, output),
         Command::Discover(args) => discover::discover(args).await,
+        Command::Onboard(args) => onboard::run(args, cache_dir).await,
         Command::Audit(command) => audit::run(command),
         #[cfg(feature = "lab")]
         Command::Demo { plugin_dir, per_generation } => demo::demo(plugin_dir, per_generation, cache_dir).await,

@@ -21,6 +21,12 @@
 //! `password=` pointer is the one place a rule lets the new password go: the body of such a
 //! request must be exactly that JSON member holding the secret; `{account-id}` in a pointer is
 //! the target account's `Id`.
+//!
+//! A rule ending in `onboard` serves only `onboard#enable-account`, the one call that may set up
+//! an account on a new node (`POST /redfish/v1/AccountService/Accounts password=/Password
+//! onboard`, or `PATCH /redfish/v1/AccountService/Accounts/* password=/Password onboard` for
+//! BMCs with fixed account slots). Every other call ignores such rules, and that call ignores
+//! every other rule that writes: creating accounts is granted to onboarding alone.
 
 use crate::gateway::Method;
 use std::fmt;
@@ -75,6 +81,8 @@ pub struct Rule {
     pub resource: Resource,
     /// The JSON pointer of the only member that may carry the new password, if any.
     pub password: Option<String>,
+    /// Whether the rule serves only onboarding (see the module).
+    pub onboard: bool,
 }
 
 /// Why a manifest was refused.
@@ -174,6 +182,9 @@ impl fmt::Display for Rule {
         if let Some(pointer) = &self.password {
             write!(f, " password={pointer}")?;
         }
+        if self.onboard {
+            f.write_str(" onboard")?;
+        }
         Ok(())
     }
 }
@@ -198,14 +209,35 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
         SESSION => Resource::Session,
         path => Resource::Pattern(parse_pattern(path)?),
     };
+    let (rest, onboard) = match rest {
+        [before @ .., "onboard"] => (before, true),
+        _ => (rest, false),
+    };
     let password = match rest {
         [] => None,
         [slot] => match slot.strip_prefix("password=") {
             Some(pointer) => Some(parse_pointer(pointer)?),
-            None => return Err(format!("unexpected `{slot}`: the only option is `password=/POINTER`")),
+            None => {
+                return Err(format!("unexpected `{slot}`: the options are `password=/POINTER` and a final `onboard`"));
+            }
         },
-        _ => return Err(format!("too many words in `{line}`: expected `METHOD PATH [password=POINTER]`")),
+        _ => {
+            return Err(format!("too many words in `{line}`: expected `METHOD PATH [password=POINTER] [onboard]`"));
+        }
     };
+    if onboard {
+        let plain_path = matches!(resource, Resource::Pattern(_));
+        if !(plain_path && matches!(method, Method::Post | Method::Patch) && password.is_some()) {
+            return Err(format!(
+                "an `onboard` rule is `POST|PATCH /PATH password=POINTER onboard`: it admits only the new \
+                 account's body, found `{line}`"
+            ));
+        }
+        if password.as_deref().is_some_and(|p| p.contains(ACCOUNT_ID)) {
+            return Err(format!("an `onboard` rule's pointer may not name `{ACCOUNT_ID}`: the account is new"));
+        }
+        return Ok(Rule { method, resource, password, onboard });
+    }
     match (&method, &resource, &password) {
         (Method::Delete, Resource::Session, None) => {}
         (_, Resource::Session, _) => return Err(format!("`{SESSION}` is only for `DELETE {SESSION}`")),
@@ -226,7 +258,7 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
         (Method::Patch, _, _) | (_, _, None) => {}
         (_, _, Some(_)) => return Err("a `password=` pointer is only allowed on a PATCH rule".into()),
     }
-    Ok(Rule { method, resource, password })
+    Ok(Rule { method, resource, password, onboard })
 }
 
 fn parse_pattern(path: &str) -> Result<Vec<String>, String> {
@@ -335,6 +367,11 @@ mod tests {
             ("PATCH /a password=Password", 1, "JSON pointer"),
             ("PATCH /a password=/Users.{user}.Password", 1, "only placeholder"),
             ("PATCH /a password=/P extra", 1, "too many words"),
+            ("POST /a onboard", 1, "an `onboard` rule is"),
+            ("GET /a password=/P onboard", 1, "an `onboard` rule is"),
+            ("PATCH {account} password=/Password onboard", 1, "an `onboard` rule is"),
+            ("PATCH /a password=/Users.{account-id}.P onboard", 1, "the account is new"),
+            ("PATCH /a onboard password=/P", 1, "too many words"),
             ("# nothing\n\n", 0, "no rule"),
         ];
         for (text, line, needle) in cases {
@@ -355,5 +392,16 @@ mod tests {
         let beyond: Vec<String> = asks.beyond(&allowed).iter().map(|r| r.to_string()).collect();
         assert_eq!(beyond, ["POST /redfish/v1/AccountService/Accounts"]);
         assert!(Manifest::baseline().beyond(&allowed).is_empty());
+    }
+
+    #[test]
+    fn onboard_rules_round_trip_and_differ_from_their_plain_twins() {
+        let text = "POST /redfish/v1/AccountService/Accounts password=/Password onboard\n";
+        let onboard = Manifest::parse(text).unwrap();
+        assert!(onboard.rules()[0].onboard);
+        assert_eq!(onboard.to_string(), text);
+        // A profile granting the plain rule does not grant onboarding.
+        let plain = Manifest::parse("POST /redfish/v1/AccountService/Accounts\n").unwrap();
+        assert_eq!(onboard.beyond(&plain).len(), 1);
     }
 }

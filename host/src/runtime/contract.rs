@@ -116,6 +116,16 @@ pub struct SnmpV3 {
     pub privacy: SnmpPrivacy,
 }
 
+/// What `onboard#enable-account` did to the target account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Onboarded {
+    /// It did not exist and was created.
+    Created,
+    /// It existed; its password was set and it was enabled.
+    Updated,
+}
+
 /// The kinds of plugin error in the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

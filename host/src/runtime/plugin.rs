@@ -3,7 +3,7 @@
 
 use super::capabilities::Manifest;
 use super::config::{EPOCH_TICK, RuntimeConfig};
-use super::contract::{ErrorKind, PluginError, PluginInfo, ProbeResult, SnmpV3, Target};
+use super::contract::{ErrorKind, Onboarded, PluginError, PluginInfo, ProbeResult, SnmpV3, Target};
 use super::host::guard::Call;
 use super::host::http::Ended;
 use super::host::log::GuestLogLine;
@@ -201,6 +201,44 @@ impl Export for SnmpState<'_> {
     }
 }
 
+struct EnableAccount<'t>(&'t Target);
+
+impl Export for EnableAccount<'_> {
+    type Output = Onboarded;
+
+    const CALL: Call = Call::Onboard;
+
+    fn target(&self) -> Option<&Target> {
+        Some(self.0)
+    }
+
+    fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, Onboarded>
+    where
+        Self: 'a,
+    {
+        Box::pin(guest.enable_account(store, self.0))
+    }
+}
+
+struct DisableAccount<'t>(&'t Target);
+
+impl Export for DisableAccount<'_> {
+    type Output = ();
+
+    const CALL: Call = Call::DisableAccount;
+
+    fn target(&self) -> Option<&Target> {
+        Some(self.0)
+    }
+
+    fn call<'a>(self, guest: &'a Guest, store: &'a mut Store<JobState>) -> BoxedAnswer<'a, ()>
+    where
+        Self: 'a,
+    {
+        Box::pin(guest.disable_account(store, self.0))
+    }
+}
+
 /// A plugin, compiled and pre-instantiated.
 pub struct Plugin {
     pre: GuestPre,
@@ -270,6 +308,24 @@ impl Plugin {
     /// when [`Plugin::reports_snmp`] is false (the answer would be `None` without a call).
     pub async fn snmp_state(&self, ctx: CallContext, target: &Target) -> Outcome<Option<SnmpV3>> {
         self.call(ctx, SnmpState(target)).await
+    }
+
+    /// Whether the plugin exports the optional `onboard` interface (built with SDK 0.2.1 or later).
+    pub fn onboards(&self) -> bool {
+        self.pre.onboards()
+    }
+
+    /// Calls `onboard#enable-account`: creates or enables `target.account` with `new-password`,
+    /// logged in as the factory account `target.login_account` with `login-password`. A plugin
+    /// without the export answers `unsupported`.
+    pub async fn enable_account(&self, ctx: CallContext, target: &Target) -> Outcome<Onboarded> {
+        self.call(ctx, EnableAccount(target)).await
+    }
+
+    /// Calls `onboard#disable-account`: disables the factory account `target.account`, logged in
+    /// as the stamp account `target.login_account` with `login-password`.
+    pub async fn disable_account(&self, ctx: CallContext, target: &Target) -> Outcome<()> {
+        self.call(ctx, DisableAccount(target)).await
     }
 
     async fn call<E: Export>(&self, ctx: CallContext, export: E) -> Outcome<E::Output> {

@@ -15,7 +15,7 @@
 //!   proves the change by authenticating with the new password).
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::{RedfishError, account_snmp};
+use bmc_plugin_sdk::redfish::{AccountSlots, RedfishError, account_snmp, disable_account, enable_account};
 
 /// The iDRAC plugin.
 pub struct Idrac;
@@ -125,6 +125,9 @@ impl VendorPlugin for Idrac {
         "PATCH {account} password=/Password\n",
         "PATCH /redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/iDRAC.Embedded.1 ",
         "password=/Attributes/Users.{account-id}.Password\n",
+        // Onboarding fills an empty slot (iDRAC8/9 under the Manager, iDRAC10 under AccountService).
+        "PATCH /redfish/v1/Managers/iDRAC.Embedded.1/Accounts/* password=/Password onboard\n",
+        "PATCH /redfish/v1/AccountService/Accounts/* password=/Password onboard\n",
     );
 
     fn info() -> PluginInfo {
@@ -136,6 +139,33 @@ impl VendorPlugin for Idrac {
             families: vec!["iDRAC8".into(), "iDRAC9".into(), "iDRAC10".into()],
             policy: default_policy(),
         }
+    }
+
+    /// iDRAC's accounts are 16 fixed slots: slot 1 is reserved and slot 2 holds `root`, so a new
+    /// account takes the first empty slot from 3 on, enabled as an Administrator in the same
+    /// PATCH (as Dell's CreateDeleteIdracUsersREDFISH.py does).
+    fn enable_account(bmc: &Bmc, target: &Target) -> Result<Onboarded, PluginError> {
+        identify(bmc)?;
+        let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
+        let (generation, _model) = generation(&client)?;
+        let outcome = enable_account(
+            &client,
+            generation.accounts(),
+            target,
+            &bmc.new_password()?,
+            AccountSlots::Fixed { first: 3 },
+        )
+        .map_err(refused)?;
+        bmc.info(format!("{}: `{}` set up ({outcome:?})", generation.name(), target.account));
+        Ok(outcome)
+    }
+
+    /// Disables the factory account (`root`) in its slot, logged in as the stamp account.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        identify(bmc)?;
+        let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
+        let (generation, _model) = generation(&client)?;
+        disable_account(&client, generation.accounts(), target).map_err(refused)
     }
 
     fn probe(bmc: &Bmc, target: &Target) -> Result<ProbeResult, PluginError> {

@@ -21,7 +21,9 @@
 //!   checks what the BMC holds; errors are typed from the Base registry's messages.
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::{DEFAULT_SESSIONS, SERVICE_ROOT, account_snmp};
+use bmc_plugin_sdk::redfish::{
+    AccountSlots, DEFAULT_SESSIONS, SERVICE_ROOT, account_snmp, disable_account, enable_account,
+};
 
 /// The generic Redfish plugin.
 pub struct GenericRedfish;
@@ -191,6 +193,16 @@ fn patch_password(bmc: &Bmc, client: &Redfish<'_>, account: &Resource, new: &Sec
 }
 
 impl VendorPlugin for GenericRedfish {
+    /// Plain Redfish, plus onboarding at the standard account collection.
+    const CAPABILITIES: &'static str = concat!(
+        "GET /redfish/v1/**\n",
+        "POST /redfish/v1/SessionService/Sessions\n",
+        "DELETE {session}\n",
+        "PATCH {account} password=/Password\n",
+        "POST /redfish/v1/AccountService/Accounts password=/Password onboard\n",
+        "PATCH /redfish/v1/AccountService/Accounts/* password=/Password onboard\n",
+    );
+
     fn info() -> PluginInfo {
         PluginInfo {
             id: "generic-redfish".into(),
@@ -213,6 +225,36 @@ impl VendorPlugin for GenericRedfish {
         });
         client.logout()?;
         result
+    }
+
+    /// Plain Redfish creates accounts by a POST to the account collection (DSP0266, "Creating
+    /// accounts"); an existing account is PATCHed and enabled.
+    fn enable_account(bmc: &Bmc, target: &Target) -> Result<Onboarded, PluginError> {
+        let root = identify(bmc)?;
+        let client = connect(bmc, &root, &target.login_account, bmc.login_password()?)?;
+        let outcome = client.accounts_of(&root.account_service).map_err(account_service_error).and_then(|accounts| {
+            enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Created)
+        });
+        let ended = client.logout();
+        let outcome = outcome?;
+        if let Err(e) = ended {
+            bmc.warn(format!("the session did not end cleanly after onboarding: {e}"));
+        }
+        bmc.info(format!("`{}` set up ({outcome:?})", target.account));
+        Ok(outcome)
+    }
+
+    /// Disables the factory account, logged in as the stamp account.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let root = identify(bmc)?;
+        let client = connect(bmc, &root, &target.login_account, bmc.login_password()?)?;
+        let disabled = client
+            .accounts_of(&root.account_service)
+            .map_err(account_service_error)
+            .and_then(|accounts| disable_account(&client, &accounts, target));
+        let ended = client.logout();
+        disabled?;
+        ended
     }
 
     fn verify(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {

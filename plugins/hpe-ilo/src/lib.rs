@@ -17,7 +17,7 @@
 //!   rollback, the same call with the passwords swapped).
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::extended_info;
+use bmc_plugin_sdk::redfish::{AccountSlots, disable_account, enable_account, extended_info};
 
 /// The iLO plugin.
 pub struct Ilo;
@@ -135,6 +135,9 @@ impl VendorPlugin for Ilo {
         "PATCH {account} password=/Password\n",
         "PATCH {snmp-user} password=/AuthPassphrase\n",
         "PATCH {snmp-user} password=/PrivacyPassphrase\n",
+        // Onboarding creates the account in the collection, or enables an existing one.
+        "POST /redfish/v1/AccountService/Accounts password=/Password onboard\n",
+        "PATCH /redfish/v1/AccountService/Accounts/* password=/Password onboard\n",
     );
 
     fn info() -> PluginInfo {
@@ -171,6 +174,30 @@ impl VendorPlugin for Ilo {
         })();
         client.logout()?;
         result
+    }
+
+    /// iLO creates accounts by a POST to the collection (HPE's iLO RESTful API "Adding a user
+    /// account"); its `RoleId` Administrator carries every privilege.
+    fn enable_account(bmc: &Bmc, target: &Target) -> Result<Onboarded, PluginError> {
+        let (root, family) = identify(bmc)?;
+        let client = login(bmc, &root, &target.login_account, &bmc.login_password()?)?;
+        let outcome = client.accounts_of(&root.account_service).and_then(|accounts| {
+            enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Created)
+        });
+        client.logout()?;
+        let outcome = outcome?;
+        bmc.info(format!("{family}: `{}` set up ({outcome:?})", target.account));
+        Ok(outcome)
+    }
+
+    /// Disables the factory account (`Administrator`), logged in as the stamp account.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let (root, _) = identify(bmc)?;
+        let client = login(bmc, &root, &target.login_account, &bmc.login_password()?)?;
+        let disabled =
+            client.accounts_of(&root.account_service).and_then(|accounts| disable_account(&client, &accounts, target));
+        client.logout()?;
+        disabled
     }
 
     fn verify(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {

@@ -13,7 +13,7 @@
 //!   credential is never retried. Logins use Basic, as Lenovo's own script does.
 
 use bmc_plugin_sdk::prelude::*;
-use bmc_plugin_sdk::redfish::account_snmp;
+use bmc_plugin_sdk::redfish::{AccountSlots, account_snmp, disable_account, enable_account};
 
 /// The XCC plugin.
 pub struct Xcc;
@@ -80,6 +80,15 @@ fn live_policy(client: &Redfish<'_>, root: &ServiceRoot) -> PasswordPolicy {
 }
 
 impl VendorPlugin for Xcc {
+    /// Plain Redfish, plus onboarding: an empty slot filled by PATCH.
+    const CAPABILITIES: &'static str = concat!(
+        "GET /redfish/v1/**\n",
+        "POST /redfish/v1/SessionService/Sessions\n",
+        "DELETE {session}\n",
+        "PATCH {account} password=/Password\n",
+        "PATCH /redfish/v1/AccountService/Accounts/* password=/Password onboard\n",
+    );
+
     fn info() -> PluginInfo {
         PluginInfo {
             id: "lenovo-xcc".into(),
@@ -97,6 +106,27 @@ impl VendorPlugin for Xcc {
         let (family, firmware) = family(&client)?;
         let account = client.find_account(&root.account_service, &target.account)?;
         Ok(ProbeResult { family, firmware, account_uri: account.uri, policy: live_policy(&client, &root) })
+    }
+
+    /// XCC's accounts are 12 fixed slots (slot 1 holds `USERID`): a new account fills the first
+    /// empty one, named, given its password and role and enabled in one PATCH (Lenovo's
+    /// lenovo_create_bmc_user.py does the same).
+    fn enable_account(bmc: &Bmc, target: &Target) -> Result<Onboarded, PluginError> {
+        let root = identify(bmc)?;
+        let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
+        let accounts = client.accounts_of(&root.account_service).map_err(refused)?;
+        let outcome =
+            enable_account(&client, &accounts, target, &bmc.new_password()?, AccountSlots::Fixed { first: 2 })?;
+        bmc.info(format!("`{}` set up ({outcome:?})", target.account));
+        Ok(outcome)
+    }
+
+    /// Disables the factory account (`USERID`) in its slot, logged in as the stamp account.
+    fn disable_account(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
+        let root = identify(bmc)?;
+        let client = Redfish::basic(bmc, &target.login_account, bmc.login_password()?);
+        let accounts = client.accounts_of(&root.account_service).map_err(refused)?;
+        disable_account(&client, &accounts, target)
     }
 
     fn verify(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {

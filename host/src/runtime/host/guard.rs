@@ -16,7 +16,16 @@
 //!   `target.account` — or to a declared vendor resource.
 //!
 //! Every other request must match a rule of the plugin's manifest ([`Manifest`]) and carry no
-//! secret; `probe` and `verify` may only read, log in and log out. Refusals name the rule that is
+//! secret; `probe` and `verify` may only read, log in and log out.
+//!
+//! Onboarding (`onboard#enable-account`) is the one call that may create an account, and it may
+//! do nothing else that writes: its only secret-bearing request besides the login is the new
+//! account's body, exactly `{"UserName": <target.account>, <pointer>: <new-password>,
+//! "RoleId": "Administrator", "Enabled": true}`, sent through a rule marked `onboard` — a POST to
+//! a declared collection, or a PATCH of a resource the BMC showed in this call to be an empty
+//! account slot or the target account. `onboard#disable-account`, run as the stamp account,
+//! may send one write: `{"Enabled": false}` to the target (factory) account, as the BMC showed
+//! it, through a rule marked `onboard`. Rules marked `onboard` serve no other call. Refusals name the rule that is
 //! missing, never anything about a secret: the decision depends only on what the guest chose and
 //! on names the host knows, so it answers no question about a secret's value.
 
@@ -46,6 +55,12 @@ pub enum Call {
     ChangePassword,
     /// `snmp#state`: read, log in, log out.
     SnmpState,
+    /// `onboard#enable-account`: read, log in, log out, and set up the target account through
+    /// an `onboard` rule (see the module).
+    Onboard,
+    /// `onboard#disable-account`: read, log in, log out, and disable the target account (the
+    /// factory account) with a body of exactly `{"Enabled": false}` through an `onboard` rule.
+    DisableAccount,
 }
 
 /// What kind of request the guard admitted: decides what the host does with its answer.
@@ -80,6 +95,8 @@ pub struct Guard {
     account: Option<Pinned>,
     /// Resources the BMC showed, in this call, to be the target account's SNMPv3 user.
     snmp_users: Vec<String>,
+    /// Every `ManagerAccount` the BMC showed in this call, with its latest `UserName`.
+    accounts_seen: Vec<(String, String)>,
     sessions: Vec<String>,
     secret_requests: u32,
     credentials_used: Vec<(String, SecretName)>,
@@ -95,6 +112,7 @@ impl Guard {
             bound,
             account: None,
             snmp_users: Vec::new(),
+            accounts_seen: Vec::new(),
             sessions: Vec::new(),
             secret_requests: 0,
             credentials_used: Vec::new(),
@@ -112,6 +130,8 @@ impl Guard {
         }
         let admitted = if has_secret {
             self.admit_secret_body(request, &path)?
+        } else if self.call == Call::DisableAccount && request.method == Method::Patch && self.is_account(&path) {
+            self.admit_disable(request, &path)?
         } else if request.method != Method::Get && self.is_account(&path) {
             // Renaming the target account (or changing its role) would let a plugin set up a
             // policy refusal that compares the password with a name of its choosing.
@@ -161,7 +181,12 @@ impl Guard {
                 let is_account = value.get("@odata.type").and_then(Value::as_str).is_some_and(|t| {
                     t.trim_start_matches('#').starts_with("ManagerAccount.") && t.ends_with(".ManagerAccount")
                 });
-                if is_account && value.get("UserName").and_then(Value::as_str) == Some(target.account.as_str()) {
+                let user_name = value.get("UserName").and_then(Value::as_str);
+                if let (true, Some(user)) = (is_account, user_name) {
+                    self.accounts_seen.retain(|(seen, _)| seen != path);
+                    self.accounts_seen.push((path.clone(), user.to_owned()));
+                }
+                if is_account && user_name == Some(target.account.as_str()) {
                     let id = value.get("Id").and_then(Value::as_str).map(str::to_owned);
                     let id = id.unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_owned());
                     self.account = Some(Pinned { path: path.clone(), id });
@@ -205,8 +230,12 @@ impl Guard {
 
     /// Every rule granting `method` on `path`, in declaration order.
     fn rules_for<'a>(&'a self, method: Method, path: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
+        // Onboarding rules exist for onboarding only: no other call may create an account,
+        // whatever its manifest asks for.
+        let onboarding = matches!(self.call, Call::Onboard | Call::DisableAccount);
         self.manifest.rules().iter().filter(move |rule| {
             rule.method == method
+                && (!rule.onboard || onboarding)
                 && match &rule.resource {
                     Resource::Pattern(_) => rule.pattern_matches(path),
                     Resource::Account => self.is_account(path),
@@ -230,6 +259,15 @@ impl Guard {
                     Call::Verify => "verify",
                     _ => "snmp#state",
                 }
+            )),
+            Call::Onboard | Call::DisableAccount if reading => Ok(()),
+            Call::DisableAccount => Err(format!(
+                "{method} {shown}: `onboard#disable-account` may only read, log in, log out and disable the target \
+                 account"
+            )),
+            Call::Onboard => Err(format!(
+                "{method} {shown}: `onboard#enable-account` may only read, log in, log out and set up the target \
+                 account through an `onboard` rule"
             )),
         }
     }
@@ -313,6 +351,9 @@ impl Guard {
                 _ => refuse("a session login body is exactly {\"UserName\": …, \"Password\": <password>}"),
             };
         }
+        if self.call == Call::Onboard {
+            return self.admit_onboarding(request, path, &shape, pointer, name);
+        }
         if name != SecretName::NewPassword || self.call != Call::ChangePassword {
             return refuse(&format!(
                 "`{name}` may only travel as a login credential here; only `change-password` sends `new-password` to \
@@ -353,6 +394,95 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// The one write of `onboard#disable-account`: `{"Enabled": false}` to the target account.
+    fn admit_disable(&self, request: &Request, path: &str) -> Result<Admitted, String> {
+        let shown = untrusted(path, 200);
+        let refuse = |why: &str| Err(format!("{} {shown}: {why}", request.method));
+        let Some(target) = &self.target else { return refuse("this call has no target") };
+        if target.account == target.login_account {
+            return refuse("disabling never applies to the account the call logs in as");
+        }
+        if !self.rules_for(request.method, path).any(|r| r.onboard) {
+            return refuse("no `onboard` rule of the plugin's capability manifest covers this request");
+        }
+        let text: Option<String> = request
+            .body
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => Some(t.as_str()),
+                Part::SecretJson(_) => None,
+            })
+            .collect();
+        let body = text.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        if body != Some(serde_json::json!({"Enabled": false})) {
+            return refuse("the body must be exactly {\"Enabled\": false}");
+        }
+        Ok(Admitted::Plain { path: path.to_owned(), method: request.method })
+    }
+
+    /// The new account's body in `onboard#enable-account` (see the module).
+    fn admit_onboarding(
+        &self,
+        request: &Request,
+        path: &str,
+        shape: &Shape,
+        pointer: &str,
+        name: SecretName,
+    ) -> Result<Admitted, String> {
+        let shown = untrusted(path, 200);
+        let refuse = |why: String| Err(format!("{} {shown}: {why}", request.method));
+        let Some(target) = &self.target else { return refuse("this call has no target".into()) };
+        if name != SecretName::NewPassword {
+            return refuse(format!("`{name}` may only travel as a login credential here"));
+        }
+        if target.account == target.login_account {
+            return refuse(format!(
+                "onboarding never changes the login account `{}`",
+                untrusted(&target.login_account, 64)
+            ));
+        }
+        let declared: Vec<&str> =
+            self.rules_for(request.method, path).filter(|r| r.onboard).filter_map(|r| r.password.as_deref()).collect();
+        if declared.is_empty() {
+            return refuse("no `onboard` rule of the plugin's capability manifest covers this request".into());
+        }
+        if request.method == Method::Patch {
+            // A PATCH may only fill an empty slot or the target account, both as the BMC showed
+            // them in this call: never the login account or anyone else's.
+            let seen = self.accounts_seen.iter().find(|(p, _)| p == path).map(|(_, user)| user.as_str());
+            match seen {
+                Some("") => {}
+                Some(user) if user == target.account => {}
+                Some(_) => return refuse("this account slot belongs to another account".into()),
+                None => {
+                    return refuse(
+                        "the BMC has not shown, in this call, that this resource is an empty account slot or the \
+                         target account: read it first"
+                            .into(),
+                    );
+                }
+            }
+        }
+        let expected = format!(
+            "the body must be exactly {{\"UserName\": \"{}\", <{}>: <new-password>, \"RoleId\": \"Administrator\", \
+             \"Enabled\": true}}",
+            untrusted(&target.account, 64),
+            declared.join("|")
+        );
+        let at_declared = declared.iter().any(|d| *d == pointer && shape.members == 3 + d.matches('/').count());
+        let value = &shape.value;
+        let exact = at_declared
+            && value.get("UserName").and_then(Value::as_str) == Some(target.account.as_str())
+            && value.get("RoleId").and_then(Value::as_str) == Some("Administrator")
+            && value.get("Enabled").and_then(Value::as_bool) == Some(true);
+        if !exact {
+            return refuse(expected);
+        }
+        Ok(Admitted::PasswordChange)
+    }
+}
+
 /// A body with each secret replaced by an unguessable marker, parsed: where the secrets sit.
 struct Shape {
     value: Value,
@@ -387,6 +517,9 @@ impl Shape {
         if markers.iter().any(|(m, _)| text.matches(m.as_str()).count() != 1) {
             return None;
         }
+        // A member named twice is read by the guard one way (serde keeps the last) and perhaps by
+        // the BMC the other: a second `UserName` could put a guessed name beside the password.
+        serde_json::from_str::<DistinctMembers>(&text).ok()?;
         let value: Value = serde_json::from_str(&text).ok()?;
         if !value.is_object() {
             return None;
@@ -417,6 +550,65 @@ impl Shape {
             }),
             _ => true,
         }
+    }
+}
+
+/// JSON that names no member twice in any object, at any depth (checked by parsing it).
+struct DistinctMembers;
+
+impl<'de> serde::Deserialize<'de> for DistinctMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DistinctVisitor)
+    }
+}
+
+struct DistinctVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DistinctVisitor {
+    type Value = DistinctMembers;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON whose objects name each member once")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DistinctMembers, A::Error> {
+        let mut names = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !names.insert(name) {
+                return Err(serde::de::Error::custom("a member is named twice"));
+            }
+            map.next_value::<DistinctMembers>()?;
+        }
+        Ok(DistinctMembers)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DistinctMembers, A::Error> {
+        while seq.next_element::<DistinctMembers>()?.is_some() {}
+        Ok(DistinctMembers)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
+    }
+
+    fn visit_unit<E>(self) -> Result<DistinctMembers, E> {
+        Ok(DistinctMembers)
     }
 }
 
@@ -578,6 +770,18 @@ mod tests {
         };
         assert!(g.admit(&login("azsbmc", &s.login)).unwrap_err().contains("may not log in"));
         assert!(g.admit(&login("admin", &s.new)).is_err());
+        // A second `UserName`, which a BMC may read instead of the last.
+        let twice = request(
+            Method::Post,
+            sessions,
+            Auth::None,
+            vec![
+                text(r#"{"UserName":"guess","UserName":"admin","Password":"#),
+                Part::SecretJson(s.login.clone()),
+                text("}"),
+            ],
+        );
+        assert!(g.admit(&twice).unwrap_err().contains("one JSON object"));
         assert_eq!(g.admit(&login("admin", &s.login)), Ok(Admitted::Login));
         g.observe(
             &Admitted::Login,
@@ -689,6 +893,161 @@ mod tests {
             g.admit(&password_patch(&s, ACCOUNT_URI)).unwrap();
         }
         assert!(g.admit(&password_patch(&s, ACCOUNT_URI)).unwrap_err().contains("most one call may send"));
+    }
+
+    const ONBOARD_MANIFEST: &str = "GET /redfish/v1/**\nPOST /redfish/v1/SessionService/Sessions\nDELETE {session}\n\
+                                    PATCH {account} password=/Password\n\
+                                    POST /redfish/v1/AccountService/Accounts password=/Password onboard\n\
+                                    PATCH /redfish/v1/AccountService/Accounts/* password=/Password onboard\n";
+    const COLLECTION: &str = "/redfish/v1/AccountService/Accounts";
+
+    fn new_account(s: &Setup, method: Method, path: &str, user: &str, role: &str, enabled: &str) -> Request {
+        let head = format!(r#"{{"UserName":"{user}","RoleId":"{role}","Enabled":{enabled},"Password":"#);
+        request(method, path, Auth::None, vec![text(&head), Part::SecretJson(s.new.clone()), text("}")])
+    }
+
+    #[test]
+    fn onboarding_creates_exactly_the_target_account() {
+        let (mut g, s) = guard(Call::Onboard, ONBOARD_MANIFEST, false);
+        let post =
+            |user: &str, role: &str, enabled: &str| new_account(&s, Method::Post, COLLECTION, user, role, enabled);
+        assert_eq!(g.admit(&post("azsbmc", "Administrator", "true")), Ok(Admitted::PasswordChange));
+        for (user, role, enabled) in
+            [("svc", "Administrator", "true"), ("azsbmc", "Operator", "true"), ("azsbmc", "Administrator", "false")]
+        {
+            let err = g.admit(&post(user, role, enabled)).unwrap_err();
+            assert!(err.contains("the body must be exactly"), "{user} {role} {enabled}: {err}");
+        }
+        // One more member, the password elsewhere, or the login password.
+        let extra = request(
+            Method::Post,
+            COLLECTION,
+            Auth::None,
+            vec![
+                text(r#"{"UserName":"azsbmc","RoleId":"Administrator","Enabled":true,"Locked":false,"Password":"#),
+                Part::SecretJson(s.new.clone()),
+                text("}"),
+            ],
+        );
+        assert!(g.admit(&extra).is_err());
+        let elsewhere = request(
+            Method::Post,
+            COLLECTION,
+            Auth::None,
+            vec![
+                text(r#"{"UserName":"azsbmc","RoleId":"Administrator","Enabled":true,"Description":"#),
+                Part::SecretJson(s.new.clone()),
+                text("}"),
+            ],
+        );
+        assert!(g.admit(&elsewhere).is_err());
+        let renamed = request(
+            Method::Post,
+            COLLECTION,
+            Auth::None,
+            vec![
+                text(
+                    r#"{"UserName":"guess","RoleId":"Administrator","Enabled":true,"User\u004eame":"azsbmc","Password":"#,
+                ),
+                Part::SecretJson(s.new.clone()),
+                text("}"),
+            ],
+        );
+        assert!(g.admit(&renamed).is_err(), "a name given twice");
+        let login = request(
+            Method::Post,
+            COLLECTION,
+            Auth::None,
+            vec![
+                text(r#"{"UserName":"azsbmc","RoleId":"Administrator","Enabled":true,"Password":"#),
+                Part::SecretJson(s.login.clone()),
+                text("}"),
+            ],
+        );
+        assert!(g.admit(&login).unwrap_err().contains("only travel as a login credential"));
+        // Other writes, the target's password rule included, are not onboarding's.
+        read_account(&mut g, ACCOUNT_URI, "azsbmc");
+        assert!(g.admit(&password_patch(&s, ACCOUNT_URI)).is_err());
+        let reset = request(Method::Delete, "/redfish/v1/AccountService/Accounts/1", Auth::None, vec![]);
+        assert!(g.admit(&reset).is_err());
+    }
+
+    #[test]
+    fn onboarding_fills_only_an_empty_slot_or_the_target_account() {
+        let (mut g, s) = guard(Call::Onboard, ONBOARD_MANIFEST, false);
+        let patch = |path: &str| new_account(&s, Method::Patch, path, "azsbmc", "Administrator", "true");
+        let (slot, login, other) = (
+            "/redfish/v1/AccountService/Accounts/4",
+            "/redfish/v1/AccountService/Accounts/2",
+            "/redfish/v1/AccountService/Accounts/5",
+        );
+        assert!(g.admit(&patch(slot)).unwrap_err().contains("read it first"));
+        read_account(&mut g, slot, "");
+        read_account(&mut g, login, "admin");
+        read_account(&mut g, other, "monitor");
+        assert_eq!(g.admit(&patch(slot)), Ok(Admitted::PasswordChange));
+        assert!(g.admit(&patch(login)).unwrap_err().contains("belongs to another account"));
+        assert!(g.admit(&patch(other)).unwrap_err().contains("belongs to another account"));
+        read_account(&mut g, ACCOUNT_URI, "azsbmc");
+        assert_eq!(g.admit(&patch(ACCOUNT_URI)), Ok(Admitted::PasswordChange));
+        // The slot filled since: the BMC's latest answer counts.
+        read_account(&mut g, slot, "someone");
+        assert!(g.admit(&patch(slot)).is_err());
+        // Logging in is the login account's, with its password only.
+        let basic_new = request(Method::Get, "/redfish/v1", basic("azsbmc", &s.new), vec![]);
+        assert!(g.admit(&basic_new).is_err());
+        assert!(g.admit(&request(Method::Get, "/redfish/v1", basic("admin", &s.login), vec![])).is_ok());
+    }
+
+    #[test]
+    fn onboard_rules_serve_no_other_call() {
+        for call in [Call::ChangePassword, Call::Probe, Call::Verify, Call::SnmpState] {
+            let (mut g, s) = guard(call, ONBOARD_MANIFEST, false);
+            let slot = "/redfish/v1/AccountService/Accounts/4";
+            read_account(&mut g, slot, "");
+            for r in [
+                new_account(&s, Method::Post, COLLECTION, "azsbmc", "Administrator", "true"),
+                new_account(&s, Method::Patch, slot, "azsbmc", "Administrator", "true"),
+            ] {
+                assert!(g.admit(&r).is_err(), "{call:?} admitted {} {}", r.method, r.path);
+            }
+        }
+        // Onboarding never sets up the account it logs in as.
+        let (mut g, s) = guard(Call::Onboard, ONBOARD_MANIFEST, true);
+        let post = new_account(&s, Method::Post, COLLECTION, "azsbmc", "Administrator", "true");
+        assert!(g.admit(&post).unwrap_err().contains("never changes the login account"));
+        // Without an `onboard` rule, nothing is created.
+        let (mut g, s) = guard(Call::Onboard, "GET /redfish/v1/**\nPOST /redfish/v1/AccountService/Accounts\n", false);
+        let post = new_account(&s, Method::Post, COLLECTION, "azsbmc", "Administrator", "true");
+        assert!(g.admit(&post).unwrap_err().contains("no `onboard` rule"));
+        let plain = request(Method::Post, COLLECTION, Auth::None, vec![text(r#"{"UserName":"x"}"#)]);
+        assert!(g.admit(&plain).unwrap_err().contains("may only read"));
+    }
+
+    #[test]
+    fn disabling_sends_enabled_false_to_the_target_account_only() {
+        let (mut g, _) = guard(Call::DisableAccount, ONBOARD_MANIFEST, false);
+        let (factory, other) = ("/redfish/v1/AccountService/Accounts/2", "/redfish/v1/AccountService/Accounts/5");
+        let patch = |path: &str, body: &str| request(Method::Patch, path, Auth::None, vec![text(body)]);
+        assert!(g.admit(&patch(factory, r#"{"Enabled":false}"#)).is_err(), "not shown yet");
+        read_account(&mut g, factory, "azsbmc");
+        read_account(&mut g, other, "monitor");
+        assert!(g.admit(&patch(factory, r#"{"Enabled": false}"#)).is_ok());
+        for body in [r#"{"Enabled":true}"#, r#"{"Enabled":false,"RoleId":"None"}"#, r#"{"UserName":"x"}"#, "[]"] {
+            assert!(g.admit(&patch(factory, body)).is_err(), "{body}");
+        }
+        assert!(g.admit(&patch(other, r#"{"Enabled":false}"#)).is_err(), "another account");
+        // Only with an `onboard` rule, and never in another call.
+        let (mut g, _) = guard(Call::DisableAccount, crate::runtime::capabilities::BASELINE, false);
+        read_account(&mut g, factory, "azsbmc");
+        assert!(g.admit(&patch(factory, r#"{"Enabled":false}"#)).unwrap_err().contains("no `onboard` rule"));
+        let (mut g, _) = guard(Call::ChangePassword, ONBOARD_MANIFEST, false);
+        read_account(&mut g, factory, "azsbmc");
+        assert!(g.admit(&patch(factory, r#"{"Enabled":false}"#)).is_err());
+        // Never the account it logs in as.
+        let (mut g, _) = guard(Call::DisableAccount, ONBOARD_MANIFEST, true);
+        read_account(&mut g, factory, "azsbmc");
+        assert!(g.admit(&patch(factory, r#"{"Enabled":false}"#)).unwrap_err().contains("logs in as"));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 
 pub mod v0_2;
 
-use super::contract::{PluginError, PluginInfo, ProbeResult, SnmpV3, Target};
+use super::contract::{Onboarded, PluginError, PluginInfo, ProbeResult, SnmpV3, Target};
 use super::job::JobState;
 use semver::{Version, VersionReq};
 use wasmtime::Store;
@@ -121,6 +121,13 @@ impl GuestPre {
         }
     }
 
+    /// Whether the component exports the optional `onboard` interface.
+    pub(crate) fn onboards(&self) -> bool {
+        match self {
+            GuestPre::V0_2(pre) => pre.onboards(),
+        }
+    }
+
     /// The engine the plugin was compiled for.
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         match self {
@@ -171,6 +178,20 @@ impl Guest {
     pub(crate) async fn snmp_state(&self, store: &mut Store<JobState>, target: &Target) -> Answer<Option<SnmpV3>> {
         match self {
             Guest::V0_2(g) => g.snmp_state(store, target).await,
+        }
+    }
+
+    /// `onboard#disable-account`, or `unsupported` from a component without the optional export.
+    pub(crate) async fn disable_account(&self, store: &mut Store<JobState>, target: &Target) -> Answer<()> {
+        match self {
+            Guest::V0_2(g) => g.disable_account(store, target).await,
+        }
+    }
+
+    /// `onboard#enable-account`, or `unsupported` from a component without the optional export.
+    pub(crate) async fn enable_account(&self, store: &mut Store<JobState>, target: &Target) -> Answer<Onboarded> {
+        match self {
+            Guest::V0_2(g) => g.enable_account(store, target).await,
         }
     }
 }

@@ -4,8 +4,8 @@
 use super::Answer;
 use crate::gateway;
 use crate::runtime::contract::{
-    ErrorKind, MAX_MESSAGE_LEN, MAX_NAME_LEN, PasswordPolicy, PluginError, PluginInfo, ProbeResult, SnmpAuthentication,
-    SnmpPrivacy, SnmpV3, Target, untrusted,
+    ErrorKind, MAX_MESSAGE_LEN, MAX_NAME_LEN, Onboarded, PasswordPolicy, PluginError, PluginInfo, ProbeResult,
+    SnmpAuthentication, SnmpPrivacy, SnmpV3, Target, untrusted,
 };
 use crate::runtime::host::clock::ClockCtx;
 use crate::runtime::host::http::{HttpView, SendError};
@@ -50,7 +50,26 @@ mod snmp_bindings {
     });
 }
 
+/// The optional `onboard` export, bound on its own for the same reason as `snmp`: a component
+/// without it still loads, and the host says it cannot onboard.
+mod onboard_bindings {
+    wasmtime::component::bindgen!({
+        path: "../sdk/wit/v0.2",
+        world: "bmc:plugin/vendor-plugin-onboard",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "bmc:plugin/types": super::bindings::bmc::plugin::types,
+            "bmc:plugin/secrets": super::bindings::bmc::plugin::secrets,
+            "bmc:plugin/http": super::bindings::bmc::plugin::http,
+            "bmc:plugin/log": super::bindings::bmc::plugin::log,
+            "bmc:plugin/clock": super::bindings::bmc::plugin::clock,
+        },
+    });
+}
+
 use bindings::bmc::plugin::{clock, http, log, secrets, types as wit};
+use onboard_bindings::exports::bmc::plugin::onboard as wit_onboard;
 use snmp_bindings::exports::bmc::plugin::snmp as wit_snmp;
 
 /// The contract version of this module.
@@ -93,6 +112,8 @@ pub(crate) struct Pre {
     base: bindings::VendorPluginIndices,
     /// Where the `snmp` export is, when the component has one.
     snmp: Option<wit_snmp::GuestIndices>,
+    /// Where the `onboard` export is, when the component has one.
+    onboard: Option<wit_onboard::GuestIndices>,
 }
 
 impl Pre {
@@ -100,7 +121,13 @@ impl Pre {
     pub(crate) fn new(pre: InstancePre<JobState>) -> wasmtime::Result<Pre> {
         let base = bindings::VendorPluginIndices::new(&pre)?;
         let snmp = wit_snmp::GuestIndices::new(&pre).ok();
-        Ok(Pre { pre, base, snmp })
+        let onboard = wit_onboard::GuestIndices::new(&pre).ok();
+        Ok(Pre { pre, base, snmp, onboard })
+    }
+
+    /// Whether the component exports `onboard`.
+    pub(crate) fn onboards(&self) -> bool {
+        self.onboard.is_some()
     }
 
     /// Whether the component exports `snmp`.
@@ -114,7 +141,8 @@ impl Pre {
         // Type-checked only when used: a mistyped `snmp` export fails the SNMPv3 check, not the
         // rotation calls.
         let snmp = self.snmp.as_ref().map(|indices| indices.load(&mut *store, &instance));
-        Ok(Instance { base, snmp })
+        let onboard = self.onboard.as_ref().map(|indices| indices.load(&mut *store, &instance));
+        Ok(Instance { base, snmp, onboard })
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
@@ -126,6 +154,7 @@ impl Pre {
 pub(crate) struct Instance {
     base: bindings::VendorPlugin,
     snmp: Option<wasmtime::Result<wit_snmp::Guest>>,
+    onboard: Option<wasmtime::Result<wit_onboard::Guest>>,
 }
 
 impl Instance {
@@ -151,6 +180,44 @@ impl Instance {
         let snmp =
             snmp.as_ref().map_err(|e| wasmtime::format_err!("its `snmp` export does not match the contract: {e}"))?;
         Ok(snmp.call_state(store, &target.into()).await?.map(|s| s.map(Into::into)).map_err(Into::into))
+    }
+}
+
+impl Instance {
+    /// `onboard#enable-account`; an `unsupported` error from a component without the export.
+    pub(crate) async fn enable_account(&self, store: &mut Store<JobState>, target: &Target) -> Answer<Onboarded> {
+        let Some(onboard) = &self.onboard else {
+            return Ok(Err(PluginError {
+                kind: ErrorKind::Unsupported,
+                message: "this plugin cannot onboard: it does not export `bmc:plugin/onboard` (built with an SDK \
+                          older than 0.2.1)"
+                    .into(),
+            }));
+        };
+        let onboard = onboard
+            .as_ref()
+            .map_err(|e| wasmtime::format_err!("its `onboard` export does not match the contract: {e}"))?;
+        let answer = onboard.call_enable_account(store, &target.into()).await?;
+        Ok(answer
+            .map(|o| match o {
+                wit_onboard::Onboarded::Created => Onboarded::Created,
+                wit_onboard::Onboarded::Updated => Onboarded::Updated,
+            })
+            .map_err(Into::into))
+    }
+
+    /// `onboard#disable-account`; an `unsupported` error from a component without the export.
+    pub(crate) async fn disable_account(&self, store: &mut Store<JobState>, target: &Target) -> Answer<()> {
+        let Some(onboard) = &self.onboard else {
+            return Ok(Err(PluginError {
+                kind: ErrorKind::Unsupported,
+                message: "this plugin cannot onboard: it does not export `bmc:plugin/onboard`".into(),
+            }));
+        };
+        let onboard = onboard
+            .as_ref()
+            .map_err(|e| wasmtime::format_err!("its `onboard` export does not match the contract: {e}"))?;
+        Ok(onboard.call_disable_account(store, &target.into()).await?.map_err(Into::into))
     }
 }
 

@@ -20,7 +20,16 @@
 //! - `encoded:ENCODING`: has the BMC quote its Basic password in that encoding (percent, HTML
 //!   entities, Base64, upper case, JSON twice);
 //! - `equality:GUESS` (in `target.address`, so `target.account` can name a real account): has
-//!   the BMC echo `GUESS` back, as a 404 quoting a path of candidates once could.
+//!   the BMC echo `GUESS` back, as a 404 quoting a path of candidates once could;
+//! - `create-account` (in `target.address`): sends, from `change-password`, exactly the body
+//!   onboarding may send, through the manifest's `onboard` rule: no other call may create one.
+//!
+//! `onboard#enable-account` does what `target.address` names after `hostile:`:
+//!
+//! - `onboard-oracles`: every way it has to misuse onboarding: an account of another name, the
+//!   secret in another member, the login password as the new account's, a weaker role, the
+//!   login account's own slot, an account slot the BMC never showed; each reported with the
+//!   host's answer.
 //!
 //! Its manifest is broad on purpose (account creation, PATCH of any account): the placement
 //! rules must hold whatever a manifest declares; profiles refuse such a manifest separately.
@@ -151,6 +160,44 @@ fn oracles(bmc: &Bmc, target: &Target) -> Result<PluginError, PluginError> {
     Ok(PluginError::Protocol(seen.join(" | ")))
 }
 
+const ACCOUNTS: &str = "/redfish/v1/AccountService/Accounts";
+
+/// The body onboarding sends, with these fields.
+fn new_account<'a>(user: &str, role: &str, member: &str, secret: &'a Secret) -> JsonBody<'a> {
+    JsonBody::object().field("UserName", user).secret(member, secret).field("RoleId", role).field("Enabled", true)
+}
+
+fn onboard_oracles(bmc: &Bmc, target: &Target) -> Result<PluginError, PluginError> {
+    let (login, new) = (bmc.login_password()?, bmc.new_password()?);
+    let me = || Auth::Basic { user: &target.login_account, password: &login };
+    let post = |label: &str, body: JsonBody<'_>| {
+        attempt(bmc, label, Request::new(Method::Post, ACCOUNTS).auth(me()).json(body))
+    };
+    let mut seen = vec![
+        post("other-name", new_account("guess", "Administrator", "Password", &new)),
+        post("secret-elsewhere", new_account(&target.account, "Administrator", "Description", &new)),
+        post("login-password", new_account(&target.account, "Administrator", "Password", &login)),
+        post("weaker-role", new_account(&target.account, "ReadOnly", "Password", &new)),
+    ];
+    // The login account's own slot, shown by the BMC, then a slot it never showed.
+    let own = Redfish::basic(bmc, &target.login_account, bmc.login_password()?)
+        .find_account_in(ACCOUNTS, &target.login_account)?;
+    let patch = |label: &str, uri: &str| {
+        let body = new_account(&target.account, "Administrator", "Password", &new);
+        attempt(bmc, label, Request::new(Method::Patch, uri.to_owned()).auth(me()).json(body))
+    };
+    seen.push(patch("login-slot", &own.uri));
+    seen.push(patch("unseen-slot", &format!("{ACCOUNTS}/9")));
+    Ok(PluginError::Protocol(seen.join(" | ")))
+}
+
+fn create_from_change(bmc: &Bmc, target: &Target) -> Result<PluginError, PluginError> {
+    let (login, new) = (bmc.login_password()?, bmc.new_password()?);
+    let me = Auth::Basic { user: &target.login_account, password: &login };
+    let body = new_account(&target.account, "Administrator", "Password", &new);
+    Ok(PluginError::Protocol(attempt(bmc, "create-account", Request::new(Method::Post, ACCOUNTS).auth(me).json(body))))
+}
+
 fn equality(bmc: &Bmc, guess: &str) -> PluginError {
     let body = JsonBody::object().field("guess", guess);
     PluginError::Protocol(attempt(bmc, "equality", Request::new(Method::Post, "/echo").json(body)))
@@ -167,6 +214,8 @@ impl VendorPlugin for Hostile {
         "DELETE /redfish/v1/AccountService/Accounts/*\n",
         "POST /echo\n",
         "POST /echo/*\n",
+        "POST /redfish/v1/AccountService/Accounts password=/Password onboard\n",
+        "PATCH /redfish/v1/AccountService/Accounts/* password=/Password onboard\n",
     );
 
     fn info() -> PluginInfo {
@@ -196,6 +245,13 @@ impl VendorPlugin for Hostile {
         Ok(())
     }
 
+    fn enable_account(bmc: &Bmc, target: &Target) -> Result<Onboarded, PluginError> {
+        match target.address.strip_prefix("hostile:") {
+            Some("onboard-oracles") => Err(onboard_oracles(bmc, target).unwrap_or_else(|e| e)),
+            other => Err(PluginError::Unsupported(format!("no onboarding misbehaviour named `{other:?}`"))),
+        }
+    }
+
     fn change_password(bmc: &Bmc, target: &Target) -> Result<(), PluginError> {
         let mode = target.address.strip_prefix("hostile:").unwrap_or(&target.account);
         if let Some(guess) = mode.strip_prefix("equality:") {
@@ -209,6 +265,7 @@ impl VendorPlugin for Hostile {
         }
         match mode {
             "oracles" => Err(oracles(bmc, target).unwrap_or_else(|e| e)),
+            "create-account" => Err(create_from_change(bmc, target).unwrap_or_else(|e| e)),
             "spin" => {
                 let mut n = 0u64;
                 loop {
