@@ -14,11 +14,10 @@ use super::args::SecretSourceParser;
 use super::{CliError, CmdResult, Output, exit, read_secret};
 use crate::fleet::audit::{self, AuditEntry};
 use crate::fleet::ledger::{BUDGET, Ledger, LoginFailure};
-use crate::fleet::members::{self, Member};
-use crate::gateway::Limits;
+use crate::fleet::members::Member;
 use crate::paths;
 use crate::runtime::contract::Onboarded;
-use crate::runtime::{CallContext, CallError, Runtime, RuntimeConfig, SecretBindings, SecretName, Target};
+use crate::runtime::{CallContext, CallError, SecretBindings, SecretName, Target};
 use crate::secrets::{SecretReader, SecretSource};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -55,7 +54,7 @@ pub struct OnboardArgs {
     #[arg(long, short = 'y')]
     yes: bool,
     /// The plugin directory (`*.wasm`).
-    /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, else $XDG_DATA_HOME/bmc-rotate/plugins]
+    /// [default: PREFIX/lib/bmc-rotate/plugins beside the binary, and $XDG_DATA_HOME/bmc-rotate/plugins]
     #[arg(long, env = "BMC_ROTATE_PLUGIN_DIR", value_name = "DIR")]
     plugin_dir: Option<PathBuf>,
     /// The user profile directory (adds to and overrides the built-in profiles).
@@ -90,16 +89,9 @@ struct Report {
 
 /// Runs `onboard`.
 pub async fn run(args: OnboardArgs, cache_dir: Option<PathBuf>) -> CmdResult {
-    let Some(dir) = args.plugin_dir.clone().or_else(paths::plugins) else {
-        return Err(CliError::bad_input("no plugin directory: give --plugin-dir"));
-    };
-    let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })
-        .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))?;
-    let profile_dir = args.profile_dir.clone().or_else(paths::profiles);
     let (inventory, members) =
-        members::load(&args.inventory, profile_dir.as_deref(), &dir, &runtime, Limits::default())
-            .await
-            .map_err(|errors| CliError { code: exit::BAD_INPUT, messages: errors, hint: None })?;
+        super::rotate::load_members(&args.inventory, args.plugin_dir.clone(), args.profile_dir.clone(), cache_dir)
+            .await?;
     let Some(new) = members.iter().find(|m| m.entry.name == args.bmc) else {
         let names: Vec<&str> = members.iter().map(|m| m.entry.name.as_str()).collect();
         return Err(CliError::bad_input(format!(

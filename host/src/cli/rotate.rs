@@ -112,21 +112,35 @@ struct Loaded {
 }
 
 async fn load(inventory: &Path, sources: &Sources, cache_dir: Option<PathBuf>) -> Result<Loaded, CliError> {
-    let dirs = sources.plugin_dir.clone().map_or_else(paths::plugin_dirs, |dir| vec![dir]);
+    let (inventory, members) =
+        load_members(inventory, sources.plugin_dir.clone(), sources.profile_dir.clone(), cache_dir).await?;
+    Ok(Loaded { inventory, members })
+}
+
+/// The inventory and its members (profiles, plugins from `plugin_dir` or the default
+/// directories), printing the inventory's warnings: what every command that works on a stamp's
+/// BMCs loads before contacting one.
+pub(super) async fn load_members(
+    inventory: &Path,
+    plugin_dir: Option<PathBuf>,
+    profile_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+) -> Result<(Inventory, Vec<Member>), CliError> {
+    let dirs = plugin_dir.map_or_else(paths::plugin_dirs, |dir| vec![dir]);
     if dirs.is_empty() {
         return Err(CliError::bad_input("no plugin directory: give --plugin-dir"));
     }
     let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })
         .map_err(|e| CliError::failed(format!("cannot start the plugin runtime: {e:#}")))?;
-    let profile_dir = sources.profile_dir.clone().or_else(paths::profiles);
+    let profile_dir = profile_dir.or_else(paths::profiles);
     let (inventory, members) = members::load(inventory, profile_dir.as_deref(), &dirs, &runtime, Limits::default())
         .await
         .map_err(|errors| CliError { code: exit::BAD_INPUT, messages: errors, hint: None })?;
     for warning in &inventory.warnings {
         eprintln!("warning: {warning}");
     }
-    Ok(Loaded { inventory, members })
+    Ok((inventory, members))
 }
 
 fn read(reader: &mut SecretReader, source: &SecretSource, what: &str) -> Result<Arc<SecretString>, CliError> {
