@@ -104,7 +104,11 @@ fn a_missing_directory_is_bad_input() {
     let out = run(&["plugins", "list", "--dir", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("no plugins (*.wasm) in"), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("hint: plugins are `.wasm` files in"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("hint: `bmc-rotate plugins install FILE.wasm` puts a plugin in"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
