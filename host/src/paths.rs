@@ -38,7 +38,19 @@ pub fn plugin_cache() -> Option<PathBuf> {
 /// unpinned profile with two files of one id is refused (`fleet::members::choose`).
 pub fn plugin_dirs() -> Vec<PathBuf> {
     let exe = std::env::current_exe().ok();
-    exe.as_deref().and_then(beside_binary).into_iter().chain(user_plugins()).collect()
+    let mut dirs: Vec<PathBuf> = exe.as_deref().and_then(beside_binary).into_iter().collect();
+    // One directory reached both ways (XDG_DATA_HOME pointing into the release) is read once:
+    // read twice, each plugin would be its own duplicate.
+    if let Some(user) = user_plugins()
+        && !dirs.iter().any(|d| same_dir(d, &user))
+    {
+        dirs.push(user);
+    }
+    dirs
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 /// The user's plugins: `$XDG_DATA_HOME/bmc-rotate/plugins` (`~/.local/share/bmc-rotate/plugins`),

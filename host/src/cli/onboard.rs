@@ -13,6 +13,9 @@
 use super::args::SecretSourceParser;
 use super::{CliError, CmdResult, Output, exit, read_secret};
 use crate::fleet::audit::{self, AuditEntry};
+use crate::fleet::engine;
+use crate::fleet::inventory::Inventory;
+use crate::fleet::journal;
 use crate::fleet::ledger::{BUDGET, Ledger, LoginFailure};
 use crate::fleet::members::Member;
 use crate::paths;
@@ -21,7 +24,7 @@ use crate::runtime::{CallContext, CallError, SecretBindings, SecretName, Target}
 use crate::secrets::{SecretReader, SecretSource};
 use secrecy::SecretString;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -139,6 +142,8 @@ pub async fn run(args: OnboardArgs, cache_dir: Option<PathBuf>) -> CmdResult {
         )));
     }
     let _lock = super::lock_stamp(&inventory, "onboard", None)?;
+    let audit_log = args.audit_log.clone().or_else(paths::audit_log);
+    unfinished_run(audit_log.as_deref(), &inventory, &new.entry.name)?;
     let mut reader = SecretReader::default();
     let stamp_password = Arc::new(read_secret(&mut reader, &args.bmc_password, "the stamp's current BMC password")?);
     let what = format!("the password of `{}` on {}", args.from_user, new.entry.name);
@@ -146,7 +151,6 @@ pub async fn run(args: OnboardArgs, cache_dir: Option<PathBuf>) -> CmdResult {
     if !args.yes && !confirm(&inventory.bmc_user, new, &args.from_user)? {
         return Err(CliError::failed("not confirmed; nothing was changed"));
     }
-    let audit_log = args.audit_log.clone().or_else(paths::audit_log);
     let record = |outcome: &str| {
         let bmcs = vec![existing.entry.name.clone(), new.entry.name.clone()];
         let entry = AuditEntry::now("onboard", &inventory.stamp, bmcs, outcome, None);
@@ -262,7 +266,9 @@ impl Steps<'_> {
         let secrets = SecretBindings::new().bind(SecretName::LoginPassword, self.stamp_password.clone());
         let checked = existing.plugin.verify(context(existing, secrets), &existing.target).await.result;
         if let Err(e) = checked {
-            let refused = self.count(existing, &e).is_some();
+            // A login cut short (deadline, trap) counts against the budget but says nothing of
+            // the password: only a refusal is "not accepted".
+            let refused = self.count(existing, &e).is_some_and(LoginFailure::refused);
             let error = CliError::failed(format!(
                 "{}: the stamp password was not accepted for `{}`: {e}{}; nothing was changed on {}",
                 existing.entry.name,
@@ -301,9 +307,11 @@ impl Steps<'_> {
                     CallError::Plugin(p) if p.kind == crate::runtime::ErrorKind::Ambiguous => {
                         "the account may or may not have been set up"
                     }
-                    CallError::SecretEchoed(_) | CallError::Deadline(_) | CallError::Trap(_) | CallError::Panic(_) => {
-                        "the account may or may not have been set up"
-                    }
+                    CallError::SecretEchoed(_)
+                    | CallError::Deadline(_)
+                    | CallError::Trap(_)
+                    | CallError::Panic(_)
+                    | CallError::Memory { .. } => "the account may or may not have been set up",
                     _ => "the account was not set up",
                 };
                 let error = CliError::failed(format!(
@@ -368,6 +376,40 @@ impl Steps<'_> {
         self.ledger.record(&member.entry.name);
         Some(failure)
     }
+}
+
+/// Refuses to onboard while the stamp's last rotation is unfinished: its BMCs may hold two
+/// passwords, so which one the new node must take is not known, and the new node would change the
+/// BMC set a later `rotate` matches that run by. Read as `rotate` reads it (audit log, then that
+/// run's journal); a log or journal that cannot be read tells nothing.
+fn unfinished_run(audit_log: Option<&Path>, inventory: &Inventory, new_bmc: &str) -> Result<(), CliError> {
+    let stamp = inventory.stamp.as_str();
+    let Some(path) = audit_log.and_then(|log| audit::last_run(log, stamp)).and_then(|e| e.journal) else {
+        return Ok(());
+    };
+    let Ok(state) = journal::read_all(&path).and_then(|contents| engine::state_of(&contents)) else {
+        return Ok(());
+    };
+    if state.converged() || !journal::any_change(&path) || state.bmc_user != inventory.bmc_user {
+        return Ok(());
+    }
+    // The run covered the stamp without the new node (as it was) or with it.
+    let digest = |bmcs: Vec<&crate::fleet::inventory::BmcEntry>| {
+        crate::fleet::lock::address_digest(
+            bmcs.into_iter().map(|b| crate::fleet::inventory::canonical_address(&b.endpoint)),
+        )
+    };
+    let without: Vec<_> = inventory.bmcs.iter().filter(|b| b.name != new_bmc).collect();
+    let ran_on = state.bmcs_sha256.as_deref();
+    if ran_on != Some(digest(without).as_str()) && ran_on != Some(digest(inventory.bmcs.iter().collect()).as_str()) {
+        return Ok(());
+    }
+    let shown = crate::fleet::lock::printable(&path.to_string_lossy());
+    Err(CliError::bad_input(format!(
+        "the last run on stamp {stamp} did not finish (journal {shown}): its BMCs may hold two passwords, so the \
+         one for {new_bmc} is not known. Converge it first with `bmc-rotate resume --journal {shown}`; nothing was \
+         contacted"
+    )))
 }
 
 fn context(member: &Member, secrets: SecretBindings) -> CallContext {

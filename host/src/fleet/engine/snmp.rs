@@ -132,10 +132,14 @@ pub(crate) async fn check_each(
 }
 
 /// Checks SNMPv3 again on every BMC of `fleet` that holds a known password once the passwords
-/// agree: a BMC whose SNMPv3 side did not follow (a passphrase refused, a setting lost) is named
+/// agree, unless the run was stopped: a BMC whose SNMPv3 side did not follow (a passphrase refused, a setting lost) is named
 /// in `notes`, with what to change, unless `quiet_if` says the problem was already reported. The
 /// outcome stands: the passwords already agree.
 pub(crate) async fn check_after(fleet: &Fleet, quiet_if: impl Fn(&Bmc) -> bool, notes: &mut Vec<String>) {
+    // A stop (Ctrl-C, SIGTERM) starts nothing new: these are logins too.
+    if fleet.cancel.is_cancelled() {
+        return;
+    }
     let password_of = |bmc: &Bmc| match bmc.holds {
         Which::New => Some(fleet.new.clone()),
         Which::Old => Some(fleet.old.clone()),
