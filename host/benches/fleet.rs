@@ -5,8 +5,8 @@
 //! adds, after each rotation, a `resume` doing the same work — see [`resume_case`];
 //! `--stamps S N C` rotates S stamps of N BMCs each at 0 ms, C stamps at once — see
 //! [`stamps_case`]; `--fixed RUNS` times the `bmc-rotate` binary on one 16-BMC stamp with a cold
-//! and a warm plugin cache — see [`fixed_case`]; `--peers N LATENCY_MS CONCURRENCY` compares it
-//! with Ansible — see [`peers_case`]; `--compile` times compiling the plugins under each Cranelift
+//! and a warm plugin cache — see `external::fixed_case`; `--peers N LATENCY_MS CONCURRENCY` compares it
+//! with Ansible — see `external::peers_case`; `--compile` times compiling the plugins under each Cranelift
 //! configuration — see [`compile_case`]).
 //!
 //! The lab runs in a child process (this same binary, re-executed), so CPU time and peak RSS
@@ -409,218 +409,224 @@ async fn case(runtime: &Runtime, plugins: &Path, n: u32, latency_ms: u64, concur
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The peer comparison's fleet: two generations of each vendor, as in issue 20's reference run.
-const PEER_PERSONAS: &str = "dell-idrac9,dell-idrac10,hpe-ilo5,hpe-ilo6,lenovo-xcc2,lenovo-xcc3";
-/// The Ansible `.ci/ansible.sh` and `lab/conformance/clients.sh` install (community.general
-/// comes with the `ansible` package).
-const ANSIBLE_CORE: &str = "2.19.14";
-const ANSIBLE: &str = "12.3.0";
+/// The cases that run other programs (`--fixed`, `--peers`): their CPU time is the children's,
+/// read with `getrusage(RUSAGE_CHILDREN)`, which Windows does not have.
+#[cfg(unix)]
+mod external {
+    use super::*;
 
-/// A finished child process: its wall time, the CPU time (user + system) of it and every
-/// descendant it waited for, and the largest peak RSS among them.
-struct Measured {
-    wall: Duration,
-    cpu: Duration,
-    peak_rss_mib: u64,
-}
+    /// The peer comparison's fleet: two generations of each vendor, as in issue 20's reference run.
+    const PEER_PERSONAS: &str = "dell-idrac9,dell-idrac10,hpe-ilo5,hpe-ilo6,lenovo-xcc2,lenovo-xcc3";
+    /// The Ansible `.ci/ansible.sh` and `lab/conformance/clients.sh` install (community.general
+    /// comes with the `ansible` package).
+    const ANSIBLE_CORE: &str = "2.19.14";
+    const ANSIBLE: &str = "12.3.0";
 
-/// CPU time and largest peak RSS (KiB) of this process's children that have been waited for.
-fn children_usage() -> (Duration, u64) {
-    // SAFETY: getrusage fills a plain struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable rusage for the call to fill.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss as u64)
-}
+    /// A finished child process: its wall time, the CPU time (user + system) of it and every
+    /// descendant it waited for, and the largest peak RSS among them.
+    struct Measured {
+        wall: Duration,
+        cpu: Duration,
+        peak_rss_mib: u64,
+    }
 
-/// Runs `command` to its end (it must succeed). The lab child is still running, so the CPU
-/// counted is this command's and its descendants' alone.
-fn measure(mut command: Command) -> Measured {
-    let cpu0 = children_usage().0;
-    let started = Instant::now();
-    let out = command.stdin(Stdio::null()).output().unwrap();
-    let wall = started.elapsed();
-    let (cpu1, rss_kib) = children_usage();
-    assert!(
-        out.status.success(),
-        "{:?} failed ({}):\n{}\n{}",
-        command.get_program(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Measured { wall, cpu: cpu1 - cpu0, peak_rss_mib: rss_kib / 1024 }
-}
+    /// CPU time and largest peak RSS (KiB) of this process's children that have been waited for.
+    fn children_usage() -> (Duration, u64) {
+        // SAFETY: getrusage fills a plain struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is a valid, writable rusage for the call to fill.
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss as u64)
+    }
 
-/// The `bmc-rotate` binary rotating the lab stamp in `dir` from `from` to `to` (a whole run:
-/// plan, preflight with the PEP check, change, verify, journal, PEP store), with its compiled
-/// plugins cached in `cache`.
-fn rotate_command(dir: &Path, cache: &Path, from: &str, to: &str, concurrency: usize, run: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
-    command
-        .args(["rotate", "--inventory"])
-        .arg(dir.join("inventory.toml"))
-        .arg("--plugin-dir")
-        .arg(bmc_tests::vendor_plugin_dir())
-        .arg("--audit-log")
-        .arg(dir.join("audit.jsonl"))
-        .arg("--journal")
-        .arg(dir.join(format!("{run}.jsonl")))
-        .args(["--bmc-password", "env:BENCH_FROM", "--new-password", "env:BENCH_TO"])
-        .args(["--cloudadmin-password", "env:BENCH_CLOUDADMIN", "--concurrency"])
-        .arg(concurrency.to_string())
-        .args(["--yes", "--output", "json"])
-        .env("BMC_ROTATE_CACHE_DIR", cache)
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("BENCH_FROM", from)
-        .env("BENCH_TO", to)
-        .env("BENCH_CLOUDADMIN", LAB_CLOUDADMIN_PASSWORD);
-    command
-}
+    /// Runs `command` to its end (it must succeed). The lab child is still running, so the CPU
+    /// counted is this command's and its descendants' alone.
+    fn measure(mut command: Command) -> Measured {
+        let cpu0 = children_usage().0;
+        let started = Instant::now();
+        let out = command.stdin(Stdio::null()).output().unwrap();
+        let wall = started.elapsed();
+        let (cpu1, rss_kib) = children_usage();
+        assert!(
+            out.status.success(),
+            "{:?} failed ({}):\n{}\n{}",
+            command.get_program(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Measured { wall, cpu: cpu1 - cpu0, peak_rss_mib: rss_kib / 1024 }
+    }
 
-/// The password of the `k`th run of a sequence (each new, so no BMC's history refuses it; no
-/// character three times in a row, which some BMCs refuse).
-fn nth_password(k: usize) -> String {
-    format!("Bench-Run{k}_Xy")
-}
+    /// The `bmc-rotate` binary rotating the lab stamp in `dir` from `from` to `to` (a whole run:
+    /// plan, preflight with the PEP check, change, verify, journal, PEP store), with its compiled
+    /// plugins cached in `cache`.
+    fn rotate_command(dir: &Path, cache: &Path, from: &str, to: &str, concurrency: usize, run: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bmc-rotate"));
+        command
+            .args(["rotate", "--inventory"])
+            .arg(dir.join("inventory.toml"))
+            .arg("--plugin-dir")
+            .arg(bmc_tests::vendor_plugin_dir())
+            .arg("--audit-log")
+            .arg(dir.join("audit.jsonl"))
+            .arg("--journal")
+            .arg(dir.join(format!("{run}.jsonl")))
+            .args(["--bmc-password", "env:BENCH_FROM", "--new-password", "env:BENCH_TO"])
+            .args(["--cloudadmin-password", "env:BENCH_CLOUDADMIN", "--concurrency"])
+            .arg(concurrency.to_string())
+            .args(["--yes", "--output", "json"])
+            .env("BMC_ROTATE_CACHE_DIR", cache)
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .env("BENCH_FROM", from)
+            .env("BENCH_TO", to)
+            .env("BENCH_CLOUDADMIN", LAB_CLOUDADMIN_PASSWORD);
+        command
+    }
 
-/// A fresh scratch directory for a case.
-fn scratch(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bmc-rotate-fleet-bench-{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+    /// The password of the `k`th run of a sequence (each new, so no BMC's history refuses it; no
+    /// character three times in a row, which some BMCs refuse).
+    fn nth_password(k: usize) -> String {
+        format!("Bench-Run{k}_Xy")
+    }
 
-/// `--fixed RUNS`: the fixed cost of a run. One 16-BMC stamp at 0 ms rotated RUNS times by the
-/// `bmc-rotate` binary, alternately with an empty plugin cache (every plugin the inventory uses
-/// compiled) and a warm one; per run the process's wall time, CPU time and peak RSS.
-fn fixed_case(runs: usize) {
-    let dir = scratch("fixed");
-    let _lab = spawn_lab(&["--serve-lab", "16", "0", dir.to_str().unwrap()]);
-    let warm_cache = dir.join("warm-cache");
-    let mut from = OLD.to_owned();
-    let (mut cold, mut warm) = (Vec::new(), Vec::new());
-    for k in 0..runs * 2 {
-        let to = nth_password(k);
-        let is_cold = k % 2 == 0;
-        let cache = if is_cold { dir.join(format!("cold-cache-{k}")) } else { warm_cache.clone() };
-        if !is_cold && !warm_cache.exists() {
-            // Fill the warm cache with one dry run first.
-            let mut fill = rotate_command(&dir, &warm_cache, &from, &to, 16, "fill");
-            fill.arg("--dry-run");
-            measure(fill);
+    /// A fresh scratch directory for a case.
+    fn scratch(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bmc-rotate-fleet-bench-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// `--fixed RUNS`: the fixed cost of a run. One 16-BMC stamp at 0 ms rotated RUNS times by the
+    /// `bmc-rotate` binary, alternately with an empty plugin cache (every plugin the inventory uses
+    /// compiled) and a warm one; per run the process's wall time, CPU time and peak RSS.
+    pub(super) fn fixed_case(runs: usize) {
+        let dir = scratch("fixed");
+        let _lab = spawn_lab(&["--serve-lab", "16", "0", dir.to_str().unwrap()]);
+        let warm_cache = dir.join("warm-cache");
+        let mut from = OLD.to_owned();
+        let (mut cold, mut warm) = (Vec::new(), Vec::new());
+        for k in 0..runs * 2 {
+            let to = nth_password(k);
+            let is_cold = k % 2 == 0;
+            let cache = if is_cold { dir.join(format!("cold-cache-{k}")) } else { warm_cache.clone() };
+            if !is_cold && !warm_cache.exists() {
+                // Fill the warm cache with one dry run first.
+                let mut fill = rotate_command(&dir, &warm_cache, &from, &to, 16, "fill");
+                fill.arg("--dry-run");
+                measure(fill);
+            }
+            let m = measure(rotate_command(&dir, &cache, &from, &to, 16, &format!("run-{k}")));
+            println!(
+                "   16 BMCs 0 ms, bmc-rotate rotate, {} plugin cache: wall {:>5.3}s  CPU {:>4.0} ms  peak RSS {:>4} MiB",
+                if is_cold { "cold" } else { "warm" },
+                m.wall.as_secs_f64(),
+                m.cpu.as_secs_f64() * 1000.0,
+                m.peak_rss_mib
+            );
+            if is_cold {
+                cold.push(m)
+            } else {
+                warm.push(m)
+            };
+            from = to;
         }
-        let m = measure(rotate_command(&dir, &cache, &from, &to, 16, &format!("run-{k}")));
-        println!(
-            "   16 BMCs 0 ms, bmc-rotate rotate, {} plugin cache: wall {:>5.3}s  CPU {:>4.0} ms  peak RSS {:>4} MiB",
-            if is_cold { "cold" } else { "warm" },
-            m.wall.as_secs_f64(),
-            m.cpu.as_secs_f64() * 1000.0,
-            m.peak_rss_mib
+        for (label, runs) in [("cold", &cold), ("warm", &warm)] {
+            let range = |f: &dyn Fn(&Measured) -> f64| {
+                let values: Vec<f64> = runs.iter().map(f).collect();
+                (values.iter().cloned().fold(f64::MAX, f64::min), values.iter().cloned().fold(0.0, f64::max))
+            };
+            let (w0, w1) = range(&|m| m.wall.as_secs_f64());
+            let (c0, c1) = range(&|m| m.cpu.as_secs_f64() * 1000.0);
+            println!("      {label}: wall {w0:.3}–{w1:.3} s, CPU {c0:.0}–{c1:.0} ms over {} runs", runs.len());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The venv's `ansible-playbook`, installed as the CI scripts install it when missing.
+    fn ansible_playbook() -> PathBuf {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("ansible-venv");
+        let playbook = venv.join("bin/ansible-playbook");
+        let general = std::fs::read_dir(venv.join("lib"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+            .map(|python| python.path().join("site-packages/ansible_collections/community/general").exists());
+        if general != Some(true) {
+            eprintln!("installing ansible-core {ANSIBLE_CORE} and ansible {ANSIBLE} into {}", venv.display());
+            let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?} failed");
+            ok(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            ok(Command::new(venv.join("bin/pip"))
+                .args(["install", "-q"])
+                .args([format!("ansible-core=={ANSIBLE_CORE}"), format!("ansible=={ANSIBLE}")]));
+        }
+        playbook
+    }
+
+    /// `--peers N LATENCY CONCURRENCY`: the same stamp (N BMCs, as many of each of
+    /// [`PEER_PERSONAS`], every answer delayed by LATENCY ms, the lab in its own process) rotated by
+    /// the `bmc-rotate` binary with an empty plugin cache (the whole run: preflight, PEP check,
+    /// change, verify, PEP store) and changed by Ansible's `community.general.redfish_command
+    /// UpdateUserPassword` (the change alone, an administrator account setting the rotation
+    /// account's password, certificates verified, CONCURRENCY forks). Reports each one's wall time
+    /// and CPU per BMC (the process and everything it waited for), and the ratios.
+    pub(super) fn peers_case(n: u32, latency_ms: u64, concurrency: usize) {
+        let playbook = ansible_playbook();
+        let dir = scratch("peers");
+        let _lab =
+            spawn_lab(&["--serve-lab", &n.to_string(), &latency_ms.to_string(), dir.to_str().unwrap(), PEER_PERSONAS]);
+        let ours = measure(rotate_command(&dir, &dir.join("cold-cache"), OLD, NEW, concurrency, "peers"));
+
+        let mut hosts = format!(
+            "all:\n  vars:\n    ansible_connection: local\n    ansible_python_interpreter: {}\n    admin_password: \"{OLD}\"\n    rotation_user: azsbmc\n    new_password: \"{THIRD}\"\n  hosts:\n",
+            playbook.with_file_name("python").display()
         );
-        if is_cold {
-            cold.push(m)
-        } else {
-            warm.push(m)
-        };
-        from = to;
-    }
-    for (label, runs) in [("cold", &cold), ("warm", &warm)] {
-        let range = |f: &dyn Fn(&Measured) -> f64| {
-            let values: Vec<f64> = runs.iter().map(f).collect();
-            (values.iter().cloned().fold(f64::MAX, f64::min), values.iter().cloned().fold(0.0, f64::max))
-        };
-        let (w0, w1) = range(&|m| m.wall.as_secs_f64());
-        let (c0, c1) = range(&|m| m.cpu.as_secs_f64() * 1000.0);
-        println!("      {label}: wall {w0:.3}–{w1:.3} s, CPU {c0:.0}–{c1:.0} ms over {} runs", runs.len());
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-}
+        for line in std::fs::read_to_string(dir.join("bmcs.txt")).unwrap().lines() {
+            let [name, addr, admin, cert] = line.split(' ').collect::<Vec<_>>()[..] else { panic!("bmcs.txt: {line}") };
+            hosts.push_str(&format!(
+                "    {name}:\n      baseuri: \"{addr}\"\n      admin_user: \"{admin}\"\n      ca_path: {cert}\n"
+            ));
+        }
+        std::fs::write(dir.join("hosts.yml"), hosts).unwrap();
+        std::fs::write(dir.join("change.yml"), ANSIBLE_CHANGE).unwrap();
+        let mut ansible = Command::new(&playbook);
+        ansible
+            .arg("-f")
+            .arg(concurrency.to_string())
+            .arg("-i")
+            .arg(dir.join("hosts.yml"))
+            .arg(dir.join("change.yml"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_LOCAL_TEMP", dir.join("ansible-tmp"))
+            .env("ANSIBLE_HOME", dir.join("ansible-home"))
+            .env("XDG_CACHE_HOME", dir.join("xdg-cache"));
+        let theirs = measure(ansible);
 
-/// The venv's `ansible-playbook`, installed as the CI scripts install it when missing.
-fn ansible_playbook() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("ansible-venv");
-    let playbook = venv.join("bin/ansible-playbook");
-    let general = std::fs::read_dir(venv.join("lib"))
-        .ok()
-        .and_then(|mut d| d.next())
-        .and_then(Result::ok)
-        .map(|python| python.path().join("site-packages/ansible_collections/community/general").exists());
-    if general != Some(true) {
-        eprintln!("installing ansible-core {ANSIBLE_CORE} and ansible {ANSIBLE} into {}", venv.display());
-        let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?} failed");
-        ok(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        ok(Command::new(venv.join("bin/pip"))
-            .args(["install", "-q"])
-            .args([format!("ansible-core=={ANSIBLE_CORE}"), format!("ansible=={ANSIBLE}")]));
-    }
-    playbook
-}
-
-/// `--peers N LATENCY CONCURRENCY`: the same stamp (N BMCs, as many of each of
-/// [`PEER_PERSONAS`], every answer delayed by LATENCY ms, the lab in its own process) rotated by
-/// the `bmc-rotate` binary with an empty plugin cache (the whole run: preflight, PEP check,
-/// change, verify, PEP store) and changed by Ansible's `community.general.redfish_command
-/// UpdateUserPassword` (the change alone, an administrator account setting the rotation
-/// account's password, certificates verified, CONCURRENCY forks). Reports each one's wall time
-/// and CPU per BMC (the process and everything it waited for), and the ratios.
-fn peers_case(n: u32, latency_ms: u64, concurrency: usize) {
-    let playbook = ansible_playbook();
-    let dir = scratch("peers");
-    let _lab =
-        spawn_lab(&["--serve-lab", &n.to_string(), &latency_ms.to_string(), dir.to_str().unwrap(), PEER_PERSONAS]);
-    let ours = measure(rotate_command(&dir, &dir.join("cold-cache"), OLD, NEW, concurrency, "peers"));
-
-    let mut hosts = format!(
-        "all:\n  vars:\n    ansible_connection: local\n    ansible_python_interpreter: {}\n    admin_password: \"{OLD}\"\n    rotation_user: azsbmc\n    new_password: \"{THIRD}\"\n  hosts:\n",
-        playbook.with_file_name("python").display()
-    );
-    for line in std::fs::read_to_string(dir.join("bmcs.txt")).unwrap().lines() {
-        let [name, addr, admin, cert] = line.split(' ').collect::<Vec<_>>()[..] else { panic!("bmcs.txt: {line}") };
-        hosts.push_str(&format!(
-            "    {name}:\n      baseuri: \"{addr}\"\n      admin_user: \"{admin}\"\n      ca_path: {cert}\n"
-        ));
-    }
-    std::fs::write(dir.join("hosts.yml"), hosts).unwrap();
-    std::fs::write(dir.join("change.yml"), ANSIBLE_CHANGE).unwrap();
-    let mut ansible = Command::new(&playbook);
-    ansible
-        .arg("-f")
-        .arg(concurrency.to_string())
-        .arg("-i")
-        .arg(dir.join("hosts.yml"))
-        .arg(dir.join("change.yml"))
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_LOCAL_TEMP", dir.join("ansible-tmp"))
-        .env("ANSIBLE_HOME", dir.join("ansible-home"))
-        .env("XDG_CACHE_HOME", dir.join("xdg-cache"));
-    let theirs = measure(ansible);
-
-    let per_bmc = |m: &Measured| m.cpu.as_secs_f64() * 1000.0 / f64::from(n);
-    println!("{n} BMCs ({PEER_PERSONAS}), {latency_ms} ms, {concurrency} at once, the lab in its own process:");
-    for (who, m) in [
-        ("bmc-rotate rotate (whole run, cold plugin cache)", &ours),
-        ("Ansible UpdateUserPassword (change only)", &theirs),
-    ] {
+        let per_bmc = |m: &Measured| m.cpu.as_secs_f64() * 1000.0 / f64::from(n);
+        println!("{n} BMCs ({PEER_PERSONAS}), {latency_ms} ms, {concurrency} at once, the lab in its own process:");
+        for (who, m) in [
+            ("bmc-rotate rotate (whole run, cold plugin cache)", &ours),
+            ("Ansible UpdateUserPassword (change only)", &theirs),
+        ] {
+            println!(
+                "   {who:<50} wall {:>6.2}s  CPU/BMC {:>7.2} ms  peak RSS {:>4} MiB",
+                m.wall.as_secs_f64(),
+                per_bmc(m),
+                m.peak_rss_mib
+            );
+        }
         println!(
-            "   {who:<50} wall {:>6.2}s  CPU/BMC {:>7.2} ms  peak RSS {:>4} MiB",
-            m.wall.as_secs_f64(),
-            per_bmc(m),
-            m.peak_rss_mib
+            "   Ansible / bmc-rotate: CPU per BMC {:.0}×, wall {:.1}×",
+            per_bmc(&theirs) / per_bmc(&ours),
+            theirs.wall.as_secs_f64() / ours.wall.as_secs_f64()
         );
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    println!(
-        "   Ansible / bmc-rotate: CPU per BMC {:.0}×, wall {:.1}×",
-        per_bmc(&theirs) / per_bmc(&ours),
-        theirs.wall.as_secs_f64() / ours.wall.as_secs_f64()
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-}
 
-/// The Ansible side of `--peers`: the change, as `lab/conformance/clients.yml` makes it.
-const ANSIBLE_CHANGE: &str = r#"- name: Rotation account's password through Redfish
+    /// The Ansible side of `--peers`: the change, as `lab/conformance/clients.yml` makes it.
+    const ANSIBLE_CHANGE: &str = r#"- name: Rotation account's password through Redfish
   hosts: all
   gather_facts: false
   tasks:
@@ -637,6 +643,7 @@ const ANSIBLE_CHANGE: &str = r#"- name: Rotation account's password through Redf
         ca_path: "{{ ca_path }}"
       no_log: true
 "#;
+}
 
 /// `--compile`: what compiling the vendor plugins costs under each Cranelift configuration the
 /// engine could use (the engine's own settings otherwise): CPU time (all threads; compilation is
@@ -711,14 +718,21 @@ fn main() {
         compile_case();
         return;
     }
+    #[cfg(unix)]
     if let Some(at) = args.iter().position(|a| a == "--fixed") {
-        fixed_case(args.get(at + 1).and_then(|a| a.parse().ok()).unwrap_or(5));
+        external::fixed_case(args.get(at + 1).and_then(|a| a.parse().ok()).unwrap_or(5));
         return;
     }
+    #[cfg(unix)]
     if let Some(at) = args.iter().position(|a| a == "--peers") {
         let number = |i: usize, default: u64| args.get(at + i).and_then(|a| a.parse().ok()).unwrap_or(default);
-        peers_case(number(1, 60) as u32, number(2, 20), number(3, 16) as usize);
+        external::peers_case(number(1, 60) as u32, number(2, 20), number(3, 16) as usize);
         return;
+    }
+    #[cfg(not(unix))]
+    if args.iter().any(|a| a == "--fixed" || a == "--peers") {
+        eprintln!("--fixed and --peers measure child processes with getrusage: run them on Linux");
+        std::process::exit(2);
     }
     if let Some(at) = args.iter().position(|a| a == "--stamps") {
         let number = |i: usize| -> u32 { args.get(at + i).and_then(|a| a.parse().ok()).expect("--stamps S N C") };
