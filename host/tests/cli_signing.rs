@@ -63,29 +63,30 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `rotate --dry-run --yes --output json` of the inventory, with the lab's secrets.
+fn dry_run_args(inventory: &str) -> Vec<&str> {
+    vec![
+        "rotate",
+        "--inventory",
+        inventory,
+        "--bmc-password",
+        "env:SIG_OLD",
+        "--cloudadmin-password",
+        "env:SIG_CLOUD",
+        "--new-password",
+        "env:SIG_CLOUD",
+        "--dry-run",
+        "--yes",
+        "--output",
+        "json",
+    ]
+}
+
 /// `rotate --dry-run` of the stamp with these plugins and the profiles of `profile_dir`.
 fn dry_run(stamp: &StampLab, plugins: &Path, profile_dir: &Path) -> Output {
-    let inventory = stamp.inventory.to_str().unwrap();
-    bmc_rotate(
-        &[
-            "rotate",
-            "--inventory",
-            inventory,
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            "--bmc-password",
-            "env:SIG_OLD",
-            "--cloudadmin-password",
-            "env:SIG_CLOUD",
-            "--new-password",
-            "env:SIG_CLOUD",
-            "--dry-run",
-            "--yes",
-            "--output",
-            "json",
-        ],
-        profile_dir,
-    )
+    let mut args = dry_run_args(stamp.inventory.to_str().unwrap());
+    args.extend(["--plugin-dir", plugins.to_str().unwrap()]);
+    bmc_rotate(&args, profile_dir)
 }
 
 fn copy_dell(to: &Path) -> PathBuf {
@@ -408,23 +409,7 @@ async fn an_installed_release_reads_its_own_plugins_and_the_ones_the_operator_in
     .unwrap();
     let stamp = StampLab::start(spec, PepConfig::default(), &work.join("stamp")).await.unwrap();
     let inventory = stamp.inventory.to_str().unwrap();
-    let out = tokio::task::block_in_place(|| {
-        installed(&[
-            "rotate",
-            "--inventory",
-            inventory,
-            "--bmc-password",
-            "env:SIG_OLD",
-            "--cloudadmin-password",
-            "env:SIG_CLOUD",
-            "--new-password",
-            "env:SIG_CLOUD",
-            "--dry-run",
-            "--yes",
-            "--output",
-            "json",
-        ])
-    });
+    let out = tokio::task::block_in_place(|| installed(&dry_run_args(inventory)));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["report"]["outcome"], "dry-run", "{json}");
