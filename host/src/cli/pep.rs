@@ -99,10 +99,15 @@ pub(super) fn transcript_share(
     Ok(Some(TranscriptShare { path: path.clone(), user: user.clone(), password }))
 }
 
-/// The client `kind` names.
+/// The client `kind` names. The native client's RSA key pair starts generating now, on a thread
+/// of its own, so the step's first session finds it ready.
 pub fn client(kind: PepClientKind) -> Result<AnyClient, PepError> {
     Ok(match kind {
-        PepClientKind::Native => AnyClient::Native(NativeClient),
+        PepClientKind::Native => {
+            // The thread runs on when its handle is dropped.
+            drop(bmc_winrm::psrp::crypto::ClientKey::prepare());
+            AnyClient::Native(NativeClient)
+        }
         PepClientKind::Powershell => AnyClient::PowerShell(PowerShellClient::discover()?),
     })
 }

@@ -22,8 +22,9 @@
 //! ambiguous partial encodings that leave a literal `%` (or a literal `+` where `+` means space)
 //! next to encoded characters.
 
+use super::automata::{self, Style};
 use super::redact::MIN_SCRUB_LEN;
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use secrecy::{ExposeSecret, SecretString};
@@ -70,6 +71,9 @@ pub struct EchoDetector {
     folded: Option<AhoCorasick>,
     /// An automaton could not be built: fail closed, every response counts as an echo.
     broken: bool,
+    /// A session token is among the needles: the automata are this job's alone (see
+    /// [`automata`]).
+    private: bool,
     /// How many times the automata were built (a repeated form must build none).
     #[cfg(test)]
     builds: usize,
@@ -105,6 +109,13 @@ impl EchoDetector {
         if changed {
             self.rebuild();
         }
+    }
+
+    /// A secret new to this job (a session token the BMC just issued): added like
+    /// [`EchoDetector::add_secret`], but the automata holding it are never shared with another job.
+    pub fn add_session_token(&mut self, token: &SecretString) {
+        self.private = true;
+        self.add_secret(token);
     }
 
     /// An exact byte string the host itself built (e.g. the Base64 of `user:password` it sent as
@@ -178,8 +189,7 @@ impl EchoDetector {
         }
     }
 
-    /// Rebuilds both automata. A contiguous NFA, like the redactor's: building the DFA the crate
-    /// would pick for few needles is quadratic in a needle's length; searching is linear for both.
+    /// Rebuilds both automata, or finds them built for another job with the same needles.
     fn rebuild(&mut self) {
         #[cfg(test)]
         {
@@ -191,12 +201,8 @@ impl EchoDetector {
             if needles.is_empty() {
                 return Ok(None);
             }
-            AhoCorasick::builder()
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .match_kind(MatchKind::Standard)
-                .ascii_case_insensitive(fold)
-                .build(needles)
-                .map(Some)
+            let style = if fold { Style::DetectFolded } else { Style::Detect };
+            automata::build(style, &needles, !self.private).map(Some)
         };
         match (build(false), build(true)) {
             (Ok(exact), Ok(folded)) => {

@@ -5,6 +5,7 @@
 //! secrets into the request at send time, and captures `X-Auth-Token` into a secret instead of
 //! handing it to the guest. Plain Rust, no wasm: the runtime's `http` import is a thin layer on top.
 
+mod automata;
 pub mod echo;
 mod endpoint;
 pub mod redact;

@@ -5,7 +5,8 @@
 //! scrubs each response before a guest can read it: the raw secret, its JSON-escaped form and the
 //! Basic credential it built are all replaced with [`REDACTED`].
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use super::automata::{self, Style};
+use aho_corasick::AhoCorasick;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
@@ -41,6 +42,9 @@ pub fn header_for_log<'a>(name: &str, value: &'a str) -> &'a str {
 pub struct Redactor {
     needles: Vec<Zeroizing<Vec<u8>>>,
     matcher: Option<AhoCorasick>,
+    /// A session token is among the needles: the automaton is this job's alone (see
+    /// [`automata`]).
+    private: bool,
 }
 
 impl Redactor {
@@ -73,6 +77,13 @@ impl Redactor {
         }
     }
 
+    /// A secret new to this job (a session token the BMC just issued): added like
+    /// [`Redactor::add_secret`], but the automaton holding it is never shared with another job.
+    pub fn add_session_token(&mut self, token: &SecretString) {
+        self.private = true;
+        self.add_secret(token);
+    }
+
     /// Adds one exact byte string (e.g. the Base64 Basic credential the gateway built).
     pub fn add_form(&mut self, form: &[u8]) {
         if self.push(form) {
@@ -90,14 +101,8 @@ impl Redactor {
     }
 
     fn rebuild(&mut self) {
-        // Leftmost-longest, so a secret that contains another is replaced whole. A contiguous
-        // NFA: building the DFA the crate would pick for few needles takes time quadratic
-        // in a needle's length (24 s for one of 64 KiB, measured), searching is linear for both.
-        self.matcher = AhoCorasick::builder()
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(self.needles.iter().map(|n| n.as_slice()))
-            .ok();
+        let needles: Vec<&[u8]> = self.needles.iter().map(|n| n.as_slice()).collect();
+        self.matcher = automata::build(Style::Scrub, &needles, !self.private).ok();
     }
 
     /// The bytes a caller must keep past a cut for a secret straddling it to be found whole.

@@ -177,23 +177,21 @@ impl Guard {
         match admitted {
             Admitted::Plain { path, method: Method::Get } => {
                 let Some(target) = &self.target else { return };
-                let Ok(value) = serde_json::from_slice::<Value>(body) else { return };
-                let is_account = value.get("@odata.type").and_then(Value::as_str).is_some_and(|t| {
+                let Ok(seen) = serde_json::from_slice::<Seen>(body) else { return };
+                let is_account = seen.odata_type.as_deref().is_some_and(|t| {
                     t.trim_start_matches('#').starts_with("ManagerAccount.") && t.ends_with(".ManagerAccount")
                 });
-                let user_name = value.get("UserName").and_then(Value::as_str);
+                let user_name = seen.user_name.as_deref();
                 if let (true, Some(user)) = (is_account, user_name) {
                     self.accounts_seen.retain(|(seen, _)| seen != path);
                     self.accounts_seen.push((path.clone(), user.to_owned()));
                 }
                 if is_account && user_name == Some(target.account.as_str()) {
-                    let id = value.get("Id").and_then(Value::as_str).map(str::to_owned);
-                    let id = id.unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_owned());
+                    let id = seen.id.unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_owned());
                     self.account = Some(Pinned { path: path.clone(), id });
                 }
                 // An SNMPv3 user (HPE's `HpeSNMPUser`) is the account's by its `SecurityName`.
-                let snmp_user =
-                    !is_account && value.get("SecurityName").and_then(Value::as_str) == Some(target.account.as_str());
+                let snmp_user = !is_account && seen.security_name.as_deref() == Some(target.account.as_str());
                 if snmp_user && !self.snmp_users.contains(path) {
                     self.snmp_users.push(path.clone());
                 }
@@ -623,6 +621,30 @@ pub fn normalise(path: &str) -> Result<(String, Option<String>), String> {
     Ok((normal, url.query().map(str::to_owned)))
 }
 
+/// The members of a GET's answer the guard learns from. The rest of the document is skipped
+/// unread: every GET of a job passes through here, and building the whole tree was most of the
+/// guard's cost. A member that is not a string counts as absent; a document that is not an
+/// object, or names one of these members twice, teaches the guard nothing (it then admits less).
+#[derive(serde::Deserialize)]
+struct Seen {
+    #[serde(rename = "@odata.type", default, deserialize_with = "string_or_none")]
+    odata_type: Option<String>,
+    #[serde(rename = "UserName", default, deserialize_with = "string_or_none")]
+    user_name: Option<String>,
+    #[serde(rename = "Id", default, deserialize_with = "string_or_none")]
+    id: Option<String>,
+    #[serde(rename = "SecurityName", default, deserialize_with = "string_or_none")]
+    security_name: Option<String>,
+}
+
+fn string_or_none<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize as _;
+    Ok(match Value::deserialize(value)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,6 +704,25 @@ mod tests {
             Auth::None,
             vec![text(r#"{"Password":"#), Part::SecretJson(s.new.clone()), text("}")],
         )
+    }
+
+    #[test]
+    fn the_account_is_learned_from_its_members_whatever_else_the_document_holds() {
+        let observe = |body: &str| {
+            let (mut g, s) = guard(Call::ChangePassword, crate::runtime::capabilities::BASELINE, false);
+            let admitted = g.admit(&request(Method::Get, ACCOUNT_URI, Auth::None, vec![])).unwrap();
+            g.observe(&admitted, 200, &[], body.as_bytes());
+            g.admit(&password_patch(&s, ACCOUNT_URI)).is_ok()
+        };
+        let account = r##""@odata.type":"#ManagerAccount.v1_12_0.ManagerAccount","Id":"3""##;
+        assert!(observe(&format!(
+            r#"{{{account},"UserName":"azsbmc","Links":{{"Role":[1,{{"x":null}}]}},"Oem":{{}}}}"#
+        )));
+        // Not a string, named twice, or not an object: nothing learned, so the change is refused.
+        assert!(!observe(&format!(r#"{{{account},"UserName":["azsbmc"]}}"#)));
+        assert!(!observe(&format!(r#"{{{account},"UserName":"azsbmc","UserName":"azsbmc"}}"#)));
+        assert!(!observe(&format!(r#"[{{{account},"UserName":"azsbmc"}}]"#)));
+        assert!(!observe(r##"{"@odata.type":"#ManagerAccount.v1_12_0.Other","UserName":"azsbmc"}"##));
     }
 
     #[test]

@@ -165,8 +165,8 @@ impl HttpView<'_> {
         let session_token = match inbound.session_token {
             Some(token) => {
                 let held = self.held();
-                self.redactor.add_secret(&token);
-                self.detector.add_secret(&token);
+                self.redactor.add_session_token(&token);
+                self.detector.add_session_token(&token);
                 self.limits.charge(self.held() - held + token.expose_secret().len())?;
                 Some(self.table.push(SecretHandle(Arc::new(token))).map_err(wasmtime::Error::from)?)
             }
