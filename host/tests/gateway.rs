@@ -69,6 +69,32 @@ fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap()
 }
 
+/// A server that answers every request with the client's address: one port per connection.
+async fn peer_server() -> HttpsServer {
+    let handler: bmc_lab::https::Handler = Arc::new(|_request, peer: std::net::SocketAddr| {
+        Box::pin(async move { Ok(axum::response::Response::new(axum::body::Body::from(peer.to_string()))) })
+    });
+    let identity = bmc_lab::TlsIdentity::self_signed(&[]).unwrap();
+    HttpsServer::serve(handler, identity, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_resting_gateway_closes_its_connection_only_when_the_fleet_is_too_large_to_keep_them() {
+    let server = peer_server().await;
+    for close in [false, true] {
+        let limits = Limits { close_when_resting: close, ..Limits::default() };
+        let g = gateway(&server, TlsPolicy::PinnedSha256(server.sha256()), limits);
+        let peer = |response: bmc_rotate::gateway::Response| String::from_utf8(response.body).unwrap();
+        let first = peer(g.send(&get_("/a"), None).await.unwrap());
+        assert_eq!(peer(g.send(&get_("/b"), None).await.unwrap()), first, "one connection within a phase");
+        g.rest();
+        assert_eq!(g.is_resting(), close);
+        let next = peer(g.send(&get_("/c"), None).await.unwrap());
+        assert_eq!(next != first, close, "a new connection after a rest only when closing ({first} then {next})");
+        assert!(!g.is_resting());
+    }
+}
+
 #[tokio::test]
 async fn pinned_certificate_is_accepted_and_a_different_one_refused() {
     let server = server().await;

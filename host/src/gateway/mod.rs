@@ -21,6 +21,7 @@ use secrecy::SecretString;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -35,6 +36,10 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Most requests one job (one plugin call) may send.
     pub max_requests_per_job: u32,
+    /// Whether [`Gateway::rest`] closes the BMC's connection. A fleet too large to hold one open
+    /// to every BMC between phases sets it (see `fleet::members`); a small one keeps them, as a
+    /// new connection costs a TLS handshake.
+    pub close_when_resting: bool,
 }
 
 impl Default for Limits {
@@ -44,6 +49,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             max_response_bytes: 1 << 20,
             max_requests_per_job: 200,
+            close_when_resting: false,
         }
     }
 }
@@ -133,6 +139,26 @@ impl Outbound for Gateway {
     }
 }
 
+/// A client that dials `addr` for `endpoint` with `config`, keeping idle connections 30 s.
+fn client(
+    config: rustls::ClientConfig,
+    endpoint: &Endpoint,
+    addr: SocketAddr,
+    limits: &Limits,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .resolve(&endpoint.host, addr)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(true)
+        .connect_timeout(limits.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(4)
+        .user_agent(concat!("bmc-rotate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Why a gateway could not be set up for a BMC.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -158,7 +184,10 @@ pub enum SetupError {
 
 /// The HTTP client for one BMC, shared by every job on that BMC (keep-alive).
 pub struct Gateway {
-    client: reqwest::Client,
+    /// Built when a request needs it; dropped (closing its idle connection) by [`Gateway::rest`].
+    client: Mutex<Option<reqwest::Client>>,
+    /// What the client is built from, kept to build it again after a rest.
+    config: rustls::ClientConfig,
     /// The inventory's name for the BMC, when it has one: what an operator greps a log for.
     name: Option<String>,
     endpoint: Endpoint,
@@ -200,19 +229,34 @@ impl Gateway {
         let tls_error = |reason: String| SetupError::Tls { endpoint: endpoint.clone(), policy: tls.clone(), reason };
         let (config, presented) = client_config_observed(&tls).map_err(tls_error)?;
         let origin = reqwest::Url::parse(&endpoint.origin()).map_err(|e| tls_error(format!("bad origin: {e}")))?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(config)
-            .resolve(&endpoint.host, addr)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(true)
-            .connect_timeout(limits.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(4)
-            .user_agent(concat!("bmc-rotate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| tls_error(chain(&e)))?;
-        Ok(Gateway { client, name: None, endpoint, addr, origin, tls, presented, limits })
+        let client = client(config.clone(), &endpoint, addr, &limits).map_err(|e| tls_error(chain(&e)))?;
+        let client = Mutex::new(Some(client));
+        Ok(Gateway { client, config, name: None, endpoint, addr, origin, tls, presented, limits })
+    }
+
+    /// The client, built again if [`Gateway::rest`] dropped it.
+    fn client(&self) -> Result<reqwest::Client, Failure> {
+        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let built = client(self.config.clone(), &self.endpoint, self.addr, &self.limits)
+            .map_err(|e| Failure::Connect(format!("cannot set up a client for {}: {}", self.endpoint, chain(&e))))?;
+        Ok(slot.insert(built).clone())
+    }
+
+    /// The BMC's work in this phase is done. With [`Limits::close_when_resting`], its idle
+    /// connection is closed now (a request in flight keeps its own until it ends) and the next
+    /// request opens another; otherwise nothing happens.
+    pub fn rest(&self) {
+        if self.limits.close_when_resting {
+            self.client.lock().unwrap_or_else(PoisonError::into_inner).take();
+        }
+    }
+
+    /// Whether the gateway holds a client (and with it, maybe, an idle connection).
+    pub fn is_resting(&self) -> bool {
+        self.client.lock().unwrap_or_else(PoisonError::into_inner).is_none()
     }
 
     /// Names the BMC in every log line about it (and in plugins' log lines) as the inventory does.
@@ -287,7 +331,7 @@ impl Gateway {
         }
 
         let mut builder = self
-            .client
+            .client()?
             .request(request.method.to_http(), url)
             .headers(headers)
             // The host reads only identity-encoded answers: a compressed body would hide an

@@ -235,6 +235,7 @@ impl<C: PepClient> Converging<'_, C> {
                     observer.started(&member.entry.name);
                     let Changed { holds, error, refused } =
                         change_one(&member, (&from_secret, from), (&to_secret, target), &journal, &ledger).await?;
+                    member.rest();
                     let allowed = ledger.allows(&member.entry.name);
                     if target == Which::Old && holds == Which::New && refused == Some(ErrorKind::PolicyRejected) {
                         pass.refused_back.store(true, Ordering::SeqCst);

@@ -214,6 +214,7 @@ async fn check_bmcs(
         async move {
             // No journal yet: a refused login here ends the run before anything changes.
             let identified = bmcs::identify(&bmc, &[(Which::Old, old)], (&ledger, None), &observer).await;
+            lock(&bmc).member.rest();
             if let Err(failures) = identified {
                 let mut bmc = lock(&bmc);
                 let error = format!("probe with the current password: {}", failures.join("; "));

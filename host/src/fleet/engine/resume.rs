@@ -294,6 +294,7 @@ async fn verify_all(
         let candidates = [(first, secret(first)), (other, secret(other))];
         async move {
             let identified = bmcs::identify(&bmc, &candidates, (&ledger, Some(&journal)), &observer).await;
+            lock(&bmc).member.rest();
             let note = {
                 let mut bmc = lock(&bmc);
                 match identified {

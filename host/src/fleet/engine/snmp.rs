@@ -96,6 +96,7 @@ pub(crate) async fn check(bmc: &Shared<Bmc>, password: &Arc<SecretString>) -> Sn
         ));
     }
     let answer = member.plugin.snmp_state(context(&member, password, None), &member.target).await.result;
+    member.rest();
     match answer {
         Ok(Some(state)) => SnmpCheck::of(state, &member.target.account),
         Ok(None) => SnmpCheck::not_reported("this BMC does not show it"),
