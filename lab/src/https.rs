@@ -65,6 +65,22 @@ struct Site {
 
 type Sites = Arc<RwLock<HashMap<IpAddr, Arc<Site>>>>;
 
+/// `bind()`, retried for up to two seconds while a fixed `port` is in use. A listener just dropped
+/// (a lab or PEP restarted in the same process) closes its socket only when its aborted task is
+/// next polled: give it that moment before calling the port taken by someone else.
+pub(crate) async fn bind_when_free<T>(port: u16, bind: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut waited = 0;
+    loop {
+        match bind() {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 && waited < 20 => {
+                waited += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            bound => return bound,
+        }
+    }
+}
+
 /// One listening socket serving sites at many loopback addresses on one port. Dropping it stops
 /// accepting; each site's connections end when its [`SiteHandle`] is dropped.
 pub struct Listener {
@@ -77,20 +93,8 @@ impl Listener {
     /// A listener for a fleet: every loopback address on `port` (0 picks a free port), reachable
     /// from this host only (see the module's documentation).
     pub async fn loopback(port: u16) -> anyhow::Result<Arc<Listener>> {
-        // A listener just dropped (a lab restarted in the same process) closes its socket only
-        // when its aborted task is next polled: give a fixed port that moment before calling it
-        // taken by another lab.
-        let mut waited = 0;
-        loop {
-            match Listener::bind_loopback(port) {
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 && waited < 20 => {
-                    waited += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(bind_error(port, e)),
-                Ok(listener) => return Listener::run(listener),
-            }
-        }
+        let listener = bind_when_free(port, || Listener::bind_loopback(port)).await.map_err(|e| bind_error(port, e))?;
+        Listener::run(listener)
     }
 
     fn bind_loopback(port: u16) -> std::io::Result<TcpListener> {

@@ -254,7 +254,8 @@ impl Gateway {
         }
     }
 
-    /// Whether the gateway holds a client (and with it, maybe, an idle connection).
+    /// Whether [`Gateway::rest`] closed the client and no request has built another since (so no
+    /// connection to the BMC is open).
     pub fn is_resting(&self) -> bool {
         self.client.lock().unwrap_or_else(PoisonError::into_inner).is_none()
     }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
@@ -194,7 +194,15 @@ impl PepSimulator {
         let mut identities = Vec::new();
         for ercs in 0..shared.config.endpoints {
             let bind = binds.get(ercs).copied().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-            let listener = TcpListener::bind(bind).await?;
+            let listener = crate::https::bind_when_free(bind.port(), || {
+                let socket = if bind.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                // As `TcpListener::bind` does: a restarted PEP rebinds over its old connections.
+                #[cfg(unix)]
+                socket.set_reuseaddr(true)?;
+                socket.bind(bind)?;
+                socket.listen(1024)
+            })
+            .await?;
             addrs.push(listener.local_addr()?);
             let tls = if shared.config.https {
                 let identity = TlsIdentity::self_signed(&[&shared.computer(ercs)])?;

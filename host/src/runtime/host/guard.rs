@@ -177,6 +177,10 @@ impl Guard {
         match admitted {
             Admitted::Plain { path, method: Method::Get } => {
                 let Some(target) = &self.target else { return };
+                // Only an object: a derived struct would also read a JSON array by position.
+                if !body.trim_ascii_start().starts_with(b"{") {
+                    return;
+                }
                 let Ok(seen) = serde_json::from_slice::<Seen>(body) else { return };
                 let is_account = seen.odata_type.as_deref().is_some_and(|t| {
                     t.trim_start_matches('#').starts_with("ManagerAccount.") && t.ends_with(".ManagerAccount")
@@ -722,6 +726,7 @@ mod tests {
         assert!(!observe(&format!(r#"{{{account},"UserName":["azsbmc"]}}"#)));
         assert!(!observe(&format!(r#"{{{account},"UserName":"azsbmc","UserName":"azsbmc"}}"#)));
         assert!(!observe(&format!(r#"[{{{account},"UserName":"azsbmc"}}]"#)));
+        assert!(!observe(r##" ["#ManagerAccount.v1_12_0.ManagerAccount","azsbmc","3"]"##));
         assert!(!observe(r##"{"@odata.type":"#ManagerAccount.v1_12_0.Other","UserName":"azsbmc"}"##));
     }
 
